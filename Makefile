@@ -1,0 +1,36 @@
+# Every target sets itself up first, so `make demo` and `make test` work on a fresh clone.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM := .tools/sam/bin/sam
+# sam build (no container) needs python3.12 on PATH: the venv's own comes first.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: setup demo test lint build bench clean
+
+setup:
+	@scripts/setup.sh
+
+demo: setup
+	$(VENV)/bin/mediaguard demo
+
+# The whole suite: ruff, sam validate --lint, ASL parse, unit + functional + contract
+# tests, and a real `sam build` with the package-size check (tests/build).
+test: setup lint
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(SAM) validate --lint --template template.yaml
+	$(PY) -m mediaguard.local.check
+
+build: setup
+	$(SAM) build --template template.yaml --parallel
+
+bench: setup
+	$(PY) bench/pipeline.py
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf .aws-sam .pytest_cache .ruff_cache

@@ -1,0 +1,16 @@
+"""Classify the sanitized image with open_nsfw (ONNX); the session lives for the container."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mediaguard import pipeline
+from mediaguard.adapters.aws import deps
+from mediaguard.models import ClassifyInput
+
+logger = Logger(service="mediaguard")
+
+
+@logger.inject_lambda_context
+@event_parser(model=ClassifyInput)
+def handler(event: ClassifyInput, context: LambdaContext) -> dict:
+    return pipeline.classify(event, deps()).model_dump()

@@ -1,0 +1,16 @@
+"""Record the action; write the blurred derivative when the action is blur."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mediaguard import pipeline
+from mediaguard.adapters.aws import deps
+from mediaguard.models import EnforceInput
+
+logger = Logger(service="mediaguard")
+
+
+@logger.inject_lambda_context
+@event_parser(model=EnforceInput)
+def handler(event: EnforceInput, context: LambdaContext) -> dict:
+    return pipeline.enforce(event, deps()).model_dump()

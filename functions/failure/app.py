@@ -1,0 +1,16 @@
+"""Catch target: record a rejection or failure on the item and in its audit chain."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mediaguard import pipeline
+from mediaguard.adapters.aws import deps
+from mediaguard.models import FailureInput
+
+logger = Logger(service="mediaguard")
+
+
+@logger.inject_lambda_context
+@event_parser(model=FailureInput)
+def handler(event: FailureInput, context: LambdaContext) -> dict:
+    return pipeline.record_failure(event, deps()).model_dump()

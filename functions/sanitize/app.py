@@ -1,0 +1,16 @@
+"""Sanitize + fingerprint: strip metadata, hash, write the sanitized copy; the original stays put."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mediaguard import pipeline
+from mediaguard.adapters.aws import deps
+from mediaguard.models import Upload
+
+logger = Logger(service="mediaguard")
+
+
+@logger.inject_lambda_context
+@event_parser(model=Upload)
+def handler(event: Upload, context: LambdaContext) -> dict:
+    return pipeline.sanitize_and_fingerprint(event, deps()).model_dump()

@@ -1,0 +1,16 @@
+"""Match the PDQ fingerprint against every active bank entry."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mediaguard import pipeline
+from mediaguard.adapters.aws import deps
+from mediaguard.models import SimilarityInput
+
+logger = Logger(service="mediaguard")
+
+
+@logger.inject_lambda_context
+@event_parser(model=SimilarityInput)
+def handler(event: SimilarityInput, context: LambdaContext) -> dict:
+    return pipeline.similarity(event, deps()).model_dump()

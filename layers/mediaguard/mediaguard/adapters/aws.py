@@ -1,0 +1,153 @@
+"""S3, DynamoDB and Step Functions behind the ports the stages use."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import PutError
+
+from ..audit import AuditRecord, next_record
+from ..models import Upload
+from ..ports import BankEntry, Deps
+from ..settings import Settings, get_settings
+from . import tables
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class S3BlobStore:
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def get(self, bucket: str, key: str) -> tuple[bytes, str | None]:
+        response = self.client.get_object(Bucket=bucket, Key=key)
+        return response["Body"].read(), response.get("ContentType")
+
+    def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
+        self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
+
+    def tag(self, bucket: str, key: str, tags: dict[str, str]) -> None:
+        tagset = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+        self.client.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tagset})
+
+
+class DynamoItemStore:
+    def __init__(self, settings: Settings) -> None:
+        tables.bind(settings)
+
+    def claim(self, upload: Upload) -> bool:
+        item = tables.MediaItem(
+            upload.media_id, status="received", upload_bucket=upload.bucket, upload_key=upload.key,
+            received_at=_now(), updated_at=_now(),
+        )
+        try:
+            item.save(
+                condition=tables.MediaItem.media_id.does_not_exist() | (tables.MediaItem.status == "start_failed")
+            )
+            return True
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def release_claim(self, media_id: str) -> None:
+        tables.MediaItem(media_id).update(actions=[tables.MediaItem.status.set("start_failed")])
+
+    def update(self, media_id: str, fields: dict[str, Any]) -> None:
+        actions = [tables.MediaItem.updated_at.set(_now())]
+        for name, value in fields.items():
+            attr = getattr(tables.MediaItem, name)
+            actions.append(attr.remove() if value is None else attr.set(value))
+        tables.MediaItem(media_id).update(actions=actions)
+
+    def get(self, media_id: str) -> dict[str, Any] | None:
+        try:
+            item = tables.MediaItem.get(media_id, consistent_read=True)
+        except tables.MediaItem.DoesNotExist:
+            return None
+        return item.attribute_values
+
+    def bank_entries(self) -> list[BankEntry]:
+        banks = {bank.name: bank for bank in tables.Bank.scan()}
+        entries = []
+        for row in tables.BankEntryItem.scan(tables.BankEntryItem.status == "active"):
+            bank = banks.get(row.bank)
+            if bank is None:
+                continue
+            entries.append(
+                BankEntry(bank=row.bank, kind=bank.kind, ref=row.ref, signal=row.signal, value=row.value,
+                          quality=int(row.quality) if row.quality is not None else None,
+                          threshold=int(bank.pdq_threshold), action=bank.action)
+            )
+        return entries
+
+    def append_audit(self, chain: str, actor: str, event: str, detail: dict) -> AuditRecord:
+        """Append with a conditional write; a concurrent writer makes us re-read and retry."""
+        detail = json.loads(json.dumps(detail, sort_keys=True, default=str))
+        for _ in range(5):
+            last = self._last_audit(chain)
+            record = next_record(chain, last, _now().isoformat(), actor, event, detail)
+            item = tables.AuditItem(
+                chain, record.seq, at=record.at, actor=actor, event=event,
+                detail=json.dumps(detail, sort_keys=True, separators=(",", ":")),
+                prev_hash=record.prev_hash, hash=record.hash,
+            )
+            try:
+                item.save(condition=tables.AuditItem.seq.does_not_exist())
+                return record
+            except PutError as exc:
+                if exc.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+        raise RuntimeError(f"audit chain {chain} is contended")
+
+    def _last_audit(self, chain: str) -> AuditRecord | None:
+        for row in tables.AuditItem.query(chain, scan_index_forward=False, limit=1, consistent_read=True):
+            return audit_record(row)
+        return None
+
+    def audit_chain(self, chain: str) -> list[AuditRecord]:
+        return [audit_record(row) for row in tables.AuditItem.query(chain, consistent_read=True)]
+
+
+def audit_record(row: tables.AuditItem) -> AuditRecord:
+    return AuditRecord(row.chain, int(row.seq), row.at, row.actor, row.event, json.loads(row.detail),
+                       row.prev_hash, row.hash)
+
+
+class StepFunctionsWorkflow:
+    def __init__(self, client: Any, state_machine_arn: str) -> None:
+        self.client = client
+        self.arn = state_machine_arn
+
+    def start(self, name: str, payload: dict) -> str:
+        try:
+            response = self.client.start_execution(stateMachineArn=self.arn, name=name, input=json.dumps(payload))
+        except ClientError as exc:
+            # A Standard workflow refuses a second execution of the same name: already running.
+            if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
+                return name
+            raise
+        return response["executionArn"]
+
+
+@lru_cache(maxsize=1)
+def deps() -> Deps:
+    """Adapters for the current settings, created once per container and reused warm."""
+    settings = get_settings()
+    workflow = None
+    if settings.state_machine_arn:
+        workflow = StepFunctionsWorkflow(boto3.client("stepfunctions", region_name=settings.region),
+                                         settings.state_machine_arn)
+    return Deps(
+        settings=settings,
+        blobs=S3BlobStore(boto3.client("s3", region_name=settings.region)),
+        items=DynamoItemStore(settings),
+        workflow=workflow,
+    )

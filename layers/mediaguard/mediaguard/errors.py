@@ -1,0 +1,58 @@
+"""Typed errors. Their class names are the ``errorType`` Step Functions matches in
+Retry/Catch, so renaming one is a change to ``statemachine/pipeline.asl.json`` too."""
+
+from __future__ import annotations
+
+
+class MediaguardError(Exception):
+    """Base class. ``reason`` is a stable, machine-readable code for the item and the audit trail."""
+
+    reason = "internal_error"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            self.reason = reason
+
+
+class MediaRejectedError(MediaguardError):
+    """The upload itself is unacceptable. Caught by the state machine and recorded as ``rejected``."""
+
+    reason = "rejected"
+
+
+class UnsupportedMediaError(MediaRejectedError):
+    reason = "unsupported_media_type"
+
+
+class ContentTypeMismatchError(MediaRejectedError):
+    reason = "content_type_mismatch"
+
+
+class CorruptMediaError(MediaRejectedError):
+    reason = "corrupt_media"
+
+
+class EmptyMediaError(MediaRejectedError):
+    reason = "empty_file"
+
+
+class DecompressionBombError(MediaRejectedError):
+    reason = "decompression_bomb"
+
+
+class MediaTooLargeError(MediaRejectedError):
+    reason = "too_large"
+
+
+# Names the state machine catches as rejections; kept here so a test can compare
+# them with the ASL file and the two never drift.
+REJECTION_ERRORS: tuple[type[MediaRejectedError], ...] = (
+    MediaRejectedError,
+    UnsupportedMediaError,
+    ContentTypeMismatchError,
+    CorruptMediaError,
+    EmptyMediaError,
+    DecompressionBombError,
+    MediaTooLargeError,
+)

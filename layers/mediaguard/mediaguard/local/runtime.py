@@ -1,0 +1,438 @@
+"""Deploy template.yaml into moto and run the real state machine with in-process handlers.
+
+Usage::
+
+    with LocalCloud.start() as cloud:
+        media_id = cloud.upload(data, "image/jpeg")
+        run = cloud.wait(media_id)
+        run.status, run.states, cloud.item(media_id)
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import threading
+import time
+import traceback
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .template import ACCOUNT_ID, Stack
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
+_FAKE_ZIP = io.BytesIO()
+with zipfile.ZipFile(_FAKE_ZIP, "w") as _zf:
+    _zf.writestr("app.py", "# local mode runs the real handler in-process\n")
+
+
+class LocalRuntimeError(RuntimeError):
+    pass
+
+
+@dataclass
+class LambdaContext:
+    """The attributes Powertools reads from a Lambda context."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = ""
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+@dataclass
+class FunctionSpec:
+    logical_id: str
+    name: str
+    code_dir: Path
+    handler: str
+    memory: int
+    arn: str
+    _module: ModuleType | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def callable(self):
+        with self._lock:
+            if self._module is None:
+                module_name, _, _ = self.handler.rpartition(".")
+                path = self.code_dir / f"{module_name.replace('.', '/')}.py"
+                spec = importlib.util.spec_from_file_location(f"mediaguard_fn_{self.logical_id}", path)
+                if spec is None or spec.loader is None:
+                    raise LocalRuntimeError(f"cannot load handler {self.handler} from {self.code_dir}")
+                module = importlib.util.module_from_spec(spec)
+                spec.loader.exec_module(module)
+                self._module = module
+        return getattr(self._module, self.handler.rpartition(".")[2])
+
+
+@dataclass
+class Invocation:
+    function: str
+    ms: float
+    error: str | None
+    message: str | None = None
+
+
+@dataclass
+class ExecutionRun:
+    name: str
+    status: str
+    states: list[str]
+    output: dict | None
+    ms: float
+    invocations: list[Invocation]
+
+    @property
+    def handler_ms(self) -> float:
+        return sum(i.ms for i in self.invocations)
+
+
+class LocalCloud:
+    """moto in-process, with the template's buckets, tables, functions and state machine."""
+
+    def __init__(self, template: Path = DEFAULT_TEMPLATE, stack_name: str = "mediaguard-local") -> None:
+        self.stack = Stack.from_file(template, name=stack_name)
+        self.functions: dict[str, FunctionSpec] = {}
+        self.invocations: list[Invocation] = []
+        self._inv_lock = threading.Lock()
+        self._mock = None
+        self._original_invoke = None
+        self._saved_env: dict[str, str | None] = {}
+
+    # -- lifecycle -----------------------------------------------------------
+    @classmethod
+    def start(cls, template: Path = DEFAULT_TEMPLATE, **kwargs: Any) -> LocalCloud:
+        cloud = cls(template, **kwargs)
+        cloud._start()
+        return cloud
+
+    def __enter__(self) -> LocalCloud:
+        if self._mock is None:
+            self._start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _start(self) -> None:
+        from moto import mock_aws
+        from moto.awslambda.models import LambdaFunction
+
+        self._set_env(
+            {
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": self.stack.region,
+                "AWS_REGION": self.stack.region,
+                "AWS_PROFILE": None,
+            }
+        )
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        self._original_invoke = LambdaFunction._invoke_lambda
+        cloud = self
+
+        def _invoke_in_process(fn_self: Any, event: Any = None) -> tuple[str, bool, str]:
+            return cloud._invoke(fn_self.function_name, event)
+
+        LambdaFunction._invoke_lambda = _invoke_in_process
+        self._unpatch_s3 = _deliver_s3_events_after_write()
+        try:
+            self._deploy()
+        except Exception:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self._mock is None:
+            return
+        from moto.awslambda.models import LambdaFunction
+
+        LambdaFunction._invoke_lambda = self._original_invoke
+        self._unpatch_s3()
+        self._mock.stop()
+        self._mock = None
+        self._restore_env()
+        _reset_library_caches()
+
+    def _set_env(self, values: dict[str, str | None]) -> None:
+        for key, value in values.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+    def _restore_env(self) -> None:
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+
+    # -- deployment ------------------------------------------------------------
+    def client(self, service: str):
+        import boto3
+
+        return boto3.client(service, region_name=self.stack.region)
+
+    def _deploy(self) -> None:
+        stack = self.stack
+        s3 = self.client("s3")
+        for logical, resource in stack.of_type("AWS::S3::Bucket").items():
+            self._create_bucket(s3, logical, resource.get("Properties", {}))
+        ddb = self.client("dynamodb")
+        for logical, resource in stack.of_type("AWS::DynamoDB::Table").items():
+            props = stack.resolve(resource["Properties"])
+            kwargs = {k: props[k] for k in ("AttributeDefinitions", "KeySchema", "BillingMode") if k in props}
+            for index in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+                if index in props:
+                    kwargs[index] = props[index]
+            ddb.create_table(TableName=stack.physical_name(logical), **kwargs)
+        role = self.client("iam").create_role(
+            RoleName="mediaguard-local",
+            AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
+        )["Role"]["Arn"]
+        self._create_functions(role)
+        self._create_notifications(s3)
+        self._create_state_machines(role)
+
+    def _create_bucket(self, s3: Any, logical: str, props: dict) -> None:
+        bucket = self.stack.physical_name(logical)
+        s3.create_bucket(Bucket=bucket)
+        if "PublicAccessBlockConfiguration" in props:
+            s3.put_public_access_block(
+                Bucket=bucket, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+            )
+        if props.get("VersioningConfiguration", {}).get("Status") == "Enabled":
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+
+    def _create_functions(self, role: str) -> None:
+        stack = self.stack
+        lam = self.client("lambda")
+        env: dict[str, str] = {}
+        for logical in stack.of_type("AWS::Serverless::Function"):
+            props = stack.resolve(stack.function_properties(logical))
+            name = stack.physical_name(logical)
+            variables = {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
+            for key, value in variables.items():
+                # Handlers share this process, so they share os.environ: refuse a template
+                # in which two functions need different values for one variable.
+                if env.get(key, value) != value:
+                    raise LocalRuntimeError(f"functions disagree on {key}; local mode needs one value")
+                env[key] = value
+            lam.create_function(
+                FunctionName=name,
+                Runtime=props.get("Runtime", "python3.12"),
+                Role=role,
+                Handler=props["Handler"],
+                Code={"ZipFile": _FAKE_ZIP.getvalue()},
+                Timeout=int(props.get("Timeout", 3)),
+                MemorySize=int(props.get("MemorySize", 128)),
+                Environment={"Variables": variables},
+            )
+            self.functions[name] = FunctionSpec(
+                logical_id=logical,
+                name=name,
+                code_dir=(stack.root / props["CodeUri"]).resolve(),
+                handler=props["Handler"],
+                memory=int(props.get("MemorySize", 128)),
+                arn=stack.get_att(logical, "Arn"),
+            )
+        self._set_env(env)
+        _reset_library_caches()
+
+    def _create_notifications(self, s3: Any) -> None:
+        by_bucket: dict[str, list[dict]] = {}
+        for logical, resource in self.stack.of_type("AWS::Serverless::Function").items():
+            for event in resource.get("Properties", {}).get("Events", {}).values():
+                if event.get("Type") != "S3":
+                    continue
+                props = self.stack.resolve(event["Properties"])
+                events = props["Events"] if isinstance(props["Events"], list) else [props["Events"]]
+                config = {"LambdaFunctionArn": self.stack.get_att(logical, "Arn"), "Events": events}
+                if "Filter" in props:
+                    config["Filter"] = {"Key": {"FilterRules": props["Filter"]["S3Key"]["Rules"]}}
+                by_bucket.setdefault(props["Bucket"], []).append(config)
+        for bucket, configs in by_bucket.items():
+            s3.put_bucket_notification_configuration(
+                Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": configs}
+            )
+
+    def _create_state_machines(self, role: str) -> None:
+        from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+        sfn = self.client("stepfunctions")
+        for logical, resource in self.stack.of_type("AWS::Serverless::StateMachine").items():
+            props = resource["Properties"]
+            definition = (self.stack.root / props["DefinitionUri"]).read_text()
+            substitutions = self.stack.resolve(props.get("DefinitionSubstitutions", {}))
+            for key, value in substitutions.items():
+                definition = definition.replace("${" + key + "}", str(value))
+            # The same parser that will run it: a malformed ASL file fails here, loudly.
+            AmazonStateLanguageParser.parse(definition)
+            sfn.create_state_machine(
+                name=self.stack.physical_name(logical),
+                definition=definition,
+                roleArn=role,
+                type=props.get("Type", "STANDARD"),
+            )
+
+    # -- invocation ------------------------------------------------------------
+    def _invoke(self, function_name: str, event: Any) -> tuple[str, bool, str]:
+        spec = self.functions.get(function_name)
+        if spec is None:
+            return json.dumps({"errorType": "ResourceNotFound", "errorMessage": function_name}), True, ""
+        if isinstance(event, str | bytes):
+            event = json.loads(event or "{}")
+        context = LambdaContext(function_name=spec.name, memory_limit_in_mb=spec.memory,
+                                invoked_function_arn=spec.arn)
+        t0 = time.perf_counter()
+        error = message = None
+        try:
+            result = spec.callable()(event, context)
+            payload, errored = json.dumps(result), False
+        except Exception as exc:  # noqa: BLE001 - mirrors the Lambda runtime's error envelope
+            error, message = type(exc).__name__, str(exc)
+            payload = json.dumps(
+                {"errorType": error, "errorMessage": str(exc),
+                 "stackTrace": traceback.format_exception(exc)[-3:]}
+            )
+            errored = True
+        with self._inv_lock:
+            self.invocations.append(Invocation(spec.logical_id, (time.perf_counter() - t0) * 1000, error, message))
+        return payload, errored, ""
+
+    # -- using it --------------------------------------------------------------
+    def output(self, logical: str) -> str:
+        return self.stack.ref(logical)
+
+    @property
+    def upload_bucket(self) -> str:
+        return self.stack.ref("UploadBucket")
+
+    @property
+    def state_machine_arn(self) -> str:
+        return self.stack.ref("PipelineStateMachine")
+
+    def upload(self, data: bytes, content_type: str, media_id: str | None = None) -> str:
+        """Put an upload where a presigned POST would, which fires the S3 notification."""
+        from ..pipeline import upload_key
+
+        media_id = media_id or uuid.uuid4().hex
+        self.client("s3").put_object(
+            Bucket=self.upload_bucket, Key=upload_key(media_id), Body=data, ContentType=content_type
+        )
+        return media_id
+
+    def wait(self, media_id: str, timeout: float = 300.0) -> ExecutionRun:
+        """Wait for the execution named after ``media_id`` and read its history."""
+        sfn = self.client("stepfunctions")
+        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{media_id}"
+        t0 = time.perf_counter()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                described = sfn.describe_execution(executionArn=arn)
+            except sfn.exceptions.ExecutionDoesNotExist as exc:
+                failed = [f"{i.function}: {i.error}: {i.message}" for i in self.invocations if i.error]
+                raise LocalRuntimeError(f"no execution was started for {media_id}; {failed}") from exc
+            if described["status"] != "RUNNING":
+                break
+            if time.monotonic() > deadline:
+                raise LocalRuntimeError(f"execution {media_id} still running after {timeout}s")
+            time.sleep(0.01)
+        history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        states = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+        start, stop = described["startDate"], described.get("stopDate") or described["startDate"]
+        output = json.loads(described["output"]) if described.get("output") else None
+        with self._inv_lock:
+            invocations = list(self.invocations)
+        return ExecutionRun(media_id, described["status"], states, output,
+                            max((stop - start).total_seconds() * 1000, (time.perf_counter() - t0) * 1000),
+                            invocations)
+
+    def item(self, media_id: str) -> dict | None:
+        from ..adapters.aws import deps
+
+        return deps().items.get(media_id)
+
+    def deps(self):
+        from ..adapters.aws import deps
+
+        return deps()
+
+
+def _deliver_s3_events_after_write():
+    """Deliver S3 notifications once the request that caused them has finished.
+
+    moto sends ObjectCreated from inside put_object, before the response layer has
+    stored the object's Content-Type and metadata; real S3 notifies after the write.
+    Returns the function that undoes the patch.
+    """
+    from moto.s3 import models as s3_models
+    from moto.s3.responses import S3Response
+
+    original_send = s3_models.notifications.send_event
+    original_methods = {name: getattr(S3Response, name) for name in ("key_response", "bucket_response")}
+    local = threading.local()
+
+    def send_event(*args: Any, **kwargs: Any) -> None:
+        pending = getattr(local, "pending", None)
+        if pending is None:
+            original_send(*args, **kwargs)
+        else:
+            pending.append((args, kwargs))
+
+    def deferring(method):
+        def wrapper(self: Any, *args: Any, **kwargs: Any):
+            outer = getattr(local, "pending", None)
+            local.pending = []
+            try:
+                response = method(self, *args, **kwargs)
+            finally:
+                captured, local.pending = local.pending, outer
+            for event_args, event_kwargs in captured:
+                send_event(*event_args, **event_kwargs)
+            return response
+
+        return wrapper
+
+    s3_models.notifications.send_event = send_event
+    for name, method in original_methods.items():
+        setattr(S3Response, name, deferring(method))
+
+    def undo() -> None:
+        s3_models.notifications.send_event = original_send
+        for name, method in original_methods.items():
+            setattr(S3Response, name, method)
+
+    return undo
+
+
+def _reset_library_caches() -> None:
+    """Settings and adapters are cached per process (per warm container on AWS); a new
+    local stack must not see the previous one's names."""
+    from ..adapters import aws
+    from ..settings import get_settings
+
+    get_settings.cache_clear()
+    aws.deps.cache_clear()
+
+
+__all__ = ["ACCOUNT_ID", "ExecutionRun", "LocalCloud", "LocalRuntimeError"]
