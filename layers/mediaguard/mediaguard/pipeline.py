@@ -15,8 +15,8 @@ from aws_lambda_powertools import Logger
 from PIL import ImageFilter
 
 from . import errors
-from .fingerprint import fingerprint
-from .media import check_declared, check_size, load_rgb, open_image, sniff
+from .ingest import prepare
+from .media import load_rgb, open_image
 from .models import (
     ClassifyInput,
     ClassifyResult,
@@ -24,7 +24,6 @@ from .models import (
     EnforceResult,
     FailureInput,
     FailureResult,
-    Fingerprints,
     Match,
     SanitizeResult,
     ScoreInput,
@@ -34,7 +33,6 @@ from .models import (
     Upload,
 )
 from .ports import Deps
-from .sanitize import sanitize
 from .scoring import load_policy, score
 
 logger = Logger(service="mediaguard", child=True)
@@ -91,14 +89,13 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
     t0 = time.perf_counter()
     settings = deps.settings
     data, declared = deps.blobs.get(upload.bucket, upload.key)
-    sha256 = hashlib.sha256(data).hexdigest()
-    deps.items.update(upload.media_id, {"sha256": sha256, "size": len(data), "content_type": declared})
-    check_size(data, settings.max_image_bytes)
-    kind = sniff(data)
-    check_declared(kind, declared)
-    clean = sanitize(data, kind, max_pixels=settings.max_pixels)
-    rgb = load_rgb(open_image(clean.data, settings.max_pixels), min_side=512)
-    fps = fingerprint(rgb)
+    # Recorded before any check, so a rejected upload still carries its evidence hash.
+    deps.items.update(
+        upload.media_id,
+        {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "content_type": declared},
+    )
+    prepared = prepare(data, declared, settings)
+    kind, clean, fps = prepared.kind, prepared.sanitized, prepared.fingerprints
     key = f"media/{upload.media_id}/sanitized.{kind.extension}"
     deps.blobs.put(_require(settings.media_bucket, "MEDIA_BUCKET"), key, clean.data, kind.content_type)
     result = SanitizeResult(
@@ -111,7 +108,7 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
         metadata_removed=clean.removed,
         width=clean.width,
         height=clean.height,
-        fingerprints=Fingerprints(sha256=sha256, **fps),
+        fingerprints=fps,
     )
     deps.items.update(
         upload.media_id,
@@ -121,21 +118,21 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
             "sanitized_key": key,
             "sanitized_sha256": clean.sha256,
             "metadata_removed": clean.removed,
-            "pdq": result.fingerprints.pdq,
-            "pdq_quality": result.fingerprints.pdq_quality,
-            "phash": result.fingerprints.phash,
-            "dhash": result.fingerprints.dhash,
+            "pdq": fps.pdq,
+            "pdq_quality": fps.pdq_quality,
+            "phash": fps.phash,
+            "dhash": fps.dhash,
         },
     )
     deps.items.append_audit(
         upload.media_id,
         "system:sanitize",
         "sanitized",
-        {"sha256": sha256, "sanitized_sha256": clean.sha256, "removed": clean.removed, "pdq": result.fingerprints.pdq},
+        {"sha256": fps.sha256, "sanitized_sha256": clean.sha256, "removed": clean.removed, "pdq": fps.pdq},
     )
     logger.info(
         "sanitized",
-        extra={"media_id": upload.media_id, "sha256": sha256, "pdq_quality": result.fingerprints.pdq_quality,
+        extra={"media_id": upload.media_id, "sha256": fps.sha256, "pdq_quality": fps.pdq_quality,
                "ms": round((time.perf_counter() - t0) * 1000, 1)},
     )
     return result
@@ -260,5 +257,6 @@ def record_failure(request: FailureInput, deps: Deps) -> FailureResult:
     deps.items.append_audit(
         request.media_id, "system:catch", status, {"error_type": error_type, "reason": reason}
     )
-    logger.warning(status, extra={"media_id": request.media_id, "error_type": error_type, "reason": reason})
+    log = logger.info if rejected else logger.warning  # a rejection is an expected outcome
+    log(status, extra={"media_id": request.media_id, "error_type": error_type, "reason": reason})
     return FailureResult(status=status, error_type=error_type, reason=reason)

@@ -121,6 +121,23 @@ def audit_record(row: tables.AuditItem) -> AuditRecord:
                        row.prev_hash, row.hash)
 
 
+class DynamoBanks:
+    """Bank administration over the banks and bank-entries tables."""
+
+    def __init__(self, settings: Settings) -> None:
+        tables.bind(settings)
+
+    def create(self, name: str, kind: str, action: str | None = None, pdq_threshold: int = 31) -> None:
+        tables.Bank(name, kind=kind, action=action, pdq_threshold=pdq_threshold, created_at=_now()).save()
+
+    def add(self, bank: str, entries: list) -> int:
+        with tables.BankEntryItem.batch_write() as batch:
+            for entry in entries:
+                batch.save(tables.BankEntryItem(bank, entry.ref, signal=entry.signal, value=entry.value,
+                                                quality=entry.quality, added_at=_now()))
+        return len(entries)
+
+
 class StepFunctionsWorkflow:
     def __init__(self, client: Any, state_machine_arn: str) -> None:
         self.client = client

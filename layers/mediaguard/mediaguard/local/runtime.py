@@ -24,6 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .check import check_transitions, render
 from .template import ACCOUNT_ID, Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -103,8 +104,13 @@ class ExecutionRun:
 class LocalCloud:
     """moto in-process, with the template's buckets, tables, functions and state machine."""
 
-    def __init__(self, template: Path = DEFAULT_TEMPLATE, stack_name: str = "mediaguard-local") -> None:
+    def __init__(self, template: Path = DEFAULT_TEMPLATE, stack_name: str = "mediaguard-local",
+                 parameters: dict[str, str] | None = None) -> None:
         self.stack = Stack.from_file(template, name=stack_name)
+        unknown = set(parameters or {}) - set(self.stack.parameters)
+        if unknown:
+            raise LocalRuntimeError(f"template has no parameters {sorted(unknown)}")
+        self.stack.parameters.update(parameters or {})
         self.functions: dict[str, FunctionSpec] = {}
         self.invocations: list[Invocation] = []
         self._inv_lock = threading.Lock()
@@ -127,9 +133,15 @@ class LocalCloud:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    _active: LocalCloud | None = None  # moto's state is process-wide: one local stack at a time
+
     def _start(self) -> None:
         from moto import mock_aws
         from moto.awslambda.models import LambdaFunction
+
+        if LocalCloud._active is not None:
+            raise LocalRuntimeError("another LocalCloud is running in this process; stop it first")
+        LocalCloud._active = self
 
         self._set_env(
             {
@@ -166,6 +178,7 @@ class LocalCloud:
         self._unpatch_s3()
         self._mock.stop()
         self._mock = None
+        LocalCloud._active = None
         self._restore_env()
         _reset_library_caches()
 
@@ -280,12 +293,13 @@ class LocalCloud:
         sfn = self.client("stepfunctions")
         for logical, resource in self.stack.of_type("AWS::Serverless::StateMachine").items():
             props = resource["Properties"]
-            definition = (self.stack.root / props["DefinitionUri"]).read_text()
-            substitutions = self.stack.resolve(props.get("DefinitionSubstitutions", {}))
-            for key, value in substitutions.items():
-                definition = definition.replace("${" + key + "}", str(value))
-            # The same parser that will run it: a malformed ASL file fails here, loudly.
+            definition = render(self.stack, logical)
+            # The same parser that will run it, plus the transition check it lacks:
+            # a malformed ASL file fails here, loudly, not halfway through a run.
             AmazonStateLanguageParser.parse(definition)
+            problems = check_transitions(json.loads(definition))
+            if problems:
+                raise LocalRuntimeError(f"{logical}: {'; '.join(problems)}")
             sfn.create_state_machine(
                 name=self.stack.physical_name(logical),
                 definition=definition,

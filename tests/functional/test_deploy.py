@@ -1,0 +1,73 @@
+"""Tests that deploy their own local stack (moto's state is process-wide, so these
+never run beside the shared module stack)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mediaguard.adapters.aws import DynamoBanks
+from mediaguard.banks import NewEntry
+from mediaguard.local.runtime import LocalCloud, LocalRuntimeError
+from tests.conftest import REPO, jpeg_bytes, photo
+
+
+def test_unexpected_error_ends_failed_without_leaking_internals():
+    # GIVEN a bank entry that is not a valid hash (corrupted storage, not bad media)
+    with LocalCloud(parameters={"LogLevel": "ERROR"}) as cloud:
+        banks = DynamoBanks(cloud.deps().settings)
+        banks.create("broken", "flag")
+        banks.add("broken", [NewEntry(ref="bad", signal="pdq", value="zz-not-hex", quality=100)])
+        # WHEN a good image is scanned
+        media_id = cloud.upload(jpeg_bytes(photo("chelsea")), "image/jpeg")
+        run = cloud.wait(media_id)
+        item = cloud.item(media_id)
+    # THEN the run ends in the Fail state after recording the failure
+    assert run.status == "FAILED"
+    assert run.states[-2:] == ["RecordFailure", "Failed"]
+    assert (item["status"], item["error_type"], item["error_reason"]) == ("failed", "ValueError", "internal_error")
+    assert "zz-not-hex" not in item["error_message"]
+
+
+def _stack_copy(tmp_path: Path) -> Path:
+    for name in ("template.yaml", "statemachine", "functions"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    return tmp_path / "template.yaml"
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        lambda asl: asl.replace('"Type": "Succeed"', '"Type": "Succeeed"', 1),
+        lambda asl: asl.replace('"Next": "Score"', '"Next": "Scoring"'),
+        lambda asl: asl.replace('"${ScoreFunctionArn}"', '"${ScorerFunctionArn}"'),
+        lambda asl: asl[: len(asl) // 2],
+    ],
+    ids=["unknown-type", "dangling-next", "unresolved-substitution", "truncated-json"],
+)
+def test_malformed_state_machine_fails_deployment(tmp_path, breakage):
+    # GIVEN a copy of the stack whose ASL file is broken
+    template = _stack_copy(tmp_path)
+    asl = tmp_path / "statemachine" / "pipeline.asl.json"
+    asl.write_text(breakage(asl.read_text()))
+    # WHEN local mode deploys it THEN it refuses, loudly
+    with pytest.raises(Exception) as excinfo:
+        LocalCloud.start(template).stop()
+    assert excinfo.type.__name__ in ("LocalRuntimeError", "AslError", "ASLParserException", "JSONDecodeError",
+                                     "ClientError", "InvalidDefinition")
+
+
+def test_template_parameter_overrides_are_checked():
+    with pytest.raises(LocalRuntimeError):
+        LocalCloud(parameters={"NoSuchParameter": "x"})
+
+
+
+
+def test_only_one_local_stack_runs_at_a_time():
+    with LocalCloud(parameters={"LogLevel": "ERROR"}):
+        with pytest.raises(LocalRuntimeError):
+            LocalCloud.start()

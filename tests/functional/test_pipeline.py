@@ -1,0 +1,151 @@
+"""The whole state machine through the local runtime: happy path, bank match, Catch paths."""
+
+from __future__ import annotations
+
+import io
+import json
+import pytest
+from PIL import Image
+
+from mediaguard.adapters.aws import DynamoBanks
+from mediaguard.audit import verify
+from mediaguard.banks import NewEntry
+from tests.conftest import jpeg_bytes, load_event, photo
+
+
+def test_still_image_runs_every_stage_and_keeps_the_original(cloud, astronaut_jpeg):
+    # GIVEN a JPEG carrying GPS EXIF and a comment
+    # WHEN it lands in the upload bucket
+    media_id = cloud.upload(astronaut_jpeg, "image/jpeg")
+    run = cloud.wait(media_id)
+
+    # THEN the execution visits every stage, Classify and Similarity side by side
+    assert run.status == "SUCCEEDED"
+    assert run.states[:2] == ["Sanitize", "Analyse"]
+    assert sorted(run.states[2:4]) == ["Classify", "Similarity"]
+    assert run.states[4:] == ["Score", "Enforce", "Done"]
+    item = cloud.item(media_id)
+    assert item["status"] == "done"
+    assert item["action"] == "allow"
+    assert 0.0 <= item["risk"] < 0.3
+    assert item["model_id"] == "yahoo-open_nsfw-resnet50-1by2"
+    assert len(item["pdq"]) == 64 and item["pdq_quality"] >= 50
+    assert {"exif", "comment"} <= set(item["metadata_removed"])
+    # AND the sanitized copy has no EXIF while the original is kept byte for byte
+    s3 = cloud.client("s3")
+    sanitized = s3.get_object(Bucket=cloud.output("MediaBucket"), Key=item["sanitized_key"])["Body"].read()
+    assert b"Exif" not in sanitized and b"home" not in sanitized
+    original = s3.get_object(Bucket=cloud.upload_bucket, Key=f"uploads/{media_id}")["Body"].read()
+    assert original == astronaut_jpeg
+    # AND the item's audit chain records each decision and verifies
+    chain = cloud.deps().items.audit_chain(media_id)
+    assert [r.event for r in chain] == ["received", "sanitized", "scored", "enforced"]
+    assert verify(chain) == []
+
+
+def test_reupload_of_a_banked_image_is_removed_with_the_match_explained(cloud):
+    # GIVEN a block bank holding the PDQ of a victim-submitted photo
+    settings = cloud.deps().settings
+    banks = DynamoBanks(settings)
+    banks.create("victims", "block")
+    original = jpeg_bytes(photo("coffee"))
+    banked = cloud.wait(cloud.upload(original, "image/jpeg"))
+    pdq = cloud.item(banked.name)["pdq"]
+    banks.add("victims", [NewEntry(ref="victim-1", signal="pdq", value=pdq, quality=100)])
+
+    # WHEN a smaller, re-compressed copy is uploaded
+    copy = jpeg_bytes(photo("coffee").resize((300, 200)), quality=60)
+    media_id = cloud.upload(copy, "image/jpeg")
+    cloud.wait(media_id)
+
+    # THEN it is removed, and the match and the override explain why
+    item = cloud.item(media_id)
+    assert item["action"] == "remove"
+    assert item["override"] == "bank.block match => remove"
+    assert item["matches"][0]["bank"] == "victims" and item["matches"][0]["distance"] <= 31
+    assert "served_key" not in item  # nothing is served
+    assert any(s["name"] == "bank.block" for s in item["signals"])
+
+
+@pytest.mark.parametrize(
+    ("data", "declared", "reason"),
+    [
+        (b"", "image/jpeg", "empty_file"),
+        (b"%PDF-1.7 not an image", "application/pdf", "unsupported_media_type"),
+        ("truncated", "image/jpeg", "corrupt_media"),
+        ("png-as-jpeg", "image/jpeg", "content_type_mismatch"),
+    ],
+)
+def test_bad_input_ends_rejected_with_a_reason_and_the_original_kept(cloud, data, declared, reason):
+    # GIVEN a hostile or broken upload
+    if data == "truncated":
+        full = jpeg_bytes(photo("rocket"))
+        data = full[: len(full) // 2]
+    elif data == "png-as-jpeg":
+        buf = io.BytesIO()
+        photo("rocket").save(buf, "PNG")
+        data = buf.getvalue()
+    # WHEN it runs through the pipeline
+    media_id = cloud.upload(data, declared)
+    run = cloud.wait(media_id)
+    # THEN the Catch routes it to Rejected: a result, not a crash
+    assert run.status == "SUCCEEDED"
+    assert run.states == ["Sanitize", "RecordRejection", "Rejected"]
+    item = cloud.item(media_id)
+    assert (item["status"], item["error_reason"]) == ("rejected", reason)
+    # AND the original is kept, tagged restricted, and the audit trail says why
+    s3 = cloud.client("s3")
+    key = f"uploads/{media_id}"
+    assert s3.get_object(Bucket=cloud.upload_bucket, Key=key)["Body"].read() == data
+    tags = {t["Key"]: t["Value"] for t in s3.get_object_tagging(Bucket=cloud.upload_bucket, Key=key)["TagSet"]}
+    assert tags == {"mediaguard-state": "rejected", "mediaguard-reason": reason}
+    chain = cloud.deps().items.audit_chain(media_id)
+    assert chain[-1].event == "rejected" and chain[-1].detail["reason"] == reason
+
+
+def test_duplicate_s3_event_does_not_start_a_second_run(cloud):
+    # GIVEN an upload whose pipeline already ran
+    media_id = cloud.upload(jpeg_bytes(photo("rocket")), "image/jpeg")
+    cloud.wait(media_id)
+    # WHEN S3 delivers the same ObjectCreated event again (at-least-once delivery)
+    event = load_event("start")
+    event["Records"][0]["s3"]["bucket"]["name"] = cloud.upload_bucket
+    event["Records"][0]["s3"]["object"]["key"] = f"uploads/{media_id}"
+    response = cloud.client("lambda").invoke(FunctionName=f"{cloud.stack.name}-StartFunction",
+                                             Payload=json.dumps(event))
+    # THEN the start function reports a duplicate and only one execution exists
+    assert json.loads(response["Payload"].read())["results"] == [{"media_id": media_id, "started": False}]
+    executions = cloud.client("stepfunctions").list_executions(stateMachineArn=cloud.state_machine_arn)["executions"]
+    assert [e["name"] for e in executions].count(media_id) == 1
+
+
+def test_state_machine_is_express_with_substituted_function_arns(cloud):
+    sfn = cloud.client("stepfunctions")
+    described = sfn.describe_state_machine(stateMachineArn=cloud.state_machine_arn)
+    assert described["type"] == "EXPRESS"
+    definition = json.loads(described["definition"])
+    assert definition["States"]["Sanitize"]["Resource"].endswith(":function:mediaguard-local-SanitizeFunction")
+    assert "${" not in described["definition"]
+
+
+def test_blurred_derivative_is_written_for_blur(cloud):
+    # GIVEN the enforce sample event (action blur) and a sanitized image at its key
+    event = load_event("enforce")
+    img = photo("astronaut")
+    cloud.client("s3").put_object(Bucket=cloud.output("MediaBucket"), Key=event["sanitized_key"],
+                                  Body=jpeg_bytes(img), ContentType="image/jpeg")
+    # WHEN the enforce function runs
+    response = cloud.client("lambda").invoke(FunctionName=f"{cloud.stack.name}-EnforceFunction",
+                                             Payload=json.dumps(event))
+    result = json.loads(response["Payload"].read())
+    # THEN the served copy is a blurred derivative: far less detail than the original
+    assert result["action"] == "blur" and result["served_key"] == result["derivative_key"]
+    blurred = cloud.client("s3").get_object(Bucket=cloud.output("MediaBucket"), Key=result["derivative_key"])
+    blurred_img = Image.open(io.BytesIO(blurred["Body"].read())).convert("L")
+    import numpy as np
+
+    def detail(im):
+        a = np.asarray(im.resize((256, 256)), dtype=float)
+        return np.abs(np.diff(a, axis=1)).mean()
+
+    assert detail(blurred_img) < detail(img.convert("L")) / 3
