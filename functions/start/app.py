@@ -5,6 +5,7 @@ from urllib.parse import unquote_plus
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from mediaguard import pipeline
 from mediaguard.adapters.aws import deps
 from mediaguard.models import Upload

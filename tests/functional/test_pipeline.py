@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+
 import pytest
 from PIL import Image
 

@@ -1,0 +1,222 @@
+"""Contracts between template.yaml, the state machine, the pynamodb models and the packaging."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from mediaguard.adapters import tables
+from mediaguard.errors import REJECTION_ERRORS
+from mediaguard.local.template import load_template
+from tests.conftest import REPO
+
+TEMPLATE = load_template(REPO / "template.yaml")
+RESOURCES = TEMPLATE["Resources"]
+ASL = json.loads((REPO / "statemachine" / "pipeline.asl.json").read_text())
+
+
+def _table_for(model) -> dict:
+    settings_field = next(f for f, m in tables.MODELS.items() if m is model)
+    logical = {"media_table": "MediaTable", "banks_table": "BanksTable",
+               "bank_entries_table": "BankEntriesTable", "audit_table": "AuditTable"}[settings_field]
+    return RESOURCES[logical]["Properties"]
+
+
+@pytest.mark.parametrize("model", list(tables.MODELS.values()), ids=lambda m: m.__name__)
+def test_template_tables_equal_the_pynamodb_models(model):
+    schema = model._get_schema()
+    props = _table_for(model)
+    assert sorted(props["KeySchema"], key=lambda k: k["KeyType"]) == sorted(
+        [{"AttributeName": k["AttributeName"], "KeyType": k["KeyType"]} for k in schema["key_schema"]],
+        key=lambda k: k["KeyType"])
+    assert sorted(props["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == sorted(
+        schema["attribute_definitions"], key=lambda a: a["AttributeName"])
+    assert props["BillingMode"] == model.Meta.billing_mode
+    assert not schema["global_secondary_indexes"] and "GlobalSecondaryIndexes" not in props
+    assert not schema["local_secondary_indexes"] and "LocalSecondaryIndexes" not in props
+
+
+def test_every_table_in_the_template_has_a_model():
+    declared = {k for k, v in RESOURCES.items() if v["Type"] == "AWS::DynamoDB::Table"}
+    assert declared == {"MediaTable", "BanksTable", "BankEntriesTable", "AuditTable"}
+    assert len(tables.MODELS) == len(declared)
+
+
+def test_state_machine_catches_exactly_the_typed_rejections():
+    names = {cls.__name__ for cls in REJECTION_ERRORS}
+    for state_name, state in ASL["States"].items():
+        for catch in state.get("Catch", []):
+            if catch["Next"] == "RecordRejection":
+                assert set(catch["ErrorEquals"]) == names, state_name
+
+
+def test_every_task_can_fail_into_a_terminal_state():
+    for name, state in ASL["States"].items():
+        if state["Type"] in ("Task", "Parallel") and not name.startswith("Record"):
+            targets = {c["Next"] for c in state["Catch"]}
+            assert targets == {"RecordRejection", "RecordFailure"}, name
+            assert state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], name
+
+
+def test_definition_substitutions_cover_every_placeholder():
+    machine = RESOURCES["PipelineStateMachine"]["Properties"]
+    placeholders = set(re.findall(r"\$\{(\w+)\}", (REPO / machine["DefinitionUri"]).read_text()))
+    assert placeholders == set(machine["DefinitionSubstitutions"])
+    assert machine["Type"] == "EXPRESS"
+
+
+def test_each_function_has_a_handler_and_a_sample_event():
+    functions = {k: v for k, v in RESOURCES.items() if v["Type"] == "AWS::Serverless::Function"}
+    assert functions
+    for logical, resource in functions.items():
+        code = REPO / resource["Properties"]["CodeUri"]
+        assert "def handler(" in (code / "app.py").read_text(), logical
+        assert (REPO / "events" / f"{code.name}.json").is_file(), f"events/{code.name}.json missing"
+    folders = {p.name for p in (REPO / "functions").iterdir() if p.is_dir() and (p / "app.py").exists()}
+    assert folders == {Path(r["Properties"]["CodeUri"]).name for r in functions.values()}
+
+
+def test_handlers_do_not_touch_boto3_directly():
+    for app in (REPO / "functions").glob("*/app.py"):
+        assert "boto3" not in app.read_text(), app
+        assert len(app.read_text().splitlines()) <= 40, f"{app} is not thin"
+
+
+def test_domain_core_does_not_import_boto3():
+    core = REPO / "layers" / "mediaguard" / "mediaguard"
+    for module in core.glob("*.py"):
+        assert not re.search(r"^\s*(import|from) boto", module.read_text(), re.M), module
+
+
+def _names(lines: list[str]) -> set[str]:
+    names = set()
+    for line in lines:
+        line = line.split("#")[0].strip()
+        if line:
+            names.add(re.split(r"[<>=!~\[ ]", line, maxsplit=1)[0].lower().replace("_", "-"))
+    return names
+
+
+def test_layer_requirements_are_project_dependencies():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    declared = _names(project["dependencies"])
+    for req in (REPO / "layers").glob("*/requirements.txt"):
+        extra = _names(req.read_text().splitlines()) - declared - {"flatbuffers", "protobuf", "packaging"}
+        assert not extra, f"{req} needs {extra} that pyproject.toml does not install locally"
+
+
+def test_function_policies_are_least_privilege():
+    for logical, resource in RESOURCES.items():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        statements = [s for p in resource["Properties"]["Policies"] for s in p.get("Statement", [])]
+        assert statements, f"{logical} has no explicit policy"
+        for statement in statements:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            assert all("*" not in a for a in actions), (logical, actions)
+            assert statement["Resource"] != "*", logical
+
+
+def test_upload_bucket_is_private_encrypted_tls_only_with_lifecycle():
+    props = RESOURCES["UploadBucket"]["Properties"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert props["LifecycleConfiguration"]["Rules"]
+    policy = RESOURCES["UploadBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert policy["Effect"] == "Deny" and policy["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+
+
+# --- dependency cycles after the SAM transform ---------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _region(monkeypatch):
+    # samtranslator asks boto3 for a region to build ARNs; no AWS call is made.
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+class _NoManagedPolicies:
+    def load(self):
+        return {}
+
+
+def _translated(template: dict) -> dict:
+    from samtranslator.translator.transform import transform
+
+    template = copy.deepcopy(template)
+    # As `sam package` would: local code paths become S3 locations before the transform.
+    for resource in template["Resources"].values():
+        for key in ("CodeUri", "ContentUri", "DefinitionUri"):
+            if key in resource.get("Properties", {}):
+                resource["Properties"][key] = f"s3://artifacts/{resource['Properties'][key].strip('/')}"
+    # The transform resolves pseudo-parameters, so it needs a region; any will do.
+    return transform(template, {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012",
+                                               "AWS::Partition": "aws"}, _NoManagedPolicies())
+
+
+def _references(node, found: set[str]) -> set[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0] if isinstance(value, list) else value.split(".")[0])
+            elif key == "Fn::Sub":
+                text = value if isinstance(value, str) else value[0]
+                found.update(m.split(".")[0] for m in re.findall(r"\$\{([^}!]+)\}", text))
+            _references(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _references(value, found)
+    return found
+
+
+def find_cycle(template: dict) -> list[str] | None:
+    resources = template["Resources"]
+    graph = {}
+    for name, resource in resources.items():
+        deps = _references(resource, set())
+        depends_on = resource.get("DependsOn", [])
+        deps.update([depends_on] if isinstance(depends_on, str) else depends_on)
+        graph[name] = {d for d in deps if d in resources and d != name}
+    visiting, done = [], set()
+
+    def visit(node):
+        if node in done:
+            return None
+        if node in visiting:
+            return visiting[visiting.index(node):] + [node]
+        visiting.append(node)
+        for dep in graph[node]:
+            cycle = visit(dep)
+            if cycle:
+                return cycle
+        visiting.pop()
+        done.add(node)
+        return None
+
+    for node in graph:
+        cycle = visit(node)
+        if cycle:
+            return cycle
+    return None
+
+
+def test_translated_template_has_no_dependency_cycle():
+    # sam validate --lint and cfn-lint both miss cycles that the SAM S3 event creates.
+    assert find_cycle(_translated(TEMPLATE)) is None
+
+
+def test_cycle_check_catches_a_ref_to_the_notifying_bucket():
+    # GIVEN the sanitize policy referring to the upload bucket by Ref, as is tempting
+    broken = copy.deepcopy(TEMPLATE)
+    statement = broken["Resources"]["SanitizeFunction"]["Properties"]["Policies"][0]["Statement"][0]
+    statement["Resource"] = {"Fn::Sub": "${UploadBucket.Arn}/uploads/*"}
+    # THEN the check finds bucket -> start -> state machine -> sanitize -> bucket
+    cycle = find_cycle(_translated(broken))
+    assert cycle and "UploadBucket" in cycle and "SanitizeFunction" in " ".join(cycle)
