@@ -29,8 +29,8 @@ build: setup
 	$(SAM) build --template template.yaml --parallel
 
 bench: setup
-	$(PY) bench/pipeline.py
-	$(PY) bench/ingest.py
+	$(PY) -m bench.pipeline
+	$(PY) -m bench.ingest
 
 clean:
 	rm -rf .aws-sam .pytest_cache .ruff_cache

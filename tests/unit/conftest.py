@@ -233,7 +233,12 @@ def animated_gif_with_comment(astronaut) -> Sample:
     """Three 96x96 frames with different durations, looping twice, plus a comment."""
     frames = [astronaut.crop((x, 0, x + 96, 96)).quantize(64) for x in (0, 96, 192)]
     data = encode(
-        frames[0], "GIF", save_all=True, append_images=frames[1:], duration=[100, 500, 50], loop=2,
+        frames[0],
+        "GIF",
+        save_all=True,
+        append_images=frames[1:],
+        duration=[100, 500, 50],
+        loop=2,
         comment=COMMENT_TEXT,
     )
     return Sample(data, {"comment": COMMENT_TEXT})

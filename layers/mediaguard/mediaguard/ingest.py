@@ -43,4 +43,9 @@ def prepare(data: bytes, declared: str | None, settings: Settings) -> Prepared:
     check_declared(kind, declared)
     clean = sanitize(data, kind, max_pixels=settings.max_pixels)
     rgb = load_rgb(open_image(clean.data, settings.max_pixels), min_side=PDQ_MIN_SIDE)
+    # Formats without draft decoding get the same treatment by integer box reduction,
+    # so a PNG and a JPEG of one picture hash alike and PDQ never runs at full size.
+    factor = min(rgb.size) // PDQ_MIN_SIDE
+    if factor >= 2:
+        rgb = rgb.reduce(factor)
     return Prepared(kind, clean, Fingerprints(sha256=sha256, **fingerprint(rgb)))

@@ -1,0 +1,77 @@
+"""Sanitize + every fingerprint, against the decode floor and a naive baseline, same run.
+
+- floor: the same image decoded at the draft scale the fingerprints use (JPEG) or in
+  full (PNG, which has no draft mode): the least any pixel-based check can cost.
+- naive: full decode + Pillow re-encode (the usual way to strip metadata) + imagehash
+  pHash + PDQ at full resolution.
+
+Targets (issue 3): ingest <= 2x the floor and >= 5x faster than naive.
+
+    .venv/bin/python -m bench.ingest [--runs 7]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import statistics
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+
+from bench._media import photo_1080p_png, photo_12mp_jpeg
+from mediaguard.ingest import PDQ_MIN_SIDE, prepare
+from mediaguard.settings import Settings
+
+
+def _median_ms(fn, runs: int) -> float:
+    fn()  # warm-up
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
+def floor(data: bytes) -> None:
+    img = Image.open(io.BytesIO(data))
+    if img.format == "JPEG":
+        img.draft("RGB", (PDQ_MIN_SIDE, PDQ_MIN_SIDE))
+    img.convert("RGB").load()
+
+
+def naive(data: bytes) -> None:
+    import imagehash
+    import pdqhash
+
+    img = Image.open(io.BytesIO(data)).convert("RGB")
+    buf = io.BytesIO()
+    img.save(buf, "JPEG" if data[:2] == b"\xff\xd8" else "PNG", quality=95)
+    imagehash.phash(img)
+    pdqhash.compute(np.asarray(img))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=7)
+    args = parser.parse_args()
+    settings = Settings()
+    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}; "
+          f"medians of {args.runs} runs after a warm-up")
+    print(f"{'input':<22}{'ingest':>10}{'floor':>10}{'naive':>10}{'ingest/floor':>14}{'naive/ingest':>14}")
+    for label, data in (("12 MP JPEG (4000x3000)", photo_12mp_jpeg()), ("1080p PNG", photo_1080p_png())):
+        ingest_ms = _median_ms(lambda d=data: prepare(d, None, settings), args.runs)
+        floor_ms = _median_ms(lambda d=data: floor(d), args.runs)
+        naive_ms = _median_ms(lambda d=data: naive(d), max(3, args.runs // 2))
+        print(f"{label:<22}{ingest_ms:>8.1f}ms{floor_ms:>8.1f}ms{naive_ms:>8.1f}ms"
+              f"{ingest_ms / floor_ms:>13.2f}x{naive_ms / ingest_ms:>13.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""The CLI contract, exercised as a user runs it: a subprocess, stdout parsed line by line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import exif_with_gps, jpeg_bytes, photo
+
+CONTRACT_FIELDS = {"file", "media_id", "status", "action", "risk", "signals", "fingerprints", "matches", "error",
+                   "states"}
+ACTIONS = {"allow", "label", "blur", "limit", "remove", "review"}
+
+
+def mediaguard(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mediaguard.cli", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("cli")
+    bank = root / "bank"
+    bank.mkdir()
+    photo("chelsea").save(bank / "known-1.png")
+    out = {"bank": bank}
+    out["match"] = root / "chelsea-copy.jpg"
+    out["match"].write_bytes(jpeg_bytes(photo("chelsea").resize((225, 150)), quality=70))
+    out["clean"] = root / "coffee.jpg"
+    out["clean"].write_bytes(jpeg_bytes(photo("coffee"), exif=exif_with_gps()))
+    out["broken"] = root / "broken.jpg"
+    out["broken"].write_bytes(b"\xff\xd8\xff\xe0 definitely not a complete jpeg")
+    return out
+
+
+def test_scan_json_emits_one_contract_object_per_input(files):
+    # GIVEN a flag bank built from a folder, and three inputs (a match, a clean photo, a broken file)
+    result = mediaguard("scan", "--json", "--bank", f"deepfakes:flag={files['bank']}",
+                        str(files["match"]), str(files["clean"]), str(files["broken"]))
+    # THEN every input got a result (exit 0), stdout holds only JSON lines, in input order
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(r["file"]).name for r in lines] == ["chelsea-copy.jpg", "coffee.jpg", "broken.jpg"]
+    for r in lines:
+        assert CONTRACT_FIELDS <= set(r)
+        assert r["status"] in {"done", "rejected", "failed"} and r["action"] in ACTIONS
+        assert 0.0 <= r["risk"] <= 1.0
+        assert all({"name", "value", "contribution"} <= set(s) for s in r["signals"])
+    match, clean, broken = lines
+    assert match["matches"][0]["bank"] == "deepfakes" and match["matches"][0]["distance"] <= 31
+    assert {"bank", "ref", "distance"} <= set(match["matches"][0])
+    assert match["action"] != "allow"
+    assert clean["status"] == "done" and clean["error"] is None and clean["matches"] == []
+    assert set(clean["fingerprints"]) >= {"sha256", "pdq", "pdq_quality", "phash"}
+    assert "exif" in clean["metadata_removed"]
+    assert "Sanitize" in clean["states"] and clean["states"][-1] == "Done"
+    assert broken["status"] == "rejected" and broken["error"]["type"] == "CorruptMediaError"
+    assert broken["states"][-1] == "Rejected"
+    # AND the progress bar went to stderr, never to stdout
+    assert "3/3" in result.stderr
+
+
+def test_hash_json_uses_the_scan_field_names(files):
+    result = mediaguard("hash", "--json", str(files["clean"]))
+    assert result.returncode == 0, result.stderr
+    (record,) = [json.loads(line) for line in result.stdout.splitlines()]
+    assert set(record["fingerprints"]) == {"sha256", "pdq", "pdq_quality", "phash"}
+    assert record["error"] is None
+
+
+def test_hash_and_scan_agree_on_fingerprints(files):
+    hashed = json.loads(mediaguard("hash", "--json", str(files["clean"])).stdout)
+    scanned = json.loads(mediaguard("scan", "--json", str(files["clean"])).stdout)
+    assert hashed["fingerprints"] == scanned["fingerprints"]
+
+
+def test_sanitize_writes_the_pipeline_output_and_reports_what_was_removed(files, tmp_path):
+    out = tmp_path / "clean.jpg"
+    result = mediaguard("sanitize", str(files["clean"]), str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["method"] == "jpeg-segments" and "exif" in report["metadata_removed"]
+    assert b"Exif" not in out.read_bytes()
+    assert report["sha256_out"] != report["sha256_in"]
+
+
+def test_bad_bank_spec_is_a_usage_error(files):
+    result = mediaguard("scan", "--bank", "no-path-given", str(files["clean"]))
+    assert result.returncode == 2 and "NAME[:KIND]=PATH" in result.stderr

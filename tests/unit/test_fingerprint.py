@@ -1,0 +1,217 @@
+"""Fingerprints: one contract every registered kind must honour, pinned values that
+guard stored hashes against library upgrades, and bit-identity with imagehash."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import os
+
+import imagehash
+import pytest
+import skimage.data
+from PIL import Image
+
+from mediaguard.fingerprint import REGISTRY, DHashSignal, PdqSignal, PHashSignal, SignalType, fingerprint
+
+SKIMAGE_DATA_DIR = os.path.dirname(skimage.data.__file__)
+# chessboard_*.png are synthetic: every low-frequency DCT coefficient is exactly zero,
+# so both our pHash and imagehash's end up thresholding floating-point rounding noise
+# against its median, and agreement there would be luck, not correctness.
+CORPUS = sorted(
+    name for name in os.listdir(SKIMAGE_DATA_DIR) if name.endswith((".png", ".jpg")) and not name.startswith("chessboard_")
+)
+# Photographs of different scenes (the motorcycle stereo pair is left out: its two
+# views are near-duplicates by design).
+UNRELATED_PHOTOS = (
+    "astronaut.png",
+    "camera.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "coins.png",
+    "moon.png",
+    "hubble_deep_field.jpg",
+)
+# Natural photographs for the robustness check. High-frequency textures and
+# synthetic charts (brick, gravel, page, color) are left out on purpose: PDQ is
+# known to move by 30-60 bits on them under a 2x downscale.
+ROBUSTNESS_PHOTOS = (
+    "astronaut.png",
+    "camera.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "horse.png",
+)
+
+# Pinned with Pillow 13.0, numpy 2.5, pdqhash 0.2.8 on skimage.data.astronaut() as RGB.
+# If one of these changes, every stored fingerprint in every bank is invalidated:
+# do not update them without a re-hashing plan.
+ASTRONAUT_PDQ = "2d6b1af3a956c529e79ca3d2526fa834d4196c81cedd04de0a26b855fc99b724"
+ASTRONAUT_PDQ_QUALITY = 100
+ASTRONAUT_PHASH = "c2924c5532bddfc8"
+ASTRONAUT_DHASH = "cd8dd91d897293a7"
+
+
+def load_photo(name: str) -> Image.Image:
+    with Image.open(os.path.join(SKIMAGE_DATA_DIR, name)) as img:
+        return img.convert("RGB")
+
+
+def flip_bits(signal: type[SignalType], value: str, count: int) -> str:
+    """``value`` with its ``count`` most significant bits inverted."""
+    mask = ((1 << count) - 1) << (signal.bits - count)
+    return format(int(value, 16) ^ mask, f"0{signal.bits // 4}x")
+
+
+def jpeg_q80_half_size(img: Image.Image) -> Image.Image:
+    small = img.resize((img.width // 2, img.height // 2), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    small.save(buf, "JPEG", quality=80)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+@pytest.mark.parametrize("signal", list(REGISTRY.values()), ids=list(REGISTRY))
+class TestSignalTypeContract:
+    """What every fingerprint kind promises; a new kind is covered by registering it."""
+
+    def test_declares_a_usable_shape(self, signal):
+        # GIVEN a registered kind
+        # THEN its declarations are consistent with how it is registered and compared
+        assert REGISTRY[signal.name] is signal
+        assert signal.bits > 0 and signal.bits % 4 == 0
+        assert 0 <= signal.match_threshold < signal.bits
+        assert signal.content_types
+        assert len(signal.examples) >= 1
+
+    def test_examples_validate_as_themselves(self, signal):
+        for example in signal.examples:
+            assert signal.validate(example) == example
+
+    def test_validate_canonicalises_case_and_whitespace(self, signal):
+        example = signal.examples[0]
+        assert signal.validate(example.upper()) == example
+        assert signal.validate(f"  {example.upper()}\n") == example
+
+    @pytest.mark.parametrize(
+        "mangle",
+        [
+            pytest.param(lambda h: h[:-1], id="one-char-short"),
+            pytest.param(lambda h: h + "0", id="one-char-long"),
+            pytest.param(lambda h: h + h, id="double-length"),
+            pytest.param(lambda h: "g" + h[1:], id="non-hex-char"),
+            pytest.param(lambda h: "0x" + h[2:], id="0x-prefix"),
+            pytest.param(lambda h: h[:4] + " " + h[5:], id="inner-space"),
+            pytest.param(lambda h: "", id="empty"),
+        ],
+    )
+    def test_validate_rejects_malformed_hashes(self, signal, mangle):
+        # GIVEN a string that is not exactly bits/4 hex characters
+        bad = mangle(signal.examples[0])
+        # WHEN it is validated or compared THEN it is refused
+        with pytest.raises(ValueError):
+            signal.validate(bad)
+        with pytest.raises(ValueError):
+            signal.distance(bad, signal.examples[0])
+
+    def test_distance_to_itself_is_zero(self, signal):
+        example = signal.examples[0]
+        assert signal.distance(example, example) == 0
+        assert signal.distance(example, example.upper()) == 0
+        assert signal.matches(example, example)
+
+    @pytest.mark.parametrize("flipped", [1, 7, 33])
+    def test_distance_counts_differing_bits_and_is_symmetric(self, signal, flipped):
+        a = signal.examples[0]
+        b = flip_bits(signal, a, flipped)
+        assert signal.distance(a, b) == flipped
+        assert signal.distance(b, a) == flipped
+
+    def test_matches_is_inclusive_at_the_threshold(self, signal):
+        # GIVEN hashes exactly at, and one bit past, the match threshold
+        a = signal.examples[0]
+        at = flip_bits(signal, a, signal.match_threshold)
+        past = flip_bits(signal, a, signal.match_threshold + 1)
+        # THEN the first matches and the second does not, in both directions
+        assert signal.matches(a, at) and signal.matches(at, a)
+        assert not signal.matches(a, past) and not signal.matches(past, a)
+
+    def test_hash_image_returns_a_valid_hash_of_the_declared_length(self, signal, astronaut):
+        value, quality = signal.hash_image(astronaut)
+        assert len(value) * 4 == signal.bits
+        assert signal.validate(value) == value
+        assert quality is None or (isinstance(quality, int) and 0 <= quality <= 100)
+
+    def test_hashing_is_deterministic(self, signal, astronaut):
+        # GIVEN the same photo hashed twice, once from an independent copy
+        first = signal.hash_image(astronaut)
+        second = signal.hash_image(astronaut.copy())
+        # THEN the results are identical
+        assert first == second
+
+    def test_different_photos_get_different_hashes(self, signal, astronaut):
+        assert signal.hash_image(astronaut)[0] != signal.hash_image(load_photo("coffee.png"))[0]
+
+
+# --- pinned values ------------------------------------------------------------
+
+
+def test_astronaut_hashes_equal_the_pinned_values(astronaut):
+    # GIVEN the astronaut photo WHEN every kind hashes it
+    # THEN the stored fingerprints are exactly what they were when pinned
+    assert PdqSignal.hash_image(astronaut) == (ASTRONAUT_PDQ, ASTRONAUT_PDQ_QUALITY)
+    assert PHashSignal.hash_image(astronaut) == (ASTRONAUT_PHASH, None)
+    assert DHashSignal.hash_image(astronaut) == (ASTRONAUT_DHASH, None)
+
+
+def test_fingerprint_returns_every_registered_kind_and_the_pdq_quality(astronaut):
+    assert fingerprint(astronaut) == {
+        "pdq": ASTRONAUT_PDQ,
+        "pdq_quality": ASTRONAUT_PDQ_QUALITY,
+        "phash": ASTRONAUT_PHASH,
+        "dhash": ASTRONAUT_DHASH,
+    }
+
+
+# --- bit-identity with imagehash -------------------------------------------------
+
+
+def test_reference_corpus_is_not_empty():
+    # The parametrised identity tests below would pass vacuously on an empty corpus.
+    assert len(CORPUS) >= 20, CORPUS
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_phash_and_dhash_are_bit_identical_to_imagehash(name):
+    # GIVEN a photo from scikit-image's bundled data, decoded to RGB
+    img = load_photo(name)
+    # WHEN our numpy implementations and imagehash both hash it
+    # THEN the hex strings are identical, so hashes from either side interoperate
+    assert PHashSignal.hash_image(img)[0] == str(imagehash.phash(img))
+    assert DHashSignal.hash_image(img)[0] == str(imagehash.dhash(img))
+
+
+# --- robustness and discrimination -------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ROBUSTNESS_PHOTOS)
+@pytest.mark.parametrize("signal", [PdqSignal, PHashSignal], ids=["pdq", "phash"])
+def test_half_size_jpeg_copy_still_matches_the_original(signal, name):
+    # GIVEN a real photo and a copy resized to half and re-encoded as JPEG q=80
+    original = load_photo(name)
+    copy = jpeg_q80_half_size(original)
+    # WHEN both are hashed
+    a, b = signal.hash_image(original)[0], signal.hash_image(copy)[0]
+    # THEN the copy is still within the match threshold
+    assert signal.matches(a, b), f"{name}: distance {signal.distance(a, b)} > {signal.match_threshold}"
+
+
+@pytest.mark.parametrize("first,second", list(itertools.combinations(UNRELATED_PHOTOS, 2)))
+def test_unrelated_photos_do_not_match_under_pdq(first, second):
+    a = PdqSignal.hash_image(load_photo(first))[0]
+    b = PdqSignal.hash_image(load_photo(second))[0]
+    assert PdqSignal.distance(a, b) > PdqSignal.match_threshold
+    assert not PdqSignal.matches(a, b)
