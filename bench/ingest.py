@@ -23,7 +23,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from bench._media import photo_1080p_png, photo_12mp_jpeg
+from bench._media import photo_12mp_jpeg, photo_1080p_png
 from mediaguard.ingest import PDQ_MIN_SIDE, prepare
 from mediaguard.settings import Settings
 
