@@ -23,7 +23,8 @@ ASL = json.loads((REPO / "statemachine" / "pipeline.asl.json").read_text())
 def _table_for(model) -> dict:
     settings_field = next(f for f, m in tables.MODELS.items() if m is model)
     logical = {"media_table": "MediaTable", "banks_table": "BanksTable",
-               "bank_entries_table": "BankEntriesTable", "audit_table": "AuditTable"}[settings_field]
+               "bank_entries_table": "BankEntriesTable", "audit_table": "AuditTable",
+               "geofence_table": "GeofenceTable"}[settings_field]
     return RESOURCES[logical]["Properties"]
 
 
@@ -43,7 +44,7 @@ def test_template_tables_equal_the_pynamodb_models(model):
 
 def test_every_table_in_the_template_has_a_model():
     declared = {k for k, v in RESOURCES.items() if v["Type"] == "AWS::DynamoDB::Table"}
-    assert declared == {"MediaTable", "BanksTable", "BankEntriesTable", "AuditTable"}
+    assert declared == {"MediaTable", "BanksTable", "BankEntriesTable", "AuditTable", "GeofenceTable"}
     assert len(tables.MODELS) == len(declared)
 
 

@@ -150,3 +150,25 @@ def test_blurred_derivative_is_written_for_blur(cloud):
         return np.abs(np.diff(a, axis=1)).mean()
 
     assert detail(blurred_img) < detail(img.convert("L")) / 3
+
+
+def test_ai_generated_marker_is_read_from_the_original_and_labels_the_item(cloud):
+    # GIVEN a PNG written by a Stable Diffusion front-end (its `parameters` text chunk)
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", "a portrait, 8k\nSteps: 20, Sampler: Euler a, Seed: 1")
+    buf = io.BytesIO()
+    photo("rocket").save(buf, "PNG", pnginfo=info)
+    # WHEN it runs through the pipeline
+    media_id = cloud.upload(buf.getvalue(), "image/png")
+    cloud.wait(media_id)
+    item = cloud.item(media_id)
+    # THEN forensics saw the chunk before sanitizing removed it, and the item is labelled
+    assert item["provenance"]["ai_generated"] is True
+    assert {"source": "png-text", "value": "parameters"} in item["provenance"]["ai_markers"]
+    assert "tEXt" in item["metadata_removed"]
+    assert item["action"] == "label"
+    assert any(s["name"] == "provenance.ai_generated" for s in item["signals"])
+    # AND the prompt itself is never copied onto the item
+    assert "portrait" not in json.dumps(item["provenance"])

@@ -204,11 +204,6 @@ def test_load_rgb_composites_palette_transparency_onto_white(media_bytes):
     assert load_rgb(open_image(data, max_pixels=16)).getpixel((0, 0)) == (255, 255, 255)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="load_rgb composites only RGBA/LA/PA and P+transparency; an RGB or L PNG with a tRNS "
-    "colour key keeps its key colour, so the same displayed picture hashes differently",
-)
 @pytest.mark.parametrize("mode,key", [("RGB", (0, 0, 0)), ("L", 0)])
 def test_load_rgb_composites_colour_key_transparency_onto_white(media_bytes, mode, key):
     # GIVEN a PNG whose tRNS chunk makes every pixel of colour `key` transparent

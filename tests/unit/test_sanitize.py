@@ -228,11 +228,6 @@ def test_animated_gif_keeps_frames_and_timing_but_not_the_comment(animated_gif_w
     assert frame_timings(result.data) == frame_timings(animated_gif_with_comment.data) == ([100, 500, 50], 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sanitize._reencode_animated_or_still saves animated WebP without duration/loop, so Pillow "
-    "applies frame 0's duration to every frame and loop=0 (forever)",
-)
 def test_animated_webp_keeps_frame_timing_and_loop_count(astronaut, media_bytes):
     # GIVEN an animated WebP with per-frame durations that plays twice, plus EXIF
     frames = [astronaut.crop((x, 0, x + 64, 64)) for x in (0, 64, 128)]
@@ -272,11 +267,6 @@ def gif_descriptor_offsets(data: bytes) -> list[int]:
     return offsets
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open_image checks only the logical screen / first frame; re-encoding an animated GIF "
-    "decodes every later frame at whatever size its descriptor declares, bypassing max_pixels",
-)
 def test_animated_gif_with_an_oversized_later_frame_is_a_bomb(media_bytes):
     # GIVEN a two-frame GIF whose screen and first frame say 16x16 but whose second frame
     # is a valid 2000x2000 (4 MP) image: 8 KB on disk

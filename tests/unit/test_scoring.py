@@ -30,7 +30,7 @@ def similar(*matches: Match) -> SimilarityResult:
 
 
 def test_shipped_policy_covers_every_bank_kind_and_sorts_thresholds(policy):
-    assert policy.version == "2026-11-23.1"
+    assert policy.version == "2026-11-23.2"
     assert DEFAULT_POLICY == f"policy-{policy.version}.json"
     assert set(policy.bank_contributions) == set(typing.get_args(BankKind))
     assert "classifier.nsfw" in policy.weights
@@ -148,7 +148,7 @@ def test_policy_version_is_stamped_on_every_decision(policy):
         score(classified(0.9), similar(match("block")), policy),
         score(classified(0.5), similar(match("allow")), policy),
     ]
-    assert {r.policy_version for r in results} == {"2026-11-23.1"}
+    assert {r.policy_version for r in results} == {"2026-11-23.2"}
     assert all(isinstance(r, ScoreResult) for r in results)
 
 
@@ -156,3 +156,28 @@ def test_score_result_survives_a_state_machine_round_trip(policy):
     # Stages hand results on as plain dicts; the next stage validates them again.
     result = score(classified(0.7), similar(match("flag")), policy)
     assert ScoreResult.model_validate(result.model_dump()) == result
+
+
+def _provenance(ai: bool):
+    from mediaguard.forensics import AiMarker, Provenance
+
+    markers = [AiMarker(source="png-text", value="parameters")] if ai else []
+    return Provenance(ai_markers=markers, ai_generated=ai, readers=["png-text"])
+
+
+def test_ai_generation_evidence_is_enough_to_label(policy):
+    # GIVEN a harmless picture whose metadata says a diffusion model made it
+    result = score(classified(0.01), similar(), policy, _provenance(True))
+    # THEN the provenance signal is explained and the picture is labelled, not removed
+    signal = next(s for s in result.signals if s.name == "provenance.ai_generated")
+    assert signal.contribution == policy.weights["provenance.ai_generated"]
+    assert result.action == "label"
+
+
+def test_absent_provenance_never_lowers_risk(policy):
+    # Provenance is positive-only: no marker (or no forensics at all) takes nothing away.
+    for nsfw in (0.1, 0.55, 0.9):
+        plain = score(classified(nsfw), similar(), policy)
+        unmarked = score(classified(nsfw), similar(), policy, _provenance(False))
+        assert unmarked.risk == plain.risk and unmarked.action == plain.action
+        assert not any(s.name.startswith("provenance") for s in unmarked.signals)

@@ -91,9 +91,24 @@ def scan_result(file: str, media_id: str, item: dict[str, Any], states: list[str
             for m in item.get("matches") or []
         ],
         "metadata_removed": item.get("metadata_removed") or [],
+        "provenance": _provenance_summary(item.get("provenance")),
         "policy_version": item.get("policy_version"),
         "error": error,
         "states": states,
+    }
+
+
+def _provenance_summary(provenance: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The contract's view of the forensics record (the item keeps the full one)."""
+    if not provenance:
+        return None
+    c2pa = provenance["c2pa"]
+    return {
+        "c2pa": {key: c2pa.get(key) for key in ("present", "state", "generator", "digital_source_type")},
+        "ai_markers": provenance["ai_markers"],
+        "watermark": {key: provenance["watermark"].get(key) for key in ("detected", "kind")},
+        "ai_generated": provenance["ai_generated"],
+        "readers": provenance["readers"],
     }
 
 

@@ -45,6 +45,25 @@ class MediaTooLargeError(MediaRejectedError):
     reason = "too_large"
 
 
+class TooManyFramesError(DecompressionBombError):
+    """An animation or multi-page file with more frames than ``max_frames``."""
+
+    reason = "too_many_frames"
+
+
+class DimensionsTooLargeError(DecompressionBombError):
+    """A side longer than ``max_side``, even when the pixel count is within limits (1 x 40M)."""
+
+    reason = "dimensions_too_large"
+
+
+class PolyglotError(MediaRejectedError):
+    """The image also carries another format's file (ZIP, PDF, HTML/script, executable)
+    in its trailing data or metadata: valid as an image, hostile as an upload."""
+
+    reason = "polyglot"
+
+
 # Names the state machine catches as rejections; kept here so a test can compare
 # them with the ASL file and the two never drift.
 REJECTION_ERRORS: tuple[type[MediaRejectedError], ...] = (
@@ -55,4 +74,7 @@ REJECTION_ERRORS: tuple[type[MediaRejectedError], ...] = (
     EmptyMediaError,
     DecompressionBombError,
     MediaTooLargeError,
+    TooManyFramesError,
+    DimensionsTooLargeError,
+    PolyglotError,
 )

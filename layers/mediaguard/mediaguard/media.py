@@ -1,12 +1,34 @@
-"""Sniffing and guarded decoding of still images.
+"""Sniffing and guarded decoding of still and animated images.
 
 The real type comes from magic bytes, never from the file name or the declared
-content type, and every decode goes through the same pixel limit.
+content type, and every decode goes through the same limits. Accepted kinds:
+JPEG, PNG (and APNG), WebP (and animated), GIF (and animated), HEIC/HEIF
+(``pillow-heif``) and classic TIFF.
+
+Refused on purpose, as ``UnsupportedMediaError``:
+
+* AVIF (``ftyp`` brands ``avif``/``avis``), although browsers display it: it is not
+  in the accepted list of the ingress issue, ``pillow-heif`` 1.x no longer decodes
+  it, and Pillow's own AVIF plugin is one more AV1 decoder exposed to hostile
+  bytes with no tests of ours behind it. Adding it is one kind here plus a
+  re-encode branch in ``sanitize``.
+* BigTIFF (``II+``/``MM+``): 64-bit offsets exist for files beyond 4 GB, far over
+  the upload limit, so a small BigTIFF is only ever a curiosity or an attack.
+* ISO-BMFF files that are not HEIF (MP4, MOV, CR3, JPEG XL in a box): video is the
+  next issue's job.
+
+The limits, all checked from headers and container structure before any pixel
+is decoded (:func:`check_frames`): pixels per frame, pixels across all frames
+(what re-encoding an animation actually decodes), the longest side, and the
+number of frames. A 10,000-frame GIF is refused after walking ``max_frames + 1``
+image descriptors, without decoding one of them.
 """
 
 from __future__ import annotations
 
 import io
+import struct
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -16,8 +38,10 @@ from .errors import (
     ContentTypeMismatchError,
     CorruptMediaError,
     DecompressionBombError,
+    DimensionsTooLargeError,
     EmptyMediaError,
     MediaTooLargeError,
+    TooManyFramesError,
     UnsupportedMediaError,
 )
 
@@ -27,13 +51,42 @@ class MediaKind:
     name: str
     content_type: str
     extension: str
+    # The one Pillow plugin allowed to open this kind (Image.open(formats=...)), so
+    # bytes that passed the sniff can never reach any of Pillow's ~40 other decoders.
+    pillow_format: str = ""
+    # Other content types a client may declare for the same bytes.
+    aliases: tuple[str, ...] = ()
 
 
-JPEG = MediaKind("jpeg", "image/jpeg", "jpg")
-PNG = MediaKind("png", "image/png", "png")
-WEBP = MediaKind("webp", "image/webp", "webp")
-GIF = MediaKind("gif", "image/gif", "gif")
-STILL_KINDS = (JPEG, PNG, WEBP, GIF)
+JPEG = MediaKind("jpeg", "image/jpeg", "jpg", "JPEG")
+PNG = MediaKind("png", "image/png", "png", "PNG", ("image/apng",))
+WEBP = MediaKind("webp", "image/webp", "webp", "WEBP")
+GIF = MediaKind("gif", "image/gif", "gif", "GIF")
+HEIF = MediaKind(
+    "heif", "image/heic", "heic", "HEIF", ("image/heif", "image/heic-sequence", "image/heif-sequence")
+)
+TIFF = MediaKind("tiff", "image/tiff", "tiff", "TIFF")
+STILL_KINDS = (JPEG, PNG, WEBP, GIF, HEIF, TIFF)
+# What a browser displays, hence what sanitize may serve: HEIF and TIFF are converted.
+SERVED_KINDS = (JPEG, PNG, WEBP, GIF)
+
+# HEIF brands (ISO/IEC 23008-12 and the HEVC image file format). mif1/msf1 are the
+# generic structural brands; a file carrying them with an AVIF brand is AVIF.
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1", b"mif2"}
+_AVIF_BRANDS = {b"avif", b"avis"}
+
+
+def _ftyp_brands(data: bytes) -> set[bytes] | None:
+    """Major and compatible brands of a leading ``ftyp`` box, or None when there is
+    no complete one (a box cut short is not recognisable, so not accepted)."""
+    if len(data) < 16 or data[4:8] != b"ftyp":
+        return None
+    (size,) = struct.unpack(">I", data[:4])
+    if size < 16 or size > len(data) or size > 4096 or (size - 16) % 4:
+        return None
+    brands = {data[8:12]}
+    brands.update(data[i : i + 4] for i in range(16, size, 4))
+    return brands
 
 
 def sniff(data: bytes) -> MediaKind:
@@ -41,6 +94,8 @@ def sniff(data: bytes) -> MediaKind:
 
     >>> sniff(b"\\xff\\xd8\\xff\\xe0" + b"0" * 8).name
     'jpeg'
+    >>> sniff(b"\\x00\\x00\\x00\\x18ftypheic\\x00\\x00\\x00\\x00mif1heic").name
+    'heif'
     """
     if not data:
         raise EmptyMediaError("the upload is empty")
@@ -52,12 +107,25 @@ def sniff(data: bytes) -> MediaKind:
         return WEBP
     if data[:6] in (b"GIF87a", b"GIF89a"):
         return GIF
-    raise UnsupportedMediaError("the file is not a supported image type (JPEG, PNG, WebP, GIF)")
+    if data[:4] in (b"II*\x00", b"MM\x00*"):
+        return TIFF
+    if data[:4] in (b"II+\x00", b"MM\x00+"):
+        raise UnsupportedMediaError("BigTIFF is not accepted; classic TIFF is")
+    brands = _ftyp_brands(data)
+    if brands is not None:
+        if brands & _AVIF_BRANDS:
+            raise UnsupportedMediaError("AVIF is not accepted yet")
+        if brands & _HEIF_BRANDS:
+            return HEIF
+    raise UnsupportedMediaError("the file is not a supported image type (JPEG, PNG, WebP, GIF, HEIC/HEIF, TIFF)")
 
 
 def check_declared(kind: MediaKind, declared: str | None) -> None:
     """Refuse an upload whose declared content type disagrees with its bytes."""
-    if declared and declared.split(";")[0].strip().lower() not in (kind.content_type, "application/octet-stream"):
+    if not declared:
+        return
+    declared_type = declared.split(";")[0].strip().lower()
+    if declared_type not in (kind.content_type, *kind.aliases, "application/octet-stream"):
         raise ContentTypeMismatchError(f"declared {declared!r} but the bytes are {kind.content_type}")
 
 
@@ -66,26 +134,264 @@ def check_size(data: bytes, max_bytes: int) -> None:
         raise MediaTooLargeError(f"{len(data)} bytes exceeds the {max_bytes}-byte limit")
 
 
-def open_image(data: bytes, max_pixels: int) -> Image.Image:
+_heif_lock = threading.Lock()
+_heif_registered = False
+
+
+def _register_heif() -> None:
+    """Register pillow-heif's opener once, on the first HEIF seen: cold starts that
+    never meet a HEIC do not pay for loading libheif."""
+    global _heif_registered
+    if _heif_registered:
+        return
+    with _heif_lock:
+        if not _heif_registered:
+            from pillow_heif import register_heif_opener
+
+            # Thumbnails, depth maps and auxiliary images are never served; not parsing
+            # them keeps libheif's work (and exposure) to the primary image.
+            register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+            _heif_registered = True
+
+
+def open_image(
+    data: bytes, max_pixels: int, *, kind: MediaKind | None = None, max_side: int | None = None
+) -> Image.Image:
     """Open (lazily) and check dimensions before any pixel is decoded.
 
-    Pillow's own bomb check only warns below 2x its limit, so the limit is enforced
-    here from the header, which costs nothing.
+    Only the Pillow plugin of the sniffed kind may open the bytes. Pillow's own
+    bomb check only warns below 2x its limit, so the limit is enforced here from
+    the header, which costs nothing.
     """
+    kind = kind or sniff(data)
+    if kind is HEIF:
+        _register_heif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=[kind.pillow_format])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DecompressionBombError("the image declares more pixels than allowed") from exc
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
         raise CorruptMediaError("the image header cannot be read") from exc
     width, height = img.size
+    check_dimensions(width, height, max_pixels=max_pixels, max_side=max_side)
+    return img
+
+
+def check_dimensions(width: int, height: int, *, max_pixels: int, max_side: int | None = None) -> None:
+    """Refuse a frame with no pixels, too many pixels, or a side longer than ``max_side``."""
     if width <= 0 or height <= 0:
         raise CorruptMediaError("the image has no pixels")
     if width * height > max_pixels:
         raise DecompressionBombError(f"{width}x{height} exceeds the {max_pixels}-pixel limit")
-    return img
+    if max_side is not None and max(width, height) > max_side:
+        raise DimensionsTooLargeError(f"{width}x{height} has a side longer than {max_side} px")
+
+
+# --- frame structure, read without decoding ------------------------------------
+
+
+@dataclass(frozen=True)
+class Frames:
+    """What the container says about its frames: how many, and the canvas they are
+    composited onto (each decoded frame of an animation is a full canvas)."""
+
+    count: int
+    width: int
+    height: int
+
+
+def check_frames(
+    data: bytes, kind: MediaKind, *, max_pixels: int, max_frames: int, max_total_pixels: int,
+    max_side: int | None = None,
+) -> Frames:
+    """Count frames and check every frame's size from the container alone.
+
+    Raises :class:`TooManyFramesError` after at most ``max_frames + 1`` frame
+    headers, :class:`DecompressionBombError` when one frame or all frames together
+    exceed the pixel limits, :class:`CorruptMediaError` when the structure is cut
+    short. Example::
+
+        check_frames(gif, GIF, max_pixels=50_000_000, max_frames=500, max_total_pixels=100_000_000)
+    """
+    if kind is GIF:
+        frames = walk_gif(data, max_pixels=max_pixels, max_frames=max_frames, max_side=max_side).frames
+    elif kind is WEBP:
+        frames = _webp_frames(data, max_pixels, max_frames, max_side)
+    elif kind is PNG:
+        frames = _png_frames(data, max_pixels, max_frames, max_side)
+    elif kind is TIFF:
+        frames = _tiff_frames(data, max_frames)
+    else:
+        # JPEG has one frame; HEIF top-level images are counted by libheif once opened.
+        frames = Frames(1, 0, 0)
+    if frames.count > max_frames:
+        raise TooManyFramesError(f"more than {max_frames} frames")
+    if frames.count > 1 and frames.count * frames.width * frames.height > max_total_pixels:
+        raise DecompressionBombError(
+            f"{frames.count} frames of {frames.width}x{frames.height} exceed the {max_total_pixels}-pixel total"
+        )
+    return frames
+
+
+@dataclass
+class GifStructure:
+    frames: Frames
+    extensions: list[tuple[int, bytes]]  # (label, joined sub-block payload): comments, app data
+    end: int  # offset just past the trailer byte; anything after it is trailing data
+
+
+def walk_gif(data: bytes, *, max_pixels: int, max_frames: int, max_side: int | None = None) -> GifStructure:
+    """Walk a GIF's blocks without decoding: count and size-check every image
+    descriptor, collect extension payloads, find where the file really ends."""
+    n = len(data)
+    if n < 13:
+        raise CorruptMediaError("the GIF header is truncated")
+    width, height, flags = struct.unpack("<HHB", data[6:11])
+    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    count = 0
+    extensions: list[tuple[int, bytes]] = []
+    while True:
+        if pos >= n:
+            raise CorruptMediaError("the GIF is truncated (no trailer)")
+        block = data[pos]
+        if block == 0x3B:
+            break
+        if block == 0x21:
+            if pos + 1 >= n:
+                raise CorruptMediaError("the GIF is truncated")
+            label = data[pos + 1]
+            end = _skip_sub_blocks(data, pos + 2)
+            if label != 0xF9:  # graphic control (timing, disposal) is picture data
+                extensions.append((label, _join_sub_blocks(data, pos + 2, end)))
+            pos = end
+        elif block == 0x2C:
+            if pos + 10 > n:
+                raise CorruptMediaError("a GIF image descriptor is truncated")
+            left, top, w, h, fflags = struct.unpack("<HHHHB", data[pos + 1 : pos + 10])
+            count += 1
+            if count > max_frames:
+                raise TooManyFramesError(f"more than {max_frames} frames")
+            check_dimensions(w, h, max_pixels=max_pixels, max_side=max_side)
+            # Pillow grows the canvas to hold a frame that reaches past the logical screen.
+            width, height = max(width, left + w), max(height, top + h)
+            pos += 10 + (3 << ((fflags & 7) + 1) if fflags & 0x80 else 0) + 1  # + LZW minimum code size
+            pos = _skip_sub_blocks(data, pos)
+        else:
+            raise CorruptMediaError("the GIF has an unknown block")
+    if count == 0:
+        raise CorruptMediaError("the GIF has no image")
+    check_dimensions(width, height, max_pixels=max_pixels, max_side=max_side)
+    return GifStructure(Frames(count, width, height), extensions, pos + 1)
+
+
+def _join_sub_blocks(data: bytes, pos: int, end: int) -> bytes:
+    parts = []
+    while pos < end - 1:
+        size = data[pos]
+        parts.append(data[pos + 1 : pos + 1 + size])
+        pos += 1 + size
+    return b"".join(parts)
+
+
+def _skip_sub_blocks(data: bytes, pos: int) -> int:
+    n = len(data)
+    while True:
+        if pos >= n:
+            raise CorruptMediaError("the GIF is truncated")
+        size = data[pos]
+        pos += 1 + size
+        if size == 0:
+            return pos
+
+
+def _webp_frames(data: bytes, max_pixels: int, max_frames: int, max_side: int | None) -> Frames:
+    count, width, height = 0, 0, 0
+    for fourcc, start, end in riff_chunks(data):
+        if fourcc == b"VP8X" and end - start >= 10:
+            width = 1 + int.from_bytes(data[start + 4 : start + 7], "little")
+            height = 1 + int.from_bytes(data[start + 7 : start + 10], "little")
+            check_dimensions(width, height, max_pixels=max_pixels, max_side=max_side)
+        elif fourcc == b"ANMF" and end - start >= 12:
+            count += 1
+            if count > max_frames:
+                raise TooManyFramesError(f"more than {max_frames} frames")
+            w = 1 + int.from_bytes(data[start + 6 : start + 9], "little")
+            h = 1 + int.from_bytes(data[start + 9 : start + 12], "little")
+            check_dimensions(w, h, max_pixels=max_pixels, max_side=max_side)
+    return Frames(max(count, 1), width, height)
+
+
+def riff_chunks(data: bytes):
+    """Yield (fourcc, payload_start, payload_end) for each top-level chunk of a RIFF
+    file, stopping at the size the RIFF header declares."""
+    if len(data) < 12:
+        raise CorruptMediaError("the WebP header is truncated")
+    (riff_size,) = struct.unpack("<I", data[4:8])
+    end_of_riff = 8 + riff_size
+    if end_of_riff > len(data):
+        raise CorruptMediaError("the WebP is truncated")
+    pos = 12
+    while pos + 8 <= end_of_riff:
+        fourcc = data[pos : pos + 4]
+        (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
+        end = pos + 8 + size
+        if end > end_of_riff:
+            raise CorruptMediaError("a WebP chunk runs past the end of the file")
+        yield fourcc, pos + 8, end
+        pos = end + (size & 1)  # chunks are padded to even sizes
+
+
+def _png_frames(data: bytes, max_pixels: int, max_frames: int, max_side: int | None) -> Frames:
+    """APNG: acTL says how many frames, each fcTL how big; a plain PNG is one frame."""
+    if len(data) < 33:
+        raise CorruptMediaError("the PNG header is truncated")
+    width, height = struct.unpack(">II", data[16:24])
+    count, declared, pos, n = 0, 1, 8, len(data)
+    while pos + 8 <= n:
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        ctype = data[pos + 4 : pos + 8]
+        body = pos + 8
+        if ctype == b"acTL" and length >= 4 and body + 4 <= n:
+            (declared,) = struct.unpack(">I", data[body : body + 4])
+            if declared > max_frames:
+                raise TooManyFramesError(f"the APNG declares {declared} frames (limit {max_frames})")
+        elif ctype == b"fcTL" and length >= 12 and body + 12 <= n:
+            count += 1
+            if count > max_frames:
+                raise TooManyFramesError(f"more than {max_frames} frames")
+            w, h = struct.unpack(">II", data[body + 4 : body + 12])
+            check_dimensions(w, h, max_pixels=max_pixels, max_side=max_side)
+        elif ctype == b"IEND":
+            break
+        pos = body + length + 4
+    return Frames(max(count, declared, 1), width, height)
+
+
+def _tiff_frames(data: bytes, max_frames: int) -> Frames:
+    """Count the IFD chain (pages) without reading any tag values; a loop or an
+    offset outside the file is corrupt. Only page one is ever decoded."""
+    order = "<" if data[:2] == b"II" else ">"
+    n = len(data)
+    if n < 8:
+        raise CorruptMediaError("the TIFF header is truncated")
+    (offset,) = struct.unpack(order + "I", data[4:8])
+    seen: set[int] = set()
+    while offset:
+        if offset in seen or offset + 2 > n:
+            raise CorruptMediaError("the TIFF page chain is corrupt")
+        seen.add(offset)
+        if len(seen) > max_frames:
+            raise TooManyFramesError(f"more than {max_frames} pages")
+        (entries,) = struct.unpack(order + "H", data[offset : offset + 2])
+        nxt = offset + 2 + 12 * entries
+        if nxt + 4 > n:
+            raise CorruptMediaError("a TIFF directory runs past the end of the file")
+        (offset,) = struct.unpack(order + "I", data[nxt : nxt + 4])
+    if not seen:
+        raise CorruptMediaError("the TIFF has no page")
+    return Frames(len(seen), 0, 0)
 
 
 def load_rgb(img: Image.Image, *, min_side: int | None = None) -> Image.Image:
@@ -98,8 +404,9 @@ def load_rgb(img: Image.Image, *, min_side: int | None = None) -> Image.Image:
         if min_side and img.format == "JPEG":
             img.draft("RGB", (min_side, min_side))
         img.load()
-        if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-            # Composite onto white so transparent pixels hash the same way they display.
+        if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+            # Composite onto white so transparent pixels hash the same way they display;
+            # this covers palette transparency and the tRNS colour key of RGB/L PNGs.
             rgba = img.convert("RGBA")
             background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             return Image.alpha_composite(background, rgba).convert("RGB")

@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from .forensics import Provenance
+
 Action = Literal["allow", "label", "blur", "limit", "remove", "review"]
 BankKind = Literal["block", "flag", "allow"]
 
@@ -42,6 +44,7 @@ class SanitizeResult(BaseModel):
     width: int
     height: int
     fingerprints: Fingerprints
+    provenance: Provenance
 
 
 class ClassifyInput(BaseModel):
@@ -84,6 +87,7 @@ class ScoreInput(BaseModel):
     media_id: str
     classify: ClassifyResult
     similarity: SimilarityResult
+    provenance: Provenance | None = None
 
 
 class ScoreResult(BaseModel):

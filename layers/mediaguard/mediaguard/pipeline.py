@@ -71,12 +71,13 @@ def start(upload: Upload, deps: Deps) -> dict:
     if not deps.items.claim(upload):
         logger.info("duplicate upload event ignored", extra={"media_id": upload.media_id})
         return {"media_id": upload.media_id, "started": False}
+    # Audited before the execution starts, so "received" is always the chain's first record.
+    deps.items.append_audit(upload.media_id, "system:start", "received", {"key": upload.key})
     try:
         execution = deps.workflow.start(upload.media_id, upload.model_dump())
     except Exception:
         deps.items.release_claim(upload.media_id)  # let S3's retry start it
         raise
-    deps.items.append_audit(upload.media_id, "system:start", "received", {"key": upload.key})
     logger.info("workflow started", extra={"media_id": upload.media_id})
     return {"media_id": upload.media_id, "started": True, "execution": execution}
 
@@ -95,13 +96,14 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
         {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "content_type": declared},
     )
     prepared = prepare(data, declared, settings)
-    kind, clean, fps = prepared.kind, prepared.sanitized, prepared.fingerprints
-    key = f"media/{upload.media_id}/sanitized.{kind.extension}"
-    deps.blobs.put(_require(settings.media_bucket, "MEDIA_BUCKET"), key, clean.data, kind.content_type)
+    clean, fps = prepared.sanitized, prepared.fingerprints
+    served = clean.kind  # HEIC is served as JPEG/PNG, TIFF as PNG
+    key = f"media/{upload.media_id}/sanitized.{served.extension}"
+    deps.blobs.put(_require(settings.media_bucket, "MEDIA_BUCKET"), key, clean.data, served.content_type)
     result = SanitizeResult(
         media_id=upload.media_id,
-        kind=kind.name,
-        content_type=kind.content_type,
+        kind=prepared.kind.name,
+        content_type=served.content_type,
         sanitized_key=key,
         sanitized_sha256=clean.sha256,
         method=clean.method,
@@ -109,12 +111,14 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
         width=clean.width,
         height=clean.height,
         fingerprints=fps,
+        provenance=prepared.provenance,
     )
     deps.items.update(
         upload.media_id,
         {
             "status": "sanitized",
-            "kind": kind.name,
+            "kind": prepared.kind.name,
+            "provenance": result.provenance.model_dump(),
             "sanitized_key": key,
             "sanitized_sha256": clean.sha256,
             "metadata_removed": clean.removed,
@@ -128,7 +132,8 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
         upload.media_id,
         "system:sanitize",
         "sanitized",
-        {"sha256": fps.sha256, "sanitized_sha256": clean.sha256, "removed": clean.removed, "pdq": fps.pdq},
+        {"sha256": fps.sha256, "sanitized_sha256": clean.sha256, "removed": clean.removed, "pdq": fps.pdq,
+         "ai_generated": result.provenance.ai_generated, "c2pa": result.provenance.c2pa.state},
     )
     logger.info(
         "sanitized",
@@ -185,7 +190,7 @@ def similarity(request: SimilarityInput, deps: Deps) -> SimilarityResult:
 
 
 def score_item(request: ScoreInput, deps: Deps) -> ScoreResult:
-    result = score(request.classify, request.similarity, load_policy())
+    result = score(request.classify, request.similarity, load_policy(), request.provenance)
     deps.items.update(
         request.media_id,
         {"risk": result.risk, "action": result.action, "signals": [s.model_dump() for s in result.signals],

@@ -13,9 +13,12 @@ from importlib import resources
 
 from pydantic import BaseModel
 
+from .forensics import Provenance
 from .models import Action, ClassifyResult, ScoreResult, Signal, SimilarityResult
 
-DEFAULT_POLICY = "policy-2026-11-23.1.json"
+# Older policy files stay in the package: a decision names its version, and an appeal
+# must be able to replay the policy that made it.
+DEFAULT_POLICY = "policy-2026-11-23.2.json"
 
 
 class Threshold(BaseModel):
@@ -40,8 +43,16 @@ def load_policy(name: str = DEFAULT_POLICY) -> Policy:
     return policy
 
 
-def score(classify: ClassifyResult, similarity: SimilarityResult, policy: Policy) -> ScoreResult:
+def score(
+    classify: ClassifyResult,
+    similarity: SimilarityResult,
+    policy: Policy,
+    provenance: Provenance | None = None,
+) -> ScoreResult:
     """Combine the signals into a risk in 0..1 and pick the action.
+
+    Provenance is positive-only evidence: a marker of AI generation adds risk, and
+    no marker (or a valid camera manifest) takes none away.
 
     Bank overrides win over thresholds, and an allow-bank match wins over a block
     match: third-party hashes can be wrong, and a verified original must not be removed.
@@ -53,6 +64,9 @@ def score(classify: ClassifyResult, similarity: SimilarityResult, policy: Policy
             contribution=round(policy.weights["classifier.nsfw"] * classify.nsfw, 6),
         )
     ]
+    weight = policy.weights.get("provenance.ai_generated")
+    if provenance is not None and provenance.ai_generated and weight:
+        signals.append(Signal(name="provenance.ai_generated", value=1.0, contribution=weight))
     closest: dict[str, int] = {}
     for match in similarity.matches:
         closest[match.kind] = min(match.distance, closest.get(match.kind, 10**6))

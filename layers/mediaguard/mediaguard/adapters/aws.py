@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import PutError
 
@@ -138,6 +139,35 @@ class DynamoBanks:
         return len(entries)
 
 
+class S3PostPresigner:
+    """Presigned POST forms for the upload bucket, signed with the function's own role
+    (which therefore needs s3:PutObject on the keys it hands out)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def presign_post(self, bucket: str, key: str, fields: dict[str, str], conditions: list,
+                     expires_in: int) -> dict:
+        return self.client.generate_presigned_post(Bucket=bucket, Key=key, Fields=fields, Conditions=conditions,
+                                                   ExpiresIn=expires_in)
+
+
+class DynamoGeofence:
+    """Administration of the geofence rules the edge viewer-request function enforces."""
+
+    def __init__(self, settings: Settings) -> None:
+        tables.bind(settings)
+
+    def put(self, country: str, legal_reference: str, scope: str = "global",
+            expires_at: datetime | None = None) -> None:
+        tables.GeofenceRule(country.upper(), scope, legal_reference=legal_reference,
+                            expires_at=int(expires_at.timestamp()) if expires_at else None,
+                            created_at=_now()).save()
+
+    def delete(self, country: str, scope: str = "global") -> None:
+        tables.GeofenceRule(country.upper(), scope).delete()
+
+
 class StepFunctionsWorkflow:
     def __init__(self, client: Any, state_machine_arn: str) -> None:
         self.client = client
@@ -168,3 +198,12 @@ def deps() -> Deps:
         items=DynamoItemStore(settings),
         workflow=workflow,
     )
+
+
+@lru_cache(maxsize=1)
+def presigner() -> S3PostPresigner:
+    """SigV4 explicitly: botocore may still sign POST policies with SigV2, which newer
+    regions refuse and which S3 has deprecated."""
+    settings = get_settings()
+    config = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
+    return S3PostPresigner(boto3.client("s3", region_name=settings.region, config=config))

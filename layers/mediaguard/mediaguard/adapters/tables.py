@@ -33,6 +33,7 @@ class MediaItem(Model):
     sanitized_key = UnicodeAttribute(null=True)
     sanitized_sha256 = UnicodeAttribute(null=True)
     metadata_removed = ListAttribute(of=UnicodeAttribute, null=True)
+    provenance = JSONAttribute(null=True)
     pdq = UnicodeAttribute(null=True)
     pdq_quality = NumberAttribute(null=True)
     phash = UnicodeAttribute(null=True)
@@ -95,11 +96,29 @@ class AuditItem(Model):
     hash = UnicodeAttribute()
 
 
+class GeofenceRule(Model):
+    """A legal restriction on serving media to one country, read by the edge viewer-request
+    function (edge/viewer_request), which answers HTTP 451 with ``legal_reference``."""
+
+    class Meta:
+        table_name = "mediaguard-geofence"
+        billing_mode = "PAY_PER_REQUEST"
+
+    country = UnicodeAttribute(hash_key=True)  # ISO 3166-1 alpha-2, as CloudFront-Viewer-Country sends it
+    scope = UnicodeAttribute(range_key=True)  # "global" | "path:<uri prefix>"
+    legal_reference = UnicodeAttribute()  # shown to the viewer: statute, court order or notice id
+    # Epoch seconds. Also the table's TTL attribute, but DynamoDB deletes expired items
+    # lazily (up to days later), so readers must ignore expired rules themselves.
+    expires_at = NumberAttribute(null=True)
+    created_at = UTCDateTimeAttribute(null=True)
+
+
 MODELS: dict[str, type[Model]] = {
     "media_table": MediaItem,
     "banks_table": Bank,
     "bank_entries_table": BankEntryItem,
     "audit_table": AuditItem,
+    "geofence_table": GeofenceRule,
 }
 
 

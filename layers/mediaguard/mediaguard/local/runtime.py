@@ -19,11 +19,14 @@ import time
 import traceback
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from . import postpolicy
 from .check import check_transitions, render
 from .template import ACCOUNT_ID, Stack
 
@@ -88,6 +91,19 @@ class Invocation:
 
 
 @dataclass
+class PostResult:
+    """S3's answer to a browser-style POST upload."""
+
+    status: int
+    error_code: str | None
+    message: str | None
+
+    @property
+    def stored(self) -> bool:
+        return 200 <= self.status < 300
+
+
+@dataclass
 class ExecutionRun:
     name: str
     status: str
@@ -117,6 +133,8 @@ class LocalCloud:
         self._mock = None
         self._original_invoke = None
         self._saved_env: dict[str, str | None] = {}
+        # S3's clock for POST-policy expiry; replace it to replay a request sent late.
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     # -- lifecycle -----------------------------------------------------------
     @classmethod
@@ -163,6 +181,7 @@ class LocalCloud:
 
         LambdaFunction._invoke_lambda = _invoke_in_process
         self._unpatch_s3 = _deliver_s3_events_after_write()
+        self._unpatch_post = postpolicy.install(lambda: cloud.clock())  # moto enforces no POST policy
         try:
             self._deploy()
         except Exception:
@@ -175,6 +194,7 @@ class LocalCloud:
         from moto.awslambda.models import LambdaFunction
 
         LambdaFunction._invoke_lambda = self._original_invoke
+        self._unpatch_post()
         self._unpatch_s3()
         self._mock.stop()
         self._mock = None
@@ -354,6 +374,24 @@ class LocalCloud:
         )
         return media_id
 
+    def post_upload(self, presigned: dict, data: bytes, content_type: str | None = None) -> PostResult:
+        """Upload the way a client does with a presigned POST: the form fields as given,
+        the file last. ``content_type`` replaces the form's Content-Type field (what the
+        client declares to S3); S3 checks every field against the signed policy."""
+        import re
+
+        import requests
+
+        fields = dict(presigned["fields"])
+        if content_type is not None:
+            fields["Content-Type"] = content_type
+        files = {"file": ("upload", data, content_type or fields.get("Content-Type", "application/octet-stream"))}
+        response = requests.post(presigned["url"], data=fields, files=files, timeout=60)
+        code = re.search(r"<Code>([^<]+)</Code>", response.text)
+        message = re.search(r"<Message>([^<]+)</Message>", response.text)
+        return PostResult(response.status_code, code.group(1) if code else None,
+                          message.group(1) if message else None)
+
     def wait(self, media_id: str, timeout: float = 300.0) -> ExecutionRun:
         """Wait for the execution named after ``media_id`` and read its history."""
         sfn = self.client("stepfunctions")
@@ -447,6 +485,7 @@ def _reset_library_caches() -> None:
 
     get_settings.cache_clear()
     aws.deps.cache_clear()
+    aws.presigner.cache_clear()
 
 
 __all__ = ["ACCOUNT_ID", "ExecutionRun", "LocalCloud", "LocalRuntimeError"]

@@ -1,0 +1,259 @@
+"""The upload API's library: validate a declared upload, screen it, and hand out a
+presigned POST that admits exactly one object.
+
+The API never sees the bytes. It sees what the client *declares* (type, length,
+optionally a sha256 and a PDQ hash it computed on the device) and answers with an
+S3 POST form whose signed policy pins the key, the Content-Type, a length range and
+a short expiry; S3 enforces those on the upload itself. Everything declared here is
+untrusted: the S3-triggered pipeline sniffs, hashes and matches the bytes that
+actually land, so pre-upload screening only saves honest clients (and the
+platform) an upload that is certain to be removed.
+
+Audit: every grant and every refusal is appended to the chain ``upload:{media_id}``.
+The item's own chain (``{media_id}``, written by the pipeline) starts at
+``received``; keeping the request in a chain of its own means a refused request,
+which never becomes an item, still has a verifiable record.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from typing import Any, ClassVar, Protocol
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .errors import MediaguardError
+from .fingerprint import PdqSignal
+from .media import STILL_KINDS
+from .pipeline import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, upload_key
+from .ports import BankEntry, Deps
+from .settings import Settings
+
+logger = Logger(service="mediaguard", child=True)
+
+AUDIT_ACTOR_PREFIX = "client:"
+
+
+def audit_chain(media_id: str) -> str:
+    return f"upload:{media_id}"
+
+
+def accepted_content_types() -> tuple[str, ...]:
+    """The content types the sanitize stage can handle, so the two never disagree."""
+    return tuple(t for kind in STILL_KINDS for t in (kind.content_type, *getattr(kind, "aliases", ())))
+
+
+# --- errors -------------------------------------------------------------------
+
+
+class UploadApiError(MediaguardError):
+    """An answer to the client: an HTTP status, a stable reason code and a safe message."""
+
+    status: ClassVar[int] = 400
+    reason = "bad_request"
+
+    def __init__(self, message: str, *, media_id: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.media_id = media_id
+
+    def body(self) -> dict[str, Any]:
+        return {"reason": self.reason, "message": str(self), "media_id": self.media_id}
+
+
+class UnauthorizedError(UploadApiError):
+    status = 401
+    reason = "unauthorized"
+
+
+class UploadRefusedError(UploadApiError):
+    """Pre-upload screening said no; the refusal is audited before this is raised."""
+
+    status = 400
+
+
+class UnsupportedUploadTypeError(UploadRefusedError):
+    status = 415
+    reason = "unsupported_media_type"
+
+
+class UploadTooLargeError(UploadRefusedError):
+    status = 413
+    reason = "too_large"
+
+
+class BlockedByBankError(UploadRefusedError):
+    # 403, not 451: the match is an abuse signal, not a legal restriction by country.
+    status = 403
+    reason = "blocked_by_bank"
+
+
+# --- models -------------------------------------------------------------------
+
+
+class UploadRequest(BaseModel):
+    """What a client declares before uploading.
+
+    >>> UploadRequest(content_type="image/jpeg", content_length=123_456).content_type
+    'image/jpeg'
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    content_type: str = Field(min_length=3, max_length=100)
+    content_length: int = Field(gt=0)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    pdq: str | None = None
+    pdq_quality: int | None = Field(default=None, ge=0, le=100)
+    # Audience size of the uploader (followers); a later risk signal, recorded now.
+    reach: int | None = Field(default=None, ge=0)
+
+    @field_validator("content_type")
+    @classmethod
+    def _normalise_type(cls, value: str) -> str:
+        return value.split(";")[0].strip().lower()
+
+    @field_validator("sha256")
+    @classmethod
+    def _lower_sha(cls, value: str | None) -> str | None:
+        return value.lower() if value else value
+
+    @field_validator("pdq")
+    @classmethod
+    def _valid_pdq(cls, value: str | None) -> str | None:
+        return PdqSignal.validate(value) if value is not None else None
+
+    @model_validator(mode="after")
+    def _pdq_needs_quality(self) -> UploadRequest:
+        # Without its quality a PDQ hash cannot be trusted to match: flat images collide.
+        if self.pdq is not None and self.pdq_quality is None:
+            raise ValueError("pdq_quality is required with pdq")
+        return self
+
+
+class PresignedPost(BaseModel):
+    url: str
+    fields: dict[str, str]
+
+
+class UploadGrant(BaseModel):
+    media_id: str
+    key: str
+    expires_in: int
+    max_bytes: int
+    upload: PresignedPost
+
+
+class Presigner(Protocol):
+    def presign_post(self, bucket: str, key: str, fields: dict[str, str], conditions: list,
+                     expires_in: int) -> dict:
+        """``{"url": ..., "fields": {...}}`` as ``generate_presigned_post`` returns it."""
+
+
+# --- the steps ------------------------------------------------------------------
+
+
+def authenticate(jwt_claims: dict[str, Any] | None, authorization: str | None, settings: Settings) -> str:
+    """The caller's id: the JWT subject on AWS, ``dev`` for the local dev token.
+
+    On AWS the HTTP API's JWT authorizer has already validated the token and hands the
+    claims over; a request without a valid JWT never reaches the function, so the dev
+    token (configured only for local mode) cannot open a path around it.
+    """
+    if jwt_claims and jwt_claims.get("sub"):
+        return str(jwt_claims["sub"])
+    token = settings.dev_token.get_secret_value() if settings.dev_token else ""
+    scheme, _, presented = (authorization or "").partition(" ")
+    if token and scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode()):
+        return "dev"
+    raise UnauthorizedError("a valid bearer token is required")
+
+
+def check_declaration(request: UploadRequest, settings: Settings, media_id: str | None = None) -> None:
+    """Refuse types the pipeline cannot sanitize and lengths over the image limit."""
+    if request.content_type not in accepted_content_types():
+        raise UnsupportedUploadTypeError(
+            f"{request.content_type} is not accepted; use one of {', '.join(accepted_content_types())}",
+            media_id=media_id)
+    if request.content_length > settings.max_image_bytes:
+        raise UploadTooLargeError(f"uploads are limited to {settings.max_image_bytes} bytes", media_id=media_id)
+
+
+def screen(request: UploadRequest, entries: list[BankEntry]) -> tuple[BankEntry, int] | None:
+    """The closest block-bank entry within its threshold of the client's PDQ, if any.
+
+    Same rule as the similarity stage: distance <= the bank's threshold (31 by
+    default), hashes of quality < 50 ignored on either side. Flag and allow banks do
+    not refuse uploads; the pipeline applies them to the real bytes.
+    """
+    if request.pdq is None or (request.pdq_quality or 0) < PDQ_MIN_QUALITY:
+        return None
+    query = int(request.pdq, 16)
+    best: tuple[BankEntry, int] | None = None
+    for entry in entries:
+        if entry.kind != "block" or entry.signal != "pdq":
+            continue
+        if entry.quality is not None and entry.quality < PDQ_MIN_QUALITY:
+            continue
+        distance = (query ^ int(entry.value, 16)).bit_count()
+        threshold = entry.threshold if entry.threshold is not None else PDQ_MAX_DISTANCE
+        if distance <= threshold and (best is None or distance < best[1]):
+            best = (entry, distance)
+    return best
+
+
+def post_policy(request: UploadRequest) -> tuple[dict[str, str], list]:
+    """Extra form fields and policy conditions beyond the key and bucket (which
+    ``generate_presigned_post`` pins itself): the exact Content-Type and a length
+    range that ends at the declared length, so a client cannot swap in a bigger file."""
+    fields = {"Content-Type": request.content_type}
+    conditions: list = [
+        {"Content-Type": request.content_type},
+        ["content-length-range", 1, request.content_length],
+    ]
+    return fields, conditions
+
+
+def request_upload(request: UploadRequest, caller: str, deps: Deps, presigner: Presigner,
+                   *, media_id: str | None = None) -> UploadGrant:
+    """Screen a declared upload and return the presigned POST for ``uploads/{media_id}``.
+
+    Raises an :class:`UploadRefusedError` subclass (audited first) when the type is
+    not accepted, the length is over the limit, or the client's PDQ matches a block bank.
+
+    Example::
+
+        grant = request_upload(UploadRequest(content_type="image/jpeg", content_length=200_000),
+                               "user-42", deps(), presigner())
+        requests.post(grant.upload.url, data=grant.upload.fields, files={"file": data})
+    """
+    settings = deps.settings
+    media_id = media_id or uuid.uuid4().hex
+    chain, actor = audit_chain(media_id), f"{AUDIT_ACTOR_PREFIX}{caller}"
+    declared = request.model_dump(exclude_none=True)
+    try:
+        check_declaration(request, settings, media_id)
+        hit = screen(request, deps.items.bank_entries())
+        if hit is not None:
+            entry, distance = hit
+            declared |= {"bank": entry.bank, "ref": entry.ref, "distance": distance}
+            # The message names neither bank nor entry: the answer must not help anyone
+            # probe what a bank holds.
+            raise BlockedByBankError("this image cannot be uploaded", media_id=media_id)
+    except UploadRefusedError as refusal:
+        deps.items.append_audit(chain, actor, "upload_refused", {"reason": refusal.reason, **declared})
+        logger.info("upload refused", extra={"media_id": media_id, "reason": refusal.reason})
+        raise
+    if not settings.upload_bucket:
+        raise MediaguardError("setting UPLOAD_BUCKET is not configured", reason="misconfigured")
+    key = upload_key(media_id)
+    fields, conditions = post_policy(request)
+    presigned = presigner.presign_post(settings.upload_bucket, key, fields, conditions, settings.upload_ttl_seconds)
+    deps.items.append_audit(chain, actor, "upload_granted",
+                            {"key": key, "expires_in": settings.upload_ttl_seconds, **declared})
+    # Ids only: the presigned form is a credential and never goes to the logs.
+    logger.info("upload granted", extra={"media_id": media_id, "content_length": request.content_length})
+    return UploadGrant(media_id=media_id, key=key, expires_in=settings.upload_ttl_seconds,
+                       max_bytes=request.content_length,
+                       upload=PresignedPost(url=presigned["url"], fields=presigned["fields"]))

@@ -1,0 +1,312 @@
+"""The upload API end to end: the real handler fed events/uploads.json, presigned POSTs
+checked by local mode the way S3 checks them, and the pipeline behind the bucket."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+from mediaguard.adapters.aws import DynamoBanks
+from mediaguard.audit import verify
+from mediaguard.banks import NewEntry
+from mediaguard.ingest import prepare
+from mediaguard.local.postpolicy import PostPolicyViolation, verify_post
+from mediaguard.local.runtime import LocalCloud
+from mediaguard.settings import Settings
+from tests.conftest import jpeg_bytes, load_event, photo
+
+DEV_TOKEN = "local-dev-token-for-tests"
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    with LocalCloud(parameters={"LogLevel": "INFO", "DevToken": DEV_TOKEN}) as local:
+        yield local
+
+
+def call_api(cloud, body: dict | None = None, *, auth: str = "jwt") -> tuple[int, dict]:
+    """Invoke the uploads function with the sample event, as API Gateway would."""
+    event = load_event("uploads")
+    if body is not None:
+        event["body"] = json.dumps(body)
+    if auth != "jwt":  # no JWT authorizer ran: local mode
+        del event["requestContext"]["authorizer"]
+        if auth:
+            event["headers"]["authorization"] = auth
+        else:
+            del event["headers"]["authorization"]
+    response = cloud.client("lambda").invoke(FunctionName=f"{cloud.stack.name}-UploadsFunction",
+                                             Payload=json.dumps(event))
+    result = json.loads(response["Payload"].read())
+    return result["statusCode"], json.loads(result["body"])
+
+
+def policy_of(grant: dict) -> dict:
+    return json.loads(base64.b64decode(grant["upload"]["fields"]["policy"]))
+
+
+def stored(cloud, key: str) -> bool:
+    listing = cloud.client("s3").list_objects_v2(Bucket=cloud.upload_bucket, Prefix=key)
+    return any(o["Key"] == key for o in listing.get("Contents", []))
+
+
+def started(cloud, media_id: str) -> bool:
+    executions = cloud.client("stepfunctions").list_executions(stateMachineArn=cloud.state_machine_arn)
+    return any(e["name"] == media_id for e in executions["executions"])
+
+
+def upload_chain(cloud, media_id: str):
+    return cloud.deps().items.audit_chain(f"upload:{media_id}")
+
+
+# --- the happy path -------------------------------------------------------------------
+
+
+class _Records(logging.Handler):
+    """Every log line the library and handler emit, formatted as Powertools prints them
+    (Powertools may adopt this handler as its own, so it carries its formatter)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(LambdaPowertoolsFormatter())
+        self.seen: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(self.format(record))
+
+
+@pytest.fixture
+def log_records():
+    records, logger = _Records(), logging.getLogger("mediaguard")
+    logger.addHandler(records)
+    yield records.seen
+    logger.removeHandler(records)
+
+
+def test_granted_post_lands_and_runs_the_pipeline(cloud, astronaut_jpeg, log_records):
+    # GIVEN a client that declares its JPEG's type and exact length
+    status, grant = call_api(cloud, {"content_type": "image/jpeg", "content_length": len(astronaut_jpeg),
+                                     "reach": 1200})
+    # THEN it gets a presigned POST whose signed policy pins key, type, length and expiry
+    assert status == 201
+    media_id = grant["media_id"]
+    assert grant["key"] == f"uploads/{media_id}" and grant["upload"]["fields"]["key"] == grant["key"]
+    policy = policy_of(grant)
+    assert {"key": f"uploads/{media_id}"} in policy["conditions"]
+    assert {"Content-Type": "image/jpeg"} in policy["conditions"]
+    assert ["content-length-range", 1, len(astronaut_jpeg)] in policy["conditions"]
+    expires = datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
+    assert timedelta(0) < expires - datetime.now(UTC) <= timedelta(seconds=300)
+    assert grant["upload"]["fields"]["x-amz-algorithm"] == "AWS4-HMAC-SHA256"
+
+    # WHEN the client POSTs the file with that form
+    result = cloud.post_upload(grant["upload"], astronaut_jpeg)
+
+    # THEN S3 stores it, the S3 notification starts the pipeline and it runs to the end
+    assert result.stored, result
+    run = cloud.wait(media_id)
+    assert run.status == "SUCCEEDED" and run.states[-1] == "Done"
+    assert cloud.item(media_id)["status"] == "done"
+    original = cloud.client("s3").get_object(Bucket=cloud.upload_bucket, Key=grant["key"])
+    assert original["Body"].read() == astronaut_jpeg and original["ContentType"] == "image/jpeg"
+    # AND the grant is in its own verifiable audit chain, with who asked and what they declared
+    chain = upload_chain(cloud, media_id)
+    assert [r.event for r in chain] == ["upload_granted"]
+    assert chain[0].actor == "client:user-0001" and chain[0].detail["reach"] == 1200
+    assert verify(chain) == []
+    # AND the logs name the grant but never carry the presigned form (it is a credential)
+    assert any("upload granted" in r and media_id in r for r in log_records)
+    fields = grant["upload"]["fields"]
+    for secret in (fields["x-amz-signature"], fields["policy"][:40], fields["x-amz-credential"]):
+        assert not any(secret in r for r in log_records)
+
+
+# --- POSTs that S3 (here: local mode) must refuse -------------------------------------------
+
+
+def _oversize(grant, data):
+    return grant["upload"], data + b"\0" * 1024, None
+
+
+def _wrong_type(grant, data):
+    return grant["upload"], data, "image/png"
+
+
+def _rekeyed(grant, data):
+    upload = {"url": grant["upload"]["url"], "fields": {**grant["upload"]["fields"], "key": "uploads/someone-else"}}
+    return upload, data, None
+
+
+def _forged_policy(grant, data):
+    # A client that widens its own length range and re-encodes the policy: the signature no longer fits.
+    policy = policy_of(grant)
+    policy["conditions"] = [["content-length-range", 1, 10**9] if isinstance(c, list) else c
+                            for c in policy["conditions"]]
+    forged = base64.b64encode(json.dumps(policy).encode()).decode()
+    return {"url": grant["upload"]["url"], "fields": {**grant["upload"]["fields"], "policy": forged}}, data * 2, None
+
+
+def _extra_field(grant, data):
+    fields = {**grant["upload"]["fields"], "x-amz-meta-reach": "99999999"}
+    return {"url": grant["upload"]["url"], "fields": fields}, data, None
+
+
+@pytest.mark.parametrize(
+    ("tamper", "code"),
+    [
+        (_oversize, "EntityTooLarge"),
+        (_wrong_type, "AccessDenied"),
+        (_rekeyed, "AccessDenied"),
+        (_forged_policy, "SignatureDoesNotMatch"),
+        (_extra_field, "AccessDenied"),
+    ],
+    ids=["oversize", "wrong-type", "re-keyed", "forged-policy", "extra-field"],
+)
+def test_post_outside_the_signed_policy_is_refused_and_nothing_is_stored(cloud, tamper, code):
+    # GIVEN a grant for a declared JPEG
+    data = jpeg_bytes(photo("rocket"))
+    status, grant = call_api(cloud, {"content_type": "image/jpeg", "content_length": len(data)})
+    assert status == 201
+    # WHEN the client's POST strays from what was signed
+    upload, body, content_type = tamper(grant, data)
+    result = cloud.post_upload(upload, body, content_type)
+    # THEN S3's refusal comes back, nothing is stored under either key and no run starts
+    assert (result.stored, result.error_code) == (False, code), result
+    assert result.status in (400, 403)
+    assert not stored(cloud, grant["key"]) and not stored(cloud, "uploads/someone-else")
+    assert not started(cloud, grant["media_id"])
+
+
+def test_expired_policy_is_refused(cloud):
+    # GIVEN a grant, and a client that only sends its POST six minutes later
+    data = jpeg_bytes(photo("rocket"))
+    _, grant = call_api(cloud, {"content_type": "image/jpeg", "content_length": len(data)})
+    sent_at = datetime.now(UTC) + timedelta(minutes=6)
+    cloud.clock = lambda: sent_at
+    try:
+        # WHEN it posts exactly what it was given
+        result = cloud.post_upload(grant["upload"], data)
+    finally:
+        cloud.clock = lambda: datetime.now(UTC)
+    # THEN the policy has expired and nothing is stored
+    assert (result.stored, result.error_code) == (False, "AccessDenied")
+    assert "expired" in (result.message or "")
+    assert not stored(cloud, grant["key"])
+
+
+# --- declarations refused before any upload --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "reason"),
+    [
+        ({"content_type": "application/pdf", "content_length": 1000}, 415, "unsupported_media_type"),
+        ({"content_type": "video/mp4", "content_length": 1000}, 415, "unsupported_media_type"),
+        ({"content_type": "image/jpeg", "content_length": Settings().max_image_bytes + 1}, 413, "too_large"),
+    ],
+    ids=["pdf", "video", "oversize"],
+)
+def test_unacceptable_declarations_are_refused_with_a_reason_and_audited(cloud, body, status, reason):
+    # WHEN a client declares something the pipeline would reject anyway
+    code, answer = call_api(cloud, body)
+    # THEN it gets no upload form, a stable reason code, and the refusal is audited
+    assert (code, answer["reason"]) == (status, reason)
+    assert "upload" not in answer
+    chain = upload_chain(cloud, answer["media_id"])
+    assert [r.event for r in chain] == ["upload_refused"]
+    assert chain[0].detail["reason"] == reason and chain[0].detail["content_type"] == body["content_type"]
+
+
+def test_client_pdq_near_a_block_bank_entry_is_refused_without_naming_the_bank(cloud):
+    # GIVEN a block bank holding the PDQ of a victim's photo
+    settings = Settings()
+    banked = prepare(jpeg_bytes(photo("coffee")), "image/jpeg", settings).fingerprints
+    banks = DynamoBanks(cloud.deps().settings)
+    banks.create("ncii-victims", "block")
+    banks.add("ncii-victims", [NewEntry(ref="case-77", signal="pdq", value=banked.pdq, quality=banked.pdq_quality)])
+    # AND a client that hashed a resized, recompressed copy on the device
+    copy = jpeg_bytes(photo("coffee").resize((300, 200)), quality=60)
+    client = prepare(copy, "image/jpeg", settings).fingerprints
+    declared = {"content_type": "image/jpeg", "content_length": len(copy), "sha256": client.sha256}
+
+    # WHEN it asks to upload, declaring that PDQ with its quality
+    status, answer = call_api(cloud, declared | {"pdq": client.pdq, "pdq_quality": client.pdq_quality})
+
+    # THEN it is refused as blocked, and the answer does not reveal which bank or entry matched
+    assert (status, answer["reason"]) == (403, "blocked_by_bank")
+    assert "upload" not in answer
+    assert "ncii-victims" not in json.dumps(answer) and "case-77" not in json.dumps(answer)
+    # AND the audit record does say which one, and how close
+    record = upload_chain(cloud, answer["media_id"])[-1]
+    assert (record.event, record.detail["bank"], record.detail["ref"]) == ("upload_refused", "ncii-victims", "case-77")
+    assert record.detail["distance"] <= 31 and record.detail["pdq"] == client.pdq
+
+    # AND the same hash with a quality under 50 is not trusted to match, so it is granted
+    status, _ = call_api(cloud, declared | {"pdq": client.pdq, "pdq_quality": 40})
+    assert status == 201
+
+
+def test_pdq_without_quality_is_a_validation_error(cloud):
+    status, answer = call_api(cloud, {"content_type": "image/jpeg", "content_length": 10, "pdq": "f" * 64})
+    assert status == 422
+    assert "upload" not in answer
+
+
+# --- authentication ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("auth", "status"),
+    [("", 401), ("Bearer not-the-token", 401), (f"Basic {DEV_TOKEN}", 401), (f"Bearer {DEV_TOKEN}", 201)],
+    ids=["none", "wrong-token", "wrong-scheme", "dev-token"],
+)
+def test_without_a_jwt_only_the_local_dev_token_is_accepted(cloud, auth, status):
+    code, answer = call_api(cloud, {"content_type": "image/png", "content_length": 1000}, auth=auth)
+    assert code == status
+    if status == 401:
+        assert answer["reason"] == "unauthorized" and "upload" not in answer
+
+
+# --- the policy check itself (no cloud) ----------------------------------------------------------
+
+
+def _signed_form(policy: dict, secret: str = "s3cr3t") -> dict:
+    from mediaguard.local.postpolicy import sigv4_signature
+
+    encoded = base64.b64encode(json.dumps(policy).encode()).decode()
+    return {"key": "uploads/a", "policy": encoded, "x-amz-algorithm": "AWS4-HMAC-SHA256",
+            "x-amz-credential": "AKID/20260101/us-east-1/s3/aws4_request", "x-amz-date": "20260101T000000Z",
+            "x-amz-signature": sigv4_signature(secret, "20260101", "us-east-1", "s3", encoded)}
+
+
+_POLICY = {"expiration": "2030-01-01T00:00:00Z",
+           "conditions": [{"bucket": "b"}, {"key": "uploads/a"}, {"x-amz-algorithm": "AWS4-HMAC-SHA256"},
+                          {"x-amz-credential": "AKID/20260101/us-east-1/s3/aws4_request"},
+                          {"x-amz-date": "20260101T000000Z"}, ["content-length-range", 1, 10]]}
+
+
+def test_policy_check_accepts_a_conforming_post_and_refuses_unknown_keys_and_sigv2():
+    now = datetime(2026, 6, 1, tzinfo=UTC)
+    known = {"AKID": "s3cr3t"}.get
+    assert verify_post(_signed_form(_POLICY), 10, "b", secret_for=known, now=now)["conditions"]
+    with pytest.raises(PostPolicyViolation) as refused:
+        verify_post(_signed_form(_POLICY), 10, "other-bucket", secret_for=known, now=now)
+    assert refused.value.code == "AccessDenied"
+    with pytest.raises(PostPolicyViolation) as refused:
+        verify_post(_signed_form(_POLICY), 0, "b", secret_for=known, now=now)
+    assert refused.value.code == "EntityTooSmall"
+    with pytest.raises(PostPolicyViolation) as refused:
+        verify_post(_signed_form(_POLICY, secret="wrong"), 5, "b", secret_for=known, now=now)
+    assert refused.value.code == "SignatureDoesNotMatch"
+    with pytest.raises(PostPolicyViolation) as refused:
+        verify_post(_signed_form(_POLICY), 5, "b", secret_for=lambda _: None, now=now)
+    assert refused.value.code == "InvalidAccessKeyId"
+    sigv2 = {"key": "uploads/a", "policy": "e30=", "AWSAccessKeyId": "AKID", "signature": "x"}
+    with pytest.raises(PostPolicyViolation) as refused:
+        verify_post(sigv2, 5, "b", secret_for=known, now=now)
+    assert refused.value.code == "InvalidArgument"
