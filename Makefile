@@ -7,7 +7,7 @@ SAM := .tools/sam/bin/sam
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup demo test lint build bench clean
+.PHONY: setup demo test lint build build-edge bench clean
 
 setup:
 	@scripts/setup.sh
@@ -16,7 +16,7 @@ demo: setup
 	$(VENV)/bin/mediaguard demo
 
 # The whole suite: ruff, sam validate --lint, ASL parse, unit + functional + contract
-# tests, and a real `sam build` with the package-size check (tests/build).
+# tests, and a real `sam build` with the package-size check (tests/packaging; pytest never collects a folder named build).
 test: setup lint
 	$(PY) -m pytest
 
@@ -28,9 +28,14 @@ lint: setup
 build: setup
 	$(SAM) build --template template.yaml --parallel
 
+# Lambda@Edge lives in its own stack in us-east-1 (edge/README.md).
+build-edge: setup
+	$(SAM) build --template edge/template.yaml --build-dir .aws-sam/edge
+
 bench: setup
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.ingest
+	$(PY) -m bench.index --sizes 1M
 
 clean:
 	rm -rf .aws-sam .pytest_cache .ruff_cache
