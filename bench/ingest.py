@@ -5,7 +5,10 @@
 - naive: full decode + Pillow re-encode (the usual way to strip metadata) + imagehash
   pHash + PDQ at full resolution.
 
-Targets (issue 3): ingest <= 2x the floor and >= 5x faster than naive.
+Targets (issue 3): ingest <= 2x the floor and >= 5x faster than naive. "ingest" is
+sanitize + every fingerprint, as the issue defines it; the provenance readers that the
+sanitize stage also runs on the original (C2PA, XMP/IPTC/PNG text, exiftool where
+installed, the watermark decoder) are timed separately in the last column.
 
     .venv/bin/python -m bench.ingest [--runs 7]
 """
@@ -63,13 +66,15 @@ def main() -> int:
     settings = Settings()
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}; "
           f"medians of {args.runs} runs after a warm-up")
-    print(f"{'input':<22}{'ingest':>10}{'floor':>10}{'naive':>10}{'ingest/floor':>14}{'naive/ingest':>14}")
+    print(f"{'input':<22}{'ingest':>10}{'floor':>10}{'naive':>10}{'ingest/floor':>14}{'naive/ingest':>14}"
+          f"{'+forensics':>12}")
     for label, data in (("12 MP JPEG (4000x3000)", photo_12mp_jpeg()), ("1080p PNG", photo_1080p_png())):
-        ingest_ms = _median_ms(lambda d=data: prepare(d, None, settings), args.runs)
+        ingest_ms = _median_ms(lambda d=data: prepare(d, None, settings, forensics=False), args.runs)
+        full_ms = _median_ms(lambda d=data: prepare(d, None, settings), args.runs)
         floor_ms = _median_ms(lambda d=data: floor(d), args.runs)
         naive_ms = _median_ms(lambda d=data: naive(d), max(3, args.runs // 2))
         print(f"{label:<22}{ingest_ms:>8.1f}ms{floor_ms:>8.1f}ms{naive_ms:>8.1f}ms"
-              f"{ingest_ms / floor_ms:>13.2f}x{naive_ms / ingest_ms:>13.1f}x")
+              f"{ingest_ms / floor_ms:>13.2f}x{naive_ms / ingest_ms:>13.1f}x{full_ms - ingest_ms:>10.1f}ms")
     return 0
 
 

@@ -137,7 +137,9 @@ def sanitize(
     if kind is PNG:
         out, removed, suspect, trailing = _rewrite_png(data)
         _refuse_polyglot(data, suspect, trailing)
-        orientation = _orientation(img)
+        # Pillow's PNG getexif() decodes every pixel to look for an eXIf chunk after the
+        # image data; the chunk walk already knows whether there is one.
+        orientation = _orientation(img) if "eXIf" in removed else None
         if orientation in (None, 1) or frames.count > 1:
             return Sanitized(out, kind, "png-chunks", removed, width, height)
         upright = _decode(lambda: _transpose(img, orientation))
