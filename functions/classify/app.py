@@ -1,4 +1,4 @@
-"""Classify the sanitized image with open_nsfw (ONNX); the session lives for the container."""
+"""Classify one batch of frames with open_nsfw and any plug-in ONNX models; sessions live for the container."""
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import event_parser

@@ -1,4 +1,4 @@
-"""Match the PDQ fingerprint against every active bank entry."""
+"""Match the frames (PDQ, its rotations and mirrors, vPDQ) and embeddings against the hash banks."""
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import event_parser

@@ -38,7 +38,15 @@ def test_template_tables_equal_the_pynamodb_models(model):
     assert sorted(props["AttributeDefinitions"], key=lambda a: a["AttributeName"]) == sorted(
         schema["attribute_definitions"], key=lambda a: a["AttributeName"])
     assert props["BillingMode"] == model.Meta.billing_mode
-    assert not schema["global_secondary_indexes"] and "GlobalSecondaryIndexes" not in props
+    def by_type(keys):
+        return sorted(({"AttributeName": k["AttributeName"], "KeyType": k["KeyType"]} for k in keys),
+                      key=lambda k: k["KeyType"])
+
+    declared = {g["IndexName"]: (by_type(g["KeySchema"]), g["Projection"])
+                for g in props.get("GlobalSecondaryIndexes", [])}
+    modelled = {g["index_name"]: (by_type(g["key_schema"]), g["projection"])
+                for g in schema["global_secondary_indexes"]}
+    assert declared == modelled
     assert not schema["local_secondary_indexes"] and "LocalSecondaryIndexes" not in props
 
 

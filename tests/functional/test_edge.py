@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mediaguard.adapters.aws import DynamoGeofence
+from mediaguard.adapters.geofence import DynamoGeofence
 from mediaguard.ingest import prepare
 from mediaguard.local.runtime import LocalCloud
 from mediaguard.settings import Settings

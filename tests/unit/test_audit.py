@@ -1,12 +1,32 @@
-"""Tamper evidence of the per-item audit hash chain."""
+"""Tamper evidence of the per-item audit hash chains, their head pointers and the digests."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
-from mediaguard.audit import GENESIS, AuditRecord, next_record, record_hash, verify
+from mediaguard.audit import (
+    DIGEST_CHAIN,
+    GENESIS,
+    Anchor,
+    ArchivedDigest,
+    AuditRecord,
+    ChainState,
+    Head,
+    TrailSnapshot,
+    decode_digest,
+    digest_key,
+    encode_digest,
+    heads_root,
+    next_digest,
+    next_record,
+    record_hash,
+    verify,
+    verify_digests,
+    verify_trail,
+)
 
 CHAIN = "media-7f3a"
 EVENTS = [
@@ -18,101 +38,184 @@ EVENTS = [
 ]
 
 
-@pytest.fixture
-def chain() -> list[AuditRecord]:
-    """Five records built the way the pipeline builds them."""
+def build(chain: str = CHAIN, events=EVENTS) -> list[AuditRecord]:
     records: list[AuditRecord] = []
-    for second, (actor, event, detail) in enumerate(EVENTS):
+    for second, (actor, event, detail) in enumerate(events):
         last = records[-1] if records else None
-        records.append(next_record(CHAIN, last, f"2026-11-23T10:00:0{second}Z", actor, event, detail))
+        records.append(next_record(chain, last, f"2026-11-23T10:00:0{second}Z", actor, event, detail))
     return records
 
 
-def mentions(problems: list[str], seq: int) -> bool:
-    return any(f"#{seq}:" in p or f"record {seq} " in p for p in problems)
+@pytest.fixture
+def chain() -> list[AuditRecord]:
+    """Five records built the way the audit store builds them."""
+    return build()
+
+
+def head_of(records: list[AuditRecord]) -> Head:
+    return Head(records[-1].seq, records[-1].hash)
+
+
+def kinds_at(findings, seq) -> set[str]:
+    return {f.kind for f in findings if f.seq == seq}
+
+
+def rehashed(rec: AuditRecord, **changes) -> AuditRecord:
+    """A forger's edit: change fields and recompute the record's own hash."""
+    r = dataclasses.replace(rec, **changes)
+    return dataclasses.replace(r, hash=record_hash(r.chain, r.seq, r.at, r.actor, r.event, r.detail, r.prev_hash))
+
+
+# --- one chain -----------------------------------------------------------------------------
 
 
 def test_a_chain_built_with_next_record_verifies(chain):
     assert [r.seq for r in chain] == [0, 1, 2, 3, 4]
     assert chain[0].prev_hash == GENESIS
     assert all(later.prev_hash == earlier.hash for earlier, later in zip(chain, chain[1:], strict=False))
-    assert verify(chain) == []
+    assert verify(chain, head=head_of(chain), anchors=[Anchor(0, 4, chain[4].hash)]) == []
 
 
 def test_an_empty_chain_has_nothing_to_report():
     assert verify([]) == []
 
 
+def test_next_record_continues_from_a_head_pointer_as_from_the_record(chain):
+    from_record = next_record(CHAIN, chain[-1], "t", "a", "e", {})
+    from_head = next_record(CHAIN, head_of(chain), "t", "a", "e", {})
+    assert from_record == from_head and from_head.seq == 5 and from_head.prev_hash == chain[-1].hash
+
+
 def test_editing_a_record_is_reported_at_that_record(chain):
     # GIVEN a chain whose third record's detail was changed after the fact
     chain[2] = dataclasses.replace(chain[2], detail={**chain[2].detail, "nsfw": 0.99})
     # WHEN it is verified
-    problems = verify(chain)
-    # THEN exactly that record is reported as edited
-    assert len(problems) == 1
-    assert mentions(problems, 2) and "edited" in problems[0]
+    problems = verify(chain, head=head_of(chain))
+    # THEN exactly that record is reported, as edited
+    assert [(p.chain, p.seq, p.kind) for p in problems] == [(CHAIN, 2, "edited")]
+    assert str(problems[0]).startswith(f"{CHAIN}#2: edited:")
 
 
 def test_editing_a_record_and_rehashing_it_is_caught_by_the_next(chain):
     # GIVEN a forger who edits record 2 and recomputes its hash so it looks self-consistent
-    r = chain[2]
-    detail = {**r.detail, "nsfw": 0.99}
-    chain[2] = dataclasses.replace(
-        r, detail=detail, hash=record_hash(r.chain, r.seq, r.at, r.actor, r.event, detail, r.prev_hash)
-    )
-    # WHEN verified THEN record 3 no longer follows it
+    chain[2] = rehashed(chain[2], detail={**chain[2].detail, "nsfw": 0.99})
+    # WHEN verified THEN the break is reported where it shows: record 3 no longer follows 2
     problems = verify(chain)
-    assert problems and mentions(problems, 3)
-    assert not mentions(problems, 2)
+    assert [(p.seq, p.kind) for p in problems] == [(3, "edited")]
+    assert "does not follow #2" in problems[0].message
 
 
-@pytest.mark.parametrize("field", ["at", "actor", "event"])
+@pytest.mark.parametrize("field", ["at", "actor", "event", "prev_hash"])
 def test_editing_any_field_is_detected(chain, field):
     chain[1] = dataclasses.replace(chain[1], **{field: "tampered"})
-    problems = verify(chain)
-    assert problems and mentions(problems, 1)
+    assert kinds_at(verify(chain), 1) == {"edited"}
 
 
-def test_deleting_a_middle_record_is_reported(chain):
+def test_deleting_a_middle_record_is_reported_as_deleted_and_nothing_else(chain):
     # GIVEN a chain with its middle record (seq 2) deleted
     del chain[2]
     # WHEN verified
-    problems = verify(chain)
-    # THEN the gap at seq 2 is reported, and so is the record that no longer follows
-    assert mentions(problems, 2)
-    assert mentions(problems, 3)
+    problems = verify(chain, head=head_of(chain))
+    # THEN the gap at seq 2 is the one finding (record 3 cannot be checked against a record that is gone)
+    assert [(p.seq, p.kind) for p in problems] == [(2, "deleted")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="verify() only sees the records it is given: without an anchor for the head (last seq/hash "
-    "stored on the item), dropping the newest records leaves a chain that verifies",
-)
-def test_deleting_the_newest_record_is_reported(chain):
-    # GIVEN a chain whose last record (the appeal decision) was deleted
-    # WHEN verified THEN the loss is reported, as the module promises for any deletion
-    assert verify(chain[:-1]) != []
+def test_deleting_the_newest_record_is_caught_by_the_head_pointer(chain):
+    # GIVEN a chain whose last record (the appeal decision) was deleted, head pointer untouched
+    head = head_of(chain)
+    # WHEN verified against the head pointer
+    problems = verify(chain[:-1], head=head)
+    # THEN the deleted record is named
+    assert [(p.seq, p.kind) for p in problems] == [(4, "deleted")]
+    assert "head pointer says #4" in problems[0].message
+
+
+def test_without_a_head_or_digest_a_truncated_chain_cannot_be_told_from_a_short_one(chain):
+    # The reason head pointers and digests exist: the chain alone verifies after truncation.
+    assert verify(chain[:-2]) == []
+
+
+def test_deleting_the_newest_records_and_the_head_is_caught_by_a_digest(chain):
+    # GIVEN records 3 and 4 deleted and the head pointer rewritten to match what is left
+    truncated = chain[:3]
+    # WHEN verified against a digest that anchored the chain at #4
+    problems = verify(truncated, head=head_of(truncated), anchors=[Anchor(7, 4, chain[4].hash)])
+    # THEN both deletions are named, with the digest that proves them
+    assert [(p.seq, p.kind) for p in problems] == [(3, "deleted"), (4, "deleted")]
+    assert all("digest 7" in p.message for p in problems)
 
 
 def test_deleting_the_first_record_is_reported(chain):
-    problems = verify(chain[1:])
-    assert mentions(problems, 0)
+    assert kinds_at(verify(chain[1:]), 0) == {"deleted"}
 
 
-def test_swapping_two_records_is_reported(chain):
-    # GIVEN a chain whose records 1 and 3 changed places
+def test_swapping_two_records_in_a_list_is_reported_as_reordered(chain):
+    # GIVEN a chain whose records 1 and 3 changed places in the list
     chain[1], chain[3] = chain[3], chain[1]
     # WHEN verified
     problems = verify(chain)
-    # THEN both displaced positions are reported
-    assert mentions(problems, 1)
-    assert mentions(problems, 3)
+    # THEN both displaced records are reported as reordered
+    assert [(p.seq, p.kind) for p in problems] == [(1, "reordered"), (3, "reordered")]
+
+
+def test_swapping_the_contents_of_two_seqs_is_reported_as_reordered(chain):
+    # GIVEN what a swap looks like in a table keyed by seq: the bodies of #1 and #3 traded places
+    swapped = list(chain)
+    swapped[1] = dataclasses.replace(chain[3], seq=1)
+    swapped[3] = dataclasses.replace(chain[1], seq=3)
+    # WHEN verified
+    problems = verify(swapped, head=head_of(chain))
+    # THEN each position is named with the record it really holds, and nothing else
+    assert [(p.seq, p.kind, p.message) for p in problems] == [
+        (1, "reordered", "holds the record written as #3"),
+        (3, "reordered", "holds the record written as #1"),
+    ]
 
 
 def test_a_record_from_another_chain_does_not_fit(chain):
     other = next_record("media-other", None, "2026-11-23T10:00:00Z", *EVENTS[0])
     chain[0] = other
-    assert verify(chain)
+    problems = verify(chain, chain=CHAIN)
+    assert [(p.seq, p.kind) for p in problems] == [(0, "edited")]
+    assert "media-other" in problems[0].message
+
+
+def test_a_record_beyond_the_head_pointer_is_reported_as_inserted(chain):
+    # GIVEN a well-formed record appended behind the store's back (the head was not moved)
+    head = head_of(chain)
+    chain.append(next_record(CHAIN, chain[-1], "2026-11-23T10:00:09Z", "moderator:7", "appeal-denied", {}))
+    # WHEN verified THEN it is named as inserted
+    assert [(p.seq, p.kind) for p in verify(chain, head=head)] == [(5, "inserted")]
+
+
+def test_a_chain_rewritten_consistently_is_caught_by_its_digest(chain):
+    # GIVEN a forger who rewrote record 1 and rehashed every record after it, head pointer included
+    rewritten = chain[:1]
+    for rec in chain[1:]:
+        detail = {**rec.detail, "action": "allow"} if rec.seq == 1 else rec.detail
+        rewritten.append(rehashed(rec, detail=detail, prev_hash=rewritten[-1].hash))
+    assert verify(rewritten, head=head_of(rewritten)) == []  # self-consistent
+    # WHEN verified against the digests that anchored the original at #1 and at #4
+    anchors = [Anchor(2, 1, chain[1].hash), Anchor(5, 4, chain[4].hash)]
+    problems = verify(rewritten, head=head_of(rewritten), anchors=anchors)
+    # THEN the first anchored record that differs is named, with its digest
+    assert (1, "edited") in [(p.seq, p.kind) for p in problems]
+    assert all(p.kind == "edited" for p in problems)
+    assert "digest 2" in next(p for p in problems if p.seq == 1).message
+
+
+def test_deleting_a_whole_chain_is_reported_once(chain):
+    problems = verify([], anchors=[Anchor(3, 4, chain[4].hash)], chain=CHAIN)
+    assert [(p.chain, p.seq, p.kind) for p in problems] == [(CHAIN, None, "deleted")]
+    assert "whole chain" in problems[0].message and "digest 3" in problems[0].message
+
+
+def test_records_newer_than_the_last_digest_are_noted_not_failed(chain):
+    # GIVEN a digest that anchored the chain at #2, and two records appended since
+    problems = verify(chain, head=head_of(chain), anchors=[Anchor(1, 2, chain[2].hash)])
+    # THEN they are reported as unanchored, which is informational
+    assert [(p.seq, p.kind, p.failing) for p in problems] == [(3, "unanchored", False)]
+    assert "#3..#4" in problems[0].message
 
 
 def test_record_hash_is_stable_for_dict_key_order():
@@ -139,3 +242,141 @@ def test_record_hash_commits_to_every_field():
     for name, value in variants.items():
         assert record_hash(**{**base, name: value}) != reference, name
     assert len(reference) == 64 and set(reference) <= set("0123456789abcdef")
+
+
+# --- digests -------------------------------------------------------------------------------
+
+
+def digests_for(*head_sets: dict[str, Head]):
+    """A digest chain over the given head sets, as the digest job writes it."""
+    out, last = [], None
+    for i, heads in enumerate(head_sets):
+        digest = next_digest(last, f"2026-11-23T10:0{i}:00Z", heads)
+        out.append(digest)
+        last = digest.record
+    return out
+
+
+def archived(digests, lock="COMPLIANCE") -> list[ArchivedDigest]:
+    return [ArchivedDigest(d.key, encode_digest(d), lock) for d in digests]
+
+
+def table_copy(digests) -> ChainState:
+    records = [d.record for d in digests]
+    return ChainState(records, head_of(records) if records else None)
+
+
+def test_heads_root_ignores_order_and_commits_to_every_head():
+    a = {"m1": Head(3, "a" * 64), "m2": Head(0, "b" * 64)}
+    assert heads_root(a) == heads_root(dict(reversed(list(a.items()))))
+    assert heads_root(a) != heads_root({**a, "m2": Head(1, "b" * 64)})
+    assert heads_root(a) != heads_root({"m1": a["m1"]})
+
+
+def test_a_digest_round_trips_through_its_archived_form():
+    (digest,) = digests_for({"m1": Head(4, "c" * 64)})
+    assert decode_digest(encode_digest(digest)) == digest
+    assert digest.key == digest_key(0) == "digests/000000000000.json"
+    assert digest.record.chain == DIGEST_CHAIN and digest.record.detail["chains"] == 1
+
+
+@pytest.mark.parametrize("body", [b"not json", b"{}", b'{"format": "mediaguard.audit.digest/1", "record": {}}'])
+def test_decode_refuses_what_is_not_a_digest(body):
+    with pytest.raises(ValueError):
+        decode_digest(body)
+
+
+def test_sound_digests_verify_and_yield_anchors_per_chain():
+    digests = digests_for({"m1": Head(1, "a" * 64)}, {"m1": Head(4, "b" * 64), "m2": Head(0, "c" * 64)})
+    findings, anchors, sound = verify_digests(archived(digests), table_copy(digests))
+    assert findings == []
+    assert anchors == {"m1": [Anchor(0, 1, "a" * 64), Anchor(1, 4, "b" * 64)], "m2": [Anchor(1, 0, "c" * 64)]}
+    assert [d.seq for d in sound] == [0, 1]
+
+
+def test_an_archived_digest_with_altered_heads_is_edited_and_anchors_nothing():
+    # GIVEN an unlocked archive in which digest 1's heads were changed after the fact
+    digests = digests_for({"m1": Head(1, "a" * 64)}, {"m1": Head(4, "b" * 64)})
+    objects = archived(digests, lock=None)
+    body = json.loads(objects[1].body)
+    body["heads"]["m1"] = [2, "d" * 64]
+    objects[1] = dataclasses.replace(objects[1], body=json.dumps(body).encode())
+    # WHEN verified
+    findings, anchors, _ = verify_digests(objects, table_copy(digests))
+    # THEN the digest is edited (and both objects unlocked), and its heads anchor nothing
+    assert {(f.seq, f.kind) for f in findings} == {(0, "unlocked"), (1, "unlocked"), (1, "edited")}
+    assert anchors == {"m1": [Anchor(0, 1, "a" * 64)]}
+
+
+def test_a_version_written_over_an_archived_digest_is_reported():
+    digests = digests_for({"m1": Head(1, "a" * 64)})
+    objects = [dataclasses.replace(archived(digests)[0], later_versions=2)]
+    findings, anchors, _ = verify_digests(objects, table_copy(digests))
+    assert [(f.seq, f.kind) for f in findings] == [(0, "overwritten")]
+    assert anchors["m1"] == [Anchor(0, 1, "a" * 64)]  # the original still anchors
+
+
+def test_the_table_copy_of_the_digest_chain_is_checked_against_the_archive():
+    digests = digests_for({"m1": Head(1, "a" * 64)}, {"m1": Head(2, "b" * 64)}, {"m2": Head(0, "c" * 64)})
+    # GIVEN a table copy whose digest 1 was rewritten (and rehashed) and whose newest digest was deleted
+    records = [d.record for d in digests]
+    forged = rehashed(records[1], detail={"root": "0" * 64, "chains": 1})
+    table = ChainState([records[0], forged], Head(2, records[2].hash))
+    # WHEN verified
+    findings, _, _ = verify_digests(archived(digests), table)
+    found = {(f.seq, f.kind) for f in findings}
+    # THEN the rewrite and the deletion are both named, against the table copy
+    assert (1, "edited") in found and (2, "deleted") in found
+    assert all(f.chain == DIGEST_CHAIN and f.message.startswith("table copy") for f in findings)
+
+
+def test_a_digest_in_the_table_but_not_in_the_archive_is_inserted():
+    digests = digests_for({"m1": Head(1, "a" * 64)}, {"m1": Head(2, "b" * 64)})
+    findings, _, _ = verify_digests(archived(digests[:1]), table_copy(digests))
+    assert [(f.seq, f.kind) for f in findings] == [(1, "inserted")]
+
+
+# --- the whole trail ----------------------------------------------------------------------
+
+
+def snapshot_of(chains: dict[str, list[AuditRecord]], digests, only=None) -> TrailSnapshot:
+    states = {name: ChainState(records, head_of(records)) for name, records in chains.items()}
+    return TrailSnapshot(states, table_copy(digests), archived(digests), only=only)
+
+
+def test_a_clean_trail_verifies_and_notes_what_is_not_anchored_yet():
+    one, two = build("media-1"), build("media-2", EVENTS[:2])
+    digests = digests_for({"media-1": head_of(one)})
+    report = verify_trail(snapshot_of({"media-1": one, "media-2": two}, digests))
+    assert report.ok and report.problems == []
+    assert (report.chains, report.records, report.digests) == (2, 7, 1)
+    assert [(f.chain, f.kind) for f in report.findings] == [("media-2", "unanchored")]
+    assert report.latest_digest == {"seq": 0, "at": "2026-11-23T10:00:00Z"}
+    assert json.loads(json.dumps(report.to_dict()))["ok"] is True
+
+
+def test_a_chain_deleted_with_its_head_after_a_digest_is_named():
+    one, two = build("media-1"), build("media-2")
+    digests = digests_for({"media-1": head_of(one), "media-2": head_of(two)})
+    # GIVEN media-2's records and head pointer deleted from the table
+    report = verify_trail(snapshot_of({"media-1": one}, digests))
+    # THEN the trail fails, naming the whole chain
+    assert not report.ok
+    assert [(f.chain, f.seq, f.kind) for f in report.problems] == [("media-2", None, "deleted")]
+
+
+def test_a_missing_head_pointer_is_a_problem():
+    one = build("media-1")
+    snapshot = TrailSnapshot({"media-1": ChainState(one, None)}, ChainState([], None), [])
+    report = verify_trail(snapshot)
+    assert [(f.chain, f.seq, f.kind) for f in report.problems] == [("media-1", None, "deleted")]
+    assert "head pointer missing" in report.problems[0].message
+
+
+def test_verifying_one_chain_ignores_the_others_but_not_the_digests():
+    one, two = build("media-1"), build("media-2")
+    two[1] = dataclasses.replace(two[1], event="tampered")
+    digests = digests_for({"media-1": head_of(one), "media-2": head_of(two)})
+    report = verify_trail(snapshot_of({"media-1": one, "media-2": two}, digests, only="media-1"))
+    assert report.ok and report.checked == ["media-1"]
+    assert not verify_trail(snapshot_of({"media-1": one, "media-2": two}, digests, only="media-2")).ok

@@ -13,6 +13,7 @@ import skimage.data
 from PIL import Image
 
 from mediaguard.fingerprint import REGISTRY, DHashSignal, PdqSignal, PHashSignal, SignalType, fingerprint
+from mediaguard.models import Fingerprints
 
 SKIMAGE_DATA_DIR = os.path.dirname(skimage.data.__file__)
 # chessboard_*.png are synthetic: every low-frequency DCT coefficient is exactly zero,
@@ -54,6 +55,28 @@ ASTRONAUT_PDQ = "2d6b1af3a956c529e79ca3d2526fa834d4196c81cedd04de0a26b855fc99b72
 ASTRONAUT_PDQ_QUALITY = 100
 ASTRONAUT_PHASH = "c2924c5532bddfc8"
 ASTRONAUT_DHASH = "cd8dd91d897293a7"
+# The eight dihedral variants (pdqhash's order), pinned alongside: banks store them too.
+ASTRONAUT_PDQ_DIHEDRAL = [
+    ASTRONAUT_PDQ,
+    "3da7e51dad47bd78e16e670c4e2943fe4c7219cbf30992499ab254c2e6182d19",
+    "783ab059fc236f83b2c90978073a029e814cc62b9ba8ae745f7352ffa9cc1d8e",
+    "68f24fb3701217d2a41bcda6197cc9541927b361865c38e3cfa77a68b24d87b3",
+    "0d6be50ca85632d6c79c5c29506f57c9d4199376c6ddfb210a2607aafc9948db",
+    "783a4fa6fc23907cb2c9f687073afd61814c39d49b88518b5f73ed00a9cce271",
+    "3da71ae2ad474287e16e98f34e29bc014c72e634d3096db69ab22b3de618d2e6",
+    "68f2b04cf812e82db43b32591b7c16ab19274c9ea67cc71ccfe70197b34d784c",
+]
+# What each variant stands for, as the PIL operation that turns the original into it.
+DIHEDRAL_ORDER = (
+    None,
+    Image.Transpose.ROTATE_90,
+    Image.Transpose.ROTATE_180,
+    Image.Transpose.ROTATE_270,
+    Image.Transpose.FLIP_TOP_BOTTOM,
+    Image.Transpose.FLIP_LEFT_RIGHT,
+    Image.Transpose.TRANSPOSE,
+    Image.Transpose.TRANSVERSE,
+)
 
 
 def load_photo(name: str) -> Image.Image:
@@ -167,13 +190,59 @@ def test_astronaut_hashes_equal_the_pinned_values(astronaut):
     assert DHashSignal.hash_image(astronaut) == (ASTRONAUT_DHASH, None)
 
 
-def test_fingerprint_returns_every_registered_kind_and_the_pdq_quality(astronaut):
+def test_fingerprint_returns_every_registered_kind_the_pdq_quality_and_its_dihedral_variants(astronaut):
     assert fingerprint(astronaut) == {
         "pdq": ASTRONAUT_PDQ,
         "pdq_quality": ASTRONAUT_PDQ_QUALITY,
+        "pdq_dihedral": ASTRONAUT_PDQ_DIHEDRAL,
         "phash": ASTRONAUT_PHASH,
         "dhash": ASTRONAUT_DHASH,
     }
+
+
+# --- dihedral PDQ -------------------------------------------------------------------
+
+
+def test_dihedral_variants_equal_the_pinned_values_and_start_with_the_pdq(astronaut):
+    variants, quality = PdqSignal.hash_dihedral(astronaut)
+    assert variants == ASTRONAUT_PDQ_DIHEDRAL
+    assert (variants[0], quality) == PdqSignal.hash_image(astronaut)
+
+
+@pytest.mark.parametrize("name", ["astronaut.png", "coffee.png", "rocket.jpg"])
+@pytest.mark.parametrize("index", range(1, 8))
+def test_each_dihedral_variant_is_the_hash_of_that_rotation_or_mirror(name, index):
+    # GIVEN a real photo turned or mirrored by the operation variant ``index`` stands for
+    original = load_photo(name)
+    turned = original.transpose(DIHEDRAL_ORDER[index])
+    # WHEN the original's variants are compared with the turned copy's own PDQ
+    variants, _ = PdqSignal.hash_dihedral(original)
+    copy_pdq, _ = PdqSignal.hash_image(turned)
+    distances = [PdqSignal.distance(v, copy_pdq) for v in variants]
+    # THEN that variant is the nearest and within the match threshold; the plain PDQ is not
+    assert min(distances) == distances[index] <= PdqSignal.match_threshold, distances
+    assert distances[0] > PdqSignal.match_threshold
+
+
+def test_stored_fingerprints_without_dihedral_variants_still_validate():
+    # GIVEN a payload written before pdq_dihedral existed
+    old = {"sha256": "a" * 64, "pdq": ASTRONAUT_PDQ, "pdq_quality": 100, "phash": ASTRONAUT_PHASH,
+           "dhash": ASTRONAUT_DHASH}
+    # THEN it loads, with no variants
+    assert Fingerprints.model_validate(old).pdq_dihedral == []
+
+
+@pytest.mark.parametrize(
+    "variants",
+    [
+        pytest.param(ASTRONAUT_PDQ_DIHEDRAL[:7], id="seven"),
+        pytest.param(ASTRONAUT_PDQ_DIHEDRAL[1:] + ASTRONAUT_PDQ_DIHEDRAL[:1], id="pdq-not-first"),
+    ],
+)
+def test_fingerprints_refuse_dihedral_variants_that_do_not_fit_the_pdq(variants):
+    with pytest.raises(ValueError, match="pdq_dihedral"):
+        Fingerprints(sha256="a" * 64, pdq=ASTRONAUT_PDQ, pdq_quality=100, phash=ASTRONAUT_PHASH,
+                     dhash=ASTRONAUT_DHASH, pdq_dihedral=variants)
 
 
 # --- bit-identity with imagehash -------------------------------------------------
@@ -215,3 +284,14 @@ def test_unrelated_photos_do_not_match_under_pdq(first, second):
     b = PdqSignal.hash_image(load_photo(second))[0]
     assert PdqSignal.distance(a, b) > PdqSignal.match_threshold
     assert not PdqSignal.matches(a, b)
+
+
+def test_an_upload_is_fingerprinted_with_its_dihedral_variants(astronaut_jpeg):
+    # GIVEN an uploaded JPEG WHEN it goes through the ingest path
+    from mediaguard.ingest import prepare
+    from mediaguard.settings import Settings
+
+    fps = prepare(astronaut_jpeg, "image/jpeg", Settings(), forensics=False).fingerprints
+    # THEN the eight variants come with it, the first being the PDQ it is matched by
+    assert len(fps.pdq_dihedral) == 8 and fps.pdq_dihedral[0] == fps.pdq
+    assert len(set(fps.pdq_dihedral)) == 8

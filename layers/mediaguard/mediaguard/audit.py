@@ -1,17 +1,52 @@
-"""Tamper-evident audit records: one hash chain per item.
+"""Tamper-evident audit trail: one hash chain per item, anchored by periodic digests.
 
-Each record commits to its predecessor's hash, so editing, deleting or
-reordering any record breaks every hash after it. Chains are per item (the
-partition key), so no single hot partition caps write throughput.
+Each record commits to its predecessor's hash, so editing, deleting or reordering a
+record breaks every hash after it. Chains are per item (the partition key), so no single
+hot partition caps write throughput. A chain alone cannot protect its newest end (drop
+the last records and what is left still verifies), so two things anchor it:
+
+* a head pointer (seq, hash) written in the same transaction as every record. It catches
+  a deleted newest record at once, but lives in the database an intruder with write
+  access could also edit;
+* digests: every few minutes the heads of the chains appended since the previous digest
+  are hashed into a record of their own chain (``DIGEST_CHAIN``) and archived in an S3
+  bucket under Object Lock in compliance mode, which nobody, root included, can rewrite
+  or delete before its retention ends.
+
+``verify_trail`` recomputes all of it and names each problem: chain, seq and kind.
+This module is pure (no AWS); ``mediaguard.adapters.audit`` stores and reads the trail.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 GENESIS = "0" * 64
+
+# The chain of digests lives beside the item chains, under a name no item id can take
+# (media ids are hex, upload chains are "upload:<hex>").
+DIGEST_CHAIN = "audit:digest"
+DIGEST_ACTOR = "system:digest"
+DIGEST_PREFIX = "digests/"
+DIGEST_FORMAT = "mediaguard.audit.digest/1"
+_DIGEST_KEY = re.compile(r"digests/(\d{12})\.json")
+
+# Kinds of finding. Every kind but UNANCHORED means the trail was changed after the fact
+# (or, for UNLOCKED, that the archive could be).
+EDITED = "edited"
+DELETED = "deleted"
+REORDERED = "reordered"
+INSERTED = "inserted"
+OVERWRITTEN = "overwritten"
+UNLOCKED = "unlocked"
+UNANCHORED = "unanchored"
+INFORMATIONAL = frozenset({UNANCHORED})
 
 
 @dataclass(frozen=True)
@@ -26,6 +61,47 @@ class AuditRecord:
     hash: str
 
 
+@dataclass(frozen=True)
+class Head:
+    """The newest record of a chain as the head pointer (or a digest) states it."""
+
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Digest ``digest`` states that record ``seq`` of a chain had hash ``hash``."""
+
+    digest: int
+    seq: int
+    hash: str
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem (or, for ``unanchored``, one note) about one record, chain or digest."""
+
+    chain: str
+    seq: int | None
+    kind: str
+    message: str
+
+    @property
+    def failing(self) -> bool:
+        return self.kind not in INFORMATIONAL
+
+    @property
+    def where(self) -> str:
+        return self.chain if self.seq is None else f"{self.chain}#{self.seq}"
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.kind}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "failing": self.failing}
+
+
 def record_hash(chain: str, seq: int, at: str, actor: str, event: str, detail: dict, prev_hash: str) -> str:
     body = json.dumps(
         {"chain": chain, "seq": seq, "at": at, "actor": actor, "event": event, "detail": detail, "prev": prev_hash},
@@ -36,23 +112,372 @@ def record_hash(chain: str, seq: int, at: str, actor: str, event: str, detail: d
 
 
 def next_record(
-    chain: str, last: AuditRecord | None, at: str, actor: str, event: str, detail: dict
+    chain: str, last: AuditRecord | Head | None, at: str, actor: str, event: str, detail: dict
 ) -> AuditRecord:
+    """The record that follows ``last`` (a record or the chain's head pointer; None starts the chain)."""
     seq = 0 if last is None else last.seq + 1
     prev = GENESIS if last is None else last.hash
     return AuditRecord(chain, seq, at, actor, event, detail, prev, record_hash(chain, seq, at, actor, event, detail, prev))
 
 
-def verify(records: list[AuditRecord]) -> list[str]:
-    """Problems found in one chain, in order; an empty list means it verifies."""
-    problems = []
-    prev = GENESIS
-    for expected_seq, rec in enumerate(records):
-        if rec.seq != expected_seq:
-            problems.append(f"{rec.chain}: record {expected_seq} missing or out of order (found seq {rec.seq})")
-        if rec.prev_hash != prev:
-            problems.append(f"{rec.chain}#{rec.seq}: does not follow the previous record")
-        if record_hash(rec.chain, rec.seq, rec.at, rec.actor, rec.event, rec.detail, rec.prev_hash) != rec.hash:
-            problems.append(f"{rec.chain}#{rec.seq}: contents were edited")
-        prev = rec.hash
-    return problems
+def _hash_as(chain: str, seq: int, rec: AuditRecord) -> str:
+    return record_hash(chain, seq, rec.at, rec.actor, rec.event, rec.detail, rec.prev_hash)
+
+
+def verify(
+    records: Sequence[AuditRecord],
+    head: Head | None = None,
+    anchors: Iterable[Anchor] | None = None,
+    chain: str | None = None,
+) -> list[Finding]:
+    """Everything wrong with one chain, as findings ordered by seq; empty means it verifies.
+
+    ``records`` are as stored (a store returns them in seq order; a list out of order is
+    itself reported). ``head`` is the chain's head pointer, ``anchors`` what the digests
+    state about it: either one reveals deleted newest records. With ``anchors`` given
+    (even empty), records newer than the last anchor are reported as ``unanchored``,
+    a note rather than a failure. Example::
+
+        problems = verify(records, head=Head(4, h4))
+        [str(p) for p in problems]  # ['media-7f3a#4: deleted: newest record(s) deleted: ...']
+    """
+    name = chain if chain is not None else (Counter(r.chain for r in records).most_common(1)[0][0] if records else "")
+    findings: list[Finding] = []
+    ordered = sorted(records, key=lambda r: r.seq)
+    for position, (got, want) in enumerate(zip(records, ordered, strict=True)):
+        if got.seq != want.seq:
+            findings.append(Finding(name, got.seq, REORDERED, f"stored at position {position}, where #{want.seq} belongs"))
+    by_seq: dict[int, AuditRecord] = {}
+    for rec in ordered:
+        if rec.seq in by_seq:
+            findings.append(Finding(name, rec.seq, INSERTED, "a second record with this seq"))
+        else:
+            by_seq[rec.seq] = rec
+    flagged = _check_contents(name, by_seq, findings)
+    _check_links(name, by_seq, flagged, findings)
+
+    last = max(by_seq, default=-1)
+    missing = {seq: f"missing: the chain continues to #{last}" for seq in range(last) if seq not in by_seq}
+    if head is not None:
+        _check_head(name, by_seq, flagged, head, missing, findings)
+    anchored = -1
+    for anchor in sorted(anchors or (), key=lambda a: (a.digest, a.seq)):
+        rec = by_seq.get(anchor.seq)
+        if rec is None:
+            for seq in range(last + 1, anchor.seq + 1):
+                missing.setdefault(seq, f"deleted after digest {anchor.digest} anchored the chain at #{anchor.seq}")
+        elif rec.hash != anchor.hash and anchor.seq not in flagged:
+            findings.append(Finding(name, anchor.seq, EDITED,
+                                    f"does not match digest {anchor.digest}: the chain was rewritten up to here"))
+        # Records up to an anchor that fails are already reported; only later ones are "new".
+        anchored = max(anchored, anchor.seq)
+
+    if missing and not by_seq:
+        reason = missing[max(missing)]
+        findings.append(Finding(name, None, DELETED, f"whole chain deleted (#0..#{max(missing)}; {reason})"))
+    else:
+        findings.extend(Finding(name, seq, DELETED, why) for seq, why in missing.items())
+    if anchors is not None and last > anchored:
+        findings.append(Finding(name, anchored + 1, UNANCHORED,
+                                f"#{anchored + 1}..#{last} appended after the latest digest that covers this chain"))
+    return _unique(sorted(findings, key=lambda f: -1 if f.seq is None else f.seq))
+
+
+def _check_contents(name: str, by_seq: dict[int, AuditRecord], findings: list[Finding]) -> set[int]:
+    """Records whose contents do not hash to their stored hash: moved here from another
+    seq (found through the predecessor their prev_hash names) or edited."""
+    seq_of_hash = {rec.hash: seq for seq, rec in by_seq.items()}
+    flagged = set()
+    for seq, rec in by_seq.items():
+        if _hash_as(name, seq, rec) == rec.hash:
+            continue
+        flagged.add(seq)
+        origin = 0 if rec.prev_hash == GENESIS else (
+            seq_of_hash[rec.prev_hash] + 1 if rec.prev_hash in seq_of_hash else None)
+        if origin is not None and origin != seq and _hash_as(name, origin, rec) == rec.hash:
+            findings.append(Finding(name, seq, REORDERED, f"holds the record written as #{origin}"))
+        elif rec.chain != name and _hash_as(rec.chain, seq, rec) == rec.hash:
+            findings.append(Finding(name, seq, EDITED, f"holds a record of chain {rec.chain}"))
+        else:
+            findings.append(Finding(name, seq, EDITED, "contents do not match the record's hash"))
+    return flagged
+
+
+def _check_links(name: str, by_seq: dict[int, AuditRecord], flagged: set[int], findings: list[Finding]) -> None:
+    # A record that hashes correctly but no longer names its predecessor's hash: one side
+    # was rewritten and rehashed. Links next to a record already reported say nothing new.
+    for seq, rec in by_seq.items():
+        if seq in flagged:
+            continue
+        if seq == 0:
+            if rec.prev_hash != GENESIS:
+                findings.append(Finding(name, 0, EDITED, "does not start the chain"))
+            continue
+        before = by_seq.get(seq - 1)
+        if before is not None and seq - 1 not in flagged and rec.prev_hash != before.hash:
+            findings.append(Finding(name, seq, EDITED,
+                                    f"does not follow #{seq - 1}: #{seq - 1} was rewritten, or #{seq} onwards were"))
+
+
+def _check_head(name: str, by_seq: dict[int, AuditRecord], flagged: set[int], head: Head,
+                missing: dict[int, str], findings: list[Finding]) -> None:
+    last = max(by_seq, default=-1)
+    for seq in range(last + 1, head.seq + 1):
+        missing.setdefault(seq, f"newest record(s) deleted: the head pointer says #{head.seq}")
+    for seq in range(head.seq + 1, last + 1):
+        findings.append(Finding(name, seq, INSERTED,
+                                f"beyond the head pointer (#{head.seq}): not written by the audit store"))
+    rec = by_seq.get(head.seq)
+    if rec is not None and rec.hash != head.hash and head.seq not in flagged:
+        findings.append(Finding(name, head.seq, EDITED, "does not match the head pointer"))
+
+
+def _unique(findings: list[Finding]) -> list[Finding]:
+    seen: set[tuple[str, int | None, str]] = set()
+    out = []
+    for f in findings:
+        if (f.chain, f.seq, f.kind) not in seen:
+            seen.add((f.chain, f.seq, f.kind))
+            out.append(f)
+    return out
+
+
+# --- digests -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Digest:
+    """A record of the digest chain plus the heads its ``root`` commits to."""
+
+    record: AuditRecord
+    heads: dict[str, Head]
+
+    @property
+    def seq(self) -> int:
+        return self.record.seq
+
+    @property
+    def key(self) -> str:
+        return digest_key(self.record.seq)
+
+
+def heads_root(heads: Mapping[str, Head]) -> str:
+    """One hash over every (chain, seq, hash), independent of the mapping's order.
+
+    A flat hash, not a Merkle tree: verification always reads the whole digest, and
+    inclusion proofs for a single chain are not something anyone asks of us yet.
+    """
+    rows = sorted([chain, head.seq, head.hash] for chain, head in heads.items())
+    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode()).hexdigest()
+
+
+def next_digest(last: AuditRecord | Head | None, at: str, heads: Mapping[str, Head]) -> Digest:
+    """The digest that follows ``last`` (the digest chain's newest record or head pointer)."""
+    detail = {"root": heads_root(heads), "chains": len(heads)}
+    return Digest(next_record(DIGEST_CHAIN, last, at, DIGEST_ACTOR, "digest", detail), dict(heads))
+
+
+def digest_key(seq: int) -> str:
+    """S3 key of digest ``seq``; zero-padded so keys list in seq order."""
+    return f"{DIGEST_PREFIX}{seq:012d}.json"
+
+
+def encode_digest(digest: Digest) -> bytes:
+    """The archived form: self-contained, so the archive alone re-verifies the digest chain."""
+    body = {
+        "format": DIGEST_FORMAT,
+        "record": asdict(digest.record),
+        "heads": {chain: [head.seq, head.hash] for chain, head in sorted(digest.heads.items())},
+    }
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def decode_digest(data: bytes) -> Digest:
+    """Parse an archived digest; ``ValueError`` for anything that is not one."""
+    try:
+        body = json.loads(data)
+        if body.get("format") != DIGEST_FORMAT:
+            raise ValueError(f"unknown format {body.get('format')!r}")
+        r = body["record"]
+        record = AuditRecord(str(r["chain"]), int(r["seq"]), str(r["at"]), str(r["actor"]), str(r["event"]),
+                             dict(r["detail"]), str(r["prev_hash"]), str(r["hash"]))
+        heads = {str(chain): Head(int(seq), str(h)) for chain, (seq, h) in body["heads"].items()}
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"malformed digest: {type(exc).__name__}") from exc
+    return Digest(record, heads)
+
+
+@dataclass(frozen=True)
+class ArchivedDigest:
+    """One digest object as the archive holds it.
+
+    ``body`` and ``lock_mode`` are those of the original (oldest) version; ``later_versions``
+    counts versions and delete markers written over it since.
+    """
+
+    key: str
+    body: bytes
+    lock_mode: str | None
+    later_versions: int = 0
+
+
+@dataclass(frozen=True)
+class ChainState:
+    records: list[AuditRecord]
+    head: Head | None
+
+
+@dataclass(frozen=True)
+class TrailSnapshot:
+    """Everything ``verify_trail`` needs, read by a store. ``only`` limits the check to one chain
+    (the digests are still read whole: any of them may anchor it)."""
+
+    chains: dict[str, ChainState]
+    digest_table: ChainState
+    archive: list[ArchivedDigest]
+    only: str | None = None
+
+
+@dataclass
+class Report:
+    findings: list[Finding]
+    chains: int
+    records: int
+    digests: int
+    latest_digest: dict[str, Any] | None = None
+    checked: list[str] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[Finding]:
+        return [f for f in self.findings if f.failing]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "chains": self.chains,
+            "records": self.records,
+            "digests": self.digests,
+            "latest_digest": self.latest_digest,
+            "problems": len(self.problems),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def verify_digests(
+    archive: Sequence[ArchivedDigest], table: ChainState | None = None
+) -> tuple[list[Finding], dict[str, list[Anchor]], list[Digest]]:
+    """Check the archived digests (lock, overwrites, contents, chain) and the table's copy
+    of the digest chain against them. Returns the findings, what the sound digests anchor
+    per chain, and those digests in seq order."""
+    findings: list[Finding] = []
+    digests: dict[int, Digest] = {}
+    archived_seqs = set()
+    for obj in archive:
+        match = _DIGEST_KEY.fullmatch(obj.key)
+        if match is None:
+            findings.append(Finding(DIGEST_CHAIN, None, INSERTED, f"unexpected object {obj.key} in the archive"))
+            continue
+        seq = int(match[1])
+        archived_seqs.add(seq)
+        if obj.lock_mode != "COMPLIANCE":
+            findings.append(Finding(DIGEST_CHAIN, seq, UNLOCKED,
+                                    f"archived copy is not under a compliance-mode lock ({obj.lock_mode or 'none'})"))
+        if obj.later_versions:
+            findings.append(Finding(DIGEST_CHAIN, seq, OVERWRITTEN,
+                                    f"{obj.later_versions} version(s) or delete marker(s) written over the archived copy "
+                                    "(the original was verified)"))
+        try:
+            digest = decode_digest(obj.body)
+        except ValueError:
+            findings.append(Finding(DIGEST_CHAIN, seq, EDITED, "archived copy is not a readable digest"))
+            continue
+        if digest.record.seq != seq or digest.record.chain != DIGEST_CHAIN:
+            findings.append(Finding(DIGEST_CHAIN, seq, REORDERED, f"archived copy holds digest #{digest.record.seq}"))
+            continue
+        detail = digest.record.detail
+        if detail.get("root") != heads_root(digest.heads) or detail.get("chains") != len(digest.heads):
+            findings.append(Finding(DIGEST_CHAIN, seq, EDITED, "archived heads do not match the digest's root"))
+            continue
+        digests[seq] = digest
+    chain_findings = verify([d.record for _, d in sorted(digests.items())], chain=DIGEST_CHAIN)
+    # A gap at a seq whose object exists was already reported above as unreadable or moved.
+    findings.extend(_relabel(f, "archived copy") for f in chain_findings
+                    if not (f.kind == DELETED and f.seq in archived_seqs))
+    unsound = {f.seq for f in chain_findings if f.kind in (EDITED, REORDERED)}
+    sound = [d for seq, d in sorted(digests.items()) if seq not in unsound]
+
+    if table is not None:
+        table_findings = [_relabel(f, "table copy") for f in verify(table.records, table.head, chain=DIGEST_CHAIN)]
+        findings.extend(table_findings)
+        reported = {f.seq for f in table_findings}
+        in_table = {r.seq: r for r in table.records}
+        for seq in sorted((set(digests) | set(in_table)) - reported):
+            copy, original = in_table.get(seq), digests.get(seq)
+            if copy is None and original is not None:
+                findings.append(Finding(DIGEST_CHAIN, seq, DELETED,
+                                        "table copy missing (the archive keeps the digest; if the digest job stopped "
+                                        "between its two writes, its next run restores it)"))
+            elif copy is not None and seq not in archived_seqs:
+                findings.append(Finding(DIGEST_CHAIN, seq, INSERTED, "in the table but not in the archive"))
+            elif copy is not None and original is not None and copy.hash != original.record.hash:
+                findings.append(Finding(DIGEST_CHAIN, seq, EDITED, "table copy differs from the archived copy"))
+
+    anchors: dict[str, list[Anchor]] = defaultdict(list)
+    for digest in sound:
+        for chain, head in digest.heads.items():
+            anchors[chain].append(Anchor(digest.seq, head.seq, head.hash))
+    return _unique(findings), dict(anchors), sound
+
+
+def _relabel(finding: Finding, source: str) -> Finding:
+    return Finding(finding.chain, finding.seq, finding.kind, f"{source}: {finding.message}")
+
+
+def verify_trail(snapshot: TrailSnapshot) -> Report:
+    """Verify every chain (or ``snapshot.only``) against its head pointer and the digests,
+    and the digests against their archive. Example::
+
+        report = verify_trail(store.snapshot())
+        report.ok, [str(f) for f in report.problems]
+    """
+    findings, anchors, digests = verify_digests(snapshot.archive, snapshot.digest_table)
+    names = set(snapshot.chains) | set(anchors)
+    if snapshot.only is not None:
+        names &= {snapshot.only}
+    records = 0
+    for name in sorted(names):
+        state = snapshot.chains.get(name, ChainState([], None))
+        records += len(state.records)
+        if state.records and state.head is None:
+            findings.append(Finding(name, None, DELETED,
+                                    "head pointer missing (deleted, or the chain predates head pointers)"))
+        findings.extend(verify(state.records, state.head, anchors.get(name, []), chain=name))
+    latest = digests[-1].record if digests else None
+    return Report(
+        findings=findings,
+        chains=len(names),
+        records=records,
+        digests=len(digests),
+        latest_digest={"seq": latest.seq, "at": latest.at} if latest else None,
+        checked=sorted(names),
+    )
+
+
+@dataclass(frozen=True)
+class DigestOutcome:
+    """What one run of the digest job did: the digest written (if any chain was pending),
+    a digest adopted from a run that stopped half-way, and whether chains were left for
+    the next run because this one reached its cap."""
+
+    seq: int | None
+    chains: int
+    key: str | None = None
+    adopted: int | None = None
+    more_pending: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

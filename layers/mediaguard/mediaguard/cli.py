@@ -17,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .cli_bank import add_bank_parser, run_bank
+from .cli_geofence import add_geofence_parser, run_geofence
 from .errors import MediaguardError
 from .settings import Settings
 
@@ -86,8 +88,11 @@ def scan_result(file: str, media_id: str, item: dict[str, Any], states: list[str
             "pdq_quality": int(item["pdq_quality"]) if item.get("pdq_quality") is not None else None,
             "phash": item.get("phash"),
         },
+        "media_type": item.get("media_type"),
+        "frames": _frames_summary(item),
         "matches": [
-            {"bank": m["bank"], "ref": m["ref"], "distance": m["distance"], "signal": m["signal"], "kind": m["kind"]}
+            {"bank": m["bank"], "ref": m["ref"], "distance": m["distance"], "signal": m["signal"], "kind": m["kind"],
+             **({"frames_matched": m["frames_matched"]} if m.get("frames_matched") is not None else {})}
             for m in item.get("matches") or []
         ],
         "metadata_removed": item.get("metadata_removed") or [],
@@ -96,6 +101,16 @@ def scan_result(file: str, media_id: str, item: dict[str, Any], states: list[str
         "error": error,
         "states": states,
     }
+
+
+def _frames_summary(item: dict[str, Any]) -> dict[str, Any] | None:
+    """How many frames were analysed and how they were chosen (a still is one frame)."""
+    frames = item.get("frames")
+    if frames:
+        return {"count": int(frames["count"]), "method": frames["method"], "truncated": bool(frames.get("truncated"))}
+    if item.get("media_type") == "image":
+        return {"count": 1, "method": "still", "truncated": False}
+    return None
 
 
 def _provenance_summary(provenance: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -113,20 +128,12 @@ def _provenance_summary(provenance: dict[str, Any] | None) -> dict[str, Any] | N
 
 
 def run_scan(paths: list[Path], banks: list[str], out: _Out, as_json: bool, log_level: str) -> int:
-    from .banks import load_entries, parse_bank_spec
     from .local.runtime import LocalCloud
 
-    specs = [parse_bank_spec(b) for b in banks]
     results: list[dict[str, Any]] = []
     exit_code = EXIT_OK
     with out.quiet_stdout(), LocalCloud(parameters={"LogLevel": log_level}) as cloud:
-        from .adapters.aws import DynamoBanks
-
-        bank_admin = DynamoBanks(cloud.deps().settings)
-        for name, kind, source in specs:
-            bank_admin.create(name, kind)
-            count = bank_admin.add(name, load_entries(source, cloud.deps().settings))
-            sys.stderr.write(f"bank {name} ({kind}): {count} entries\n")
+        load_banks(cloud, banks)
         for i, path in enumerate(paths, start=1):
             _progress(i - 1, len(paths), path.name)
             try:
@@ -148,6 +155,36 @@ def run_scan(paths: list[Path], banks: list[str], out: _Out, as_json: bool, log_
     if not as_json:
         out.line(render_table(results))
     return exit_code
+
+
+def load_banks(cloud: Any, banks: list[str]) -> None:
+    """Fill the local stack's bank tables from ``NAME[:KIND]=PATH`` specs and publish an index
+    build, as the scheduled index function does on AWS (the same handler)."""
+    from .adapters.banks import dynamo_bank_service
+    from .banks import content_ref, load_entries, parse_bank_spec
+    from .featurize import media_featurizer
+
+    specs = [parse_bank_spec(b) for b in banks]
+    if not specs:
+        return
+    settings = cloud.deps().settings
+    service = dynamo_bank_service(settings)
+    featurizer = media_featurizer(settings)
+    for name, kind, source in specs:
+        service.create_bank(name, kind, actor="cli:scan")
+        if source.is_dir():
+            count = 0
+            for file in sorted(p for p in source.iterdir() if p.is_file()):
+                try:
+                    data = file.read_bytes()
+                    count += service.add_media(name, content_ref(data), data, actor="cli:scan",
+                                               declared=_declared_type(file), featurizer=featurizer).added
+                except MediaguardError:
+                    sys.stderr.write(f"bank {name}: skipped {file.name} (not usable media)\n")
+        else:
+            count = service.add_entries(name, load_entries(source, settings), actor="cli:scan").added
+        sys.stderr.write(f"bank {name} ({kind}): {count} entries\n")
+    cloud.invoke("IndexBuildFunction", {"source": "mediaguard.cli", "detail-type": "Scheduled Event", "detail": {}})
 
 
 def render_table(results: list[dict[str, Any]]) -> str:
@@ -239,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     sanitize.add_argument("src", type=Path)
     sanitize.add_argument("dst", type=Path)
 
+    add_bank_parser(sub)
+    add_geofence_parser(sub)
+
     sub.add_parser("demo", help="scan the bundled sample set against a demo bank and print a table")
     return parser
 
@@ -254,6 +294,12 @@ def main(argv: list[str] | None = None) -> int:
             code = run_hash(args.paths, out, args.json)
         elif args.command == "sanitize":
             code = run_sanitize(args.src, args.dst, out)
+        elif args.command == "geofence":
+            code = run_geofence(args, out)
+        elif args.command == "bank":
+            from .featurize import media_featurizer
+
+            code = run_bank(args, out, featurizer=media_featurizer())
         else:
             from .demo import run_demo
 

@@ -64,6 +64,19 @@ class PolyglotError(MediaRejectedError):
     reason = "polyglot"
 
 
+class VideoTooLongError(MediaTooLargeError):
+    """A video longer than ``max_video_seconds`` (header duration or demuxed packets)."""
+
+    reason = "video_too_long"
+
+
+class VideoTimeoutError(DecompressionBombError):
+    """Decoding a video's keyframes did not finish within ``video_timeout_seconds``:
+    a file that cheap to upload and that costly to decode is treated as a bomb."""
+
+    reason = "video_timeout"
+
+
 # Names the state machine catches as rejections; kept here so a test can compare
 # them with the ASL file and the two never drift.
 REJECTION_ERRORS: tuple[type[MediaRejectedError], ...] = (
@@ -77,4 +90,6 @@ REJECTION_ERRORS: tuple[type[MediaRejectedError], ...] = (
     TooManyFramesError,
     DimensionsTooLargeError,
     PolyglotError,
+    VideoTooLongError,
+    VideoTimeoutError,
 )

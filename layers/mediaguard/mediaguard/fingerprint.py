@@ -80,6 +80,21 @@ class PdqSignal(SignalType):
         vector, quality = pdqhash.compute(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)))
         return bits_to_hex(vector), int(quality)
 
+    @classmethod
+    def hash_dihedral(cls, rgb: Image.Image) -> tuple[list[str], int]:
+        """PDQ of the image and of its seven other rotations/mirrors, from one DCT.
+
+        Order (pdqhash's): original, rotated 90, 180 and 270 degrees counter-clockwise,
+        flipped top-bottom, flipped left-right, transposed, transversed. Index 0 equals
+        :meth:`hash_image`. A rotated or mirrored copy of a banked picture has one variant
+        within a few bits of the banked PDQ, so matching a query's eight variants against a
+        bank finds it; pdqhash derives them from the same DCT, for ~2 ms more than one hash.
+        """
+        import pdqhash
+
+        vectors, quality = pdqhash.compute_dihedral(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)))
+        return [bits_to_hex(v) for v in vectors], int(quality)
+
 
 def _dct_matrix(n: int) -> np.ndarray:
     # Unnormalised DCT-II, the same transform as scipy.fftpack.dct(type=2, norm=None).
@@ -127,15 +142,20 @@ class DHashSignal(SignalType):
 REGISTRY: dict[str, type[SignalType]] = {s.name: s for s in (PdqSignal, PHashSignal, DHashSignal)}
 
 
-def fingerprint(rgb: Image.Image) -> dict[str, str | int | None]:
-    """All registered fingerprints of one decoded image.
+def fingerprint(rgb: Image.Image) -> dict[str, str | int | list[str] | None]:
+    """All registered fingerprints of one decoded image, plus PDQ's eight dihedral
+    variants (``pdq_dihedral``, index 0 == ``pdq``) computed in the same pass.
 
     >>> fp = fingerprint(Image.new("RGB", (64, 64), "white"))
     >>> sorted(fp)
-    ['dhash', 'pdq', 'pdq_quality', 'phash']
+    ['dhash', 'pdq', 'pdq_dihedral', 'pdq_quality', 'phash']
     """
-    out: dict[str, str | int | None] = {}
+    out: dict[str, str | int | list[str] | None] = {}
     for name, signal in REGISTRY.items():
+        if signal is PdqSignal:
+            variants, pdq_quality = PdqSignal.hash_dihedral(rgb)
+            out.update({name: variants[0], f"{name}_quality": pdq_quality, f"{name}_dihedral": variants})
+            continue
         value, quality = signal.hash_image(rgb)
         out[name] = value
         if quality is not None:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from .forensics import Provenance
 
 Action = Literal["allow", "label", "blur", "limit", "remove", "review"]
 BankKind = Literal["block", "flag", "allow"]
+# What the frames stage sees: a still goes straight to the classifier; an animation or a
+# video is cut into frames first.
+MediaType = Literal["image", "animation", "video"]
 
 
 class Upload(BaseModel):
@@ -31,45 +34,124 @@ class Fingerprints(BaseModel):
     pdq_quality: int
     phash: str
     dhash: str
+    # PDQ of the eight rotations/mirrors, in pdqhash's order (original, rotated 90/180/270
+    # counter-clockwise, flipped top-bottom, left-right, transposed, transversed); index 0
+    # is ``pdq``. Empty in payloads written before it existed.
+    pdq_dihedral: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _dihedral_starts_with_pdq(self) -> Fingerprints:
+        if self.pdq_dihedral and (len(self.pdq_dihedral) != 8 or self.pdq_dihedral[0] != self.pdq):
+            raise ValueError("pdq_dihedral holds 8 hashes and starts with pdq")
+        return self
+
+
+class FrameRef(BaseModel):
+    """One frame the classifier and the matcher look at (a still is its own single frame)."""
+
+    index: int
+    t: float = 0.0
+    key: str
+    pdq: str
+    pdq_quality: int
+
+
+class FrameBatch(BaseModel):
+    """One Map iteration of the classifier: a few frames scored in one forward pass."""
+
+    batch: int
+    keys: list[str]
+
+
+class FramesResult(BaseModel):
+    media_type: MediaType
+    method: str  # "still", "keyframes+scene", "animation-scene"
+    count: int
+    truncated: bool = False
+    duration_s: float | None = None
+    sanitized_key: str  # what is served: the sanitized image or the remuxed video
+    poster_key: str  # a still for derivatives (blur) and thumbnails
+    frames: list[FrameRef]
+    batches: list[FrameBatch]
 
 
 class SanitizeResult(BaseModel):
     media_id: str
     kind: str
+    media_type: MediaType = "image"
     content_type: str
-    sanitized_key: str
-    sanitized_sha256: str
+    # None for a video: the frames stage (which carries ffmpeg) writes the remuxed copy.
+    sanitized_key: str | None
+    sanitized_sha256: str | None
     method: str
     metadata_removed: list[str]
     width: int
     height: int
-    fingerprints: Fingerprints
-    provenance: Provenance
+    fingerprints: Fingerprints | None
+    provenance: Provenance | None
+    # Built here for stills so the state machine can skip the frames stage.
+    frames: FramesResult | None = None
+
+
+class FramesInput(BaseModel):
+    media_id: str
+    bucket: str
+    key: str
+    sanitize: SanitizeResult
 
 
 class ClassifyInput(BaseModel):
     media_id: str
-    sanitized_key: str
+    batch: FrameBatch
+
+
+class ModelRef(BaseModel):
+    id: str
+    sha256: str
+
+
+class FrameScores(BaseModel):
+    key: str
+    scores: dict[str, float]
 
 
 class ClassifyResult(BaseModel):
-    nsfw: float = Field(ge=0.0, le=1.0)
-    model_id: str
-    model_sha256: str
+    """Scores of one batch of frames from every configured model."""
+
+    batch: int
+    frames: list[FrameScores]
+    models: list[ModelRef]
+    # L2-normalised embeddings of the batch's frames (.npy in the media bucket, one row per
+    # frame): 1024 floats per frame would overflow Step Functions' 256 KB payload as JSON.
+    embeddings_key: str | None = None
+
+    def max_scores(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for frame in self.frames:
+            for name, value in frame.scores.items():
+                out[name] = max(value, out.get(name, 0.0))
+        return out
 
 
 class SimilarityInput(BaseModel):
     media_id: str
-    fingerprints: Fingerprints
+    fingerprints: Fingerprints | None = None
+    frames: FramesResult
+    classify: list[ClassifyResult] = []
 
 
 class Match(BaseModel):
     bank: str
     kind: BankKind
     ref: str
+    # pdq (Hamming bits), pdq_dihedral (bits, rotated/mirrored copy), embedding (cosine
+    # distance 1 - cos) or vpdq (bits: the median over matching frames).
     signal: str
-    distance: int
+    distance: int | float
     action: Action | None = None
+    # vpdq: share of the query's frames that match the banked video and vice versa.
+    frames_matched: float | None = None
+    reference_matched: float | None = None
 
 
 class SimilarityResult(BaseModel):
@@ -81,13 +163,35 @@ class Signal(BaseModel):
     name: str
     value: float
     contribution: float
+    # Why a signal counted as it did when its value alone does not say: no weight in the
+    # policy, or a bank kind already counted through another of its signals.
+    note: str | None = None
 
 
 class ScoreInput(BaseModel):
     media_id: str
-    classify: ClassifyResult
+    classify: list[ClassifyResult]  # one per Map iteration (batch of frames)
     similarity: SimilarityResult
     provenance: Provenance | None = None
+
+    def classifier_scores(self) -> dict[str, float]:
+        """Every score key's maximum over all frames of all batches."""
+        out: dict[str, float] = {}
+        for batch in self.classify:
+            for name, value in batch.max_scores().items():
+                out[name] = max(value, out.get(name, 0.0))
+        return out
+
+
+class ShadowDecision(BaseModel):
+    """What the shadow policy would have decided on the same inputs: recorded, never enforced."""
+
+    policy_version: str
+    risk: float = Field(ge=0.0, le=1.0)
+    action: Action
+    escalate: bool = False
+    override: str | None = None
+    differs: bool  # action or escalation differ from the active decision
 
 
 class ScoreResult(BaseModel):
@@ -96,11 +200,15 @@ class ScoreResult(BaseModel):
     signals: list[Signal]
     policy_version: str
     override: str | None = None
+    # A person must look now, whatever the action (e.g. a block-bank match: remove and escalate).
+    escalate: bool = False
+    shadow: ShadowDecision | None = None
 
 
 class EnforceInput(BaseModel):
     media_id: str
     sanitized_key: str
+    poster_key: str | None = None  # a video's blur derivative is a blurred poster frame
     score: ScoreResult
 
 

@@ -6,9 +6,12 @@ The AWS implementations live in ``mediaguard.adapters``; tests may pass their ow
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from .audit import AuditRecord
+from .events import DecisionEvent
+from .matching import BankReader
 from .models import BankKind, Upload
 from .settings import Settings
 
@@ -20,6 +23,12 @@ class BlobStore(Protocol):
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None: ...
 
     def tag(self, bucket: str, key: str, tags: dict[str, str]) -> None: ...
+
+    def get_json(self, bucket: str, key: str) -> Any | None:
+        """A small JSON object, or None when the key does not exist."""
+
+    def download(self, bucket: str, key: str, path: Path) -> None:
+        """Stream a (possibly large) object to a local file."""
 
 
 @dataclass(frozen=True)
@@ -60,4 +69,60 @@ class Deps:
     blobs: BlobStore
     items: ItemStore
     workflow: Workflow | None = None
+    bank_reader: BankReader | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+# --- enforcement (mediaguard.enforcement) -------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """What enforcement needs to know about one stored object. ``sha256`` is hex, or None
+    when the store holds no full-object SHA-256 for it (use ``BlobCustody.digest``)."""
+
+    bucket: str
+    key: str
+    size: int
+    sha256: str | None
+    content_type: str | None
+    version_id: str | None = None
+
+
+class BlobCustody(Protocol):
+    """Object moves with chain of custody: what removal and restore need beyond ``BlobStore``."""
+
+    def head(self, bucket: str, key: str) -> StoredObject | None:
+        """The object's metadata, or None when the key does not exist."""
+
+    def list(self, bucket: str, prefix: str) -> list[str]:
+        """Keys under ``prefix``, sorted."""
+
+    def digest(self, bucket: str, key: str) -> str | None:
+        """Hex SHA-256 of the object's bytes (the store's checksum, else read and hashed); None if missing."""
+
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> StoredObject:
+        """Server-side copy keeping content type and metadata; the result carries the SHA-256
+        of the bytes the destination now holds, computed by the store, not by the caller."""
+
+    def delete(self, bucket: str, keys: list[str]) -> int:
+        """Delete every version of each key (nothing left to undelete); returns versions removed."""
+
+
+class ReviewQueue(Protocol):
+    def enqueue(self, media_id: str, risk: float, reach: int | None, reason: str) -> Any:
+        """Queue the item for people. Must be idempotent per ``media_id``: a retried stage calls again."""
+
+
+class DecisionSink(Protocol):
+    def publish(self, event: DecisionEvent) -> None:
+        """Deliver one decision event or raise ``events.EventDeliveryError``."""
+
+
+@dataclass
+class EnforcementPorts:
+    """Enforcement's adapters, carried in ``Deps.extras["enforcement"]``."""
+
+    custody: BlobCustody
+    sinks: list[DecisionSink] = field(default_factory=list)
+    review: ReviewQueue | None = None

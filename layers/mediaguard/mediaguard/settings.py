@@ -22,6 +22,13 @@ class Settings(BaseModel):
     bank_entries_table: str | None = None
     audit_table: str | None = None
     geofence_table: str | None = None
+    history_table: str | None = None
+    # Shipped policy file names (or versions) for the active and the shadow policy;
+    # None: mediaguard.scoring.DEFAULT_POLICY, and no shadow.
+    policy: str | None = None
+    shadow_policy: str | None = None
+    # HMAC key (>= 16 bytes) for uploader ids in the history table and geofence scopes.
+    uploader_key: SecretStr | None = None
     state_machine_arn: str | None = None
     region: str = "us-east-1"
     # 50 MP: a 12 MP phone photo is well inside; a 64k x 64k pixel bomb is not.
@@ -50,6 +57,40 @@ class Settings(BaseModel):
     # Local mode only: the bearer token the uploads API accepts when no JWT authorizer
     # ran (on AWS, API Gateway rejects anything without a valid JWT before the handler).
     dev_token: SecretStr | None = None
+    # Enforcement (mediaguard.enforcement). Removed media moves here: an Object Lock
+    # bucket that only enforcement writes and only a named investigator role reads.
+    evidence_bucket: str | None = None
+    # EventBridge bus that receives one "mediaguard.decision" event per decision.
+    event_bus_name: str | None = None
+    # Optional signed webhook (events.py documents the scheme). The secret comes from
+    # Secrets Manager on AWS; webhook_secret is for local mode only.
+    webhook_url: str | None = None
+    webhook_secret_arn: str | None = None
+    webhook_secret: SecretStr | None = None
+    # One attempt may take this long; all attempts together (backoff included) at most
+    # webhook_max_seconds, so a dead receiver cannot hold a Lambda for its whole timeout.
+    webhook_timeout_seconds: float = Field(default=3.0, gt=0)
+    webhook_max_seconds: float = Field(default=10.0, gt=0)
+    # Bytes accepted for a video. 512 MiB holds ~10 minutes of 1080p phone video at
+    # ~6 Mb/s; the file is streamed to /tmp (Lambda's default 512 MB is raised for it).
+    max_video_bytes: int = Field(default=512 * 1024 * 1024, gt=0)
+    # Longest video analysed. Frame extraction time grows with duration (and the
+    # decode of long keyframe gaps with it); 10 minutes covers clips shared on social
+    # platforms, and a longer upload is refused rather than sampled partially.
+    max_video_seconds: float = Field(default=600.0, gt=0)
+    # Frames kept per video (keyframes + scene changes, evenly thinned above this).
+    # Each costs one PDQ (~30-40 ms at 720p) and one vPDQ comparison row; 64 over 10
+    # minutes is still a frame every ~9 s.
+    max_video_frames: int = Field(default=64, gt=0)
+    # Wall-clock budget for all ffmpeg work on one video, kept below the Lambda
+    # timeout so a decode bomb becomes a typed rejection instead of a killed function.
+    video_timeout_seconds: float = Field(default=60.0, gt=0)
+    # JSON file declaring extra ONNX classifiers (mediaguard.classify.ModelsConfig); model
+    # paths in it are relative to the file. None: open_nsfw only.
+    models_config: str | None = None
+    # Cosine at or above which two open_nsfw embeddings count as the same picture. None:
+    # neardup.EMBEDDING_MIN_COSINE, the measured default; banks may set their own.
+    embedding_min_cosine: float | None = Field(default=None, gt=0.0, le=1.0)
 
 
 _ENV = {
@@ -60,6 +101,10 @@ _ENV = {
     "bank_entries_table": "BANK_ENTRIES_TABLE",
     "audit_table": "AUDIT_TABLE",
     "geofence_table": "GEOFENCE_TABLE",
+    "history_table": "HISTORY_TABLE",
+    "policy": "MEDIAGUARD_POLICY",
+    "shadow_policy": "MEDIAGUARD_SHADOW_POLICY",
+    "uploader_key": "MEDIAGUARD_UPLOADER_KEY",
     "state_machine_arn": "STATE_MACHINE_ARN",
     "region": "AWS_REGION",
     "max_pixels": "MEDIAGUARD_MAX_PIXELS",
@@ -71,6 +116,19 @@ _ENV = {
     "c2pa_trust_anchors": "MEDIAGUARD_C2PA_TRUST_ANCHORS",
     "upload_ttl_seconds": "MEDIAGUARD_UPLOAD_TTL_SECONDS",
     "dev_token": "MEDIAGUARD_DEV_TOKEN",
+    "evidence_bucket": "EVIDENCE_BUCKET",
+    "event_bus_name": "MEDIAGUARD_EVENT_BUS",
+    "webhook_url": "MEDIAGUARD_WEBHOOK_URL",
+    "webhook_secret_arn": "MEDIAGUARD_WEBHOOK_SECRET_ARN",
+    "webhook_secret": "MEDIAGUARD_WEBHOOK_SECRET",
+    "webhook_timeout_seconds": "MEDIAGUARD_WEBHOOK_TIMEOUT_SECONDS",
+    "webhook_max_seconds": "MEDIAGUARD_WEBHOOK_MAX_SECONDS",
+    "max_video_bytes": "MEDIAGUARD_MAX_VIDEO_BYTES",
+    "max_video_seconds": "MEDIAGUARD_MAX_VIDEO_SECONDS",
+    "max_video_frames": "MEDIAGUARD_MAX_VIDEO_FRAMES",
+    "video_timeout_seconds": "MEDIAGUARD_VIDEO_TIMEOUT_SECONDS",
+    "models_config": "MEDIAGUARD_MODELS_CONFIG",
+    "embedding_min_cosine": "MEDIAGUARD_EMBEDDING_MIN_COSINE",
 }
 
 

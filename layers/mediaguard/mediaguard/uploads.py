@@ -26,10 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .errors import MediaguardError
 from .fingerprint import PdqSignal
+from .index import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY
 from .media import STILL_KINDS
-from .pipeline import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, upload_key
+from .pipeline import upload_key
 from .ports import BankEntry, Deps
 from .settings import Settings
+from .video import VIDEO_FORMATS
 
 logger = Logger(service="mediaguard", child=True)
 
@@ -41,8 +43,14 @@ def audit_chain(media_id: str) -> str:
 
 
 def accepted_content_types() -> tuple[str, ...]:
-    """The content types the sanitize stage can handle, so the two never disagree."""
-    return tuple(t for kind in STILL_KINDS for t in (kind.content_type, *getattr(kind, "aliases", ())))
+    """The content types the sanitize and frames stages can handle, so they never disagree."""
+    stills = tuple(t for kind in STILL_KINDS for t in (kind.content_type, *getattr(kind, "aliases", ())))
+    return stills + tuple(fmt.content_type for fmt in VIDEO_FORMATS)
+
+
+def max_bytes_for(content_type: str, settings: Settings) -> int:
+    videos = {fmt.content_type for fmt in VIDEO_FORMATS}
+    return settings.max_video_bytes if content_type in videos else settings.max_image_bytes
 
 
 # --- errors -------------------------------------------------------------------
@@ -176,8 +184,9 @@ def check_declaration(request: UploadRequest, settings: Settings, media_id: str 
         raise UnsupportedUploadTypeError(
             f"{request.content_type} is not accepted; use one of {', '.join(accepted_content_types())}",
             media_id=media_id)
-    if request.content_length > settings.max_image_bytes:
-        raise UploadTooLargeError(f"uploads are limited to {settings.max_image_bytes} bytes", media_id=media_id)
+    limit = max_bytes_for(request.content_type, settings)
+    if request.content_length > limit:
+        raise UploadTooLargeError(f"uploads of this type are limited to {limit} bytes", media_id=media_id)
 
 
 def screen(request: UploadRequest, entries: list[BankEntry]) -> tuple[BankEntry, int] | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -37,6 +38,22 @@ class S3BlobStore:
     def tag(self, bucket: str, key: str, tags: dict[str, str]) -> None:
         tagset = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
         self.client.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tagset})
+
+    def get_json(self, bucket: str, key: str) -> Any | None:
+        try:
+            response = self.client.get_object(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "404"):
+                return None
+            raise
+        return json.loads(response["Body"].read())
+
+    def download(self, bucket: str, key: str, path: Path) -> None:
+        # boto3's managed transfer: ranged GETs in parallel, which is what makes a 1 GB
+        # index arrive in a few seconds on a cold start.
+        tmp = path.with_name(path.name + ".part")
+        self.client.download_file(bucket, key, str(tmp))
+        tmp.replace(path)
 
 
 class DynamoItemStore:
@@ -152,22 +169,6 @@ class S3PostPresigner:
                                                    ExpiresIn=expires_in)
 
 
-class DynamoGeofence:
-    """Administration of the geofence rules the edge viewer-request function enforces."""
-
-    def __init__(self, settings: Settings) -> None:
-        tables.bind(settings)
-
-    def put(self, country: str, legal_reference: str, scope: str = "global",
-            expires_at: datetime | None = None) -> None:
-        tables.GeofenceRule(country.upper(), scope, legal_reference=legal_reference,
-                            expires_at=int(expires_at.timestamp()) if expires_at else None,
-                            created_at=_now()).save()
-
-    def delete(self, country: str, scope: str = "global") -> None:
-        tables.GeofenceRule(country.upper(), scope).delete()
-
-
 class StepFunctionsWorkflow:
     def __init__(self, client: Any, state_machine_arn: str) -> None:
         self.client = client
@@ -192,11 +193,24 @@ def deps() -> Deps:
     if settings.state_machine_arn:
         workflow = StepFunctionsWorkflow(boto3.client("stepfunctions", region_name=settings.region),
                                          settings.state_machine_arn)
+    from .banks import dynamo_bank_service
+    from .enforcement import enforcement_ports
+    from .review import history_store, make_task_queue
+
+    items = DynamoItemStore(settings)
+    extras: dict[str, Any] = {"history": history_store(settings)}
+    if settings.evidence_bucket:
+        extras["enforcement"] = enforcement_ports(settings, review=make_task_queue(settings, items))
+    bank_reader = None
+    if settings.banks_table and settings.bank_entries_table:
+        bank_reader = dynamo_bank_service(settings, audit=items.append_audit)
     return Deps(
         settings=settings,
         blobs=S3BlobStore(boto3.client("s3", region_name=settings.region)),
-        items=DynamoItemStore(settings),
+        items=items,
         workflow=workflow,
+        bank_reader=bank_reader,
+        extras=extras,
     )
 
 

@@ -4,12 +4,14 @@ key schemas, attribute definitions and billing mode identical."""
 from __future__ import annotations
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     JSONAttribute,
     ListAttribute,
     NumberAttribute,
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from ..settings import Settings
@@ -30,6 +32,10 @@ class MediaItem(Model):
     size = NumberAttribute(null=True)
     sha256 = UnicodeAttribute(null=True)
     kind = UnicodeAttribute(null=True)
+    media_type = UnicodeAttribute(null=True)  # image | animation | video
+    frames = JSONAttribute(null=True)  # {count, method, truncated, duration_s}
+    scores = JSONAttribute(null=True)  # per classifier score key: the max over frames
+    models = JSONAttribute(null=True)  # [{id, sha256}] of every model that scored the item
     sanitized_key = UnicodeAttribute(null=True)
     sanitized_sha256 = UnicodeAttribute(null=True)
     metadata_removed = ListAttribute(of=UnicodeAttribute, null=True)
@@ -47,40 +53,90 @@ class MediaItem(Model):
     signals = JSONAttribute(null=True)
     policy_version = UnicodeAttribute(null=True)
     override = UnicodeAttribute(null=True)
+    escalate = BooleanAttribute(null=True)
+    shadow = JSONAttribute(null=True)  # what the shadow policy would have decided
+    score_inputs = JSONAttribute(null=True)  # everything the decision was made from (replay)
+    uploader = UnicodeAttribute(null=True)  # keyed HMAC of the platform's uploader id, never the id
+    reach = NumberAttribute(null=True)  # audience size the platform declared at upload
     served_key = UnicodeAttribute(null=True)
     derivative_key = UnicodeAttribute(null=True)
+    poster_key = UnicodeAttribute(null=True)
+    enforcement = JSONAttribute(null=True)  # the decision state machine of mediaguard.enforcement
     error_type = UnicodeAttribute(null=True)
     error_reason = UnicodeAttribute(null=True)
     error_message = UnicodeAttribute(null=True)
 
 
 class Bank(Model):
+    """A hash bank: what a match against its entries means (kind, action) and how close
+    counts as a match per signal. Administered through ``mediaguard.banks.BankService``."""
+
     class Meta:
         table_name = "mediaguard-banks"
         billing_mode = "PAY_PER_REQUEST"
 
     name = UnicodeAttribute(hash_key=True)
     kind = UnicodeAttribute()  # block | flag | allow
-    action = UnicodeAttribute(null=True)
-    pdq_threshold = NumberAttribute(default=31)
+    action = UnicodeAttribute(null=True)  # the models.Action a match carries, if any
+    pdq_threshold = NumberAttribute(default=31)  # max Hamming distance
+    embedding_threshold = NumberAttribute(null=True)  # min cosine; absent = the system default
     created_at = UTCDateTimeAttribute(null=True)
+    created_by = UnicodeAttribute(null=True)
+
+
+class UpdatedIndex(GlobalSecondaryIndex):
+    """Entries by last change: the delta that makes a new or withdrawn entry count before
+    the next index build. ``shard`` (0-7, from a hash of bank and ref) spreads the writes
+    of a bulk import over eight partitions instead of one; a reader queries all eight."""
+
+    class Meta:
+        index_name = "updated"
+        projection = AllProjection()
+
+    shard = UnicodeAttribute(hash_key=True)
+    updated_at = UTCDateTimeAttribute(range_key=True)
 
 
 class BankEntryItem(Model):
+    """One banked item: a photo, or one frame of a banked video (``ref`` = ``<group>#<n>``).
+
+    ``signal``/``value`` keep their first meaning (the PDQ, hex) so older readers still
+    work; the embedding sits beside it. A withdrawn entry keeps no hash: only its ref,
+    who withdrew it and when (StopNCII practice: withdrawn hashes must be deleted).
+    """
+
     class Meta:
         table_name = "mediaguard-bank-entries"
         billing_mode = "PAY_PER_REQUEST"
 
     bank = UnicodeAttribute(hash_key=True)
     ref = UnicodeAttribute(range_key=True)
-    signal = UnicodeAttribute()
-    value = UnicodeAttribute()
+    signal = UnicodeAttribute(default="pdq")  # "pdq", or "embedding" for an embedding-only entry
+    value = UnicodeAttribute(null=True)  # PDQ, 64 lowercase hex
     quality = NumberAttribute(null=True)
-    status = UnicodeAttribute(default="active")  # active | withdrawn
+    embedding = UnicodeAttribute(null=True)  # base64 of little-endian float16, L2-normalised
+    signals = ListAttribute(of=UnicodeAttribute, null=True)  # names carried (kept on tombstones)
+    group = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(default="active")  # active | withdrawn | deleted (its bank was deleted)
+    source = UnicodeAttribute(null=True)
     added_at = UTCDateTimeAttribute(null=True)
+    added_by = UnicodeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(null=True)
+    confirmed_at = UTCDateTimeAttribute(null=True)
+    confirmed_by = UnicodeAttribute(null=True)
+    withdrawn_at = UTCDateTimeAttribute(null=True)
+    withdrawn_by = UnicodeAttribute(null=True)
+    shard = UnicodeAttribute(null=True)
+    # Epoch seconds; the table's TTL attribute. Only the markers a bank deletion leaves
+    # carry it: they must outlive the last index build that still holds the entry.
+    expires_at = NumberAttribute(null=True)
+    updated = UpdatedIndex()
 
 
 class AuditItem(Model):
+    """One record of an audit hash chain (``mediaguard.audit``); written only by
+    ``adapters.audit.DynamoAuditStore``, in one transaction with the chain's ``AuditHead``."""
+
     class Meta:
         table_name = "mediaguard-audit"
         billing_mode = "PAY_PER_REQUEST"
@@ -94,6 +150,36 @@ class AuditItem(Model):
     detail = UnicodeAttribute()
     prev_hash = UnicodeAttribute()
     hash = UnicodeAttribute()
+
+
+class PendingIndex(GlobalSecondaryIndex):
+    """Sparse: only heads appended since the last digest carry ``pending``, so the digest
+    job finds them without scanning every chain. ``pending`` is a shard (0-15, from a hash
+    of the chain) so the index has sixteen partitions to write to, not one; the index is
+    written only when a head becomes pending or is anchored, not on every append."""
+
+    class Meta:
+        index_name = "pending"
+        projection = KeysOnlyProjection()
+
+    pending = NumberAttribute(hash_key=True)
+    chain = UnicodeAttribute(range_key=True)
+
+
+class AuditHead(Model):
+    """The newest record of one audit chain, replaced in the same transaction as each
+    record is put (the condition on ``seq`` also serialises concurrent writers)."""
+
+    class Meta:
+        table_name = "mediaguard-audit-heads"
+        billing_mode = "PAY_PER_REQUEST"
+
+    chain = UnicodeAttribute(hash_key=True)
+    seq = NumberAttribute()
+    hash = UnicodeAttribute()
+    at = UnicodeAttribute()
+    pending = NumberAttribute(null=True)
+    pending_index = PendingIndex()
 
 
 class GeofenceRule(Model):

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 ACCOUNT_ID = "123456789012"  # moto's default account
+_NO_VALUE = object()  # AWS::NoValue: the property or list element is left out
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -54,10 +55,18 @@ class Stack:
     name: str = "mediaguard-local"
     region: str = "us-east-1"
 
+    parameter_overrides: dict[str, str] | None = None
+
     def __post_init__(self) -> None:
-        self.resources: dict[str, dict] = self.template.get("Resources", {})
         self.parameters = {
             k: str(v.get("Default", "")) for k, v in self.template.get("Parameters", {}).items()
+        }
+        self.parameters.update(self.parameter_overrides or {})
+        self.conditions = {name: bool(self._condition(expr)) for name, expr in self.template.get("Conditions", {}).items()}
+        # Resources whose Condition is false do not exist, as in CloudFormation.
+        self.resources: dict[str, dict] = {
+            k: v for k, v in self.template.get("Resources", {}).items()
+            if "Condition" not in v or self.conditions[v["Condition"]]
         }
 
     @classmethod
@@ -73,6 +82,8 @@ class Stack:
             return self.resolve(props["BucketName"])
         if rtype == "AWS::Logs::LogGroup" and "LogGroupName" in props:
             return self.resolve(props["LogGroupName"])
+        if rtype == "AWS::Events::EventBus":
+            return self.resolve(props["Name"])
         name = f"{self.name}-{logical}"
         return name.lower() if rtype == "AWS::S3::Bucket" else name
 
@@ -106,6 +117,7 @@ class Stack:
                 "AWS::Serverless::Function": f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{name}",
                 "AWS::Logs::LogGroup": f"arn:aws:logs:{self.region}:{ACCOUNT_ID}:log-group:{name}:*",
                 "AWS::Serverless::StateMachine": self.ref(logical),
+                "AWS::Events::EventBus": f"arn:aws:events:{self.region}:{ACCOUNT_ID}:event-bus/{name}",
             }[rtype]
         if attribute == "Name":
             return name
@@ -114,11 +126,16 @@ class Stack:
     # -- intrinsics ------------------------------------------------------------
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            return [self.resolve(v) for v in value]
+            return [r for r in (self.resolve(v) for v in value) if r is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             (key, arg), = value.items()
+            if key == "Ref" and arg == "AWS::NoValue":
+                return _NO_VALUE
+            if key == "Fn::If":
+                name, when_true, when_false = arg
+                return self.resolve(when_true if self.conditions[name] else when_false)
             if key == "Ref":
                 return self.ref(arg)
             if key == "Fn::GetAtt":
@@ -127,7 +144,26 @@ class Stack:
                 return self._sub(arg)
             if key == "Fn::Join":
                 return arg[0].join(str(self.resolve(v)) for v in arg[1])
-        return {k: self.resolve(v) for k, v in value.items()}
+        resolved = {k: self.resolve(v) for k, v in value.items()}
+        return {k: v for k, v in resolved.items() if v is not _NO_VALUE}
+
+    def _condition(self, expr: Any) -> Any:
+        """Evaluate a Conditions entry: Equals / Not / And / Or / Condition over parameters."""
+        if isinstance(expr, dict) and len(expr) == 1:
+            (key, arg), = expr.items()
+            if key == "Fn::Equals":
+                return self._condition(arg[0]) == self._condition(arg[1])
+            if key == "Fn::Not":
+                return not self._condition(arg[0])
+            if key == "Fn::And":
+                return all(self._condition(a) for a in arg)
+            if key == "Fn::Or":
+                return any(self._condition(a) for a in arg)
+            if key == "Condition":
+                return self._condition(self.template["Conditions"][arg])
+            if key == "Ref":
+                return self.parameters.get(arg, arg)
+        return expr
 
     def _sub(self, arg: Any) -> str:
         text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])

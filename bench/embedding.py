@@ -1,0 +1,221 @@
+"""Embedding search speed, and the near-duplicate threshold it is used with.
+
+Search (default): exact cosine search with ``EmbeddingIndex`` (float32 rows, memory-mapped
+as the similarity stage would map them) at each size, one BLAS thread, against
+converting float16 rows to float32 per query. 1024-d rows of |N(0,1)| (non-negative and
+so mutually correlated, like ReLU-pooled embeddings); min_cosine 0.9, k 10.
+
+Calibrate (``--calibrate``): the transforms of tests/unit/test_neardup.py on every photo
+the test uses plus the pictures Debian desktop packages install under
+/usr/share/backgrounds (mate-backgrounds, ukui-wallpapers, lomiri-wallpapers-16.04 were
+used for the figures in neardup.py), each taken through the upload path. Prints, per
+transform, PDQ's hits and the worst cosine to the source (full frame only / with the
+reference views) next to the best cosine to any unrelated reference, then the misses and
+false matches at candidate thresholds.
+
+    .venv/bin/python -m bench.embedding [--sizes 10000,100000,1000000] [--runs 50]
+    .venv/bin/python -m bench.embedding --calibrate
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core, as on a 1769 MB Lambda: set before numpy loads OpenBLAS.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import glob  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from mediaguard.embedding import EmbeddingIndex  # noqa: E402
+
+DIM = 1024
+# Ubuntu MATE's wallpaper in four tints is one design recoloured: a copy, not an unrelated
+# picture (PDQ misses it because the tints change luminance). Only the "Cold" tint is kept.
+SAME_DESIGN = ("Ubuntu-Mate-Dark-no-logo", "Ubuntu-Mate-Radioactive-no-logo", "Ubuntu-Mate-Warm-no-logo")
+
+
+def _write_index(directory: Path, n: int, seed: int = 0) -> None:
+    """An index of ``n`` random non-negative unit rows, written in chunks (1M rows are 4 GB)."""
+    rng = np.random.default_rng(seed)
+    directory.mkdir(parents=True, exist_ok=True)
+    vectors = np.lib.format.open_memmap(directory / "vectors.npy", mode="w+", dtype=np.float32, shape=(n, DIM))
+    for start in range(0, n, 65536):
+        chunk = np.abs(rng.standard_normal((min(65536, n - start), DIM), dtype=np.float32))
+        chunk /= np.linalg.norm(chunk, axis=1, keepdims=True)
+        vectors[start:start + len(chunk)] = chunk
+    vectors.flush()
+    del vectors
+    np.save(directory / "ids.npy", np.arange(n, dtype=np.int64))
+    (directory / "meta.json").write_text(json.dumps({"format": 1, "dim": DIM, "count": n, "dtype": "float32"}))
+
+
+def _timings(fn, queries: np.ndarray) -> tuple[float, float]:
+    fn(queries[0])  # warm-up: pages in, BLAS initialised
+    samples = []
+    for q in queries:
+        t0 = time.perf_counter()
+        fn(q)
+        samples.append((time.perf_counter() - t0) * 1000)
+    samples.sort()
+    return statistics.median(samples), samples[int(0.95 * (len(samples) - 1))]
+
+
+def search(sizes: list[int], runs: int) -> None:
+    print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"numpy {np.__version__}, OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}; {runs} queries per row")
+    print(f"{'rows':>9}{'MB f32':>9}{'load ms':>9}{'p50 ms':>9}{'p95 ms':>9}{'f16->f32/query p50':>20}")
+    rng = np.random.default_rng(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            d = Path(tmp) / str(n)
+            _write_index(d, n)
+            t0 = time.perf_counter()
+            index = EmbeddingIndex.load(d, mmap=True)
+            load_ms = (time.perf_counter() - t0) * 1000
+            queries = np.abs(rng.standard_normal((runs, DIM), dtype=np.float32))
+            p50, p95 = _timings(lambda q, ix=index: ix.query(q, min_cosine=0.9, k=10), queries)
+            f16 = "-"
+            if n <= 100_000:
+                # What storing float16 and converting per query costs (numpy has no float16 BLAS).
+                half = np.asarray(index._main, dtype=np.float16)
+                f16_p50, _ = _timings(lambda q, h=half: np.asarray(h, dtype=np.float32) @ q, queries[: max(5, runs // 5)])
+                f16 = f"{f16_p50:.1f}"
+                del half
+            print(f"{n:>9}{n * DIM * 4 / 1e6:>9.0f}{load_ms:>9.1f}{p50:>9.2f}{p95:>9.2f}{f16:>20}")
+            del index
+            for f in d.iterdir():
+                f.unlink()
+
+
+# --- calibration -------------------------------------------------------------------------
+
+
+def _corpus() -> dict[str, object]:
+    from PIL import Image
+
+    from tests.conftest import photo
+    from tests.unit.test_neardup import PHOTOS, fit
+
+    out = {f"skimage/{n}": fit(photo(n), 640) for n in PHOTOS}
+    for path in sorted(glob.glob("/usr/share/backgrounds/**/*.*", recursive=True)):
+        if not path.lower().endswith((".jpg", ".jpeg", ".png")):
+            continue
+        if any(tint in path for tint in SAME_DESIGN):
+            continue
+        with Image.open(path) as img:
+            if "transparency" in img.info or ("A" in img.getbands() and img.getchannel("A").getextrema()[0] < 250):
+                continue  # overlays meant to be composited over a colour, not pictures
+            img.draft("RGB", (640, 640))
+            out[path.removeprefix("/usr/share/backgrounds/")] = fit(img.convert("RGB"), 640)
+    return out
+
+
+def calibrate(thresholds: list[float]) -> None:
+    from mediaguard.classify import open_nsfw
+    from mediaguard.neardup import Features, decide, pdq_distance, reference_views
+    from mediaguard.settings import Settings
+    from tests.unit.test_neardup import TRANSFORMS, upload_features
+
+    settings = Settings()
+    classifier = open_nsfw(threads=int(os.environ.get("MEDIAGUARD_ONNX_THREADS", "2")))
+
+    def embed(frames):
+        return [f.embedding for i in range(0, len(frames), 16) for f in classifier.classify_batch(frames[i:i + 16])]
+
+    t0 = time.perf_counter()
+    sources = _corpus()
+    names = list(sources)
+    prepared = upload_features([sources[n] for n in names], classifier, settings)
+    refs: dict[str, Features] = {}
+    for name, (fps, frame) in zip(names, prepared, strict=True):
+        refs[name] = Features.of(fps, np.stack(embed(reference_views(frame))))
+    # The corpus must not contain the same picture twice (wallpaper packages ship sizes).
+    dropped = []
+    for i, a in enumerate(names):
+        for b in names[:i]:
+            if b in refs and a in refs and decide(Features.of(prepared[i][0]), refs[b]).signal in ("pdq", "pdq_dihedral"):
+                dropped.append((a, b))
+                refs.pop(a)
+    names = list(refs)
+    print(f"corpus: {len(names)} pictures ({sum(n.startswith('skimage/') for n in names)} from scikit-image); "
+          f"dropped as duplicates: {[a for a, _ in dropped]}")
+    items = [(n, t, fn(sources[n])) for n in names for t, fn in TRANSFORMS.items()]
+    fps = upload_features([img for _, _, img in items], classifier, settings)
+    emb = embed([frame for _, frame in fps])
+    queries = [(n, t, Features.of(f, e)) for (n, t, _), (f, _), e in zip(items, fps, emb, strict=True)]
+    queries += [(n, "original", Features.of(prepared[list(sources).index(n)][0], refs[n].embedding[0])) for n in names]
+    print(f"features of {len(queries)} pictures in {time.perf_counter() - t0:.0f} s\n")
+
+    ref_names = list(refs)
+    ref_stack = [refs[n].embedding for n in ref_names]
+    q_emb = np.stack([q.embedding for _, _, q in queries])
+    # cos[i, j]: query i against reference j (best view); full[i, j]: against the full frame only.
+    cos = np.stack([(q_emb @ r.T).max(axis=1) for r in ref_stack], axis=1)
+    full = q_emb @ np.stack([r[0] for r in ref_stack]).T
+    own = np.array([ref_names.index(n) for n, _, _ in queries])
+    rows = np.arange(len(queries))
+    other = cos.copy()
+    other[rows, own] = -1
+    pdq_hit = np.array([(d := pdq_distance(q, refs[n])) is not None and d[0] <= 31 for n, _, q in queries])
+
+    def table(subset: str, keep: np.ndarray) -> None:
+        print(f"{subset}: per transform, worst cosine to the source (full frame / best view) vs best cosine to an "
+              "unrelated reference")
+        print(f"{'transform':<17}{'PDQ hits':>10}{'worst full':>12}{'worst views':>13}{'best other':>12}{'margin':>9}")
+        for t in ["original", *TRANSFORMS]:
+            m = keep & np.array([tt == t for _, tt, _ in queries])
+            worst_full, worst_views, best_other = full[m, own[m]].min(), cos[m, own[m]].min(), other[m].max()
+            print(f"{t:<17}{int(pdq_hit[m].sum()):>5}/{int(m.sum()):<4}{worst_full:>12.3f}{worst_views:>13.3f}"
+                  f"{best_other:>12.3f}{worst_views - best_other:>+9.3f}")
+        print()
+
+    skimage = np.array([n.startswith("skimage/") for n, _, _ in queries])
+    table("scikit-image photos (the unit test's corpus)", skimage)
+    table("whole corpus", np.ones(len(queries), dtype=bool))
+
+    need = ~pdq_hit
+    unrelated = other[other > -1]
+    print(f"copies PDQ missed: {int(need.sum())} of {len(queries)}; unrelated (picture, reference) pairs: "
+          f"{unrelated.size}; their cosine p99.9 {np.quantile(unrelated, 0.999):.3f}, max {unrelated.max():.3f}")
+    print(f"{'threshold':>10}{'missed (views)':>16}{'missed (full)':>15}{'false pairs':>13}  pictures in false pairs")
+    for th in thresholds:
+        missed_views = int((cos[rows, own][need] < th).sum())
+        missed_full = int((full[rows, own][need] < th).sum())
+        false_idx = np.argwhere(other >= th)
+        pairs: dict[tuple[str, str], float] = {}
+        for i, j in false_idx:
+            key = tuple(sorted((queries[i][0], ref_names[j])))
+            pairs[key] = max(pairs.get(key, 0.0), round(float(other[i, j]), 3))
+        print(f"{th:>10.2f}{missed_views:>16}{missed_full:>15}{len(false_idx):>13}  "
+              f"{sorted(pairs.items(), key=lambda kv: -kv[1])[:3]}")
+    missed = [(n, t, round(float(cos[i, own[i]]), 3)) for i, (n, t, _) in enumerate(queries) if need[i]]
+    print("\nlowest cosines among copies PDQ missed:", sorted(missed, key=lambda x: x[2])[:8])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--thresholds", default="0.85,0.88,0.90,0.92,0.94")
+    args = parser.parse_args()
+    if args.calibrate:
+        calibrate([float(x) for x in args.thresholds.split(",")])
+    else:
+        search([int(x) for x in args.sizes.split(",")], args.runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""The review and admin API: queue, claims, decisions, item view, appeals, geofence rules."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mediaguard import api
+from mediaguard.adapters.review import geofence_admin, list_banks, review_service
+
+logger = Logger(service="mediaguard")
+api.use(review_service, geofence=geofence_admin, banks=list_banks)
+
+
+# Never log_event: bodies carry appeal statements and responses presigned media links.
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def handler(event: dict, context: LambdaContext) -> dict:
+    return api.app.resolve(event, context)

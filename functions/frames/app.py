@@ -1,0 +1,17 @@
+"""Cut a video or an animation into frames (keyframes + scene changes); remux a video without metadata."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parser import event_parser
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mediaguard import pipeline
+from mediaguard.adapters.aws import deps
+from mediaguard.models import FramesInput
+
+logger = Logger(service="mediaguard")
+
+
+@logger.inject_lambda_context
+@event_parser(model=FramesInput)
+def handler(event: FramesInput, context: LambdaContext) -> dict:
+    return pipeline.frames(event, deps()).model_dump()

@@ -1,0 +1,15 @@
+"""Scheduled: rebuild the bank index (PDQ multi-index + embeddings) and publish it to the media bucket."""
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from mediaguard import pipeline
+from mediaguard.adapters.aws import deps
+
+logger = Logger(service="mediaguard")
+
+
+@logger.inject_lambda_context
+def handler(event: dict, context: LambdaContext) -> dict:
+    # The scheduled event carries nothing we need: every run rebuilds from the tables.
+    return pipeline.build_index(deps())

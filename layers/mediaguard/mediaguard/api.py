@@ -1,0 +1,320 @@
+"""The review and admin HTTP API (API Gateway HTTP API, payload v2), on Powertools' resolver.
+
+Routes, roles (cumulative: reviewer < senior-reviewer < admin) and answers:
+
+=======  ====================================  ===============  ====================================
+method   path                                  role             answer
+=======  ====================================  ===============  ====================================
+GET      /review/queue?lane=&limit=            reviewer         {items: [task]}; lane=escalated: senior
+POST     /review/{media_id}/claim              reviewer         task (lease)
+GET      /items/{media_id}                     reviewer         item view; 5-minute link to the sanitized copy
+                                                                (after a removal: seniors only, from evidence)
+POST     /review/{media_id}/decision           reviewer         decision
+POST     /items/{media_id}/appeal              the uploader     appeal receipt (201)
+GET      /appeals?state=open|decided           senior-reviewer  {items: [appeal]}
+POST     /appeals/{appeal_id}/decision         senior-reviewer  appeal (not by the original decider)
+GET      /admin/geofence                       admin            {items: [rule]}
+POST     /admin/geofence                       admin            rule (201); 409 if it exists, unless replace
+DELETE   /admin/geofence?country=&scope=       admin            204
+GET      /admin/banks                          admin            {items: [bank]}
+GET      /review/reasons                       reviewer         the documented reason codes
+GET      /openapi.json, /docs                  none             OpenAPI document, Swagger UI
+=======  ====================================  ===============  ====================================
+
+Errors are ``{"reason": <stable code>, "message": <safe text>}`` with 400 (invalid request,
+including schema validation), 401, 403, 404 or 409; nothing internal is echoed.
+
+The handler (``functions/api/app.py``) plugs in the services with :func:`use`, so this
+module stays free of AWS clients and tests can hand it their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import geofence, review
+from .history import Pseudonymiser
+from .review import (
+    AppealDecisionRequest,
+    AppealPage,
+    AppealReceipt,
+    AppealRequest,
+    AppealView,
+    Caller,
+    Decision,
+    DecisionRequest,
+    ItemView,
+    QueuePage,
+    ReviewApiError,
+    ReviewService,
+    Task,
+)
+
+TITLE, VERSION = "mediaguard review API", "1.0.0"
+MEDIA_ID = r"^[A-Za-z0-9_-]{1,80}$"
+APPEAL_ID = r"^ap-[A-Za-z0-9_-]{1,80}$"
+
+app = APIGatewayHttpResolver(enable_validation=True)
+_SECURITY = {"security_schemes": {"jwt": HTTPBearer(bearerFormat="JWT")}, "security": [{"jwt": []}]}
+app.configure_openapi(title=TITLE, version=VERSION, **_SECURITY)
+# Swagger UI's assets are inlined by Powertools: nothing is fetched from a CDN.
+app.enable_swagger(path="/docs", title=TITLE, version=VERSION, **_SECURITY)
+
+
+# --- wiring ------------------------------------------------------------------------------
+
+
+@dataclass
+class GeofenceAdmin:
+    """The geofence table and, for ``uploader:<id>`` scopes, the uploader pseudonymiser."""
+
+    store: geofence.GeofenceStore
+    pseudonymiser: Pseudonymiser | None = None
+
+
+@dataclass
+class Services:
+    review: Callable[[], ReviewService]
+    geofence: Callable[[], GeofenceAdmin] | None = None
+    banks: Callable[[], list[dict[str, Any]]] | None = None
+
+
+_services: Services | None = None
+
+
+def use(review_service: Callable[[], ReviewService], *, geofence: Callable[[], GeofenceAdmin] | None = None,
+        banks: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+    """Plug in the providers the routes call (each cached by whoever passes it)."""
+    global _services
+    _services = Services(review_service, geofence, banks)
+
+
+def _svc() -> ReviewService:
+    if _services is None:
+        raise RuntimeError("mediaguard.api.use() was not called")
+    return _services.review()
+
+
+def caller() -> Caller:
+    """The authenticated caller of the current request (401 when there is none)."""
+    event = app.current_event
+    return review.authenticate(event.request_context.authorizer.jwt_claim, event.headers.get("authorization"),
+                               _svc().settings)
+
+
+# --- review ------------------------------------------------------------------------------------
+
+
+@app.get("/review/queue", summary="Open review tasks of one lane, highest priority first")
+def get_queue(lane: Annotated[review.Lane, Query()] = "fast",
+              limit: Annotated[int, Query(ge=1, le=100)] = 20) -> QueuePage:
+    return _svc().queue(caller(), lane, limit)
+
+
+@app.post("/review/<media_id>/claim", summary="Claim (or renew) the lease on a task")
+def claim(media_id: Annotated[str, Path(pattern=MEDIA_ID)]) -> Task:
+    return _svc().claim(caller(), media_id)
+
+
+@app.post("/review/<media_id>/decision", summary="Decide a claimed task (a reason code is required)")
+def decide(media_id: Annotated[str, Path(pattern=MEDIA_ID)], request: Annotated[DecisionRequest, Body()]) -> Decision:
+    return _svc().decide(caller(), media_id, request)
+
+
+class ReasonCode(BaseModel):
+    code: str
+    description: str
+    actions: list[str]
+
+
+class ReasonCodes(BaseModel):
+    review: list[ReasonCode]
+    appeal: list[ReasonCode]
+
+
+@app.get("/review/reasons", summary="The documented reason codes and the actions each can justify")
+def reasons() -> ReasonCodes:
+    caller().require("reviewer")
+    return ReasonCodes.model_validate({"review": review.reason_table(review.REVIEW_REASONS),
+                                       "appeal": review.reason_table(review.APPEAL_REASONS)})
+
+
+@app.get("/items/<media_id>", summary="Everything a reviewer needs to decide an item")
+def get_item(media_id: Annotated[str, Path(pattern=MEDIA_ID)]) -> ItemView:
+    return _svc().item_view(caller(), media_id)
+
+
+# --- appeals ------------------------------------------------------------------------------------
+
+
+@app.post("/items/<media_id>/appeal", summary="The uploader appeals the action on their item")
+def appeal(media_id: Annotated[str, Path(pattern=MEDIA_ID)],
+           request: Annotated[AppealRequest, Body()]) -> Response[AppealReceipt]:
+    receipt = _svc().open_appeal(caller(), media_id, request)
+    return Response(201, content_types.APPLICATION_JSON, receipt)
+
+
+@app.get("/appeals", summary="Appeals by state, oldest first")
+def list_appeals(state: Annotated[review.AppealState, Query()] = "open",
+                 limit: Annotated[int, Query(ge=1, le=100)] = 50) -> AppealPage:
+    return _svc().list_appeals(caller(), state, limit)
+
+
+@app.post("/appeals/<appeal_id>/decision", summary="Uphold or overturn (not by the original decider)")
+def decide_appeal(appeal_id: Annotated[str, Path(pattern=APPEAL_ID)],
+                  request: Annotated[AppealDecisionRequest, Body()]) -> AppealView:
+    return _svc().decide_appeal(caller(), appeal_id, request)
+
+
+# --- admin ------------------------------------------------------------------------------------------
+
+
+class GeofenceRuleIn(BaseModel):
+    """A rule as an operator writes it; ``mediaguard.geofence.new_rule`` validates it."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    country: str = Field(min_length=2, max_length=2)
+    # global | media:<media id> | path:/<uri prefix> | uploader:<id> | uploader-key:<hex> | label:<label>
+    scope: str = Field(default="global", max_length=600)
+    legal_reference: str = Field(min_length=1, max_length=geofence.MAX_REFERENCE_CHARS)
+    expires_at: datetime | None = None
+    replace: bool = False
+
+
+class GeofenceRuleOut(BaseModel):
+    country: str
+    scope: str
+    stored_scope: str
+    legal_reference: str
+    expires_at: str | None = None
+    expired: bool
+    enforced_at_edge: bool
+    created_at: str | None = None
+
+
+class GeofencePage(BaseModel):
+    items: list[GeofenceRuleOut]
+
+
+class BankOut(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: str
+    kind: str
+    action: str | None = None
+    pdq_threshold: int | None = None
+    embedding_threshold: float | None = None
+    created_at: str | None = None
+    created_by: str | None = None
+
+
+class BankPage(BaseModel):
+    items: list[BankOut]
+
+
+def _admin() -> Caller:
+    who = caller()
+    who.require("admin")
+    return who
+
+
+def _geofence() -> GeofenceAdmin:
+    if _services is None or _services.geofence is None:
+        raise RuntimeError("no geofence service configured")
+    return _services.geofence()
+
+
+def _rule_error(error: geofence.GeofenceRuleError) -> review.InvalidRequestError:
+    # geofence's messages never echo the submitted text (a scope may hold an uploader id).
+    return review.InvalidRequestError(str(error), reason=error.reason)
+
+
+@app.get("/admin/geofence", summary="Geofence rules the edge enforces (HTTP 451)")
+def list_geofence() -> GeofencePage:
+    _admin()
+    now = datetime.now(UTC)
+    return GeofencePage.model_validate({"items": [r.view(now) for r in geofence.sort_rules(_geofence().store.list())]})
+
+
+@app.post("/admin/geofence", summary="Add (or with replace, overwrite) a geofence rule")
+def add_geofence(request: Annotated[GeofenceRuleIn, Body()]) -> Response[GeofenceRuleOut]:
+    who, admin, now = _admin(), _geofence(), datetime.now(UTC)
+    try:
+        rule = geofence.new_rule(request.country, request.scope, request.legal_reference, request.expires_at, now=now,
+                                 pseudonymiser=admin.pseudonymiser)
+    except geofence.GeofenceRuleError as error:
+        raise _rule_error(error) from None
+    if not admin.store.add(rule, replace=request.replace):
+        raise review.ConflictError("a rule for this country and scope exists; send replace: true to overwrite",
+                                   reason="rule_exists")
+    _audit_rule(who, "geofence_added", rule)
+    return Response(201, content_types.APPLICATION_JSON, GeofenceRuleOut.model_validate(rule.view(now)))
+
+
+@app.delete("/admin/geofence", summary="Remove a geofence rule")
+def remove_geofence(country: Annotated[str, Query(min_length=2, max_length=2)],
+                    scope: Annotated[str, Query(max_length=600)] = "global") -> Response[None]:
+    who, admin = _admin(), _geofence()
+    try:
+        code, stored = geofence.rule_key(country, scope, admin.pseudonymiser)
+    except geofence.GeofenceRuleError as error:
+        raise _rule_error(error) from None
+    if not admin.store.remove(code, stored):
+        raise review.NotFoundError("no such geofence rule")
+    _audit_rule(who, "geofence_removed", geofence.GeoRule.model_construct(country=code, scope=stored,
+                                                                          legal_reference=None))
+    return Response(204, content_types.APPLICATION_JSON, "")
+
+
+def _audit_rule(who: Caller, event: str, rule: geofence.GeoRule) -> None:
+    """One chain per country: who restricted (or lifted) what, on which legal basis."""
+    _svc().deps.items.append_audit(f"geofence:{rule.country}", f"admin:{who.sub}", event,
+                                   {"scope": rule.scope, "legal_reference": rule.legal_reference,
+                                    "expires_at": rule.expires_at})
+
+
+@app.get("/admin/banks", summary="Hash banks and their matching configuration")
+def list_banks() -> BankPage:
+    _admin()
+    if _services is None or _services.banks is None:
+        raise RuntimeError("no bank listing configured")
+    return BankPage.model_validate({"items": _services.banks()})
+
+
+# --- documents and errors ---------------------------------------------------------------------------
+
+
+@app.get("/openapi.json", include_in_schema=False)
+def openapi() -> Response[str]:
+    return Response(200, content_types.APPLICATION_JSON, app.get_openapi_json_schema(title=TITLE, version=VERSION,
+                                                                                     **_SECURITY))
+
+
+@app.exception_handler(ReviewApiError)
+def refused(error: ReviewApiError) -> Response:
+    return Response(error.status, content_types.APPLICATION_JSON, error.body())
+
+
+@app.exception_handler(RequestValidationError)
+def invalid(error: RequestValidationError) -> Response:
+    # Field paths and pydantic's messages only: the submitted values are never echoed.
+    fields = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": e.get("msg", "")}
+              for e in error.errors()]
+    return Response(400, content_types.APPLICATION_JSON,
+                    {"reason": "invalid_request", "message": "the request does not match the schema", "fields": fields})
+
+
+@app.not_found
+def not_found(_: Exception) -> Response:
+    return Response(404, content_types.APPLICATION_JSON, {"reason": "not_found", "message": "no such route"})
+

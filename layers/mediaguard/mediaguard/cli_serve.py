@@ -1,0 +1,71 @@
+"""``mediaguard serve``: argument parsing and the foreground loop (the server is in serve.py)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``serve`` on the CLI's sub-parsers and return its parser."""
+    serve = sub.add_parser(
+        "serve",
+        help="the reviewer console, review API and upload API on a local port (the local stack on moto)",
+        description="Deploys the template into in-process moto, runs moto's server beside it for "
+                    "aws --endpoint-url, and serves the console at / and the APIs under /api/.",
+    )
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to bind (default 127.0.0.1; anything else exposes the dev tokens' powers)")
+    serve.add_argument("--port", type=int, default=8080, help="console and API port (default 8080)")
+    serve.add_argument("--moto-port", type=int, default=None,
+                       help="port of moto's AWS endpoint (default: --port + 1; 0 picks a free one)")
+    serve.add_argument("--verbose", action="store_true", help="handler logs (INFO) on stderr")
+    serve.add_argument("--export-console", type=Path, metavar="DIR",
+                       help="write the console's static files and config.json to DIR for the ConsoleBucket, "
+                            "then exit (needs --api-base)")
+    serve.add_argument("--api-base", metavar="URL", help="with --export-console: the review API's URL")
+    serve.add_argument("--uploads-api-base", metavar="URL",
+                       help="with --export-console: the upload API's URL (default: --api-base)")
+    return serve
+
+
+def run_serve(args: argparse.Namespace, out: Any) -> int:
+    """Run ``serve`` until Ctrl-C (or SIGTERM); ``out`` is the CLI's stdout writer
+    (``.line(text)`` and ``.quiet_stdout()``, which moves handler logs to stderr)."""
+    from .serve import LocalServer, export_console
+
+    if args.export_console is not None:
+        if not args.api_base:
+            sys.stderr.write("mediaguard serve: --export-console needs --api-base\n")
+            return EXIT_USAGE
+        for path in export_console(args.export_console, args.api_base, args.uploads_api_base):
+            out.line(str(path))
+        return EXIT_OK
+
+    server = LocalServer(host=args.host, port=args.port, moto_port=args.moto_port,
+                         log_level="INFO" if args.verbose else "WARNING")
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # the same clean stop as Ctrl-C
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        with out.quiet_stdout():
+            server.start()
+            for line in server.banner():
+                out.line(line)
+            server.serve_forever()
+    except KeyboardInterrupt:
+        sys.stderr.write("\nmediaguard serve: stopping\n")
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        sys.stderr.write(f"mediaguard serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}\n")
+        return EXIT_USAGE
+    finally:
+        server.stop()
+        signal.signal(signal.SIGTERM, previous)
+    return EXIT_OK

@@ -1,0 +1,462 @@
+// mediaguard review console: one static page, vanilla JS, no build step, nothing loaded
+// from anywhere but its own origin. It reads the API's base URL from config.json.
+//
+// Reviewer wellness: media is shown blurred and greyscale until the reviewer reveals it,
+// per item; opening another item hides it again.
+// Safety: every value from the API is inserted as text (textContent), never as HTML; the
+// token lives in sessionStorage (gone when the tab closes) and is sent only to the API.
+'use strict';
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const TOKEN_KEY = 'mediaguard.token';
+  const LANES = [
+    ['fast', 'Fast lane'],
+    ['normal', 'Normal lane'],
+    ['escalated', 'Escalated (senior reviewers)'],
+  ];
+  const state = {
+    config: null,
+    token: null,
+    reasons: null,
+    senior: false,
+    current: null, // media id of the open item
+    claimed: false, // whether the open item's task is claimed by this reviewer
+  };
+
+  // --- helpers ---------------------------------------------------------------------------
+
+  class ApiError extends Error {
+    constructor(status, body) {
+      const detail = body && body.message ? `${body.message} (${body.reason || status})` : `HTTP ${status}`;
+      super(detail);
+      this.status = status;
+      this.body = body;
+    }
+  }
+
+  function el(tag, props = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(props)) {
+      if (value === undefined || value === null || value === false) continue;
+      if (key === 'class') node.className = value;
+      else if (key === 'text') node.textContent = value;
+      else if (key === 'dataset') Object.assign(node.dataset, value);
+      // CSSOM, not a style attribute: the page's CSP allows no inline styles.
+      else if (key === 'vars') for (const [name, v] of Object.entries(value)) node.style.setProperty(name, String(v));
+      else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+      else node.setAttribute(key, value === true ? '' : String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === undefined || child === null || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function say(text, kind = 'info') {
+    const status = $('status');
+    status.textContent = text;
+    status.dataset.kind = kind;
+  }
+
+  function fail(error) {
+    if (error instanceof ApiError && error.status === 401) {
+      signOut('Your session is no longer valid; sign in again.');
+      return;
+    }
+    say(error.message || String(error), 'error');
+  }
+
+  async function api(method, path, body) {
+    const headers = { Authorization: `Bearer ${state.token}`, Accept: 'application/json' };
+    const init = { method, headers, cache: 'no-store', referrerPolicy: 'no-referrer' };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(state.config.api_base + path, init);
+    } catch (_) {
+      throw new Error(`Cannot reach the API at ${state.config.api_base}.`);
+    }
+    let data = null;
+    const text = await response.text();
+    if (text) {
+      try { data = JSON.parse(text); } catch (_) { data = null; }
+    }
+    if (!response.ok) throw new ApiError(response.status, data);
+    return data;
+  }
+
+  function number(value, digits = 2) {
+    return typeof value === 'number' ? value.toFixed(digits) : '-';
+  }
+
+  function when(iso) {
+    if (!iso) return '-';
+    const date = new Date(iso);
+    return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+  }
+
+  function dueText(iso) {
+    const minutes = Math.round((new Date(iso).getTime() - Date.now()) / 60000);
+    const span = (m) => (Math.abs(m) >= 120 ? `${Math.round(Math.abs(m) / 60)} h` : `${Math.abs(m)} min`);
+    return minutes >= 0 ? `due ${when(iso)} (in ${span(minutes)})` : `overdue since ${when(iso)} (${span(minutes)})`;
+  }
+
+  function formatValue(value) {
+    if (value === null || value === undefined) return '-';
+    if (Array.isArray(value)) return value.length ? value.map(formatValue).join('; ') : 'none';
+    if (typeof value === 'object') {
+      return Object.entries(value).map(([k, v]) => `${k}: ${formatValue(v)}`).join(', ');
+    }
+    if (typeof value === 'boolean') return value ? 'yes' : 'no';
+    return String(value);
+  }
+
+  function facts(list, pairs) {
+    list.replaceChildren();
+    for (const [term, value] of pairs) {
+      list.append(el('dt', { text: term }), el('dd', { text: formatValue(value) }));
+    }
+  }
+
+  // --- sign in / out -----------------------------------------------------------------------
+
+  async function signIn(token) {
+    state.token = token;
+    try {
+      await api('GET', '/review/queue?lane=fast&limit=1');
+    } catch (error) {
+      state.token = null;
+      if (error instanceof ApiError && error.status === 401) throw new Error('That token was not accepted.');
+      if (error instanceof ApiError && error.status === 403) throw new Error('This token has no reviewer role.');
+      throw error;
+    }
+    sessionStorage.setItem(TOKEN_KEY, token);
+    state.reasons = await api('GET', '/review/reasons');
+    fillReasons($('reason'), state.reasons.review, '');
+    try {
+      await api('GET', '/appeals?state=open&limit=1');
+      state.senior = true;
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 403) throw error;
+      state.senior = false;
+    }
+    $('tab-appeals').hidden = !state.senior;
+    $('signin-view').hidden = true;
+    $('nav').hidden = false;
+    show('queue-view');
+    say(state.senior ? 'Signed in as a senior reviewer.' : 'Signed in as a reviewer.');
+    await loadQueue();
+  }
+
+  function signOut(message) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    Object.assign(state, { token: null, reasons: null, senior: false, current: null, claimed: false });
+    $('nav').hidden = true;
+    $('queue-view').hidden = true;
+    $('appeals-view').hidden = true;
+    $('item').hidden = true;
+    $('item-empty').hidden = false;
+    $('media-img').removeAttribute('src');
+    $('signin-view').hidden = false;
+    $('token').value = '';
+    say(message || 'Signed out.');
+    $('token').focus();
+  }
+
+  function show(viewId) {
+    for (const tab of document.querySelectorAll('.tab')) {
+      const active = tab.dataset.view === viewId;
+      tab.setAttribute('aria-pressed', String(active));
+      $(tab.dataset.view).hidden = !active;
+    }
+  }
+
+  // --- queue ---------------------------------------------------------------------------------
+
+  async function loadQueue() {
+    const container = $('queue');
+    const sections = [];
+    let total = 0;
+    for (const [lane, title] of LANES) {
+      if (lane === 'escalated' && !state.senior) continue;
+      const page = await api('GET', `/review/queue?lane=${lane}&limit=50`);
+      total += page.items.length;
+      const list = el('ol', { class: 'tasks', 'aria-label': title });
+      for (const task of page.items) list.append(el('li', {}, taskButton(task)));
+      if (!page.items.length) list.append(el('li', { class: 'help', text: 'Nothing waiting.' }));
+      sections.push(el('section', { class: `lane lane-${lane}` },
+        el('h3', {}, title, el('span', { class: 'count', text: ` (${page.items.length})` })), list));
+    }
+    container.replaceChildren(...sections);
+    return total;
+  }
+
+  function taskButton(task) {
+    const overdue = new Date(task.due_at).getTime() < Date.now();
+    return el('button', {
+      type: 'button',
+      class: `task${overdue ? ' overdue' : ''}`,
+      dataset: { mediaId: task.media_id },
+      'aria-current': task.media_id === state.current ? 'true' : null,
+      onclick: () => openItem(task.media_id).catch(fail),
+    },
+    el('span', { class: 'task-line' },
+      el('span', { class: `badge badge-${task.lane}`, text: task.lane }),
+      el('strong', { text: `priority ${number(task.priority)}` }),
+      el('span', { text: `risk ${number(task.risk)}` }),
+      el('span', { text: `reach ${Number(task.reach || 0).toLocaleString()}` })),
+    el('span', { class: 'task-line help' },
+      el('span', { text: dueText(task.due_at) }),
+      el('span', { text: task.state }),
+      task.action ? el('span', { text: `automated: ${task.action}` }) : null),
+    el('span', { class: 'task-id', text: task.media_id }));
+  }
+
+  // --- item -------------------------------------------------------------------------------------
+
+  async function openItem(mediaId) {
+    state.current = mediaId;
+    state.claimed = false;
+    hideMedia();
+    for (const button of document.querySelectorAll('.task')) {
+      if (button.dataset.mediaId === mediaId) button.setAttribute('aria-current', 'true');
+      else button.removeAttribute('aria-current');
+    }
+    let claimNote = '';
+    try {
+      const task = await api('POST', `/review/${encodeURIComponent(mediaId)}/claim`);
+      state.claimed = true;
+      claimNote = `Claimed by you until ${when(task.lease_until)}.`;
+    } catch (error) {
+      if (!(error instanceof ApiError) || ![403, 404, 409].includes(error.status)) throw error;
+      claimNote = `Not claimed: ${error.message}`;
+    }
+    const view = await api('GET', `/items/${encodeURIComponent(mediaId)}`);
+    renderItem(view, claimNote);
+    $('item-title').focus();
+  }
+
+  function renderItem(view, claimNote) {
+    $('item-empty').hidden = true;
+    $('item').hidden = false;
+    $('item').dataset.mediaId = view.media_id;
+    const task = view.task || {};
+    facts($('item-facts'), [
+      ['Media id', view.media_id],
+      ['Status', view.status],
+      ['Action in force', view.action],
+      ['Risk', number(view.risk)],
+      ['Policy', view.policy_version],
+      ['Lane', task.lane],
+      ['Task', task.state],
+      ['Deadline', task.due_at ? dueText(task.due_at) : null],
+      ['Decision', task.decision_action ? `${task.decision_action} (${task.decision_reason}) by ${task.decided_by}` : null],
+    ].filter(([, value]) => value !== undefined && value !== null));
+
+    const img = $('media-img');
+    const hasMedia = Boolean(view.media && view.media.url);
+    $('media').hidden = !hasMedia;
+    $('media-none').hidden = hasMedia;
+    if (hasMedia) img.src = view.media.url;
+    else img.removeAttribute('src');
+
+    const signals = $('signals').tBodies[0];
+    signals.replaceChildren(...(view.signals || []).map((s) => el('tr', {},
+      el('th', { scope: 'row', text: s.name }),
+      el('td', { text: number(s.value, 3) }),
+      el('td', {}, el('span', { class: 'bar', vars: { '--share': Math.min(1, Math.max(0, s.contribution)) } }),
+        el('span', { text: `+${number(s.contribution, 3)}` })))));
+    if (!(view.signals || []).length) signals.append(el('tr', {}, el('td', { colspan: 3, text: 'No signals.' })));
+    $('risk-total').textContent = number(view.risk, 3);
+
+    renderProvenance(view.provenance);
+
+    const matches = $('matches').tBodies[0];
+    matches.replaceChildren(...(view.matches || []).map((m) => el('tr', {},
+      el('td', { text: m.bank }), el('td', { text: m.kind }), el('td', { text: m.ref }),
+      el('td', { text: m.signal }), el('td', { text: number(m.distance, m.signal === 'embedding' ? 3 : 0) }))));
+    if (!(view.matches || []).length) matches.append(el('tr', {}, el('td', { colspan: 5, text: 'No bank matches.' })));
+
+    const history = view.uploader_history || {};
+    facts($('history'), [['Uploader', view.uploader || 'unknown'], ...Object.entries(history)]);
+
+    const audit = view.audit || { records: 0, verified: false, events: [] };
+    $('audit-summary').textContent = `${audit.records} records; hash chain ${audit.verified ? 'verified' : 'BROKEN'}.`;
+    $('audit-summary').dataset.verified = String(audit.verified);
+    $('audit-events').replaceChildren(...audit.events.map((e) => el('li', {},
+      el('span', { text: `#${e.seq} ${when(e.at)} ` }), el('strong', { text: e.event }), ` by ${e.actor}`)));
+
+    $('claim-state').textContent = claimNote;
+    $('reason').value = '';
+    $('note').value = '';
+    updateActions();
+  }
+
+  function renderProvenance(p) {
+    if (!p) {
+      facts($('provenance'), [['Record', 'No provenance was read for this item.']]);
+      return;
+    }
+    const c2pa = p.c2pa || {};
+    const watermark = p.watermark || {};
+    facts($('provenance'), [
+      ['AI generated', p.ai_generated],
+      ['C2PA', c2pa.present ? `${c2pa.state}` : 'no manifest'],
+      ['C2PA generator', c2pa.generator],
+      ['Digital source type', c2pa.digital_source_type],
+      ['AI markers', (p.ai_markers || []).map((m) => `${m.source}: ${m.value}`)],
+      ['Watermark', watermark.detected ? `detected (${watermark.kind})` : 'none found'],
+      ['Checked by', p.readers],
+      ['Reader errors', (p.errors || []).map((e) => `${e.reader}: ${e.error}`)],
+    ].filter(([, value]) => value !== undefined && value !== null));
+  }
+
+  // --- media reveal (per item) ------------------------------------------------------------------
+
+  function hideMedia() {
+    $('media').dataset.revealed = 'false';
+    $('media-toggle').setAttribute('aria-pressed', 'false');
+    $('media-toggle').setAttribute('aria-label', 'Reveal the media');
+    $('media-state').textContent = 'Hidden.';
+  }
+
+  function toggleMedia() {
+    if (!state.current) return;
+    const revealed = $('media').dataset.revealed !== 'true';
+    $('media').dataset.revealed = String(revealed);
+    $('media-toggle').setAttribute('aria-pressed', String(revealed));
+    $('media-toggle').setAttribute('aria-label', revealed ? 'Blur the media again' : 'Reveal the media');
+    $('media-state').textContent = revealed ? 'Revealed: click again to blur.' : 'Hidden.';
+  }
+
+  // --- decisions ----------------------------------------------------------------------------------
+
+  function fillReasons(select, reasons, placeholder) {
+    const keep = select.querySelector('option[value=""]');
+    select.replaceChildren(keep || el('option', { value: '', text: placeholder || 'Choose a reason...' }));
+    for (const reason of reasons) {
+      select.append(el('option', { value: reason.code, text: `${reason.code} - ${reason.description}` }));
+    }
+  }
+
+  function reasonActions(code) {
+    const reason = (state.reasons ? state.reasons.review : []).find((r) => r.code === code);
+    return reason ? reason.actions : [];
+  }
+
+  function updateActions() {
+    const allowed = reasonActions($('reason').value);
+    for (const button of document.querySelectorAll('#decide-form [data-action]')) {
+      const fits = allowed.includes(button.dataset.action);
+      button.disabled = !(state.claimed && fits);
+      button.title = !state.claimed ? 'Claim the task first' : (fits ? '' : 'The chosen reason does not justify this action');
+    }
+  }
+
+  async function decide(action) {
+    const mediaId = state.current;
+    const body = { action, reason_code: $('reason').value };
+    const note = $('note').value.trim();
+    if (note) body.note = note;
+    const decision = await api('POST', `/review/${encodeURIComponent(mediaId)}/decision`, body);
+    say(`Decided ${mediaId}: ${decision.action} (${decision.reason_code}).`, 'ok');
+    state.claimed = false;
+    const view = await api('GET', `/items/${encodeURIComponent(mediaId)}`);
+    renderItem(view, action === 'escalate' ? 'Escalated to senior reviewers.' : 'Decided.');
+    await loadQueue();
+  }
+
+  // --- appeals ------------------------------------------------------------------------------------------
+
+  async function loadAppeals() {
+    const page = await api('GET', '/appeals?state=open&limit=50');
+    const container = $('appeals');
+    if (!page.items.length) {
+      container.replaceChildren(el('p', { class: 'help', text: 'No open appeals.' }));
+      return;
+    }
+    container.replaceChildren(...page.items.map(appealCard));
+  }
+
+  function appealCard(appeal) {
+    const id = appeal.appeal_id;
+    const outcome = el('select', { id: `outcome-${id}`, required: true },
+      el('option', { value: 'uphold', text: 'Uphold the action' }),
+      el('option', { value: 'overturn', text: 'Overturn the action' }));
+    const reason = el('select', { id: `appeal-reason-${id}`, required: true });
+    const note = el('textarea', { id: `appeal-note-${id}`, maxlength: 1000, rows: 2 });
+    const refill = () => {
+      const fitting = state.reasons.appeal.filter((r) => r.actions.includes(outcome.value));
+      reason.replaceChildren(...fitting.map((r) => el('option', { value: r.code, text: `${r.code} - ${r.description}` })));
+    };
+    outcome.addEventListener('change', refill);
+    refill();
+    const form = el('form', {
+      class: 'appeal-form',
+      onsubmit: (event) => {
+        event.preventDefault();
+        decideAppeal(id, outcome.value, reason.value, note.value.trim()).catch(fail);
+      },
+    },
+    el('label', { for: outcome.id, text: 'Outcome' }), outcome,
+    el('label', { for: reason.id, text: 'Reason code' }), reason,
+    el('label', { for: note.id, text: 'Note (optional)' }), note,
+    el('div', { class: 'actions' },
+      el('button', { type: 'submit', text: 'Record the decision' }),
+      el('button', { type: 'button', text: 'Open the item', onclick: () => { show('queue-view'); openItem(appeal.media_id).catch(fail); } })));
+    return el('article', { class: 'card appeal', dataset: { appealId: id } },
+      el('h3', { text: `Appeal of ${appeal.appealed_action} on ${appeal.media_id}` }),
+      el('p', { class: 'help', text: `Opened ${when(appeal.created_at)}; decided by ${appeal.original_decider}.` }),
+      el('blockquote', { text: appeal.statement }),
+      form);
+  }
+
+  async function decideAppeal(appealId, outcome, reasonCode, note) {
+    const body = { outcome, reason_code: reasonCode };
+    if (note) body.note = note;
+    const result = await api('POST', `/appeals/${encodeURIComponent(appealId)}/decision`, body);
+    say(`Appeal ${appealId}: ${result.outcome} (${result.reason_code}).`, 'ok');
+    await loadAppeals();
+  }
+
+  // --- wiring ----------------------------------------------------------------------------------------------
+
+  async function boot() {
+    const response = await fetch('config.json', { cache: 'no-store' });
+    if (!response.ok) throw new Error('config.json is missing: the console does not know where the API is.');
+    state.config = await response.json();
+
+    $('signin-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      say('Signing in...');
+      signIn($('token').value.trim()).catch((error) => { say(error.message, 'error'); });
+    });
+    $('sign-out').addEventListener('click', () => signOut());
+    $('refresh-queue').addEventListener('click', () => loadQueue().then(() => say('Queue refreshed.')).catch(fail));
+    $('refresh-appeals').addEventListener('click', () => loadAppeals().catch(fail));
+    $('tab-queue').addEventListener('click', () => { show('queue-view'); loadQueue().catch(fail); });
+    $('tab-appeals').addEventListener('click', () => { show('appeals-view'); loadAppeals().catch(fail); });
+    $('media-toggle').addEventListener('click', toggleMedia);
+    $('reason').addEventListener('change', updateActions);
+    for (const button of document.querySelectorAll('#decide-form [data-action]')) {
+      button.addEventListener('click', () => {
+        button.disabled = true;
+        decide(button.dataset.action).catch((error) => { updateActions(); fail(error); });
+      });
+    }
+    $('item-title').tabIndex = -1;
+    updateActions();
+
+    const saved = sessionStorage.getItem(TOKEN_KEY);
+    if (saved) {
+      await signIn(saved).catch(() => signOut('Sign in again.'));
+    }
+  }
+
+  document.addEventListener('DOMContentLoaded', () => { boot().catch((error) => say(error.message, 'error')); });
+})();

@@ -1,0 +1,60 @@
+"""Bank-side features of a media file, computed exactly as the pipeline computes an upload's.
+
+A still goes through ``ingest.prepare`` (its PDQ) and the classifier's draft decode
+(its embedding); an animation or a video is cut into frames by ``video`` like the
+frames stage does, and every frame gets a PDQ and an embedding. A banked file and
+its re-upload therefore hash alike, frame for frame.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+from .banks import Features, Featurizer
+from .settings import Settings
+
+
+def media_featurizer(settings: Settings | None = None, *, embeddings: bool = True) -> Featurizer:
+    """A featurizer for ``BankService.add_media`` / ``mediaguard bank add``.
+
+    ``embeddings=False`` skips the classifier (PDQ only), for machines without onnxruntime.
+    """
+    settings = settings or Settings()
+
+    def featurize(data: bytes, declared: str | None) -> list[Features]:
+        from . import video
+        from .ingest import prepare
+        from .media import load_rgb, open_image
+
+        limits = video.VideoLimits.from_settings(settings)
+        fmt = video.sniff_video(data[:64])
+        if fmt is not None:
+            with tempfile.TemporaryDirectory(prefix="mg-bank-") as tmp:
+                src = Path(tmp) / "original"
+                src.write_bytes(data)
+                video.probe(src, limits)
+                frameset = video.extract_frames(src, limits)
+            return _features([f.image for f in frameset.frames], video.pdq_frames(frameset))
+        prepared = prepare(data, declared, settings, forensics=False)
+        image = open_image(prepared.sanitized.data, settings.max_pixels)
+        if getattr(image, "n_frames", 1) > 1:
+            frameset = video.extract_animated_frames(prepared.sanitized.data, limits)
+            return _features([f.image for f in frameset.frames], video.pdq_frames(frameset))
+        fps = prepared.fingerprints
+        rgb = load_rgb(open_image(prepared.sanitized.data, settings.max_pixels), min_side=256)
+        return _features([rgb], [(fps.pdq, fps.pdq_quality)])
+
+    def _features(images: list[Image.Image], hashes: list[tuple[str, int]]) -> list[Features]:
+        vectors = [None] * len(images)
+        if embeddings and images:
+            from .classify import get_classifiers
+
+            outputs = get_classifiers(settings)[0].classify_batch(images)
+            vectors = [o.embedding for o in outputs]
+        return [Features(pdq=pdq, quality=quality, embedding=vec) for (pdq, quality), vec in zip(hashes, vectors,
+                                                                                             strict=True)]
+
+    return featurize

@@ -1,0 +1,330 @@
+"""The reviewer console end to end: ``mediaguard serve`` in a thread (the real template,
+state machine and handlers on moto), uploads through the upload page, and a reviewer in
+headless Debian chromium who finds the item first in the queue, sees it blurred and
+greyscale, reveals it, and removes it with a reason code.
+
+Needs Playwright (dev extras) and Debian's chromium (scripts/setup-browser.sh); Playwright
+drives that binary through ``executable_path`` because it cannot download its own here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from tests.conftest import jpeg_bytes, photo
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: pip install -e '.[dev]'")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+if not Path(CHROMIUM).exists():
+    pytest.skip("Debian's chromium is not installed: run scripts/setup-browser.sh", allow_module_level=True)
+
+VIEWPORT = {"width": 1280, "height": 1000}
+BANK, ENTRY = "watchlist", "case-0042"
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server():
+    """``mediaguard serve`` on free ports, its request log kept for the test to read."""
+    from mediaguard.serve import LocalServer
+
+    log = io.StringIO()
+    local = LocalServer(port=0, moto_port=0, request_log=log)
+    local.start()
+    thread = threading.Thread(target=local.serve_forever, daemon=True)
+    thread.start()
+    local.request_log_text = log.getvalue
+    yield local
+    local.stop()
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def image() -> bytes:
+    # Colourful and detailed: greyscale and blur both show in pixel statistics.
+    return jpeg_bytes(photo("astronaut"))
+
+
+@pytest.fixture(scope="module")
+def banked(server, image):
+    """A flag bank whose configured action is ``review``, holding the photo's PDQ: the
+    policy then sends any copy of it to a person (scoring: an explicit bank action)."""
+    from mediaguard.adapters.aws import DynamoBanks
+    from mediaguard.banks import NewEntry
+    from mediaguard.ingest import prepare
+    from mediaguard.settings import Settings
+
+    fingerprints = prepare(image, "image/jpeg", Settings()).fingerprints
+    banks = DynamoBanks(server.cloud.deps().settings)
+    banks.create(BANK, "flag", action="review")
+    banks.add(BANK, [NewEntry(ref=ENTRY, signal="pdq", value=fingerprints.pdq, quality=fingerprints.pdq_quality)])
+    return fingerprints
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    # Reduced motion: the reveal is not animated, so a screenshot right after the click is final.
+    context = browser.new_context(viewport=VIEWPORT, reduced_motion="reduce")
+    page = context.new_page()
+    page.problems = []
+    page.on("pageerror", lambda error: page.problems.append(str(error)))
+    # A CSP violation (anything not from this origin, an inline style) is reported on the
+    # console. (Expected refusals, such as a reviewer's 403 on the appeals list, are not.)
+    page.on("console", lambda message: "Content Security Policy" in message.text and page.problems.append(message.text))
+    yield page
+    context.close()
+
+
+def token(server, role: str) -> str:
+    return next(u.token for u in server.users if (role in u.roles) or (role == "uploader" and not u.roles))
+
+
+def api(server, method: str, path: str, role: str, body: dict | None = None) -> tuple[int, dict]:
+    response = requests.request(method, f"{server.url}/api{path}", json=body, timeout=30,
+                                headers={"Authorization": f"Bearer {token(server, role)}"})
+    return response.status_code, (response.json() if response.content else {})
+
+
+def upload_via_api(server, data: bytes, reach: int) -> str:
+    status, grant = api(server, "POST", "/v1/uploads", "uploader",
+                        {"content_type": "image/jpeg", "content_length": len(data), "reach": reach})
+    assert status == 201, grant
+    stored = requests.post(grant["upload"]["url"], data=grant["upload"]["fields"],
+                           files={"file": ("upload", data, "image/jpeg")}, timeout=30)
+    assert stored.status_code == 204, stored.text
+    return grant["media_id"]
+
+
+def upload_via_page(server, page, data: bytes, reach: int) -> str:
+    page.goto(f"{server.url}/upload")
+    page.get_by_label("Uploader token").fill(token(server, "uploader"))
+    page.get_by_label("Image").set_input_files([{"name": "holiday.jpg", "mimeType": "image/jpeg", "buffer": data}])
+    page.get_by_label("Audience (followers, optional)").fill(str(reach))
+    page.get_by_role("button", name="Upload").click()
+    sync_api.expect(page.locator("#status")).to_contain_text("Uploaded", timeout=30_000)
+    return page.locator("#result dd").first.inner_text()
+
+
+def sign_in(server, page, role: str) -> None:
+    page.goto(f"{server.url}/")
+    page.get_by_label("Bearer token").fill(token(server, role))
+    page.get_by_role("button", name="Sign in").click()
+    sync_api.expect(page.locator("#status")).to_contain_text("Signed in")
+
+
+def pixel_stats(png: bytes) -> dict[str, float]:
+    """Colourfulness (mean |R-G| + |G-B|) and sharpness (mean neighbour difference of the
+    luma) of the middle of a screenshot, clear of the frame's caption bar."""
+    rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float32)
+    h, w, _ = rgb.shape
+    core = rgb[int(h * 0.1): int(h * 0.75), int(w * 0.1): int(w * 0.9)]
+    luma = core.mean(axis=2)
+    return {
+        "colour": float(np.abs(core[..., 0] - core[..., 1]).mean() + np.abs(core[..., 1] - core[..., 2]).mean()),
+        "sharpness": float(np.abs(np.diff(luma, axis=0)).mean() + np.abs(np.diff(luma, axis=1)).mean()),
+    }
+
+
+# --- the reviewer's path --------------------------------------------------------------------------
+
+
+def test_reviewer_finds_reveals_and_removes_a_flagged_upload(server, banked, image, page, tmp_path):
+    # GIVEN two uploads of a photo whose PDQ is in a review bank: one from an account nobody
+    # follows, then one through the upload page from an account with a million followers
+    low_reach = upload_via_api(server, image, reach=0)
+    media_id = upload_via_page(server, page, image, reach=1_000_000)
+    for uploaded in (low_reach, media_id):
+        run = server.cloud.wait(uploaded, timeout=120)
+        assert run.status == "SUCCEEDED", run.states
+        assert server.cloud.item(uploaded)["action"] == "review"
+
+    # WHEN a reviewer signs in
+    sign_in(server, page, "reviewer")
+    # (appeals are for senior reviewers: a reviewer is not offered them)
+    sync_api.expect(page.get_by_role("button", name="Appeals")).to_be_hidden()
+
+    # THEN the far-reaching copy is first in the queue, with its SLA deadline
+    first = page.locator("#queue .task").first
+    sync_api.expect(first).to_have_attribute("data-media-id", media_id)
+    queued = [b.get_attribute("data-media-id") for b in page.locator("#queue .task").all()]
+    assert queued.index(low_reach) > 0
+    sync_api.expect(first).to_contain_text("due ")
+    page.screenshot(path=tmp_path / "queue.png", full_page=False)
+
+    # WHEN they open it
+    first.click()
+    sync_api.expect(page.locator("#item")).to_have_attribute("data-media-id", media_id)
+    page.wait_for_function("() => { const i = document.getElementById('media-img'); "
+                           "return i.complete && i.naturalWidth > 0; }")
+    # THEN it shows every signal with its contribution, the bank match and the audit trail
+    signals = page.locator("#signals tbody tr")
+    assert {row.locator("th").inner_text() for row in signals.all()} >= {"classifier.nsfw", "bank.flag"}
+    sync_api.expect(page.locator("#signals tbody")).to_contain_text("+0.500")
+    match = page.locator("#matches tbody tr").first
+    sync_api.expect(match).to_contain_text(BANK)
+    sync_api.expect(match).to_contain_text(ENTRY)
+    sync_api.expect(page.locator("#audit-summary")).to_contain_text("hash chain verified")
+    sync_api.expect(page.locator("#claim-state")).to_contain_text("Claimed by you")
+
+    # AND the media is blurred and greyscale until revealed
+    toggle = page.locator("#media-toggle")
+    sync_api.expect(toggle).to_have_attribute("aria-pressed", "false")
+    css_filter = page.eval_on_selector("#media-img", "i => getComputedStyle(i).filter")
+    assert "blur" in css_filter and "grayscale" in css_filter
+    hidden_png = toggle.screenshot(path=tmp_path / "media-hidden.png")
+
+    # WHEN the reviewer clicks the media
+    toggle.click()
+    sync_api.expect(toggle).to_have_attribute("aria-pressed", "true")
+    revealed_png = toggle.screenshot(path=tmp_path / "media-revealed.png")
+
+    # THEN the screenshots show the difference: grey and soft before, colour and detail after
+    hidden, revealed = pixel_stats(hidden_png), pixel_stats(revealed_png)
+    assert hidden["colour"] < 1.0, hidden
+    assert revealed["colour"] > 10 * max(hidden["colour"], 1.0), (hidden, revealed)
+    assert revealed["sharpness"] > 3 * hidden["sharpness"], (hidden, revealed)
+    # AND both are the whole (square) photo at display size, not a broken-image box
+    for png in (hidden_png, revealed_png):
+        width, height = Image.open(io.BytesIO(png)).size
+        assert 300 <= width <= 520 and abs(width - height) <= 2, (width, height)
+
+    # AND the keyboard hides it again (Space on the focused control)
+    toggle.focus()
+    page.keyboard.press("Space")
+    sync_api.expect(toggle).to_have_attribute("aria-pressed", "false")
+
+    # WHEN they pick a reason: only the actions it justifies are offered
+    remove = page.get_by_role("button", name="Remove")
+    sync_api.expect(remove).to_be_disabled()
+    page.get_by_label("Reason code").select_option("hash_match_confirmed")
+    sync_api.expect(remove).to_be_enabled()
+    sync_api.expect(page.get_by_role("button", name="Approve")).to_be_disabled()
+    page.get_by_label("Note (optional, kept in the audit trail)").fill("same photo as the banked case")
+    # AND remove it
+    remove.click()
+    sync_api.expect(page.locator("#status")).to_contain_text(f"Decided {media_id}: remove")
+    page.screenshot(path=tmp_path / "decided.png")
+
+    # THEN the API's state changed: the item is removed, the task decided with the reason,
+    # and the decision and the look at the media are in the item's audit chain
+    status, view = api(server, "GET", f"/items/{media_id}", "reviewer")
+    assert status == 200
+    assert view["action"] == "remove"
+    assert (view["task"]["state"], view["task"]["decision_action"], view["task"]["decision_reason"]) == (
+        "decided", "remove", "hash_match_confirmed")
+    assert view["task"]["decided_by"] == "reviewer-1"
+    events = [e["event"] for e in view["audit"]["events"]]
+    assert "media_viewed" in events and "review_decided" in events and view["audit"]["verified"]
+    # AND it has left the queue, while the other copy waits
+    _, normal = api(server, "GET", "/review/queue?lane=normal&limit=100", "reviewer")
+    _, fast = api(server, "GET", "/review/queue?lane=fast&limit=100", "reviewer")
+    waiting = {t["media_id"] for t in normal["items"] + fast["items"]}
+    assert media_id not in waiting and low_reach in waiting
+    # AND the moto endpoint for `aws --endpoint-url` sees the very same state
+    import boto3
+
+    ddb = boto3.client("dynamodb", endpoint_url=server.moto_url, region_name=server.region,
+                       aws_access_key_id="any", aws_secret_access_key="any")
+    row = ddb.get_item(TableName=server.cloud.deps().settings.media_table, Key={"media_id": {"S": media_id}})
+    assert row["Item"]["action"]["S"] == "remove"
+
+    # AND the screenshots were written at the viewport's size, and the page raised no
+    # error (a CSP violation would be one)
+    for name in ("queue.png", "decided.png"):
+        assert Image.open(tmp_path / name).size == (VIEWPORT["width"], VIEWPORT["height"])
+    assert page.problems == []
+
+
+def test_senior_reviewer_decides_the_uploaders_appeal(server, banked, image, page):
+    # GIVEN an upload a reviewer removed
+    media_id = upload_via_api(server, image, reach=50)
+    assert server.cloud.wait(media_id, timeout=120).status == "SUCCEEDED"
+    assert api(server, "POST", f"/review/{media_id}/claim", "reviewer")[0] == 200
+    status, decision = api(server, "POST", f"/review/{media_id}/decision", "reviewer",
+                           {"action": "remove", "reason_code": "hash_match_confirmed"})
+    assert status == 200, decision
+    # AND the uploader appeals from the upload page
+    page.goto(f"{server.url}/upload")
+    page.get_by_label("Uploader token").fill(token(server, "uploader"))
+    page.get_by_label("Media id").fill(media_id)
+    statement = "It is my own photo <b>and</b> I took it."
+    page.get_by_label("Why the decision is wrong").fill(statement)
+    page.get_by_role("button", name="Send the appeal").click()
+    sync_api.expect(page.locator("#status")).to_contain_text(f"Appeal ap-{media_id} is open")
+
+    # WHEN a senior reviewer opens the appeals
+    sign_in(server, page, "senior-reviewer")
+    page.get_by_role("button", name="Appeals").click()
+    card = page.locator(f'#appeals [data-appeal-id="ap-{media_id}"]')
+    # THEN the appeal shows the uploader's statement as text (markup is not interpreted)
+    sync_api.expect(card.locator("blockquote")).to_have_text(statement)
+    assert card.locator("blockquote b").count() == 0
+    # WHEN they uphold it with a reason that fits an upholding
+    card.get_by_label("Outcome").select_option("uphold")
+    card.get_by_label("Reason code").select_option("statement_unsupported")
+    card.get_by_role("button", name="Record the decision").click()
+    sync_api.expect(page.locator("#status")).to_contain_text(f"Appeal ap-{media_id}: uphold")
+
+    # THEN the API has the appeal decided by them, and it left the open list
+    _, decided = api(server, "GET", "/appeals?state=decided&limit=100", "senior-reviewer")
+    appeal = next(a for a in decided["items"] if a["media_id"] == media_id)
+    assert (appeal["outcome"], appeal["reason_code"], appeal["handled_by"]) == (
+        "uphold", "statement_unsupported", "senior-1")
+    _, still_open = api(server, "GET", "/appeals?state=open&limit=100", "senior-reviewer")
+    assert media_id not in {a["media_id"] for a in still_open["items"]}
+    assert page.problems == []
+
+
+def test_media_links_are_checked_like_s3_and_never_logged(server, banked, image):
+    # GIVEN an item in review and the presigned link the item view hands a reviewer
+    media_id = upload_via_api(server, image, reach=10)
+    server.cloud.wait(media_id, timeout=120)
+    status, view = api(server, "GET", f"/items/{media_id}", "reviewer")
+    assert status == 200
+    url = view["media"]["url"]
+    # THEN the link points at this server's S3 stand-in, and it serves the sanitized copy
+    assert url.startswith(f"{server.url}/s3/")
+    served = requests.get(url, timeout=30)
+    assert served.status_code == 200 and served.headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(served.content)).size == (512, 512)
+    # WHEN the link is tampered with (another key), or a caller brings no valid token
+    tampered = requests.get(url.replace("/sanitized.", "/original."), timeout=30)
+    anonymous = requests.get(f"{server.url}/api/items/{media_id}", timeout=30)
+    # THEN S3's refusal comes back, and the API answers 401
+    assert tampered.status_code == 403 and "<Code>SignatureDoesNotMatch</Code>" in tampered.text
+    assert anonymous.status_code == 401 and anonymous.json()["reason"] == "unauthorized"
+    # AND the request log has paths and statuses but no signature, token or media key
+    log = server.request_log_text()
+    assert "GET /api/items/" in log and " 401" in log
+    assert "X-Amz-Signature" not in log and "sanitized." not in log
+    assert not any(u.token in log for u in server.users)
+
+
+def test_config_json_tells_the_pages_where_the_apis_are(server):
+    config = requests.get(f"{server.url}/config.json", timeout=10)
+    assert config.status_code == 200
+    assert json.loads(config.content) == {"api_base": f"{server.url}/api", "uploads_api_base": f"{server.url}/api",
+                                          "mode": "local"}
+    page = requests.get(f"{server.url}/", timeout=10)
+    # Nothing may load from another origin: the CSP says so and the page names no other host.
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert "http" not in page.text.replace("http-equiv", "")
