@@ -178,7 +178,11 @@ def calibrate(thresholds: list[float]) -> None:
             worst_full, worst_views, best_other = full[m, own[m]].min(), cos[m, own[m]].min(), other[m].max()
             print(f"{t:<17}{int(pdq_hit[m].sum()):>5}/{int(m.sum()):<4}{worst_full:>12.3f}{worst_views:>13.3f}"
                   f"{best_other:>12.3f}{worst_views - best_other:>+9.3f}")
-        print()
+        m = keep & ~pdq_hit
+        i = np.flatnonzero(m)[np.argmin(cos[m, own[m]])]
+        print(f"copies PDQ missed: {int(m.sum())}; lowest cosine to their source {cos[i, own[i]]:.3f} "
+              f"({queries[i][0]}, {queries[i][1]}); best cosine of any picture to an unrelated reference "
+              f"{other[keep].max():.3f}\n")
 
     skimage = np.array([n.startswith("skimage/") for n, _, _ in queries])
     table("scikit-image photos (the unit test's corpus)", skimage)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from mediaguard.adapters import review as review_tables
 from mediaguard.adapters import tables
+from mediaguard.adapters.history import HistoryItem
 from mediaguard.errors import REJECTION_ERRORS
 from mediaguard.local.template import load_template
 from tests.conftest import REPO
@@ -20,15 +22,19 @@ RESOURCES = TEMPLATE["Resources"]
 ASL = json.loads((REPO / "statemachine" / "pipeline.asl.json").read_text())
 
 
+# Every pynamodb model in the package, by the settings field that names its table.
+MODELS = {**tables.MODELS, **review_tables.MODELS, "history_table": HistoryItem}
+LOGICAL = {"media_table": "MediaTable", "banks_table": "BanksTable", "bank_entries_table": "BankEntriesTable",
+           "audit_table": "AuditTable", "geofence_table": "GeofenceTable", "review_table": "ReviewTable",
+           "appeals_table": "AppealsTable", "history_table": "HistoryTable", "audit_head_table": "AuditHeadTable"}
+
+
 def _table_for(model) -> dict:
-    settings_field = next(f for f, m in tables.MODELS.items() if m is model)
-    logical = {"media_table": "MediaTable", "banks_table": "BanksTable",
-               "bank_entries_table": "BankEntriesTable", "audit_table": "AuditTable",
-               "geofence_table": "GeofenceTable"}[settings_field]
-    return RESOURCES[logical]["Properties"]
+    settings_field = next(f for f, m in MODELS.items() if m is model)
+    return RESOURCES[LOGICAL[settings_field]]["Properties"]
 
 
-@pytest.mark.parametrize("model", list(tables.MODELS.values()), ids=lambda m: m.__name__)
+@pytest.mark.parametrize("model", list(MODELS.values()), ids=lambda m: m.__name__)
 def test_template_tables_equal_the_pynamodb_models(model):
     schema = model._get_schema()
     props = _table_for(model)
@@ -52,8 +58,8 @@ def test_template_tables_equal_the_pynamodb_models(model):
 
 def test_every_table_in_the_template_has_a_model():
     declared = {k for k, v in RESOURCES.items() if v["Type"] == "AWS::DynamoDB::Table"}
-    assert declared == {"MediaTable", "BanksTable", "BankEntriesTable", "AuditTable", "GeofenceTable"}
-    assert len(tables.MODELS) == len(declared)
+    assert declared == {LOGICAL[field] for field in MODELS}
+    assert len(MODELS) == len(declared)
 
 
 def test_state_machine_catches_exactly_the_typed_rejections():

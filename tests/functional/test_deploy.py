@@ -8,18 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from mediaguard.adapters.aws import DynamoBanks
+from mediaguard.adapters.banks import dynamo_bank_service
 from mediaguard.banks import NewEntry
 from mediaguard.local.runtime import LocalCloud, LocalRuntimeError
 from tests.conftest import REPO, jpeg_bytes, photo
 
 
 def test_unexpected_error_ends_failed_without_leaking_internals():
-    # GIVEN a bank entry that is not a valid hash (corrupted storage, not bad media)
+    # GIVEN a bank entry whose stored hash was corrupted behind the bank service's back
     with LocalCloud(parameters={"LogLevel": "ERROR"}) as cloud:
-        banks = DynamoBanks(cloud.deps().settings)
-        banks.create("broken", "flag")
-        banks.add("broken", [NewEntry(ref="bad", signal="pdq", value="zz-not-hex", quality=100)])
+        settings = cloud.deps().settings
+        banks = dynamo_bank_service(settings)
+        banks.create_bank("broken", "flag", actor="test")
+        banks.add_entries("broken", [NewEntry(ref="bad", signal="pdq", value="ab" * 32, quality=100)], actor="test")
+        cloud.client("dynamodb").update_item(
+            TableName=settings.bank_entries_table, Key={"bank": {"S": "broken"}, "ref": {"S": "bad"}},
+            UpdateExpression="SET #v = :v", ExpressionAttributeNames={"#v": "value"},
+            ExpressionAttributeValues={":v": {"S": "zz-not-hex"}})
         # WHEN a good image is scanned
         media_id = cloud.upload(jpeg_bytes(photo("chelsea")), "image/jpeg")
         run = cloud.wait(media_id)

@@ -116,8 +116,35 @@ def test_the_cases_cover_every_typed_rejection_each_with_its_own_reason():
         assert by_name[error_type].reason == reason
     # The base class is never raised for media, and a >50 MB upload (too_large) is left to
     # test_media's size check rather than pushed through moto.
-    covered = {reason for *_, reason in CASES.values()}
-    assert covered == {cls.reason for cls in REJECTION_ERRORS} - {"rejected", "too_large"}
+    # Video caps are rejected by the frames stage (test below); the decode deadline needs a slow
+    # decoder and is covered by tests/unit/test_video.py.
+    covered = {reason for *_, reason in CASES.values()} | {"video_too_long"}
+    assert covered == {cls.reason for cls in REJECTION_ERRORS} - {"rejected", "too_large", "video_timeout"}
+
+
+def test_video_over_the_duration_cap_is_rejected_by_the_frames_stage(cloud):
+    # GIVEN a tiny clip that runs longer than the 10-minute cap (cheap to make: 32x32 at 1 fps)
+    import subprocess
+    import tempfile
+
+    from tests.media_video import ffmpeg
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = f"{tmp}/long.mp4"
+        subprocess.run([ffmpeg(), "-loglevel", "error", "-f", "lavfi", "-i", "color=c=gray:s=32x32:r=1:d=601",
+                        "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", out], check=True, timeout=120)
+        data = open(out, "rb").read()
+    # WHEN it is uploaded
+    media_id = cloud.upload(data, "video/mp4")
+    run = cloud.wait(media_id)
+    # THEN the frames stage refuses it before decoding, with its own reason, and the original is kept
+    assert run.status == "SUCCEEDED"
+    assert run.states == ["Sanitize", "MediaType", "Frames", "RecordRejection", "Rejected"]
+    item = cloud.item(media_id)
+    assert (item["status"], item["error_type"], item["error_reason"]) == ("rejected", "VideoTooLongError",
+                                                                          "video_too_long")
+    original = cloud.client("s3").get_object(Bucket=cloud.upload_bucket, Key=f"uploads/{media_id}")["Body"].read()
+    assert original == data
 
 
 @pytest.mark.parametrize("fmt", ["HEIF", "TIFF"])

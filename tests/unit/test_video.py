@@ -230,6 +230,16 @@ def test_a_single_keyframe_encode_still_yields_every_scene(tmp_path):
     assert {scene_of(f.t_seconds) for f in fs.frames} == set(range(SCENES))
 
 
+def test_webm_frames_cover_every_scene(tmp_path):
+    # GIVEN a three-scene, 6 s VP8 WebM (libvpx leaves one keyframe gap longer than 5 s here)
+    data = slideshow(photos(3), 2.0, (320, 180), fps=FPS, codec="libvpx", container="webm")
+    # WHEN frames are extracted THEN the Matroska path and the scene pass find each scene
+    fs = extract_frames(write(tmp_path, data, "v.webm"), LIMITS)
+    assert fs.method == "keyframes+scenes"
+    assert {int(f.t_seconds // 2) for f in fs.frames} == {0, 1, 2}
+    assert probe(tmp_path / "v.webm").codec == "vp8"
+
+
 def test_frames_are_scaled_to_a_short_side_of_720(tmp_path):
     # GIVEN a 1080p clip
     data = slideshow(photos(1), 0.2, (1920, 1080), fps=FPS)

@@ -11,9 +11,9 @@ holds ours bit-identical to the wrapper's.
 **Embedding.** The same forward pass yields open_nsfw's 1024-d global average pool
 (``Reshape:0``, the input of its last fully connected layer), L2-normalised: a
 near-duplicate embedding at no extra cost (``neardup`` measures its threshold).
-onnxruntime only returns graph outputs, and the ``onnx`` package (~60 MB with its
-protobuf runtime) must stay out of the Lambda layer, so :func:`add_outputs` declares
-the tensor as an extra output by appending a few protobuf bytes to the model file.
+onnxruntime only returns graph outputs, and the ``onnx`` package (31 MB installed) stays
+out of the Lambda layer, so :func:`add_outputs` declares the tensor as an extra output
+by appending 15 protobuf bytes to the model file.
 
 **Plug-in slot.** A platform adds classifiers without code: a JSON file (setting
 ``models_config``, env ``MEDIAGUARD_MODELS_CONFIG``) lists models as :class:`ModelSpec`

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from .cli_audit import add_audit_parser, run_audit
 from .cli_bank import add_bank_parser, run_bank
 from .cli_geofence import add_geofence_parser, run_geofence
 from .errors import MediaguardError
@@ -215,7 +216,7 @@ def run_hash(paths: list[Path], out: _Out, as_json: bool) -> int:
         record: dict[str, Any] = {"file": str(path)}
         try:
             prepared = prepare(path.read_bytes(), _declared_type(path), settings)
-            record["fingerprints"] = prepared.fingerprints.model_dump(exclude={"dhash"})
+            record["fingerprints"] = prepared.fingerprints.model_dump(exclude={"dhash", "pdq_dihedral"})
             record["error"] = None
         except (MediaguardError, OSError) as exc:
             record["fingerprints"] = None
@@ -277,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     sanitize.add_argument("dst", type=Path)
 
     add_bank_parser(sub)
+    add_audit_parser(sub)
     add_geofence_parser(sub)
 
     sub.add_parser("demo", help="scan the bundled sample set against a demo bank and print a table")
@@ -296,6 +298,8 @@ def main(argv: list[str] | None = None) -> int:
             code = run_sanitize(args.src, args.dst, out)
         elif args.command == "geofence":
             code = run_geofence(args, out)
+        elif args.command == "audit":
+            code = run_audit(args, out)
         elif args.command == "bank":
             from .featurize import media_featurizer
 

@@ -109,12 +109,11 @@ def _store(args: argparse.Namespace, settings: Settings) -> tuple[GeofenceStore,
     if args.stack and args.home:
         raise ValueError("--stack and --home name different stores: give one")
     if args.stack:
-        import boto3
-
-        region = args.region or boto3.session.Session().region_name or settings.region
-        table = _stack_table(args.stack, region)
-        from .adapters.geofence import DynamoGeofence
+        from .adapters.geofence import DynamoGeofence, default_region, stack_table
         from .settings import Settings
+
+        region = args.region or default_region() or settings.region
+        table = stack_table(args.stack, region)
 
         return DynamoGeofence(Settings(geofence_table=table, region=region)), f"stack {args.stack} ({region}), {table}"
     if args.region:
@@ -125,18 +124,6 @@ def _store(args: argparse.Namespace, settings: Settings) -> tuple[GeofenceStore,
     return JsonGeofence(home / LOCAL_STORE), f"local {home / LOCAL_STORE}"
 
 
-def _stack_table(stack: str, region: str) -> str:
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        response = boto3.client("cloudformation", region_name=region).describe_stack_resource(
-            StackName=stack, LogicalResourceId=TABLE_RESOURCE)
-    except ClientError as exc:
-        raise TargetError(f"stack {stack} in {region}: {exc.response['Error'].get('Message', 'not found')}") from None
-    except BotoCoreError as exc:  # no credentials, no network
-        raise TargetError(f"stack {stack} in {region}: {exc}") from None
-    return response["StackResourceDetail"]["PhysicalResourceId"]
 
 
 def _parse_when(text: str | None) -> datetime | None:

@@ -1,17 +1,27 @@
 """Exact cosine search over L2-normalised embeddings, in numpy.
 
-Why exact and why float32 in memory (``bench/embedding.py``, one core, 1024-d):
+Why exact and why float32 in memory (``python -m bench.embedding``: one core, 1024-d
+rows, p50 of 50 queries on a shared 2-core x86_64):
 
-- A query is one matrix-vector product over every row: BLAS streams the matrix once,
-  so the time grows with its bytes. float32 rows meet ~5 ms p50 up to about 20k
-  rows (10k: ~3 ms); 100k rows take ~35-60 ms and 1M ~400 ms. A reference banked with
-  three views (``neardup.reference_views``) is three rows.
-- float16 halves the bytes, but numpy has no float16 BLAS: converting the rows per
-  query (or multiplying in float16) is 20-30x slower than float32. So float16 is a
-  storage format only (``save(dtype=np.float16)`` halves a download), converted once
-  at ``load``; float32 files are memory-mapped instead.
-- Past ~20k rows, exact search stops meeting 5 ms; an approximate index (faiss IVF or
-  HNSW) or a learned projection to fewer dimensions is the next step, measured first.
+=========  ========  ===========  =====================================
+rows       MB        query p50    float16 rows converted per query, p50
+=========  ========  ===========  =====================================
+10,000     41        4.3 ms       33 ms
+100,000    410       34 ms        317 ms
+1,000,000  4,096     329 ms       -
+=========  ========  ===========  =====================================
+
+- A query is one matrix-vector product over every row: BLAS streams the matrix once, so
+  the time grows with its bytes. Exact search meets ~5 ms p50 up to about 10k rows; a
+  reference banked with three views (``neardup.reference_views``) is three rows, so
+  that is ~3,000 references. A video's frames are cheaper searched together, in one
+  matrix-matrix product: at 100k rows, 64 frames took 249 ms against 30 ms for one.
+- float16 halves the bytes, but numpy has no float16 BLAS: converting the rows per query
+  is 8-9x slower than float32. So float16 is a storage format only
+  (``save(dtype=np.float16)`` halves a download), converted once at ``load``; float32
+  files are memory-mapped (load in milliseconds, pages read on first use).
+- Past ~10k rows an approximate index (faiss HNSW or IVF) or a learned projection to
+  fewer dimensions is the next step; neither is added until a bank that size exists.
 
 Several rows may share an id (the views of one reference): a query returns each id
 once, with its best cosine.

@@ -21,6 +21,10 @@ class Settings(BaseModel):
     banks_table: str | None = None
     bank_entries_table: str | None = None
     audit_table: str | None = None
+    audit_head_table: str | None = None
+    # Write-once (Object Lock) archive of audit digests, and each digest's own compliance lock.
+    digest_bucket: str | None = None
+    digest_retention_days: int | None = Field(default=None, gt=0)
     geofence_table: str | None = None
     history_table: str | None = None
     # Shipped policy file names (or versions) for the active and the shadow policy;
@@ -100,6 +104,9 @@ _ENV = {
     "banks_table": "BANKS_TABLE",
     "bank_entries_table": "BANK_ENTRIES_TABLE",
     "audit_table": "AUDIT_TABLE",
+    "audit_head_table": "AUDIT_HEAD_TABLE",
+    "digest_bucket": "DIGEST_BUCKET",
+    "digest_retention_days": "MEDIAGUARD_DIGEST_RETENTION_DAYS",
     "geofence_table": "GEOFENCE_TABLE",
     "history_table": "HISTORY_TABLE",
     "policy": "MEDIAGUARD_POLICY",

@@ -9,21 +9,29 @@ that passed as MP4 never reach ffmpeg's other ~370 demuxers), allows only the
 ``file`` protocol, gets an environment without the function's AWS credentials, and
 is killed at a deadline.
 
-How frames are chosen (:func:`extract_frames`), from measurements on a 60 s 720p
-H.264 clip on one core (``python -m bench.frames``): decoding every frame costs
-~3-4 s, an ``fps=1`` extraction the same (it still decodes everything), while
-decoding keyframes only (``-skip_frame nokey``) costs ~0.2 s. Encoders place
-keyframes at scene cuts (x264's ``scenecut``, libvpx's key-frame detection) and at
-least every few seconds, so keyframes are the cheap "scene changes". Where the
-encoder left a keyframe gap longer than ``LONG_GOP_SECONDS`` (x264 ``keyint=infinite``,
-``scenecut=0``: an uploader can do this on purpose), only those gaps are decoded a
-second time, skipping non-reference frames and the loop filter (~2x faster than a full
-decode; PDQ of a frame 56 s into one GOP was identical), and ffmpeg's ``select`` picks
-frames whose scene score exceeds ``SCENE_THRESHOLD`` plus one every ``LONG_GOP_SECONDS``.
-Cuts land on the same content whatever the encoder did, which is what lets a re-encode
-match its source. Near-identical neighbours (a static shot with a keyframe every 2 s)
-are dropped by a 32x32 grey mean absolute difference (~1 ms a frame; PDQ costs
-30-40 ms a frame at 720p, so it is not used for de-duplication).
+How frames are chosen (:func:`extract_frames`), from ``python -m bench.frames`` on a
+60 s 1280x720 H.264 clip, one core, ffmpeg ``-threads 1`` (medians; a shared 2-core
+machine, +-30-50 %): an ``fps=1`` extraction costs 4.6-7 s because it still decodes
+every frame; decoding keyframes only (``-skip_frame nokey``) costs 0.4-0.6 s,
+probe included. Encoders place keyframes at scene cuts (x264's ``scenecut``, libvpx's
+key-frame detection) and at least every few seconds, so keyframes are the cheap
+"scene changes". Where the encoder left a keyframe gap longer than
+``LONG_GOP_SECONDS`` (x264 ``keyint=infinite:scenecut=0``, which an uploader can
+choose on purpose), those gaps are decoded a second time, skipping non-reference
+frames and the loop filter (~2x faster than a full decode; PDQ of a frame 56 s into
+one GOP was identical), and ffmpeg's ``select`` keeps frames whose scene score
+exceeds ``SCENE_THRESHOLD`` plus one every ``LONG_GOP_SECONDS`` (2.5-3.9 s for the
+single-keyframe clip, every scene found).
+
+The limit of keyframe sampling is that it depends on the encoder: a re-encode with
+a fixed 2 s GOP and no scene cuts samples mid-scene frames the source never had
+(vPDQ: every source frame found in it, but only 50 % of its frames found in the
+source). ``full_scan=True`` runs the scene pass over the whole video instead
+(1.9-3.5 s a minute of 720p): frames then sit on scene cuts whatever the encoder
+did, and the same three encodes match 100 % both ways. Near-identical neighbours (a
+static shot with a keyframe every 2 s) are dropped by a 32x32 grey mean absolute
+difference (~1 ms a frame; PDQ costs 30-40 ms a frame at 720p, too much to spend
+on de-duplication).
 """
 
 from __future__ import annotations
@@ -378,7 +386,7 @@ def remux_clean(src: str | Path, dst: str | Path, *, timeout: float = 60.0) -> V
 # --- frame extraction ---------------------------------------------------------------
 
 
-_SHOWINFO = re.compile(r"\[Parsed_showinfo_(\d+) @ [^\]]*\] n:\s*\d+ pts:\s*-?\d+\s+pts_time:(-?[0-9.]+)")
+_SHOWINFO = re.compile(r"\[showinfo@(decoded|out) @ [^\]]*\] n:\s*\d+ pts:\s*-?\d+\s+pts_time:(-?[0-9.]+)")
 
 
 def _read_ppm(stream: IO[bytes]) -> Iterator[Image.Image]:
@@ -400,7 +408,7 @@ def _read_ppm(stream: IO[bytes]) -> Iterator[Image.Image]:
 @dataclass
 class _Decoded:
     frames: list[tuple[int, Image.Image]]  # (output ordinal, image)
-    decoded_times: list[float]  # every frame the decoder produced (before select)
+    decoded_times: list[float]  # every frame the decoder produced (with count_decoded)
     output_times: list[float]  # pts of each output frame, by ordinal
     timed_out: bool
     dropped: int  # frames the bounded buffer let go
@@ -440,15 +448,14 @@ def _decode(cmd: list[str], deadline: float, keep: int) -> _Decoded:
                 proc.wait()
         err.seek(0)
         text = err.read().decode("utf-8", errors="replace")
-    # The chain is showinfo (#0, every decoded frame), select, scale, format, showinfo (#4, output).
-    times: dict[str, list[float]] = {"0": [], "4": []}
+    times: dict[str, list[float]] = {"decoded": [], "out": []}
     for m in _SHOWINFO.finditer(text):
-        times.setdefault(m.group(1), []).append(float(m.group(2)))
-    return _Decoded(frames, times["0"], times["4"], fired.is_set(), dropped)
+        times[m.group(1)].append(float(m.group(2)))
+    return _Decoded(frames, times["decoded"], times["out"], fired.is_set(), dropped)
 
 
 def _extract_cmd(path: str | Path, fmt: VideoFormat, *, select: str, skip: str, start: float | None,
-                 length: float) -> list[str]:
+                 length: float, count_decoded: bool = False) -> list[str]:
     cmd = [*_base_cmd(), "-loglevel", "info", "-threads", "1", "-skip_frame", skip]
     if skip == "noref":
         # Unfiltered references drift a little over a long GOP; PDQ did not move (module doc).
@@ -457,9 +464,12 @@ def _extract_cmd(path: str | Path, fmt: VideoFormat, *, select: str, skip: str, 
     cmd += ["-copyts", "-protocol_whitelist", "file", "-f", fmt.demuxer]
     if start is not None:
         cmd += ["-ss", f"{start:.6f}"]
+    # showinfo logs each frame's time; without checksum=0 it hashes every plane, which
+    # doubled the cost of a full-scan pass. Logging every decoded frame is for keyframes only.
+    decoded = "showinfo@decoded=checksum=0," if count_decoded else ""
     cmd += [
-        "-t", f"{length:.6f}", "-i", str(path), "-map", "0:V:0", "-an", "-sn", "-dn",
-        "-filter_threads", "1", "-vf", f"showinfo,select='{select}',{_SCALE},format=rgb24,showinfo",
+        "-t", f"{length:.6f}", "-i", str(path), "-map", "0:V:0", "-an", "-sn", "-dn", "-filter_threads", "1",
+        "-vf", f"{decoded}select='{select}',{_SCALE},format=rgb24,showinfo@out=checksum=0",
         "-fps_mode", "passthrough", "-f", "image2pipe", "-c:v", "ppm", "pipe:1",
     ]
     return cmd
@@ -560,8 +570,8 @@ def extract_frames(path: str | Path, limits: VideoLimits, *, full_scan: bool = F
         spacing = max(MIN_SPACING_SECONDS, info.duration_s / (4 * limits.max_frames))
         throttle = f"isnan(prev_selected_t)+gte(t-prev_selected_t,{spacing:.6f})"
         # Input -t caps the read even when the header lied about the duration.
-        first = _decode(_extract_cmd(path, fmt, select=throttle, skip="nokey", start=None, length=limits.max_seconds),
-                        deadline, limits.max_frames)
+        first = _decode(_extract_cmd(path, fmt, select=throttle, skip="nokey", start=None, length=limits.max_seconds,
+                                     count_decoded=True), deadline, limits.max_frames)
         method = "keyframes"
     if first.timed_out:
         raise VideoTimeoutError("decoding the video exceeded the video time limit")

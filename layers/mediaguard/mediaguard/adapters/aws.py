@@ -13,7 +13,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import PutError
 
-from ..audit import AuditRecord, next_record
+from ..audit import AuditRecord
 from ..models import Upload
 from ..ports import BankEntry, Deps
 from ..settings import Settings, get_settings
@@ -59,6 +59,8 @@ class S3BlobStore:
 class DynamoItemStore:
     def __init__(self, settings: Settings) -> None:
         tables.bind(settings)
+        self.settings = settings
+        self._audit_store = None
 
     def claim(self, upload: Upload) -> bool:
         item = tables.MediaItem(
@@ -107,36 +109,19 @@ class DynamoItemStore:
         return entries
 
     def append_audit(self, chain: str, actor: str, event: str, detail: dict) -> AuditRecord:
-        """Append with a conditional write; a concurrent writer makes us re-read and retry."""
-        detail = json.loads(json.dumps(detail, sort_keys=True, default=str))
-        for _ in range(5):
-            last = self._last_audit(chain)
-            record = next_record(chain, last, _now().isoformat(), actor, event, detail)
-            item = tables.AuditItem(
-                chain, record.seq, at=record.at, actor=actor, event=event,
-                detail=json.dumps(detail, sort_keys=True, separators=(",", ":")),
-                prev_hash=record.prev_hash, hash=record.hash,
-            )
-            try:
-                item.save(condition=tables.AuditItem.seq.does_not_exist())
-                return record
-            except PutError as exc:
-                if exc.cause_response_code != "ConditionalCheckFailedException":
-                    raise
-        raise RuntimeError(f"audit chain {chain} is contended")
-
-    def _last_audit(self, chain: str) -> AuditRecord | None:
-        for row in tables.AuditItem.query(chain, scan_index_forward=False, limit=1, consistent_read=True):
-            return audit_record(row)
-        return None
+        """Append to a chain: the record and the chain's head pointer in one transaction."""
+        return self._audit().append(chain, actor, event, detail)
 
     def audit_chain(self, chain: str) -> list[AuditRecord]:
-        return [audit_record(row) for row in tables.AuditItem.query(chain, consistent_read=True)]
+        return self._audit().records(chain)
 
+    def _audit(self):
+        # Created on first use: stages that never audit need no audit table names.
+        if self._audit_store is None:
+            from .audit import DynamoAuditStore, names_from_settings
 
-def audit_record(row: tables.AuditItem) -> AuditRecord:
-    return AuditRecord(row.chain, int(row.seq), row.at, row.actor, row.event, json.loads(row.detail),
-                       row.prev_hash, row.hash)
+            self._audit_store = DynamoAuditStore(names_from_settings(self.settings))
+        return self._audit_store
 
 
 class DynamoBanks:

@@ -25,7 +25,8 @@ SHARDS = 8
 # Logical ids in template.yaml.
 # What talking to AWS can raise (credentials, throttling, a missing table).
 AWS_ERRORS: tuple[type[Exception], ...] = (BotoCoreError, ClientError, PynamoDBException)
-STACK_TABLES = {"BanksTable": "banks_table", "BankEntriesTable": "bank_entries_table", "AuditTable": "audit_table"}
+STACK_TABLES = {"BanksTable": "banks_table", "BankEntriesTable": "bank_entries_table", "AuditTable": "audit_table",
+                "AuditHeadTable": "audit_head_table"}
 
 
 def shard_of(bank: str, ref: str) -> str:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import boto3
 from pynamodb.exceptions import DeleteError, PutError
 
 from ..geofence import GeoRule, parse_scope, sort_rules
@@ -130,3 +131,26 @@ class JsonGeofence:
         self._write(rows)
         return True
 
+
+def default_region() -> str | None:
+    """The region the caller's AWS configuration names (AWS_REGION, profile), if any."""
+    return boto3.session.Session().region_name
+
+
+def stack_table(stack: str, region: str) -> str:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        response = boto3.client("cloudformation", region_name=region).describe_stack_resource(
+            StackName=stack, LogicalResourceId="GeofenceTable")
+    except ClientError as exc:
+        raise _target_error(f"stack {stack} in {region}: {exc.response['Error'].get('Message', 'not found')}") from None
+    except BotoCoreError as exc:  # no credentials, no network
+        raise _target_error(f"stack {stack} in {region}: {exc}") from None
+    return response["StackResourceDetail"]["PhysicalResourceId"]
+
+
+def _target_error(message: str) -> Exception:
+    from ..cli_geofence import TargetError
+
+    return TargetError(message)

@@ -205,6 +205,7 @@ MODELS: dict[str, type[Model]] = {
     "bank_entries_table": BankEntryItem,
     "audit_table": AuditItem,
     "geofence_table": GeofenceRule,
+    "audit_head_table": AuditHead,
 }
 
 

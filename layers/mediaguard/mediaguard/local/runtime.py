@@ -496,7 +496,7 @@ def _deliver_s3_events_after_write():
 def _reset_library_caches() -> None:
     """Settings and adapters are cached per process (per warm container on AWS); a new
     local stack must not see the previous one's names."""
-    from ..adapters import aws, enforcement, review
+    from ..adapters import audit, aws, enforcement, review
     from ..settings import get_settings
 
     get_settings.cache_clear()
@@ -504,6 +504,7 @@ def _reset_library_caches() -> None:
     aws.presigner.cache_clear()
     enforcement.default_webhook_sink.cache_clear()
     review.reset()
+    audit.audit_store.cache_clear()
 
 
 __all__ = ["ACCOUNT_ID", "ExecutionRun", "LocalCloud", "LocalRuntimeError"]
