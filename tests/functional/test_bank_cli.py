@@ -164,7 +164,7 @@ def deployed_stack(monkeypatch):
     """The template's bank and audit tables, deployed by moto's CloudFormation."""
     names = {m: m.Meta.table_name for m in tables.MODELS.values()}
     resources = load_template(REPO / "template.yaml")["Resources"]
-    template = {"Resources": {k: resources[k] for k in ("BanksTable", "BankEntriesTable", "AuditTable")}}
+    template = {"Resources": {k: resources[k] for k in ("BanksTable", "BankEntriesTable", "AuditTable", "AuditHeadTable")}}
     with mock_aws():
         import boto3
 

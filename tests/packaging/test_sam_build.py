@@ -70,3 +70,9 @@ def test_built_layers_carry_the_package_and_the_model(build_dir):
     assert (model / "onnxruntime").is_dir()
     # numpy comes from the core layer only; a second copy would blow the size budget.
     assert not (model / "numpy").exists()
+    # botocore comes with the runtime; shipping it again is what pushed core + ffmpeg over 250 MB.
+    assert not (core / "botocore").exists()
+    # HEIC decode travels with sanitize (the only stage that decodes originals).
+    assert (build_dir / "ForensicsLayer" / "python" / "pillow_heif").is_dir()
+    ffmpeg = next((build_dir / "FfmpegLayer" / "python" / "imageio_ffmpeg" / "binaries").glob("ffmpeg-*"))
+    assert os.access(ffmpeg, os.X_OK), "the layer zip must keep ffmpeg executable"

@@ -97,14 +97,16 @@ def world(aws):
     from mediaguard.adapters.history import DynamoHistory, HistoryItem
     from mediaguard.history import Pseudonymiser
 
-    settings = Settings(media_table="media", audit_table="audit", media_bucket="media-bucket")
+    settings = Settings(media_table="media", audit_table="audit", audit_head_table="audit-heads",
+                        media_bucket="media-bucket")
     rsettings = ReviewSettings(review_table="review", appeals_table="appeals", queue_shards=4)
     items = adapters_aws.DynamoItemStore(settings)
     tasks = adapters.DynamoTaskStore(rsettings, settings)
     appeals = adapters.DynamoAppealStore(rsettings, settings)
     clock, enforcer = Clock(), RecordingEnforcer()
     history = DynamoHistory("history", "us-east-1", Pseudonymiser("unit-test-uploader-key"), clock=clock)
-    models = (tables.MediaItem, tables.AuditItem, adapters.ReviewTaskItem, adapters.AppealItem, HistoryItem)
+    models = (tables.MediaItem, tables.AuditItem, tables.AuditHead, adapters.ReviewTaskItem, adapters.AppealItem,
+              HistoryItem)
     for model in models:
         model.create_table(wait=True)
     deps = Deps(settings=settings, blobs=adapters_aws.S3BlobStore(aws), items=items)

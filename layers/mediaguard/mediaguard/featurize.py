@@ -30,7 +30,7 @@ def media_featurizer(settings: Settings | None = None, *, embeddings: bool = Tru
         from .media import load_rgb, open_image
 
         limits = video.VideoLimits.from_settings(settings)
-        fmt = video.sniff_video(data[:64])
+        fmt = video.sniff_video(data[:4096])
         if fmt is not None:
             with tempfile.TemporaryDirectory(prefix="mg-bank-") as tmp:
                 src = Path(tmp) / "original"

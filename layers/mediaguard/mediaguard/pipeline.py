@@ -112,7 +112,7 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
     # Recorded before any check, so a rejected upload still carries its evidence hash.
     sha256 = hashlib.sha256(data).hexdigest()
     deps.items.update(upload.media_id, {"sha256": sha256, "size": len(data), "content_type": declared})
-    fmt = sniff_video(data[:64])
+    fmt = sniff_video(data[:4096])
     if fmt is not None:
         return _accept_video(upload, data, declared, fmt, sha256, deps)
     prepared = prepare(data, declared, settings)
@@ -339,7 +339,8 @@ def get_matcher(deps: Deps) -> Matcher:
 
     matcher: Matcher | None = state["matcher"]
     if matcher is None:
-        matcher = state["matcher"] = Matcher(_require_reader(deps), clock=clock)
+        matcher = state["matcher"] = Matcher(_require_reader(deps), clock=clock,
+                                             default_cosine=deps.settings.embedding_min_cosine)
     now = clock()
     if now - state["checked"] >= DELTA_SECONDS:
         state["checked"] = now

@@ -535,6 +535,7 @@ class LocalServer:
         self._moto: Any = None
         self._http: BaseWSGIServer | None = None
         self._werkzeug_level: int | None = None
+        self._serving = threading.Event()
 
     def start(self) -> None:
         """Deploy the stack, start moto's server and bind the HTTP server (not serving yet)."""
@@ -566,12 +567,18 @@ class LocalServer:
     def serve_forever(self) -> None:
         if self._http is None:
             raise RuntimeError("call start() first")
-        self._http.serve_forever()
+        self._serving.set()
+        try:
+            self._http.serve_forever()
+        finally:
+            self._serving.clear()
 
     def stop(self) -> None:
         """Stop serving, stop moto's server, tear the stack down; safe to call twice."""
         if self._http is not None:
-            self._http.shutdown()
+            # shutdown() waits for serve_forever to return: only ask one that is running.
+            if self._serving.is_set():
+                self._http.shutdown()
             self._http.server_close()
             self._http = None
         if self._moto is not None:
