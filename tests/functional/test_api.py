@@ -43,7 +43,8 @@ def stack():
     env = {
         "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_REGION": "us-east-1", "UPLOAD_BUCKET": "uploads", "MEDIA_BUCKET": "media", "EVIDENCE_BUCKET": "evidence",
-        "MEDIA_TABLE": "media", "AUDIT_TABLE": "audit", "AUDIT_HEAD_TABLE": "audit-heads", "BANKS_TABLE": "banks", "BANK_ENTRIES_TABLE": "bank-entries",
+        "MEDIA_TABLE": "media", "AUDIT_TABLE": "audit", "AUDIT_HEAD_TABLE": "audit-heads",
+        "BANKS_TABLE": "banks", "BANK_ENTRIES_TABLE": "bank-entries",
         "GEOFENCE_TABLE": "geofence", "HISTORY_TABLE": "history", "MEDIAGUARD_UPLOADER_KEY": "functional-test-uploader-key",
         "REVIEW_TABLE": "review", "APPEALS_TABLE": "appeals", "MEDIAGUARD_DEV_TOKENS": json.dumps(DEV_TOKENS),
         "POWERTOOLS_SERVICE_NAME": "mediaguard",
