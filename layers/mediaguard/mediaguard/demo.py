@@ -57,7 +57,24 @@ def build_samples(folder: Path) -> tuple[Path, Path, list[Path]]:
     coffee.save(buf, "JPEG", quality=90)
     (scan / "06-truncated.jpg").write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
     (scan / "07-not-an-image.jpg").write_bytes(b"this is a text file, not a JPEG\n" * 10)
+    # A known deepfake video (banked frame by frame) and its re-encode at another resolution.
+    scenes = [_photo(n) for n in ("hubble_deep_field", "retina", "camera", "moon")]
+    _clip(scenes, (640, 360), 23, bank_flag / "deepfake-clip.mp4")
+    _clip(scenes, (426, 240), 32, scan / "08-reencoded-deepfake-clip.mp4")
     return bank_block, bank_flag, sorted(scan.iterdir())
+
+
+def _clip(scenes: list[Image.Image], size: tuple[int, int], crf: int, out: Path) -> None:
+    """One second per scene, H.264, made with the ffmpeg the frames stage uses (imageio-ffmpeg)."""
+    import subprocess
+
+    from .video import ffmpeg_exe
+
+    w, h = size
+    frames = b"".join(img.resize(size).tobytes() * 25 for img in scenes)
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{w}x{h}",
+                    "-r", "25", "-i", "-", "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf),
+                    "-pix_fmt", "yuv420p", str(out)], input=frames, check=True, timeout=120)
 
 
 def _png_text(chunks: dict[str, str]):
@@ -74,6 +91,7 @@ def run_demo(out) -> int:
 
     with tempfile.TemporaryDirectory(prefix="mediaguard-demo-") as tmp:
         bank_block, bank_flag, files = build_samples(Path(tmp))
-        out.line(f"mediaguard demo: {len(files)} files, banks: ncii-demo (block, 1 image), deepfakes-demo (flag, 1 image)")
+        out.line(f"mediaguard demo: {len(files)} files, banks: ncii-demo (block, 1 image), "
+                 "deepfakes-demo (flag, 1 image + 1 video)")
         return run_scan(files, [f"ncii-demo:block={bank_block}", f"deepfakes-demo:flag={bank_flag}"],
                         out, as_json=False, log_level="WARNING")
