@@ -35,6 +35,9 @@ build-edge: setup
 bench: setup
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.ingest
+	$(PY) -m bench.frames
+	$(PY) -m bench.classify
+	$(PY) -m bench.embedding
 	$(PY) -m bench.index --sizes 1M
 
 clean:

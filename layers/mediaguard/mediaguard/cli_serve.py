@@ -50,22 +50,34 @@ def run_serve(args: argparse.Namespace, out: Any) -> int:
     server = LocalServer(host=args.host, port=args.port, moto_port=args.moto_port,
                          log_level="INFO" if args.verbose else "WARNING")
 
+    stopping = False
+
     def terminate(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        if stopping:
+            return  # a second Ctrl-C while stopping: the stop is already under way
+        stopping = True
         raise KeyboardInterrupt  # the same clean stop as Ctrl-C
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    # SIGINT too: a shell starts background jobs with SIGINT ignored, and `kill -INT` must
+    # still stop a server started with `&`.
+    previous = {sig: signal.signal(sig, terminate) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with out.quiet_stdout():
             server.start()
             for line in server.banner():
                 out.line(line)
+            # werkzeug's serve_forever returns (swallowing the KeyboardInterrupt) on Ctrl-C.
             server.serve_forever()
     except KeyboardInterrupt:
-        sys.stderr.write("\nmediaguard serve: stopping\n")
-    except OSError as exc:  # the port is taken, or the address is not this machine's
+        pass  # Ctrl-C before serving began
+    except OSError as exc:  # the address is not this machine's
         sys.stderr.write(f"mediaguard serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}\n")
         return EXIT_USAGE
     finally:
+        stopping = True
+        sys.stderr.write("mediaguard serve: stopping\n")
         server.stop()
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return EXIT_OK

@@ -5,8 +5,8 @@ What runs, all in one process and on ONE moto state:
 
 * :class:`~mediaguard.local.runtime.LocalCloud`: template.yaml deployed into in-process
   moto, the real state machine, every Lambda handler invoked in-process;
-* moto's ``ThreadedMotoServer`` on a second loopback port, so ``aws --endpoint-url`` and
-  boto3 see (and change) the very buckets and tables the pipeline uses: the server and
+* moto's server (the app ``ThreadedMotoServer`` runs) on a second loopback port, so
+  ``aws --endpoint-url`` and boto3 see (and change) the very buckets and tables the pipeline uses: the server and
   ``mock_aws`` share moto's process-wide backends (measured: a bucket created through
   either is listed by the other);
 * an HTTP server (werkzeug, which moto already brings) that serves the console at ``/``,
@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -509,6 +510,25 @@ class _RequestLog(WSGIRequestHandler):
         pass  # werkzeug's own lines repeat the full request line, query string included
 
 
+class _QuietMotoHandler(MotoRequestHandler):
+    """moto's request handler without its request lines (they carry presigned query strings)."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass
+
+
+class _AppSlot:
+    """The WSGI app a server is bound with before the app exists (ports are bound first)."""
+
+    app: Callable | None = None
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if self.app is None:
+            response = _json(503, {"reason": "starting", "message": "the local stack is still starting"})
+            return response(environ, start_response)
+        return self.app(environ, start_response)
+
+
 class LocalServer:
     """``mediaguard serve``'s moving parts: LocalCloud, moto's server and the HTTP server.
 
@@ -532,14 +552,21 @@ class LocalServer:
         self.users = users or dev_users()
         self.request_log = request_log
         self.cloud: LocalCloud | None = None
-        self._moto: Any = None
+        self._moto: BaseWSGIServer | None = None
+        self._moto_thread: threading.Thread | None = None
         self._http: BaseWSGIServer | None = None
-        self._werkzeug_level: int | None = None
+        self._app = _AppSlot()
         self._serving = threading.Event()
 
     def start(self) -> None:
-        """Deploy the stack, start moto's server and bind the HTTP server (not serving yet)."""
-        from moto.server import ThreadedMotoServer
+        """Bind both ports, deploy the stack, start moto's server (not this one's loop yet).
+
+        Ports are bound first, so a port in use fails at once with ``OSError`` instead of
+        after the deployment. moto's server is its own WSGI app and request handler run the
+        way ``ThreadedMotoServer`` runs them, except that the socket is bound here, in the
+        caller's thread: ``ThreadedMotoServer.start()`` waits forever when its port is taken.
+        """
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         from .local.runtime import DEFAULT_TEMPLATE
         from .local.template import Stack
@@ -548,24 +575,22 @@ class LocalServer:
         declared = Stack.from_file(template).parameters
         uploader = next(u for u in self.users if not u.roles)
         parameters = {"LogLevel": self.log_level, "DevToken": uploader.token, "DevTokens": token_map(self.users)}
-        self.cloud = LocalCloud(template, parameters={k: v for k, v in parameters.items() if k in declared})
-        self.cloud.__enter__()
         try:
-            # moto's server logs every request line, presigned query strings included.
-            werkzeug_log = logging.getLogger("werkzeug")
-            self._werkzeug_level = werkzeug_log.level
-            werkzeug_log.setLevel(logging.WARNING)
-            self._moto = ThreadedMotoServer(ip_address=self.host, port=self.moto_port, verbose=False)
-            self._moto.start()
             handler = type("RequestLog", (_RequestLog,), {"stream": self.request_log})
-            self._http = make_server(self.host, self.port, ServeApp(self.cloud), threaded=True,
-                                     request_handler=handler)
+            self._http = make_server(self.host, self.port, self._app, threaded=True, request_handler=handler)
+            self._moto = make_server(self.host, self.moto_port, DomainDispatcherApplication(create_backend_app),
+                                     threaded=True, request_handler=_QuietMotoHandler)
+            self.cloud = LocalCloud(template, parameters={k: v for k, v in parameters.items() if k in declared})
+            self.cloud.__enter__()
+            self._app.app = ServeApp(self.cloud)
+            self._moto_thread = threading.Thread(target=self._moto.serve_forever, name="moto-server", daemon=True)
+            self._moto_thread.start()
         except BaseException:
             self.stop()
             raise
 
     def serve_forever(self) -> None:
-        if self._http is None:
+        if self._http is None or self._app.app is None:
             raise RuntimeError("call start() first")
         self._serving.set()
         try:
@@ -582,11 +607,12 @@ class LocalServer:
             self._http.server_close()
             self._http = None
         if self._moto is not None:
-            self._moto.stop()
+            if self._moto_thread is not None:
+                self._moto.shutdown()
+                self._moto_thread.join(timeout=10)
+                self._moto_thread = None
+            self._moto.server_close()
             self._moto = None
-        if self._werkzeug_level is not None:
-            logging.getLogger("werkzeug").setLevel(self._werkzeug_level)
-            self._werkzeug_level = None
         if self.cloud is not None:
             self.cloud.stop()
             self.cloud = None
@@ -601,8 +627,7 @@ class LocalServer:
     def moto_url(self) -> str:
         if self._moto is None:
             raise RuntimeError("not started")
-        host, port = self._moto.get_host_and_port()
-        return f"http://{_netloc(host, port)}"
+        return f"http://{_netloc(self.host, self._moto.server_port)}"
 
     @property
     def region(self) -> str:
