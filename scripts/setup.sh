@@ -21,6 +21,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+# The browser the console's end-to-end tests drive (Debian's chromium; Playwright cannot
+# download browser builds here).
+scripts/setup-browser.sh
+
 find_python() {
   for candidate in python3.12 /root/.pyenv/versions/3.12*/bin/python3.12 python3; do
     if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-from mediaguard.adapters.aws import DynamoBanks
+from mediaguard.adapters.banks import dynamo_bank_service
 from mediaguard.audit import verify
 from mediaguard.banks import NewEntry
 from mediaguard.ingest import prepare
@@ -226,9 +227,11 @@ def test_client_pdq_near_a_block_bank_entry_is_refused_without_naming_the_bank(c
     # GIVEN a block bank holding the PDQ of a victim's photo
     settings = Settings()
     banked = prepare(jpeg_bytes(photo("coffee")), "image/jpeg", settings).fingerprints
-    banks = DynamoBanks(cloud.deps().settings)
-    banks.create("ncii-victims", "block")
-    banks.add("ncii-victims", [NewEntry(ref="case-77", signal="pdq", value=banked.pdq, quality=banked.pdq_quality)])
+    banks = dynamo_bank_service(cloud.deps().settings)
+    banks.create_bank("ncii-victims", "block", actor="test")
+    banks.add_entries("ncii-victims", [NewEntry(ref="case-77", signal="pdq", value=banked.pdq,
+                                                quality=banked.pdq_quality)], actor="test")
+    cloud.deps().extras["clock"] = lambda: time.time() + 61  # the entry is a minute old: past the delta's refresh
     # AND a client that hashed a resized, recompressed copy on the device
     copy = jpeg_bytes(photo("coffee").resize((300, 200)), quality=60)
     client = prepare(copy, "image/jpeg", settings).fingerprints

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from .audit import AuditRecord
 from .events import DecisionEvent
 from .matching import BankReader
-from .models import BankKind, Upload
+from .models import Upload
 from .settings import Settings
 
 
@@ -31,18 +31,6 @@ class BlobStore(Protocol):
         """Stream a (possibly large) object to a local file."""
 
 
-@dataclass(frozen=True)
-class BankEntry:
-    bank: str
-    kind: BankKind
-    ref: str
-    signal: str
-    value: str
-    quality: int | None = None
-    threshold: int | None = None
-    action: str | None = None
-
-
 class ItemStore(Protocol):
     def claim(self, upload: Upload) -> bool:
         """Create the item if it does not exist yet (or its last start failed); False if another run owns it."""
@@ -52,8 +40,6 @@ class ItemStore(Protocol):
     def update(self, media_id: str, fields: dict[str, Any]) -> None: ...
 
     def get(self, media_id: str) -> dict[str, Any] | None: ...
-
-    def bank_entries(self) -> list[BankEntry]: ...
 
     def append_audit(self, chain: str, actor: str, event: str, detail: dict) -> AuditRecord: ...
 

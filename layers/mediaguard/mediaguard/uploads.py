@@ -26,10 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from .errors import MediaguardError
 from .fingerprint import PdqSignal
-from .index import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY
+from .index import PDQ_MIN_QUALITY
+from .matching import Matcher, Query
 from .media import STILL_KINDS
+from .models import Match
 from .pipeline import upload_key
-from .ports import BankEntry, Deps
+from .ports import Deps
 from .settings import Settings
 from .video import VIDEO_FORMATS
 
@@ -189,27 +191,19 @@ def check_declaration(request: UploadRequest, settings: Settings, media_id: str 
         raise UploadTooLargeError(f"uploads of this type are limited to {limit} bytes", media_id=media_id)
 
 
-def screen(request: UploadRequest, entries: list[BankEntry]) -> tuple[BankEntry, int] | None:
-    """The closest block-bank entry within its threshold of the client's PDQ, if any.
+def screen(request: UploadRequest, matcher: Matcher) -> Match | None:
+    """The closest block-bank match of the client's PDQ, if any, unless an allow bank vouches for it.
 
-    Same rule as the similarity stage: distance <= the bank's threshold (31 by
-    default), hashes of quality < 50 ignored on either side. Flag and allow banks do
-    not refuse uploads; the pipeline applies them to the real bytes.
+    Same matcher as the similarity stage (index build + live delta, the bank's threshold,
+    quality >= 50 on both sides). Flag banks do not refuse uploads; the pipeline applies
+    them to the real bytes.
     """
     if request.pdq is None or (request.pdq_quality or 0) < PDQ_MIN_QUALITY:
         return None
-    query = int(request.pdq, 16)
-    best: tuple[BankEntry, int] | None = None
-    for entry in entries:
-        if entry.kind != "block" or entry.signal != "pdq":
-            continue
-        if entry.quality is not None and entry.quality < PDQ_MIN_QUALITY:
-            continue
-        distance = (query ^ int(entry.value, 16)).bit_count()
-        threshold = entry.threshold if entry.threshold is not None else PDQ_MAX_DISTANCE
-        if distance <= threshold and (best is None or distance < best[1]):
-            best = (entry, distance)
-    return best
+    matches = matcher.match(Query(frames=[(request.pdq, request.pdq_quality or 0)]))
+    if any(m.kind == "allow" for m in matches):
+        return None  # third-party hashes can be wrong: a verified original is never refused
+    return next((m for m in matches if m.kind == "block"), None)
 
 
 def post_policy(request: UploadRequest) -> tuple[dict[str, str], list]:
@@ -243,10 +237,11 @@ def request_upload(request: UploadRequest, caller: str, deps: Deps, presigner: P
     declared = request.model_dump(exclude_none=True)
     try:
         check_declaration(request, settings, media_id)
-        hit = screen(request, deps.items.bank_entries())
+        from .pipeline import get_matcher
+
+        hit = screen(request, get_matcher(deps))
         if hit is not None:
-            entry, distance = hit
-            declared |= {"bank": entry.bank, "ref": entry.ref, "distance": distance}
+            declared |= {"bank": hit.bank, "ref": hit.ref, "distance": hit.distance}
             # The message names neither bank nor entry: the answer must not help anyone
             # probe what a bank holds.
             raise BlockedByBankError("this image cannot be uploaded", media_id=media_id)

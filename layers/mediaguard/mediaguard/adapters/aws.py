@@ -15,7 +15,7 @@ from pynamodb.exceptions import PutError
 
 from ..audit import AuditRecord
 from ..models import Upload
-from ..ports import BankEntry, Deps
+from ..ports import Deps
 from ..settings import Settings, get_settings
 from . import tables
 
@@ -94,20 +94,6 @@ class DynamoItemStore:
             return None
         return item.attribute_values
 
-    def bank_entries(self) -> list[BankEntry]:
-        banks = {bank.name: bank for bank in tables.Bank.scan()}
-        entries = []
-        for row in tables.BankEntryItem.scan(tables.BankEntryItem.status == "active"):
-            bank = banks.get(row.bank)
-            if bank is None:
-                continue
-            entries.append(
-                BankEntry(bank=row.bank, kind=bank.kind, ref=row.ref, signal=row.signal, value=row.value,
-                          quality=int(row.quality) if row.quality is not None else None,
-                          threshold=int(bank.pdq_threshold), action=bank.action)
-            )
-        return entries
-
     def append_audit(self, chain: str, actor: str, event: str, detail: dict) -> AuditRecord:
         """Append to a chain: the record and the chain's head pointer in one transaction."""
         return self._audit().append(chain, actor, event, detail)
@@ -122,23 +108,6 @@ class DynamoItemStore:
 
             self._audit_store = DynamoAuditStore(names_from_settings(self.settings))
         return self._audit_store
-
-
-class DynamoBanks:
-    """Bank administration over the banks and bank-entries tables."""
-
-    def __init__(self, settings: Settings) -> None:
-        tables.bind(settings)
-
-    def create(self, name: str, kind: str, action: str | None = None, pdq_threshold: int = 31) -> None:
-        tables.Bank(name, kind=kind, action=action, pdq_threshold=pdq_threshold, created_at=_now()).save()
-
-    def add(self, bank: str, entries: list) -> int:
-        with tables.BankEntryItem.batch_write() as batch:
-            for entry in entries:
-                batch.save(tables.BankEntryItem(bank, entry.ref, signal=entry.signal, value=entry.value,
-                                                quality=entry.quality, added_at=_now()))
-        return len(entries)
 
 
 class S3PostPresigner:
