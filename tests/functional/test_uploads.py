@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
