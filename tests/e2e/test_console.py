@@ -37,7 +37,7 @@ BANK, ENTRY = "watchlist", "case-0042"
 @pytest.fixture(scope="module")
 def server():
     """``mediaguard serve`` on free ports, its request log kept for the test to read."""
-    from mediaguard.serve import LocalServer
+    from mediaguard.local.serve import LocalServer
 
     log = io.StringIO()
     local = LocalServer(port=0, moto_port=0, request_log=log)

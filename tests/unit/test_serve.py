@@ -14,7 +14,7 @@ from botocore.config import Config
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from mediaguard.serve import (
+from mediaguard.local.serve import (
     DevUser,
     PresignError,
     api_event,

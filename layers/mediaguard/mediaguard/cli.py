@@ -20,6 +20,7 @@ from typing import Any
 from .cli_audit import add_audit_parser, run_audit
 from .cli_bank import add_bank_parser, run_bank
 from .cli_geofence import add_geofence_parser, run_geofence
+from .cli_serve import add_serve_parser
 from .errors import MediaguardError
 from .settings import Settings
 
@@ -280,6 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bank_parser(sub)
     add_audit_parser(sub)
     add_geofence_parser(sub)
+    add_serve_parser(sub)
 
     sub.add_parser("demo", help="scan the bundled sample set against a demo bank and print a table")
     return parser
@@ -298,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
             code = run_sanitize(args.src, args.dst, out)
         elif args.command == "geofence":
             code = run_geofence(args, out)
+        elif args.command == "serve":
+            from .cli_serve import run_serve
+
+            code = run_serve(args, out)
         elif args.command == "audit":
             code = run_audit(args, out)
         elif args.command == "bank":

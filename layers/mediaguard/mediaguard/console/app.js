@@ -254,7 +254,7 @@
       ['Policy', view.policy_version],
       ['Lane', task.lane],
       ['Task', task.state],
-      ['Deadline', task.due_at ? dueText(task.due_at) : null],
+      ['Deadline', task.due_at && task.state !== 'decided' ? dueText(task.due_at) : null],
       ['Decision', task.decision_action ? `${task.decision_action} (${task.decision_reason}) by ${task.decided_by}` : null],
     ].filter(([, value]) => value !== undefined && value !== null));
 

@@ -52,8 +52,8 @@ from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from .local.postpolicy import sigv4_signature
-from .local.runtime import ACCOUNT_ID, LocalCloud
+from .postpolicy import sigv4_signature
+from .runtime import ACCOUNT_ID, LocalCloud
 
 CONSOLE_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -568,8 +568,8 @@ class LocalServer:
         """
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-        from .local.runtime import DEFAULT_TEMPLATE
-        from .local.template import Stack
+        from .runtime import DEFAULT_TEMPLATE
+        from .template import Stack
 
         template = self.template or DEFAULT_TEMPLATE
         declared = Stack.from_file(template).parameters
