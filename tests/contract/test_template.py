@@ -235,3 +235,15 @@ def test_cycle_check_catches_a_ref_to_the_notifying_bucket():
     # THEN the check finds bucket -> start -> state machine -> sanitize -> bucket
     cycle = find_cycle(_translated(broken))
     assert cycle and "UploadBucket" in cycle and "SanitizeFunction" in " ".join(cycle)
+
+
+@pytest.mark.parametrize(("event", "model"), [
+    ("sanitize", "Upload"), ("frames", "FramesInput"), ("classify", "ClassifyInput"),
+    ("similarity", "SimilarityInput"), ("score", "ScoreInput"), ("enforce", "EnforceInput"),
+    ("failure", "FailureInput"),
+])
+def test_pipeline_sample_events_parse_with_their_stage_models(event, model):
+    # The samples `sam local invoke -e` uses must be what the handlers accept today.
+    from mediaguard import models
+
+    getattr(models, model).model_validate(json.loads((REPO / "events" / f"{event}.json").read_text()))

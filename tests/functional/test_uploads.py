@@ -84,9 +84,19 @@ class _Records(logging.Handler):
 @pytest.fixture
 def log_records():
     records, logger = _Records(), logging.getLogger("mediaguard")
+    # The library's Powertools child loggers are created once per process, at the level of
+    # whichever local stack imported them first (another module's may be WARNING); this
+    # test reads INFO lines, so it lowers them for its duration.
+    ours = [logger] + [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+                       if name.startswith("mediaguard.")]
+    levels = [lg.level for lg in ours]
+    for lg in ours:
+        lg.setLevel(logging.INFO)
     logger.addHandler(records)
     yield records.seen
     logger.removeHandler(records)
+    for lg, level in zip(ours, levels, strict=True):
+        lg.setLevel(level)
 
 
 def test_granted_post_lands_and_runs_the_pipeline(cloud, astronaut_jpeg, log_records):
