@@ -76,3 +76,19 @@ def test_only_one_local_stack_runs_at_a_time():
     with LocalCloud(parameters={"LogLevel": "ERROR"}):
         with pytest.raises(LocalRuntimeError):
             LocalCloud.start()
+
+
+def test_a_shadow_policy_is_recorded_beside_the_active_one_and_never_acts():
+    # GIVEN a stack whose shadow policy is the previous policy version
+    with LocalCloud(parameters={"LogLevel": "ERROR", "ShadowPolicy": "policy-2026-11-23.2.json"}) as cloud:
+        # WHEN an image runs through the pipeline
+        media_id = cloud.upload(jpeg_bytes(photo("coffee")), "image/jpeg")
+        assert cloud.wait(media_id).status == "SUCCEEDED"
+        item = cloud.item(media_id)
+    # THEN the decision names the active policy, and the shadow's verdict is recorded beside it
+    assert item["policy_version"] == "2026-11-23.3"
+    shadow = item["shadow"]
+    assert shadow["policy_version"] == "2026-11-23.2" and 0.0 <= shadow["risk"] <= 1.0
+    assert shadow["differs"] == (shadow["action"] != item["action"] or shadow["escalate"] != item["escalate"])
+    # AND the inputs are stored, so the decision can be replayed under either policy
+    assert set(item["score_inputs"]) >= {"classifier", "matches", "provenance", "history"}
