@@ -222,7 +222,8 @@ class Matcher:
             for m in self._video_matches(query, radius):
                 keep(m)
         else:
-            variants = query.dihedral or [query.frames[0][0]] if query.frames else []
+            # A still: its PDQ and (when computed) its seven rotations/mirrors, one quality.
+            variants = (query.dihedral or [query.frames[0][0]]) if query.frames else []
             quality = query.frames[0][1] if query.frames else 0
             if quality >= PDQ_MIN_QUALITY:
                 for i, pdq in enumerate(variants):

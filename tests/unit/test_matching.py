@@ -1,0 +1,117 @@
+"""The matcher's index build + delta semantics, on a fake bank reader and a fake clock."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mediaguard.matching import DELTA_SECONDS, BankInfo, BuiltIndex, IndexEntry, Matcher, Query, fetch, publish
+
+A = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
+
+
+def flip(hex_: str, bits: int) -> str:
+    """``hex_`` with its lowest ``bits`` bits inverted."""
+    return f"{int(hex_, 16) ^ ((1 << bits) - 1):064x}"
+
+
+def far(seed: int) -> str:
+    return np.random.default_rng(seed).bytes(32).hex()
+
+
+class Reader:
+    def __init__(self, banks: list[BankInfo], entries: list[IndexEntry]) -> None:
+        self._banks, self.entries = banks, entries
+
+    def banks(self) -> list[BankInfo]:
+        return self._banks
+
+    def active_entries(self):
+        return [e for e in self.entries if e.active]
+
+    def changed_since(self, since: float) -> list[IndexEntry]:
+        return [e for e in self.entries if e.updated_at >= since]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_withdrawal_after_the_build_hides_the_indexed_entry_once_the_delta_refreshes():
+    # GIVEN an index built with one block entry
+    reader = Reader([BankInfo("ncii", "block")], [IndexEntry("ncii", "r1", "pdq", A, 100, updated_at=900.0)])
+    clock = Clock()
+    matcher = Matcher(reader, BuiltIndex.build(reader.active_entries(), built_at=950.0), clock=clock)
+    assert [m.ref for m in matcher.match(Query(frames=[(flip(A, 5), 100)]))] == ["r1"]
+    # WHEN the entry is withdrawn after the build
+    reader.entries = [IndexEntry("ncii", "r1", "pdq", None, None, active=False, updated_at=1001.0)]
+    # THEN it still matches until the delta's refresh period has passed, and not after
+    clock.now += DELTA_SECONDS / 2
+    assert matcher.match(Query(frames=[(flip(A, 5), 100)]))
+    clock.now += DELTA_SECONDS
+    assert matcher.match(Query(frames=[(flip(A, 5), 100)])) == []
+
+
+def test_thresholds_quality_and_rotations_are_applied_per_bank():
+    # GIVEN a strict bank (10 bits) and a default one (31), holding hashes 20 bits from the query
+    reader = Reader([BankInfo("strict", "flag", pdq_threshold=10), BankInfo("loose", "flag")],
+                    [IndexEntry("strict", "s", "pdq", A, 100, updated_at=1.0),
+                     IndexEntry("loose", "l", "pdq", A, 100, updated_at=1.0)])
+    matcher = Matcher(reader, clock=Clock())
+    query = flip(A, 20)
+    # THEN only the loose bank matches, and a low-quality query matches nothing
+    assert [(m.bank, m.distance) for m in matcher.match(Query(frames=[(query, 100)]))] == [("loose", 20)]
+    assert matcher.match(Query(frames=[(query, 40)])) == []
+    # AND a match through a rotated variant is named as such
+    rotated = Query(frames=[(far(1), 100)], dihedral=[far(1), far(2), query, far(3), far(4), far(5), far(6), far(7)])
+    (match,) = matcher.match(rotated)
+    assert (match.bank, match.signal) == ("loose", "pdq_dihedral")
+
+
+def test_a_video_matches_a_banked_video_only_when_most_frames_match_both_ways():
+    # GIVEN a banked video of five frames
+    frames = [far(10 + i) for i in range(5)]
+    reader = Reader([BankInfo("deepfakes", "flag")],
+                    [IndexEntry("deepfakes", f"clip#{i}", "pdq", h, 100, group="clip", updated_at=1.0)
+                     for i, h in enumerate(frames)])
+    matcher = Matcher(reader, clock=Clock())
+    # WHEN a copy shows all five (re-encoded: a few bits off) THEN it is a vPDQ match on the group
+    (match,) = matcher.match(Query(frames=[(flip(h, 3), 100) for h in frames], is_video=True))
+    assert (match.ref, match.signal, match.frames_matched, match.reference_matched) == ("clip", "vpdq", 1.0, 1.0)
+    # AND a clip sharing two of its five frames with unrelated footage is not
+    partial = [(flip(h, 3), 100) for h in frames[:2]] + [(far(99 + i), 100) for i in range(3)]
+    assert matcher.match(Query(frames=partial, is_video=True)) == []
+
+
+def test_embeddings_match_at_the_bank_threshold_and_report_cosine_distance():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=64).astype(np.float32)
+    near = ref + 0.1 * rng.normal(size=64).astype(np.float32)
+    reader = Reader([BankInfo("known", "flag", embedding_threshold=0.95)],
+                    [IndexEntry("known", "k", "embedding", ref, updated_at=1.0)])
+    matcher = Matcher(reader, clock=Clock(), default_cosine=0.9)
+    (match,) = matcher.match(Query(frames=[], embeddings=near[None, :]))
+    cos = float(ref @ near / np.linalg.norm(ref) / np.linalg.norm(near))
+    assert match.signal == "embedding" and abs(match.distance - (1 - cos)) < 2e-3
+    assert matcher.match(Query(frames=[], embeddings=rng.normal(size=(1, 64)))) == []
+
+
+def test_a_published_build_round_trips_through_the_stored_form(tmp_path):
+    # GIVEN a build with hashes and embeddings, published as files (S3 on AWS)
+    vec = np.ones(8, dtype=np.float32)
+    build = BuiltIndex.build([IndexEntry("b", "r", "pdq", A, 100), IndexEntry("b", "e", "embedding", vec)], 5.0)
+    stored: dict[str, bytes] = {}
+    manifest = publish(build, stored.__setitem__)
+    assert "index/manifest.json" in stored and manifest["pdq_entries"] == 1
+
+    def download(key, path):
+        path.write_bytes(stored[key])
+
+    # WHEN another process fetches it
+    loaded = fetch(manifest, download, tmp_path)
+    # THEN it answers like the original
+    assert loaded.pdq.query(A) == [(0, 0)] and loaded.pdq_entries == [("b", "r", None)]
+    assert loaded.emb.shape == (1, 8) and abs(float(loaded.emb[0] @ (vec / np.linalg.norm(vec))) - 1) < 1e-3
