@@ -113,3 +113,26 @@ def test_index_build_then_withdrawal_takes_effect_without_a_rebuild(cloud, banks
     second, _ = _scan(cloud, jpeg_bytes(photo("rocket").resize((400, 600)), quality=70), "image/jpeg")
     # THEN the same copy no longer matches, though the index build still holds the hash
     assert not any(m["bank"] == "ncii" for m in second.get("matches") or [])
+
+
+def test_a_video_matching_a_block_bank_is_removed_into_the_evidence_store(cloud, banks):
+    # GIVEN a block bank holding a clip
+    source = slideshow(photos(3, offset=4), seconds_each=1.0, size=(640, 360))
+    banks.create_bank("ncii-video", "block", actor="test")
+    banks.add_media("ncii-video", "v-7", source, actor="test", declared="video/mp4",
+                    featurizer=media_featurizer(cloud.deps().settings))
+    _after_a_minute(cloud)
+    # WHEN its re-encode is uploaded
+    copy = reencode(source, (480, 270), crf=30)
+    item, _ = _scan(cloud, copy, "video/mp4")
+    # THEN it is removed: nothing is served, and the original and the remuxed copy sit in
+    # the evidence store, byte for byte what was uploaded and what was served
+    assert item["action"] == "remove" and item.get("served_key") is None
+    assert any(m["signal"] == "vpdq" and m["bank"] == "ncii-video" for m in item["matches"])
+    s3 = cloud.client("s3")
+    evidence = cloud.output("EvidenceBucket")
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=evidence, Prefix=f"evidence/{item['media_id']}/")
+            .get("Contents", [])]
+    originals = [k for k in keys if "original" in k]
+    assert originals and s3.get_object(Bucket=evidence, Key=originals[0])["Body"].read() == copy
+    assert any(k.endswith("sanitized.mp4") for k in keys)

@@ -222,9 +222,14 @@ def frames(request: FramesInput, deps: Deps) -> FramesResult:
             fmt = video.remux_clean(src, clean, timeout=limits.timeout_s)
             frameset = video.extract_frames(clean, limits)
             sanitized_key = f"media/{media_id}/sanitized.{fmt.extension}"
-            deps.blobs.put(bucket, sanitized_key, clean.read_bytes(), fmt.content_type)
+            clean_bytes = clean.read_bytes()
+            # Recorded like a still's: enforcement checks the evidence copy against it.
+            sanitized_sha256 = hashlib.sha256(clean_bytes).hexdigest()
+            deps.blobs.put(bucket, sanitized_key, clean_bytes, fmt.content_type)
+            del clean_bytes
     else:
         sanitized_key = _require(request.sanitize.sanitized_key, "sanitized_key")
+        sanitized_sha256 = request.sanitize.sanitized_sha256
         data, _ = deps.blobs.get(bucket, sanitized_key)
         frameset = video.extract_animated_frames(data, limits)
     hashes = video.pdq_frames(frameset)
@@ -243,7 +248,8 @@ def frames(request: FramesInput, deps: Deps) -> FramesResult:
         media_type=request.sanitize.media_type, method=frameset.method, count=len(refs), truncated=frameset.truncated,
         duration_s=frameset.duration_s, sanitized_key=sanitized_key, poster_key=refs[0].key, frames=refs, batches=batches,
     )
-    deps.items.update(media_id, {"sanitized_key": sanitized_key, "frames": {
+    deps.items.update(media_id, {"sanitized_key": sanitized_key, "sanitized_sha256": sanitized_sha256,
+                                 "poster_key": result.poster_key, "frames": {
         "count": result.count, "method": result.method, "truncated": result.truncated, "duration_s": result.duration_s}})
     deps.items.append_audit(media_id, "system:frames", "frames", {
         "count": result.count, "method": result.method, "truncated": result.truncated,
