@@ -14,6 +14,8 @@ import importlib.util
 import io
 import json
 import os
+import re
+import secrets
 import threading
 import time
 import traceback
@@ -245,9 +247,26 @@ class LocalCloud:
         events = self.client("events")
         for logical in stack.of_type("AWS::Events::EventBus"):
             events.create_event_bus(Name=stack.physical_name(logical))
+        self._create_secrets()
         self._create_functions(role)
         self._create_notifications(s3)
         self._create_state_machines(role)
+
+    def _create_secrets(self) -> None:
+        """Secrets the template generates (GenerateSecretString), with a random value as
+        CloudFormation would, so ``{{resolve:secretsmanager:…}}`` references resolve."""
+        sm = self.client("secretsmanager")
+        for logical, resource in self.stack.of_type("AWS::SecretsManager::Secret").items():
+            spec = resource.get("Properties", {}).get("GenerateSecretString", {})
+            length = int(spec.get("PasswordLength", 32))
+            value = secrets.token_urlsafe(length)[:length]
+            sm.create_secret(Name=self.stack.physical_name(logical), SecretString=value)
+
+    def _dynamic_references(self, value: str) -> str:
+        def resolve(match: re.Match) -> str:
+            return self.client("secretsmanager").get_secret_value(SecretId=match.group(1))["SecretString"]
+
+        return re.sub(r"\{\{resolve:secretsmanager:([^}:]+)\}\}", resolve, value)
 
     def _create_bucket(self, s3: Any, logical: str, props: dict) -> None:
         bucket = self.stack.physical_name(logical)
@@ -268,7 +287,8 @@ class LocalCloud:
         for logical in stack.of_type("AWS::Serverless::Function"):
             props = stack.resolve(stack.function_properties(logical))
             name = stack.physical_name(logical)
-            variables = {k: str(v) for k, v in props.get("Environment", {}).get("Variables", {}).items()}
+            variables = {k: self._dynamic_references(str(v))
+                         for k, v in props.get("Environment", {}).get("Variables", {}).items()}
             for key, value in variables.items():
                 # Handlers share this process, so they share os.environ: refuse a template
                 # in which two functions need different values for one variable.
