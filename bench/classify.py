@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 
@@ -22,6 +21,7 @@ import onnxruntime as ort
 from PIL import Image
 
 from bench._media import photo_12mp_jpeg
+from bench._timing import median_ms
 from mediaguard.classify import decode_for_models, open_nsfw
 from mediaguard.media import load_rgb, open_image
 
@@ -40,16 +40,6 @@ def frames() -> list[Image.Image]:
         out.append(img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                               Image.Resampling.BILINEAR))
     return out
-
-
-def median_ms(fn, runs: int) -> float:
-    fn()  # warm-up
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
 
 
 def main() -> int:

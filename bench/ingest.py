@@ -19,26 +19,15 @@ import argparse
 import io
 import os
 import platform
-import statistics
 import sys
-import time
 
 import numpy as np
 from PIL import Image
 
 from bench._media import photo_12mp_jpeg, photo_1080p_png
+from bench._timing import median_ms
 from mediaguard.ingest import PDQ_MIN_SIDE, prepare
 from mediaguard.settings import Settings
-
-
-def _median_ms(fn, runs: int) -> float:
-    fn()  # warm-up
-    samples = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(samples)
 
 
 def floor(data: bytes) -> None:
@@ -69,10 +58,10 @@ def main() -> int:
     print(f"{'input':<22}{'ingest':>10}{'floor':>10}{'naive':>10}{'ingest/floor':>14}{'naive/ingest':>14}"
           f"{'+forensics':>12}")
     for label, data in (("12 MP JPEG (4000x3000)", photo_12mp_jpeg()), ("1080p PNG", photo_1080p_png())):
-        ingest_ms = _median_ms(lambda d=data: prepare(d, None, settings, forensics=False), args.runs)
-        full_ms = _median_ms(lambda d=data: prepare(d, None, settings), args.runs)
-        floor_ms = _median_ms(lambda d=data: floor(d), args.runs)
-        naive_ms = _median_ms(lambda d=data: naive(d), max(3, args.runs // 2))
+        ingest_ms = median_ms(lambda d=data: prepare(d, None, settings, forensics=False), args.runs)
+        full_ms = median_ms(lambda d=data: prepare(d, None, settings), args.runs)
+        floor_ms = median_ms(lambda d=data: floor(d), args.runs)
+        naive_ms = median_ms(lambda d=data: naive(d), max(3, args.runs // 2))
         print(f"{label:<22}{ingest_ms:>8.1f}ms{floor_ms:>8.1f}ms{naive_ms:>8.1f}ms"
               f"{ingest_ms / floor_ms:>13.2f}x{naive_ms / ingest_ms:>13.1f}x{full_ms - ingest_ms:>10.1f}ms")
     return 0

@@ -422,18 +422,17 @@ def score_item(request: ScoreInput, deps: Deps) -> ScoreResult:
 def enforce(request: EnforceInput, deps: Deps) -> EnforceResult:
     """Apply the scored action: audited, evented, safe to retry (see :mod:`mediaguard.enforcement`)."""
     from . import enforcement
-    from .review import upload_reach, uploader_of
+    from .review import upload_facts
 
     score = request.score
     item = deps.items.get(request.media_id) or {}
-    reach = upload_reach(request.media_id, deps)
+    uploader, reach = upload_facts(request.media_id, deps, item)
     context = {"risk": score.risk, "policy_version": score.policy_version, "sanitized_key": request.sanitized_key,
                "poster_key": request.poster_key, "reach": reach}
     decision = enforcement.apply(request.media_id, score.action, actor="system:enforce",
                                  reason=enforcement.reason_from_score(score), context=context, deps=deps)
     deps.items.update(request.media_id, {"status": "done", "reach": reach})
     history = deps.extras.get("history")
-    uploader = uploader_of(request.media_id, deps, item) if history is not None else None
     if history is not None and uploader:
         history.record_outcome(uploader, request.media_id, decision.action,
                                {m["kind"] for m in item.get("matches") or []})

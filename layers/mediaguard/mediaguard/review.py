@@ -574,6 +574,16 @@ def _upload_grant(media_id: str, deps: Deps) -> audit.AuditRecord | None:
     return None
 
 
+def upload_facts(media_id: str, deps: Deps, item: dict[str, Any] | None = None) -> tuple[str | None, int | None]:
+    """``(uploader_of, upload_reach)`` from one read of the upload's chain."""
+    grant = _upload_grant(media_id, deps)
+    uploader = str(item["uploader"]) if item and item.get("uploader") else None
+    if uploader is None and grant is not None and grant.actor.startswith(CLIENT_ACTOR_PREFIX):
+        uploader = grant.actor[len(CLIENT_ACTOR_PREFIX):]
+    reach = grant.detail.get("reach") if grant else None
+    return uploader, int(reach) if reach is not None else None
+
+
 def uploader_of(media_id: str, deps: Deps, item: dict[str, Any] | None = None) -> str | None:
     """The JWT subject the upload was granted to.
 
@@ -583,17 +593,12 @@ def uploader_of(media_id: str, deps: Deps, item: dict[str, Any] | None = None) -
     """
     if item and item.get("uploader"):
         return str(item["uploader"])
-    grant = _upload_grant(media_id, deps)
-    if grant is None or not grant.actor.startswith(CLIENT_ACTOR_PREFIX):
-        return None
-    return grant.actor[len(CLIENT_ACTOR_PREFIX):]
+    return upload_facts(media_id, deps)[0]
 
 
 def upload_reach(media_id: str, deps: Deps) -> int | None:
     """The reach the platform declared with the upload request, if it declared one."""
-    grant = _upload_grant(media_id, deps)
-    reach = grant.detail.get("reach") if grant else None
-    return int(reach) if reach is not None else None
+    return upload_facts(media_id, deps)[1]
 
 
 # --- the service ----------------------------------------------------------------------------------

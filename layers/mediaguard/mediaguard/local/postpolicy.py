@@ -33,8 +33,8 @@ from xml.sax.saxutils import escape
 _EXEMPT = {"policy", "x-amz-signature", "file"}
 
 
-class PostPolicyViolation(Exception):
-    """What S3 would answer instead of storing the object."""
+class S3ErrorResponse(Exception):
+    """An error S3 answers with: a code, a message, an HTTP status and its XML body."""
 
     def __init__(self, code: str, message: str, status: int = 403) -> None:
         super().__init__(message)
@@ -44,6 +44,10 @@ class PostPolicyViolation(Exception):
     def xml(self) -> str:
         return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{escape(self.code)}</Code>'
                 f"<Message>{escape(str(self))}</Message></Error>")
+
+
+class PostPolicyViolation(S3ErrorResponse):
+    """What S3 would answer instead of storing the object."""
 
 
 def _denied(message: str) -> PostPolicyViolation:

@@ -52,7 +52,7 @@ from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from .postpolicy import sigv4_signature
+from .postpolicy import S3ErrorResponse, sigv4_signature
 from .runtime import ACCOUNT_ID, LocalCloud
 
 CONSOLE_FILES = {
@@ -232,19 +232,8 @@ def localize_s3_urls(value: Any, buckets: set[str], base: str, origins: dict[str
     return value
 
 
-class PresignError(Exception):
+class PresignError(S3ErrorResponse):
     """S3's refusal of a presigned GET: an error code, a message and a status."""
-
-    def __init__(self, code: str, message: str, status: int = 403) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-
-    def xml(self) -> str:
-        from xml.sax.saxutils import escape
-
-        return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{escape(self.code)}</Code>'
-                f"<Message>{escape(str(self))}</Message></Error>")
 
 
 def verify_presigned_get(host: str, raw_path: str, raw_query: str, *, secret_for: Callable[[str], str | None],
