@@ -22,8 +22,8 @@ from PIL import Image
 
 from bench._media import photo_12mp_jpeg
 from bench._timing import median_ms
-from mediaguard.classify import decode_for_models, open_nsfw
-from mediaguard.media import load_rgb, open_image
+from mediaguard.analysis.classify import decode_for_models, open_nsfw
+from mediaguard.ingress.media import load_rgb, open_image
 
 NAMES = ("astronaut", "camera", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "coins", "moon",
          "immunohistochemistry", "clock", "cell", "horse", "page", "text", "colorwheel")

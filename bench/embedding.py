@@ -37,7 +37,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from mediaguard.embedding import EmbeddingIndex  # noqa: E402
+from mediaguard.analysis.embedding import EmbeddingIndex  # noqa: E402
 
 DIM = 1024
 # Ubuntu MATE's wallpaper in four tints is one design recoloured: a copy, not an unrelated
@@ -122,8 +122,8 @@ def _corpus() -> dict[str, object]:
 
 
 def calibrate(thresholds: list[float]) -> None:
-    from mediaguard.classify import open_nsfw
-    from mediaguard.neardup import Features, decide, pdq_distance, reference_views
+    from mediaguard.analysis.classify import open_nsfw
+    from mediaguard.analysis.neardup import Features, decide, pdq_distance, reference_views
     from mediaguard.settings import Settings
     from tests.unit.test_neardup import TRANSFORMS, upload_features
 

@@ -1,4 +1,4 @@
-"""Video frame extraction: keyframes + scene changes (mediaguard.video) against an
+"""Video frame extraction: keyframes + scene changes (mediaguard.ingress.video) against an
 ``fps=1`` extraction baseline, same clip, same run.
 
 The clip is made once (and kept in --dir): 60 s of 1280x720 H.264 at 25 fps, 15
@@ -29,8 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from mediaguard.settings import Settings
-from mediaguard.video import (
+from mediaguard.ingress.video import (
     _CHILD_ENV,
     _SCALE,
     VideoLimits,
@@ -40,6 +39,7 @@ from mediaguard.video import (
     pdq_frames,
     vpdq_match,
 )
+from mediaguard.settings import Settings
 
 
 def _clips(directory: Path) -> dict[str, Path]:

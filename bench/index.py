@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mediaguard.index import PdqIndex, brute_force
+from mediaguard.analysis.index import PdqIndex, brute_force
 
 
 def _size(text: str) -> int:

@@ -26,7 +26,7 @@ from PIL import Image
 
 from bench._media import photo_12mp_jpeg, photo_1080p_png
 from bench._timing import median_ms
-from mediaguard.ingest import PDQ_MIN_SIDE, prepare
+from mediaguard.ingress.ingest import PDQ_MIN_SIDE, prepare
 from mediaguard.settings import Settings
 
 

@@ -44,8 +44,8 @@ def run_local(data: bytes, runs: int) -> tuple[list[dict[str, float]], list[floa
 
 def run_direct(data: bytes, runs: int) -> list[float]:
     """The same stage functions, called in-process against moto, without the orchestration."""
-    from mediaguard import pipeline
     from mediaguard.models import ClassifyInput, EnforceInput, ScoreInput, SimilarityInput, Upload
+    from mediaguard.stages import pipeline
 
     times = []
     with LocalCloud(parameters={"LogLevel": "ERROR"}) as cloud:

@@ -1,7 +1,7 @@
 """Lambda@Edge origin request on the small-media upload path: strip metadata and
 fingerprint at the edge, so a body of up to 1 MB reaches the origin already clean.
 
-It runs exactly the pipeline's code (``mediaguard.ingest.prepare``, copied into this
+It runs exactly the pipeline's code (``mediaguard.ingress.ingest.prepare``, copied into this
 package by the Makefile because Lambda@Edge forbids layers), replaces the body with
 the sanitized bytes and adds the fingerprints as headers for the origin. Named
 ``x-amz-meta-*`` so that, when the origin is S3, they become object metadata.
@@ -27,7 +27,7 @@ import time
 from typing import Any
 
 from mediaguard.errors import MediaguardError
-from mediaguard.ingest import prepare
+from mediaguard.ingress.ingest import prepare
 from mediaguard.settings import Settings
 
 # CloudFront hands an origin-request trigger at most 1 MB of body (truncating the

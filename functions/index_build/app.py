@@ -3,8 +3,8 @@
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard import pipeline
 from mediaguard.adapters.aws import deps
+from mediaguard.stages import pipeline
 
 logger = Logger(service="mediaguard")
 

@@ -4,9 +4,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard import pipeline
 from mediaguard.adapters.aws import deps
 from mediaguard.models import ScoreInput
+from mediaguard.stages import pipeline
 
 logger = Logger(service="mediaguard")
 

@@ -6,9 +6,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard import pipeline
 from mediaguard.adapters.aws import deps
 from mediaguard.models import Upload
+from mediaguard.stages import pipeline
 
 logger = Logger(service="mediaguard")
 

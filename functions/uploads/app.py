@@ -8,8 +8,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard import uploads
 from mediaguard.adapters.aws import deps, presigner
+from mediaguard.api import uploads
 
 logger = Logger(service="mediaguard")
 app = APIGatewayHttpResolver(enable_validation=True)

@@ -5,7 +5,7 @@ from aws_lambda_powertools.utilities.parser import envelopes, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mediaguard.adapters.enforcement import default_webhook_sink
-from mediaguard.events import DecisionEvent
+from mediaguard.decisions.events import DecisionEvent
 
 logger = Logger(service="mediaguard")
 

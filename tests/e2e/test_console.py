@@ -61,8 +61,8 @@ def banked(server, image):
     """A flag bank whose configured action is ``review``, holding the photo's PDQ: the
     policy then sends any copy of it to a person (scoring: an explicit bank action)."""
     from mediaguard.adapters.banks import dynamo_bank_service
-    from mediaguard.banks import NewEntry
-    from mediaguard.ingest import prepare
+    from mediaguard.analysis.banks import NewEntry
+    from mediaguard.ingress.ingest import prepare
     from mediaguard.settings import Settings
 
     fingerprints = prepare(image, "image/jpeg", Settings()).fingerprints

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from mediaguard.audit import verify
+from mediaguard.audit.chain import verify
 from tests.conftest import REPO, jpeg_bytes, load_event, photo
 
 DEV_TOKENS = {"dev-reviewer-token": {"sub": "dev-reviewer", "roles": ["reviewer"]}}
@@ -123,9 +123,10 @@ def scored_into_review(stack, media_id: str, *, risk: float, reach: int) -> None
     """What the upload API and the pipeline leave behind for an item that needs people:
     the grant in the upload chain, the original and its sanitized copy, the scores, and
     the automated ``review`` decision, which enqueues the item through enforcement."""
-    from mediaguard import enforcement, uploads
     from mediaguard.adapters import aws
     from mediaguard.adapters.review import review_service
+    from mediaguard.api import uploads
+    from mediaguard.decisions import enforcement
     from mediaguard.models import Upload
 
     _, s3 = stack
@@ -301,7 +302,7 @@ def test_the_scheduled_sweep_moves_an_overdue_task_to_the_senior_lane(stack, cal
 
     from mediaguard.adapters import aws
     from mediaguard.adapters.review import task_queue
-    from mediaguard.review import TaskQueue
+    from mediaguard.decisions.review import TaskQueue
 
     # GIVEN a fast-lane task queued two hours ago (its SLA is one hour)
     queue = task_queue()
@@ -351,7 +352,7 @@ def test_admins_manage_geofence_rules_and_every_change_is_audited(stack, call):
 def test_admins_list_the_banks(stack, call):
     from mediaguard.adapters import aws
     from mediaguard.adapters.banks import DynamoBankStore
-    from mediaguard.banks import Bank
+    from mediaguard.analysis.banks import Bank
 
     DynamoBankStore(aws.deps().settings).create_bank(Bank(name="ncii-demo", kind="block", action="remove"))
     status, page = call("GET", "/admin/banks", claims=ADMIN)

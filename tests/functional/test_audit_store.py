@@ -26,8 +26,8 @@ from mediaguard.adapters.audit import (
     names_from_settings,
     pending_shard,
 )
-from mediaguard.audit import DIGEST_CHAIN, Head, digest_key, next_record, verify_trail
-from mediaguard.cli_audit import add_audit_parser, run_audit
+from mediaguard.audit.chain import DIGEST_CHAIN, Head, digest_key, next_record, verify_trail
+from mediaguard.cli.audit import add_audit_parser, run_audit
 from mediaguard.settings import Settings
 from tests.conftest import REPO
 

@@ -12,9 +12,9 @@ import pytest
 from moto import mock_aws
 
 from mediaguard.adapters import tables
-from mediaguard.audit import verify
-from mediaguard.banks import Features, pdq_ref
-from mediaguard.cli_bank import add_bank_parser, run_bank
+from mediaguard.analysis.banks import Features, pdq_ref
+from mediaguard.audit.chain import verify
+from mediaguard.cli.bank import add_bank_parser, run_bank
 from mediaguard.local.template import load_template
 from tests.conftest import REPO, jpeg_bytes, photo
 

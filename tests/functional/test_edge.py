@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from mediaguard.adapters.geofence import DynamoGeofence
-from mediaguard.ingest import prepare
+from mediaguard.ingress.ingest import prepare
 from mediaguard.local.runtime import LocalCloud
 from mediaguard.settings import Settings
 from tests.conftest import REPO, load_event

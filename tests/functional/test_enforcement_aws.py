@@ -22,11 +22,11 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mediaguard import audit
 from mediaguard.adapters.aws import S3BlobStore
 from mediaguard.adapters.enforcement import EventBridgeSink, S3BlobCustody, enforcement_ports
-from mediaguard.enforcement import apply, restore
-from mediaguard.events import (
+from mediaguard.audit import chain as audit
+from mediaguard.decisions.enforcement import apply, restore
+from mediaguard.decisions.events import (
     DETAIL_TYPE,
     SIGNATURE_HEADER,
     SOURCE,

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from mediaguard.adapters.banks import dynamo_bank_service
-from mediaguard.featurize import media_featurizer
+from mediaguard.analysis.featurize import media_featurizer
 from tests.conftest import jpeg_bytes, photo
 from tests.media_video import photos, reencode, slideshow
 

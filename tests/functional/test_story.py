@@ -13,8 +13,8 @@ import time
 import pytest
 
 from mediaguard.adapters.banks import dynamo_bank_service
-from mediaguard.cli_audit import run_audit
-from mediaguard.featurize import media_featurizer
+from mediaguard.analysis.featurize import media_featurizer
+from mediaguard.cli.audit import run_audit
 from mediaguard.local.runtime import LocalCloud
 from tests.conftest import jpeg_bytes, load_event, photo
 

@@ -13,9 +13,9 @@ import pytest
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from mediaguard.adapters.banks import dynamo_bank_service
-from mediaguard.audit import verify
-from mediaguard.banks import NewEntry
-from mediaguard.ingest import prepare
+from mediaguard.analysis.banks import NewEntry
+from mediaguard.audit.chain import verify
+from mediaguard.ingress.ingest import prepare
 from mediaguard.local.postpolicy import PostPolicyViolation, verify_post
 from mediaguard.local.runtime import LocalCloud
 from mediaguard.settings import Settings

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from mediaguard.audit import (
+from mediaguard.audit.chain import (
     DIGEST_CHAIN,
     GENESIS,
     Anchor,

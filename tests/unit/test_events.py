@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from mediaguard.adapters.enforcement import WebhookDeliveryError, WebhookSink
-from mediaguard.events import (
+from mediaguard.decisions.events import (
     EVENT_ID_HEADER,
     SIGNATURE_HEADER,
     DecisionEvent,

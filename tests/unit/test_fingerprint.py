@@ -12,7 +12,7 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from mediaguard.fingerprint import REGISTRY, DHashSignal, PdqSignal, PHashSignal, SignalType, fingerprint
+from mediaguard.ingress.fingerprint import REGISTRY, DHashSignal, PdqSignal, PHashSignal, SignalType, fingerprint
 from mediaguard.models import Fingerprints
 
 SKIMAGE_DATA_DIR = os.path.dirname(skimage.data.__file__)
@@ -288,7 +288,7 @@ def test_unrelated_photos_do_not_match_under_pdq(first, second):
 
 def test_an_upload_is_fingerprinted_with_its_dihedral_variants(astronaut_jpeg):
     # GIVEN an uploaded JPEG WHEN it goes through the ingest path
-    from mediaguard.ingest import prepare
+    from mediaguard.ingress.ingest import prepare
     from mediaguard.settings import Settings
 
     fps = prepare(astronaut_jpeg, "image/jpeg", Settings(), forensics=False).fingerprints

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mediaguard import forensics
 from mediaguard.errors import MediaguardError
-from mediaguard.forensics import (
+from mediaguard.ingress import forensics
+from mediaguard.ingress.forensics import (
     SD1_WATERMARK_BITS,
     SDXL_WATERMARK_BITS,
     decode_watermark,

@@ -16,7 +16,7 @@ import pytest
 from PIL import ExifTags, Image, PngImagePlugin
 
 from mediaguard import errors
-from mediaguard.media import (
+from mediaguard.ingress.media import (
     GIF,
     HEIF,
     JPEG,
@@ -29,7 +29,7 @@ from mediaguard.media import (
     check_frames,
     sniff,
 )
-from mediaguard.sanitize import sanitize
+from mediaguard.ingress.sanitize import sanitize
 
 pillow_heif.register_heif_opener()  # the tests encode HEIF; the code under test registers its own
 

@@ -15,9 +15,9 @@ from botocore.stub import Stubber
 from moto import mock_aws
 
 from mediaguard.adapters.geofence import DynamoGeofence, JsonGeofence
-from mediaguard.cli_geofence import add_geofence_parser, run_geofence
-from mediaguard.geofence import COUNTRY_CODES, GeofenceRuleError, GeoRule, new_rule, parse_scope, rule_key
-from mediaguard.history import Pseudonymiser
+from mediaguard.cli.geofence import add_geofence_parser, run_geofence
+from mediaguard.decisions.geofence import COUNTRY_CODES, GeofenceRuleError, GeoRule, new_rule, parse_scope, rule_key
+from mediaguard.decisions.history import Pseudonymiser
 from mediaguard.local.template import load_template
 from mediaguard.settings import Settings, get_settings
 from tests.conftest import REPO, load_event

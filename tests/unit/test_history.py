@@ -12,7 +12,7 @@ from moto import mock_aws
 from pydantic import SecretStr
 
 from mediaguard.adapters.history import DynamoHistory, HistoryItem
-from mediaguard.history import HistorySnapshot, Pseudonymiser, sliding_count
+from mediaguard.decisions.history import HistorySnapshot, Pseudonymiser, sliding_count
 
 REGION = "eu-west-1"
 SECRET = "unit-test-uploader-key-0123456789"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mediaguard.index import PdqIndex, brute_force, to_words
+from mediaguard.analysis.index import PdqIndex, brute_force, to_words
 
 N = 20_000
 PLANTED = (0, 5, 15, 31, 32, 40)  # distances from the query hash; 31 must match, 32 must not
@@ -170,7 +170,7 @@ def test_an_empty_index_answers_from_its_delta():
 
 def test_full_width_buckets_used_at_millions_of_hashes_match_a_linear_scan(corpus, monkeypatch):
     # GIVEN the bucket layout a 10M index gets (all 21/22 bits address a bucket), on the small corpus
-    import mediaguard.index as index_module
+    import mediaguard.analysis.index as index_module
 
     monkeypatch.setattr(index_module, "_bucket_bits", lambda n: tuple(b for _, _, b in index_module._LAYOUT))
     hashes, ids, queries = corpus

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mediaguard.matching import DELTA_SECONDS, BankInfo, BuiltIndex, IndexEntry, Matcher, Query, fetch, publish
+from mediaguard.analysis.matching import DELTA_SECONDS, BankInfo, BuiltIndex, IndexEntry, Matcher, Query, fetch, publish
 
 A = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
 

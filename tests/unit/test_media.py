@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from mediaguard import errors
-from mediaguard.media import GIF, JPEG, PNG, WEBP, check_declared, check_size, load_rgb, open_image, sniff
+from mediaguard.ingress.media import GIF, JPEG, PNG, WEBP, check_declared, check_size, load_rgb, open_image, sniff
 from mediaguard.settings import Settings
 
 SMALL = (64, 48)

@@ -16,11 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 
-from mediaguard.classify import decode_for_models, open_nsfw
-from mediaguard.embedding import EmbeddingIndex
-from mediaguard.ingest import prepare
-from mediaguard.models import Fingerprints
-from mediaguard.neardup import (
+from mediaguard.analysis.classify import decode_for_models, open_nsfw
+from mediaguard.analysis.embedding import EmbeddingIndex
+from mediaguard.analysis.neardup import (
     EMBEDDING_MIN_COSINE,
     PDQ_MAX_DISTANCE,
     Features,
@@ -30,6 +28,8 @@ from mediaguard.neardup import (
     pdq_distance,
     reference_views,
 )
+from mediaguard.ingress.ingest import prepare
+from mediaguard.models import Fingerprints
 from mediaguard.settings import Settings
 from tests.conftest import jpeg_bytes, photo
 
@@ -280,7 +280,7 @@ def test_reference_views_are_the_picture_and_its_centre_crops():
     assert np.array_equal(np.asarray(views[1]), np.asarray(img)[40:360, 60:540])
 
 
-# --- exact embedding search (mediaguard.embedding) ---------------------------------------
+# --- exact embedding search (mediaguard.analysis.embedding) ---------------------------------------
 
 
 def random_unit(n: int, dim: int = 64, seed: int = 0) -> np.ndarray:

@@ -10,16 +10,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from mediaguard import review
-from mediaguard.audit import verify
-from mediaguard.ports import Deps
-from mediaguard.review import (
+from mediaguard.audit.chain import verify
+from mediaguard.decisions import review
+from mediaguard.decisions.review import (
     AppealDecisionRequest,
     AppealRequest,
     Caller,
     DecisionRequest,
     ReviewSettings,
 )
+from mediaguard.ports import Deps
 from mediaguard.settings import Settings
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -43,7 +43,7 @@ class Clock:
 
 @dataclass
 class RecordingEnforcer:
-    """Stands in for mediaguard.enforcement at the port: records calls, can be made to fail."""
+    """Stands in for mediaguard.decisions.enforcement at the port: records calls, can be made to fail."""
 
     calls: list[tuple] = field(default_factory=list)
     fail: bool = False
@@ -95,7 +95,7 @@ def world(aws):
     from mediaguard.adapters import review as adapters
     from mediaguard.adapters import tables
     from mediaguard.adapters.history import DynamoHistory, HistoryItem
-    from mediaguard.history import Pseudonymiser
+    from mediaguard.decisions.history import Pseudonymiser
 
     settings = Settings(media_table="media", audit_table="audit", audit_head_table="audit-heads",
                         media_bucket="media-bucket")

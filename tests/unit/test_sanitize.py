@@ -11,8 +11,8 @@ import pytest
 from PIL import ExifTags, Image
 
 from mediaguard.errors import CorruptMediaError, DecompressionBombError
-from mediaguard.media import GIF, JPEG, PNG, WEBP, sniff
-from mediaguard.sanitize import sanitize
+from mediaguard.ingress.media import GIF, JPEG, PNG, WEBP, sniff
+from mediaguard.ingress.sanitize import sanitize
 
 MAX_PIXELS = 50_000_000
 

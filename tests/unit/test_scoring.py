@@ -9,10 +9,8 @@ from importlib import resources
 import pytest
 from pydantic import ValidationError
 
-from mediaguard.forensics import AiMarker, C2paInfo, Provenance
-from mediaguard.history import HistorySnapshot
-from mediaguard.models import BankKind, Match, ScoreResult
-from mediaguard.scoring import (
+from mediaguard.decisions.history import HistorySnapshot
+from mediaguard.decisions.scoring import (
     DEFAULT_POLICY,
     Policy,
     ScoreInputs,
@@ -21,6 +19,8 @@ from mediaguard.scoring import (
     score,
     select_policies,
 )
+from mediaguard.ingress.forensics import AiMarker, C2paInfo, Provenance
+from mediaguard.models import BankKind, Match, ScoreResult
 
 LEGACY = "2026-11-23.2"  # the last policy before per-model classifier keys
 

@@ -14,9 +14,8 @@ import subprocess
 import pytest
 
 from mediaguard import errors
-from mediaguard.fingerprint import PdqSignal, hamming
-from mediaguard.settings import Settings
-from mediaguard.video import (
+from mediaguard.ingress.fingerprint import PdqSignal, hamming
+from mediaguard.ingress.video import (
     MOV,
     MP4,
     WEBM,
@@ -29,6 +28,7 @@ from mediaguard.video import (
     sniff_video,
     vpdq_match,
 )
+from mediaguard.settings import Settings
 from tests.conftest import jpeg_bytes, photo
 from tests.media_video import animated_gif, ffmpeg, photos, reencode, slideshow
 

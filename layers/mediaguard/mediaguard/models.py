@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from .forensics import Provenance
+from mediaguard.ingress.forensics import Provenance
 
 Action = Literal["allow", "label", "blur", "limit", "remove", "review"]
 BankKind = Literal["block", "flag", "allow"]

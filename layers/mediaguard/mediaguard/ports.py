@@ -9,11 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from .audit import AuditRecord
-from .events import DecisionEvent
-from .matching import BankReader
-from .models import Upload
-from .settings import Settings
+from mediaguard.analysis.matching import BankReader
+from mediaguard.audit.chain import AuditRecord
+from mediaguard.decisions.events import DecisionEvent
+from mediaguard.models import Upload
+from mediaguard.settings import Settings
 
 
 class BlobStore(Protocol):
@@ -59,7 +59,7 @@ class Deps:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-# --- enforcement (mediaguard.enforcement) -------------------------------------------
+# --- enforcement (mediaguard.decisions.enforcement) -------------------------------------------
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ class Settings(BaseModel):
     geofence_table: str | None = None
     history_table: str | None = None
     # Shipped policy file names (or versions) for the active and the shadow policy;
-    # None: mediaguard.scoring.DEFAULT_POLICY, and no shadow.
+    # None: mediaguard.decisions.scoring.DEFAULT_POLICY, and no shadow.
     policy: str | None = None
     shadow_policy: str | None = None
     # HMAC key (>= 16 bytes) for uploader ids in the history table and geofence scopes.
@@ -61,7 +61,7 @@ class Settings(BaseModel):
     # Local mode only: the bearer token the uploads API accepts when no JWT authorizer
     # ran (on AWS, API Gateway rejects anything without a valid JWT before the handler).
     dev_token: SecretStr | None = None
-    # Enforcement (mediaguard.enforcement). Removed media moves here: an Object Lock
+    # Enforcement (mediaguard.decisions.enforcement). Removed media moves here: an Object Lock
     # bucket that only enforcement writes and only a named investigator role reads.
     evidence_bucket: str | None = None
     # EventBridge bus that receives one "mediaguard.decision" event per decision.
@@ -89,7 +89,7 @@ class Settings(BaseModel):
     # Wall-clock budget for all ffmpeg work on one video, kept below the Lambda
     # timeout so a decode bomb becomes a typed rejection instead of a killed function.
     video_timeout_seconds: float = Field(default=60.0, gt=0)
-    # JSON file declaring extra ONNX classifiers (mediaguard.classify.ModelsConfig); model
+    # JSON file declaring extra ONNX classifiers (mediaguard.analysis.classify.ModelsConfig); model
     # paths in it are relative to the file. None: open_nsfw only.
     models_config: str | None = None
     # Cosine at or above which two open_nsfw embeddings count as the same picture. None:

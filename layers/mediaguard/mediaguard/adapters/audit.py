@@ -33,7 +33,8 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import PynamoDBException, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from ..audit import (
+from mediaguard.adapters import tables
+from mediaguard.audit.chain import (
     DIGEST_CHAIN,
     DIGEST_PREFIX,
     GENESIS,
@@ -50,8 +51,7 @@ from ..audit import (
     next_digest,
     next_record,
 )
-from ..settings import get_settings
-from . import tables
+from mediaguard.settings import get_settings
 
 logger = Logger(service="mediaguard", child=True)
 

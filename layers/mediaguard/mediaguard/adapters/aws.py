@@ -13,11 +13,11 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from pynamodb.exceptions import PutError
 
-from ..audit import AuditRecord
-from ..models import Upload
-from ..ports import Deps
-from ..settings import Settings, get_settings
-from . import tables
+from mediaguard.adapters import tables
+from mediaguard.audit.chain import AuditRecord
+from mediaguard.models import Upload
+from mediaguard.ports import Deps
+from mediaguard.settings import Settings, get_settings
 
 
 def _now() -> datetime:
@@ -104,7 +104,7 @@ class DynamoItemStore:
     def _audit(self):
         # Created on first use: stages that never audit need no audit table names.
         if self._audit_store is None:
-            from .audit import DynamoAuditStore, names_from_settings
+            from mediaguard.adapters.audit import DynamoAuditStore, names_from_settings
 
             self._audit_store = DynamoAuditStore(names_from_settings(self.settings))
         return self._audit_store
@@ -147,9 +147,9 @@ def deps() -> Deps:
     if settings.state_machine_arn:
         workflow = StepFunctionsWorkflow(boto3.client("stepfunctions", region_name=settings.region),
                                          settings.state_machine_arn)
-    from .banks import dynamo_bank_service
-    from .enforcement import enforcement_ports
-    from .review import history_store, make_task_queue
+    from mediaguard.adapters.banks import dynamo_bank_service
+    from mediaguard.adapters.enforcement import enforcement_ports
+    from mediaguard.adapters.review import history_store, make_task_queue
 
     items = DynamoItemStore(settings)
     extras: dict[str, Any] = {"history": history_store(settings)}

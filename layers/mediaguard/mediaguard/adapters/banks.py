@@ -15,9 +15,9 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import DeleteError, PutError, PynamoDBException
 
-from ..banks import AuditHook, Bank, BankError, BankExistsError, BankService, Entry, EntryStatus
-from ..settings import Settings
-from . import tables
+from mediaguard.adapters import tables
+from mediaguard.analysis.banks import AuditHook, Bank, BankError, BankExistsError, BankService, Entry, EntryStatus
+from mediaguard.settings import Settings
 
 # Partitions of the "updated" GSI (see tables.UpdatedIndex). Changing it re-shards
 # nothing already written, so it is fixed.
@@ -36,7 +36,7 @@ def shard_of(bank: str, ref: str) -> str:
 
 
 class DynamoBankStore:
-    """A :class:`~mediaguard.banks.BankStore` over the banks and bank-entries tables."""
+    """A :class:`~mediaguard.analysis.banks.BankStore` over the banks and bank-entries tables."""
 
     batch_size = 1000
 

@@ -20,10 +20,18 @@ import boto3
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ..errors import MediaguardError
-from ..events import DETAIL_TYPE, EVENT_ID_HEADER, SIGNATURE_HEADER, SOURCE, DecisionEvent, EventDeliveryError, sign
-from ..ports import EnforcementPorts, ReviewQueue, StoredObject
-from ..settings import Settings, get_settings
+from mediaguard.decisions.events import (
+    DETAIL_TYPE,
+    EVENT_ID_HEADER,
+    SIGNATURE_HEADER,
+    SOURCE,
+    DecisionEvent,
+    EventDeliveryError,
+    sign,
+)
+from mediaguard.errors import MediaguardError
+from mediaguard.ports import EnforcementPorts, ReviewQueue, StoredObject
+from mediaguard.settings import Settings, get_settings
 
 logger = Logger(service="mediaguard", child=True)
 

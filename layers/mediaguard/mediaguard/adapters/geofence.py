@@ -1,7 +1,7 @@
 """Geofence rule stores: the stack's DynamoDB table (what the edge reads) and a local JSON file.
 
 Both hold the same item shape (``GeoRule.to_item``), and the CLI drives both through the
-same ``mediaguard.geofence.GeofenceStore`` calls.
+same ``mediaguard.decisions.geofence.GeofenceStore`` calls.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 import boto3
 from pynamodb.exceptions import DeleteError, PutError
 
-from ..geofence import GeoRule, parse_scope, sort_rules
-from ..settings import Settings
-from . import tables
+from mediaguard.adapters import tables
+from mediaguard.decisions.geofence import GeoRule, parse_scope, sort_rules
+from mediaguard.settings import Settings
 
 
 def _stored_rule(fields: dict[str, Any]) -> GeoRule:
@@ -151,6 +151,6 @@ def stack_table(stack: str, region: str) -> str:
 
 
 def _target_error(message: str) -> Exception:
-    from ..cli_geofence import TargetError
+    from mediaguard.cli.geofence import TargetError
 
     return TargetError(message)

@@ -31,7 +31,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from ..history import (
+from mediaguard.decisions.history import (
     FLAGGING_ACTIONS,
     OFFENDING_BANK_KINDS,
     HistorySnapshot,
@@ -78,7 +78,7 @@ def _epoch(at: datetime) -> int:
 
 
 class DynamoHistory:
-    """``mediaguard.history.HistoryStore`` on DynamoDB.
+    """``mediaguard.decisions.history.HistoryStore`` on DynamoDB.
 
     >>> history = DynamoHistory("prod-history", "eu-west-1", Pseudonymiser(secret))  # doctest: +SKIP
     >>> history.record_upload("auth0|5f2...", "m-123")                              # doctest: +SKIP

@@ -32,10 +32,10 @@ from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-from .. import review
-from ..api import GeofenceAdmin
-from ..history import HistoryStore, Pseudonymiser
-from ..review import (
+from mediaguard.api.review import GeofenceAdmin
+from mediaguard.decisions import review
+from mediaguard.decisions.history import HistoryStore, Pseudonymiser
+from mediaguard.decisions.review import (
     Appeal,
     AppealState,
     ConflictError,
@@ -45,7 +45,7 @@ from ..review import (
     ReviewSettings,
     Task,
 )
-from ..settings import Settings
+from mediaguard.settings import Settings
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
 
@@ -374,7 +374,7 @@ def make_task_queue(settings: Settings, items: Any) -> review.TaskQueue:
 @lru_cache(maxsize=1)
 def task_queue() -> review.TaskQueue:
     """The review queue for this container's settings, created once and reused warm."""
-    from .aws import deps
+    from mediaguard.adapters.aws import deps
 
     core = deps()
     return make_task_queue(core.settings, core.items)
@@ -383,9 +383,9 @@ def task_queue() -> review.TaskQueue:
 @lru_cache(maxsize=1)
 def review_service() -> review.ReviewService:
     """The review API's service over DynamoDB and S3, created once per container."""
-    from .. import enforcement
-    from .aws import deps
-    from .enforcement import enforcement_ports
+    from mediaguard.adapters.aws import deps
+    from mediaguard.adapters.enforcement import enforcement_ports
+    from mediaguard.decisions import enforcement
 
     core = deps()
     if "enforcement" not in core.extras:
@@ -409,7 +409,7 @@ def history_store(settings: Settings) -> HistoryStore | None:
     (no history in the item view, no strikes)."""
     if not (settings.history_table and settings.uploader_key):
         return None
-    from .history import DynamoHistory
+    from mediaguard.adapters.history import DynamoHistory
 
     return DynamoHistory(settings.history_table, settings.region, Pseudonymiser(settings.uploader_key))
 
@@ -417,8 +417,8 @@ def history_store(settings: Settings) -> HistoryStore | None:
 @lru_cache(maxsize=1)
 def geofence_admin() -> GeofenceAdmin:
     """The geofence table for the admin routes; uploader scopes need the uploader key."""
-    from .aws import deps
-    from .geofence import DynamoGeofence
+    from mediaguard.adapters.aws import deps
+    from mediaguard.adapters.geofence import DynamoGeofence
 
     settings = deps().settings
     return GeofenceAdmin(store=DynamoGeofence(settings),
@@ -427,8 +427,8 @@ def geofence_admin() -> GeofenceAdmin:
 
 def list_banks() -> list[dict[str, Any]]:
     """Every bank's configuration (no entries): what the admin console lists."""
-    from .aws import deps
-    from .banks import DynamoBankStore
+    from mediaguard.adapters.aws import deps
+    from mediaguard.adapters.banks import DynamoBankStore
 
     return [bank.to_dict() for bank in DynamoBankStore(deps().settings).list_banks()]
 

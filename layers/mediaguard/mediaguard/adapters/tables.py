@@ -14,7 +14,7 @@ from pynamodb.attributes import (
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
-from ..settings import Settings
+from mediaguard.settings import Settings
 
 
 class MediaItem(Model):
@@ -61,7 +61,7 @@ class MediaItem(Model):
     served_key = UnicodeAttribute(null=True)
     derivative_key = UnicodeAttribute(null=True)
     poster_key = UnicodeAttribute(null=True)
-    enforcement = JSONAttribute(null=True)  # the decision state machine of mediaguard.enforcement
+    enforcement = JSONAttribute(null=True)  # the decision state machine of mediaguard.decisions.enforcement
     error_type = UnicodeAttribute(null=True)
     error_reason = UnicodeAttribute(null=True)
     error_message = UnicodeAttribute(null=True)
@@ -69,7 +69,7 @@ class MediaItem(Model):
 
 class Bank(Model):
     """A hash bank: what a match against its entries means (kind, action) and how close
-    counts as a match per signal. Administered through ``mediaguard.banks.BankService``."""
+    counts as a match per signal. Administered through ``mediaguard.analysis.banks.BankService``."""
 
     class Meta:
         table_name = "mediaguard-banks"
@@ -134,7 +134,7 @@ class BankEntryItem(Model):
 
 
 class AuditItem(Model):
-    """One record of an audit hash chain (``mediaguard.audit``); written only by
+    """One record of an audit hash chain (``mediaguard.audit.chain``); written only by
     ``adapters.audit.DynamoAuditStore``, in one transaction with the chain's ``AuditHead``."""
 
     class Meta:

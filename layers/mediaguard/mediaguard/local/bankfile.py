@@ -5,7 +5,7 @@ Layout under the root (``--store DIR``; default ``$MEDIAGUARD_HOME/banks``, and
 
     <bank>/bank.json        the bank's settings (absent once the bank is deleted)
     <bank>/entries.json     {"format": 1, "entries": [...]} sorted by ref
-    .audit/<chain>.jsonl    hash-chained audit records (mediaguard.audit)
+    .audit/<chain>.jsonl    hash-chained audit records (mediaguard.audit.chain)
     .lock                   held while a command reads, changes and writes a file
 
 Every write goes to a temporary file that then replaces the old one, so a reader never
@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..audit import AuditRecord, next_record
-from ..banks import Bank, BankExistsError, Entry, EntryStatus, check_bank_name
+from mediaguard.analysis.banks import Bank, BankExistsError, Entry, EntryStatus, check_bank_name
+from mediaguard.audit.chain import AuditRecord, next_record
 
 FORMAT = 1
 _TIMES = ("added_at", "updated_at", "confirmed_at", "withdrawn_at", "expires_at")
@@ -37,7 +37,7 @@ def default_bank_dir() -> Path:
 
 
 class FileBankStore:
-    """A :class:`~mediaguard.banks.BankStore` over JSON files under ``root``."""
+    """A :class:`~mediaguard.analysis.banks.BankStore` over JSON files under ``root``."""
 
     # Each write rewrites a bank's whole entries file, so add in large batches.
     batch_size = 50_000

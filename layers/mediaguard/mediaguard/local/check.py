@@ -12,7 +12,7 @@ import re
 import sys
 from pathlib import Path
 
-from .template import Stack
+from mediaguard.local.template import Stack
 
 
 class AslError(ValueError):

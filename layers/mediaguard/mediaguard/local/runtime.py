@@ -28,9 +28,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from . import postpolicy
-from .check import check_transitions, render
-from .template import ACCOUNT_ID, Stack
+from mediaguard.local import postpolicy
+from mediaguard.local.check import check_transitions, render
+from mediaguard.local.template import ACCOUNT_ID, Stack
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
@@ -402,7 +402,7 @@ class LocalCloud:
 
     def upload(self, data: bytes, content_type: str, media_id: str | None = None) -> str:
         """Put an upload where a presigned POST would, which fires the S3 notification."""
-        from ..pipeline import upload_key
+        from mediaguard.stages.pipeline import upload_key
 
         media_id = media_id or uuid.uuid4().hex
         self.client("s3").put_object(
@@ -456,12 +456,12 @@ class LocalCloud:
                             invocations)
 
     def item(self, media_id: str) -> dict | None:
-        from ..adapters.aws import deps
+        from mediaguard.adapters.aws import deps
 
         return deps().items.get(media_id)
 
     def deps(self):
-        from ..adapters.aws import deps
+        from mediaguard.adapters.aws import deps
 
         return deps()
 
@@ -516,8 +516,8 @@ def _deliver_s3_events_after_write():
 def _reset_library_caches() -> None:
     """Settings and adapters are cached per process (per warm container on AWS); a new
     local stack must not see the previous one's names."""
-    from ..adapters import audit, aws, enforcement, review
-    from ..settings import get_settings
+    from mediaguard.adapters import audit, aws, enforcement, review
+    from mediaguard.settings import get_settings
 
     get_settings.cache_clear()
     aws.deps.cache_clear()

@@ -52,8 +52,8 @@ from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from .postpolicy import S3ErrorResponse, sigv4_signature
-from .runtime import ACCOUNT_ID, LocalCloud
+from mediaguard.local.postpolicy import S3ErrorResponse, sigv4_signature
+from mediaguard.local.runtime import ACCOUNT_ID, LocalCloud
 
 CONSOLE_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -557,8 +557,8 @@ class LocalServer:
         """
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-        from .runtime import DEFAULT_TEMPLATE
-        from .template import Stack
+        from mediaguard.local.runtime import DEFAULT_TEMPLATE
+        from mediaguard.local.template import Stack
 
         template = self.template or DEFAULT_TEMPLATE
         declared = Stack.from_file(template).parameters

@@ -15,7 +15,7 @@ audit holds and re-importing the same list cannot bring the hash back.
 
 Storage sits behind :class:`BankStore` (DynamoDB in ``adapters/banks.py``, files in
 ``local/bankfile.py``). :class:`BankService` holds the rules and is also the
-:class:`~mediaguard.matching.BankReader` the similarity stage reads.
+:class:`~mediaguard.analysis.matching.BankReader` the similarity stage reads.
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ from typing import Any, Literal, Protocol, TextIO, get_args
 
 import numpy as np
 
-from .errors import MediaguardError, MediaRejectedError
-from .fingerprint import PdqSignal
-from .index import PDQ_MAX_DISTANCE
-from .matching import BankInfo, IndexEntry
-from .models import Action, BankKind
-from .settings import Settings
+from mediaguard.analysis.index import PDQ_MAX_DISTANCE
+from mediaguard.analysis.matching import BankInfo, IndexEntry
+from mediaguard.errors import MediaguardError, MediaRejectedError
+from mediaguard.ingress.fingerprint import PdqSignal
+from mediaguard.models import Action, BankKind
+from mediaguard.settings import Settings
 
 BANK_KINDS: tuple[str, ...] = get_args(BankKind)
 ACTIONS: tuple[str, ...] = get_args(Action)
@@ -564,7 +564,7 @@ AuditHook = Callable[[str, str, str, dict], Any]
 
 class BankService:
     """Bank administration with the rules, over any :class:`BankStore`; also the
-    :class:`~mediaguard.matching.BankReader` the matcher and the index build read.
+    :class:`~mediaguard.analysis.matching.BankReader` the matcher and the index build read.
 
         svc = BankService(FileBankStore(tmp))
         svc.create_bank("ncii", "block", actor="ops:ana")
@@ -905,7 +905,7 @@ def pdq_featurizer(settings: Settings | None = None) -> Featurizer:
     settings = settings or Settings()
 
     def featurize(data: bytes, declared: str | None) -> list[Features]:
-        from .ingest import prepare  # Pillow, pdqhash and the sanitizers: only when media is added
+        from mediaguard.ingress.ingest import prepare  # Pillow, pdqhash and the sanitizers: only when media is added
 
         fps = prepare(data, declared, settings, forensics=False).fingerprints
         return [Features(pdq=fps.pdq, quality=fps.pdq_quality)]

@@ -68,7 +68,7 @@ def _clip(scenes: list[Image.Image], size: tuple[int, int], crf: int, out: Path)
     """One second per scene, H.264, made with the ffmpeg the frames stage uses (imageio-ffmpeg)."""
     import subprocess
 
-    from .video import ffmpeg_exe
+    from mediaguard.ingress.video import ffmpeg_exe
 
     w, h = size
     frames = b"".join(img.resize(size).tobytes() * 25 for img in scenes)
@@ -87,7 +87,7 @@ def _png_text(chunks: dict[str, str]):
 
 
 def run_demo(out) -> int:
-    from .cli import run_scan
+    from mediaguard.cli.main import run_scan
 
     with tempfile.TemporaryDirectory(prefix="mediaguard-demo-") as tmp:
         bank_block, bank_flag, files = build_samples(Path(tmp))

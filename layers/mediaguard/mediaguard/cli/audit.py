@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any, Protocol
 
-from .audit import Report, verify_trail
+from mediaguard.audit.chain import Report, verify_trail
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 
@@ -38,14 +38,14 @@ def add_audit_parser(sub: Any) -> None:
 def run_audit(args: argparse.Namespace, out: _Lines, settings: Any = None) -> int:
     """Run ``audit verify`` and print the result; ``settings`` (e.g. a local stack's
     ``deps().settings``) is used when no ``--stack`` is given, else the environment's."""
-    from .adapters.audit import (
+    from mediaguard.adapters.audit import (
         AuditConfigError,
         AuditUnavailableError,
         DynamoAuditStore,
         names_from_settings,
         names_from_stack,
     )
-    from .settings import get_settings
+    from mediaguard.settings import get_settings
 
     try:
         names = (names_from_stack(args.stack, args.region) if args.stack

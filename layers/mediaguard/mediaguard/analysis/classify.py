@@ -47,9 +47,9 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .errors import MediaguardError
-from .media import load_rgb, open_image
-from .settings import Settings
+from mediaguard.errors import MediaguardError
+from mediaguard.ingress.media import load_rgb, open_image
+from mediaguard.settings import Settings
 
 OPEN_NSFW_ID = "open_nsfw"
 # What items recorded as model_id before the plug-in slot existed.
@@ -408,6 +408,6 @@ def decode_for_models(data: bytes, max_pixels: int, min_side: int = OPEN_NSFW_SP
     Draft decoding (DCT scaling to 1/2, 1/4 or 1/8) keeps both sides >= ``min_side``
     (the largest ``Classifier.min_side`` in use; 256 for open_nsfw), so a 12 MP photo is
     decoded at 1/8 scale instead of in full before being resized anyway. The dimension
-    limits of :func:`~mediaguard.media.open_image` apply.
+    limits of :func:`~mediaguard.ingress.media.open_image` apply.
     """
     return load_rgb(open_image(data, max_pixels), min_side=min_side)

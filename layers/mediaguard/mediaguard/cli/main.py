@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .cli_audit import add_audit_parser, run_audit
-from .cli_bank import add_bank_parser, run_bank
-from .cli_geofence import add_geofence_parser, run_geofence
-from .cli_serve import add_serve_parser
-from .errors import MediaguardError
-from .settings import Settings
+from mediaguard.cli.audit import add_audit_parser, run_audit
+from mediaguard.cli.bank import add_bank_parser, run_bank
+from mediaguard.cli.geofence import add_geofence_parser, run_geofence
+from mediaguard.cli.serve import add_serve_parser
+from mediaguard.errors import MediaguardError
+from mediaguard.settings import Settings
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -130,7 +130,7 @@ def _provenance_summary(provenance: dict[str, Any] | None) -> dict[str, Any] | N
 
 
 def run_scan(paths: list[Path], banks: list[str], out: _Out, as_json: bool, log_level: str) -> int:
-    from .local.runtime import LocalCloud
+    from mediaguard.local.runtime import LocalCloud
 
     results: list[dict[str, Any]] = []
     exit_code = EXIT_OK
@@ -162,9 +162,9 @@ def run_scan(paths: list[Path], banks: list[str], out: _Out, as_json: bool, log_
 def load_banks(cloud: Any, banks: list[str]) -> None:
     """Fill the local stack's bank tables from ``NAME[:KIND]=PATH`` specs and publish an index
     build, as the scheduled index function does on AWS (the same handler)."""
-    from .adapters.banks import dynamo_bank_service
-    from .banks import content_ref, load_entries, parse_bank_spec
-    from .featurize import media_featurizer
+    from mediaguard.adapters.banks import dynamo_bank_service
+    from mediaguard.analysis.banks import content_ref, load_entries, parse_bank_spec
+    from mediaguard.analysis.featurize import media_featurizer
 
     specs = [parse_bank_spec(b) for b in banks]
     if not specs:
@@ -208,7 +208,7 @@ def render_table(results: list[dict[str, Any]]) -> str:
 
 
 def run_hash(paths: list[Path], out: _Out, as_json: bool) -> int:
-    from .ingest import prepare
+    from mediaguard.ingress.ingest import prepare
 
     exit_code = EXIT_OK
     settings = Settings()
@@ -235,7 +235,7 @@ def run_hash(paths: list[Path], out: _Out, as_json: bool) -> int:
 
 
 def run_sanitize(src: Path, dst: Path, out: _Out) -> int:
-    from .ingest import prepare
+    from mediaguard.ingress.ingest import prepare
 
     try:
         prepared = prepare(src.read_bytes(), _declared_type(src), Settings())
@@ -301,17 +301,17 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "geofence":
             code = run_geofence(args, out)
         elif args.command == "serve":
-            from .cli_serve import run_serve
+            from mediaguard.cli.serve import run_serve
 
             code = run_serve(args, out)
         elif args.command == "audit":
             code = run_audit(args, out)
         elif args.command == "bank":
-            from .featurize import media_featurizer
+            from mediaguard.analysis.featurize import media_featurizer
 
             code = run_bank(args, out, featurizer=media_featurizer())
         else:
-            from .demo import run_demo
+            from mediaguard.cli.demo import run_demo
 
             code = run_demo(out)
     except ValueError as exc:  # bad arguments, e.g. a malformed --bank

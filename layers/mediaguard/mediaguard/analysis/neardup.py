@@ -49,8 +49,8 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from .fingerprint import hamming
-from .models import Fingerprints
+from mediaguard.ingress.fingerprint import hamming
+from mediaguard.models import Fingerprints
 
 PDQ_MAX_DISTANCE = 31
 PDQ_MIN_QUALITY = 50

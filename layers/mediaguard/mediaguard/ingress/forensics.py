@@ -44,8 +44,8 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, Field
 
-from .errors import MediaguardError, MediaRejectedError
-from .media import open_image
+from mediaguard.errors import MediaguardError, MediaRejectedError
+from mediaguard.ingress.media import open_image
 
 C2paState = Literal["absent", "valid", "trusted", "invalid", "error"]
 MarkerSource = Literal["c2pa", "xmp", "iptc", "png-text", "exif-software", "exif-usercomment"]

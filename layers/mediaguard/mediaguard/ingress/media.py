@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
-from .errors import (
+from mediaguard.errors import (
     ContentTypeMismatchError,
     CorruptMediaError,
     DecompressionBombError,

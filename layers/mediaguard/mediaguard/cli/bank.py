@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .banks import Bank, BankService, Featurizer
+    from mediaguard.analysis.banks import Bank, BankService, Featurizer
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2  # the codes cli.py documents
 
@@ -30,7 +30,7 @@ class Out(Protocol):
 
 def add_bank_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``bank`` and its subcommands to the ``mediaguard`` parser's subparsers."""
-    from .banks import ACTIONS, BANK_KINDS, PDQ_MAX_DISTANCE
+    from mediaguard.analysis.banks import ACTIONS, BANK_KINDS, PDQ_MAX_DISTANCE
 
     common = argparse.ArgumentParser(add_help=False)
     where = common.add_mutually_exclusive_group()
@@ -94,12 +94,12 @@ def run_bank(args: argparse.Namespace, out: Out, *, featurizer: Featurizer | Non
     ``featurizer`` computes what ``bank add`` stores for a file (default: the PDQ the
     upload path computes, via ``ingest.prepare``).
     """
-    from .banks import BankError, ConcurrentUpdateError
+    from mediaguard.analysis.banks import BankError, ConcurrentUpdateError
 
     aws_errors: tuple[type[Exception], ...] = ()
     try:
         if args.stack:
-            from .adapters.banks import AWS_ERRORS
+            from mediaguard.adapters.banks import AWS_ERRORS
 
             aws_errors = AWS_ERRORS
         service = _service(args)
@@ -119,16 +119,16 @@ def run_bank(args: argparse.Namespace, out: Out, *, featurizer: Featurizer | Non
 
 
 def _service(args: argparse.Namespace) -> BankService:
-    from .banks import BankService
+    from mediaguard.analysis.banks import BankService
 
     if args.stack:
-        from .adapters.aws import DynamoItemStore
-        from .adapters.banks import DynamoBankStore, stack_settings
+        from mediaguard.adapters.aws import DynamoItemStore
+        from mediaguard.adapters.banks import DynamoBankStore, stack_settings
 
         settings = stack_settings(args.stack, args.region)
         audit = DynamoItemStore(settings).append_audit if settings.audit_table else None
         return BankService(DynamoBankStore(settings), audit=audit)
-    from .local.bankfile import FileBankStore
+    from mediaguard.local.bankfile import FileBankStore
 
     store = FileBankStore(args.store)
     return BankService(store, audit=store.append_audit)
@@ -200,8 +200,8 @@ def _files(paths: list[Path]) -> list[Path]:
 
 
 def _add(svc: BankService, args: argparse.Namespace, out: Out, featurizer: Featurizer | None) -> int:
-    from .banks import BankError, content_ref, pdq_featurizer
-    from .errors import MediaRejectedError
+    from mediaguard.analysis.banks import BankError, content_ref, pdq_featurizer
+    from mediaguard.errors import MediaRejectedError
 
     svc.get_bank(args.name)  # an unknown bank is a usage error, not one failure per file
     featurizer = featurizer or pdq_featurizer()

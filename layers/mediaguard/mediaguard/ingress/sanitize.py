@@ -55,8 +55,8 @@ from dataclasses import dataclass, field
 
 from PIL import Image, ImageCms, ImageOps
 
-from .errors import CorruptMediaError, PolyglotError, TooManyFramesError
-from .media import (
+from mediaguard.errors import CorruptMediaError, PolyglotError, TooManyFramesError
+from mediaguard.ingress.media import (
     GIF,
     HEIF,
     JPEG,
@@ -111,7 +111,7 @@ def sanitize(
         clean.removed  # ['exif', 'xmp', 'comment']
     """
     if max_frames is None or max_total_pixels is None or max_side is None:
-        from .settings import get_settings
+        from mediaguard.settings import get_settings
 
         settings = get_settings()
         max_frames = max_frames or settings.max_frames

@@ -38,7 +38,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from .history import KEY_HEX_CHARS, Pseudonymiser
+from mediaguard.decisions.history import KEY_HEX_CHARS, Pseudonymiser
 
 # ISO 3166-1 alpha-2, all 249 officially assigned codes (as of ISO/TC 46 N1108, 2023-04-05;
 # the list tzdata ships in iso3166.tab). Reserved and user-assigned codes (EU, UK, XK) are

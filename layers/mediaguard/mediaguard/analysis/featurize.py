@@ -13,8 +13,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from .banks import Features, Featurizer
-from .settings import Settings
+from mediaguard.analysis.banks import Features, Featurizer
+from mediaguard.settings import Settings
 
 
 def media_featurizer(settings: Settings | None = None, *, embeddings: bool = True) -> Featurizer:
@@ -25,9 +25,9 @@ def media_featurizer(settings: Settings | None = None, *, embeddings: bool = Tru
     settings = settings or Settings()
 
     def featurize(data: bytes, declared: str | None) -> list[Features]:
-        from . import video
-        from .ingest import prepare
-        from .media import load_rgb, open_image
+        from mediaguard.ingress import video
+        from mediaguard.ingress.ingest import prepare
+        from mediaguard.ingress.media import load_rgb, open_image
 
         limits = video.VideoLimits.from_settings(settings)
         fmt = video.sniff_video(data[:4096])
@@ -50,7 +50,7 @@ def media_featurizer(settings: Settings | None = None, *, embeddings: bool = Tru
     def _features(images: list[Image.Image], hashes: list[tuple[str, int]]) -> list[Features]:
         vectors = [None] * len(images)
         if embeddings and images:
-            from .classify import get_classifiers
+            from mediaguard.analysis.classify import get_classifiers
 
             outputs = get_classifiers(settings)[0].classify_batch(images)
             vectors = [o.embedding for o in outputs]

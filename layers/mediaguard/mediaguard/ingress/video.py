@@ -51,7 +51,7 @@ from typing import IO
 import numpy as np
 from PIL import Image
 
-from .errors import (
+from mediaguard.errors import (
     CorruptMediaError,
     EmptyMediaError,
     MediaTooLargeError,
@@ -59,8 +59,8 @@ from .errors import (
     VideoTimeoutError,
     VideoTooLongError,
 )
-from .fingerprint import PdqSignal, hamming
-from .media import (
+from mediaguard.ingress.fingerprint import PdqSignal, hamming
+from mediaguard.ingress.media import (
     _AVIF_BRANDS,
     _HEIF_BRANDS,
     GIF,
@@ -73,7 +73,7 @@ from .media import (
     open_image,
     sniff,
 )
-from .settings import Settings
+from mediaguard.settings import Settings
 
 # ffmpeg's select scene score (0-1, a normalised frame difference). Measured on the
 # bench clip: cuts between two photos 0.17-1.0, frames inside a moving shot <= 0.05.

@@ -38,11 +38,11 @@ from aws_lambda_powertools import Logger
 from PIL import ImageFilter
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import MediaguardError
-from .events import DecisionEvent, Distribution, EventDeliveryError
-from .media import load_rgb, open_image
-from .models import Action
-from .ports import Deps, EnforcementPorts
+from mediaguard.decisions.events import DecisionEvent, Distribution, EventDeliveryError
+from mediaguard.errors import MediaguardError
+from mediaguard.ingress.media import load_rgb, open_image
+from mediaguard.models import Action
+from mediaguard.ports import Deps, EnforcementPorts
 
 logger = Logger(service="mediaguard", child=True)
 

@@ -32,8 +32,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import MediaguardError
-from .models import Action
+from mediaguard.errors import MediaguardError
+from mediaguard.models import Action
 
 SOURCE = "mediaguard"
 DETAIL_TYPE = "mediaguard.decision"

@@ -26,7 +26,7 @@ Appeals. The uploader (the JWT subject the upload was granted to) may appeal a
 restrictive action once, with a short statement. A senior reviewer who neither made the
 decision nor uploaded the item upholds or overturns it; an overturn restores the item
 through ``enforcement.restore`` and withdraws the strike a reviewer's removal put on the
-uploader's history (``mediaguard.history``).
+uploader's history (``mediaguard.decisions.history``).
 
 Every state change of consequence is appended to the item's audit chain (``media_id``):
 ``review_enqueued``, ``review_escalated``, ``review_decided``, ``media_viewed`` (who saw
@@ -51,10 +51,10 @@ from typing import Any, ClassVar, Literal, Protocol
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from . import audit
-from .errors import MediaguardError
-from .history import HistoryStore
-from .ports import Deps
+from mediaguard.audit import chain as audit
+from mediaguard.decisions.history import HistoryStore
+from mediaguard.errors import MediaguardError
+from mediaguard.ports import Deps
 
 logger = Logger(service="mediaguard", child=True)
 
@@ -554,7 +554,7 @@ class UrlSigner(Protocol):
 
 
 class Enforcer(Protocol):
-    """``mediaguard.enforcement`` satisfies this as a module."""
+    """``mediaguard.decisions.enforcement`` satisfies this as a module."""
 
     def apply(self, media_id: str, action: str, *, actor: str, reason: str, context: dict, deps: Deps) -> Any: ...
 
@@ -668,7 +668,7 @@ class TaskQueue:
 
 @dataclass
 class ReviewService:
-    """Everything the review API does, over ports; ``mediaguard.api`` is its HTTP face."""
+    """Everything the review API does, over ports; ``mediaguard.api.review`` is its HTTP face."""
 
     deps: Deps
     tasks: TaskStore

@@ -22,11 +22,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 # Only argparse at import time: ``mediaguard`` builds this parser for every command, so
 # the domain, pydantic models and pynamodb load when a geofence command actually runs.
 if TYPE_CHECKING:
-    from .geofence import GeofenceStore, GeoRule
-    from .history import Pseudonymiser
-    from .settings import Settings
+    from mediaguard.decisions.geofence import GeofenceStore, GeoRule
+    from mediaguard.decisions.history import Pseudonymiser
+    from mediaguard.settings import Settings
 
-# The same codes as mediaguard.cli (not imported: cli imports this module).
+# The same codes as mediaguard.cli.main (not imported: cli imports this module).
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 LOCAL_STORE = "geofence.json"
 TABLE_RESOURCE = "GeofenceTable"  # logical id in template.yaml
@@ -75,9 +75,9 @@ def run_geofence(args: argparse.Namespace, out: Out) -> int:
     """Run one ``mediaguard geofence`` subcommand; returns the exit code."""
     from pynamodb.exceptions import PynamoDBException
 
-    from .geofence import GeofenceRuleError
-    from .history import Pseudonymiser
-    from .settings import get_settings
+    from mediaguard.decisions.geofence import GeofenceRuleError
+    from mediaguard.decisions.history import Pseudonymiser
+    from mediaguard.settings import get_settings
 
     now = datetime.now(UTC)
     try:
@@ -109,8 +109,8 @@ def _store(args: argparse.Namespace, settings: Settings) -> tuple[GeofenceStore,
     if args.stack and args.home:
         raise ValueError("--stack and --home name different stores: give one")
     if args.stack:
-        from .adapters.geofence import DynamoGeofence, default_region, stack_table
-        from .settings import Settings
+        from mediaguard.adapters.geofence import DynamoGeofence, default_region, stack_table
+        from mediaguard.settings import Settings
 
         region = args.region or default_region() or settings.region
         table = stack_table(args.stack, region)
@@ -118,7 +118,7 @@ def _store(args: argparse.Namespace, settings: Settings) -> tuple[GeofenceStore,
         return DynamoGeofence(Settings(geofence_table=table, region=region)), f"stack {args.stack} ({region}), {table}"
     if args.region:
         raise ValueError("--region applies to --stack only")
-    from .adapters.geofence import JsonGeofence
+    from mediaguard.adapters.geofence import JsonGeofence
 
     home = args.home or Path(os.environ.get("MEDIAGUARD_HOME") or ".mediaguard")
     return JsonGeofence(home / LOCAL_STORE), f"local {home / LOCAL_STORE}"
@@ -127,7 +127,7 @@ def _store(args: argparse.Namespace, settings: Settings) -> tuple[GeofenceStore,
 
 
 def _parse_when(text: str | None) -> datetime | None:
-    from .geofence import GeofenceRuleError
+    from mediaguard.decisions.geofence import GeofenceRuleError
 
     if not text:
         return None
@@ -142,7 +142,7 @@ def _parse_when(text: str | None) -> datetime | None:
 
 def _add(args: argparse.Namespace, store: GeofenceStore, now: datetime, pseudonymiser: Pseudonymiser | None,
          out: Out) -> int:
-    from .geofence import new_rule
+    from mediaguard.decisions.geofence import new_rule
 
     rule = new_rule(args.country, args.scope, args.legal_reference, _parse_when(args.expires), now=now,
                     pseudonymiser=pseudonymiser)
@@ -182,7 +182,7 @@ def _list(args: argparse.Namespace, store: GeofenceStore, now: datetime, out: Ou
 
 
 def _remove(args: argparse.Namespace, store: GeofenceStore, pseudonymiser: Pseudonymiser | None, out: Out) -> int:
-    from .geofence import parse_scope, rule_key
+    from mediaguard.decisions.geofence import parse_scope, rule_key
 
     country, scope = rule_key(args.country, args.scope, pseudonymiser)
     if not store.remove(country, scope):

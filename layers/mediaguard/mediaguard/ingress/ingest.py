@@ -10,12 +10,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from .fingerprint import fingerprint
-from .forensics import Provenance, inspect
-from .media import MediaKind, check_declared, check_size, load_rgb, open_image, sniff
-from .models import Fingerprints
-from .sanitize import Sanitized, sanitize
-from .settings import Settings
+from mediaguard.ingress.fingerprint import fingerprint
+from mediaguard.ingress.forensics import Provenance, inspect
+from mediaguard.ingress.media import MediaKind, check_declared, check_size, load_rgb, open_image, sniff
+from mediaguard.ingress.sanitize import Sanitized, sanitize
+from mediaguard.models import Fingerprints
+from mediaguard.settings import Settings
 
 # PDQ needs >= 512 px to stay within ~2 bits of a full decode (12-26 bits below).
 PDQ_MIN_SIDE = 512

@@ -38,10 +38,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from . import models
-from .forensics import Provenance
-from .history import HistorySnapshot
-from .models import Action, BankKind, Match, ScoreResult, Signal
+from mediaguard import models
+from mediaguard.decisions.history import HistorySnapshot
+from mediaguard.ingress.forensics import Provenance
+from mediaguard.models import Action, BankKind, Match, ScoreResult, Signal
 
 # The policy a deployment runs unless MEDIAGUARD_POLICY names another. Older files stay
 # in the package: a decision names its version, and an appeal must be able to replay it.

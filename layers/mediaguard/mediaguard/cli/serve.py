@@ -37,7 +37,7 @@ def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
 def run_serve(args: argparse.Namespace, out: Any) -> int:
     """Run ``serve`` until Ctrl-C (or SIGTERM); ``out`` is the CLI's stdout writer
     (``.line(text)`` and ``.quiet_stdout()``, which moves handler logs to stderr)."""
-    from .local.serve import LocalServer, export_console
+    from mediaguard.local.serve import LocalServer, export_console
 
     if args.export_console is not None:
         if not args.api_base:

@@ -24,16 +24,16 @@ from typing import Any, ClassVar, Protocol
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .errors import MediaguardError
-from .fingerprint import PdqSignal
-from .index import PDQ_MIN_QUALITY
-from .matching import Matcher, Query
-from .media import STILL_KINDS
-from .models import Match
-from .pipeline import upload_key
-from .ports import Deps
-from .settings import Settings
-from .video import VIDEO_FORMATS
+from mediaguard.analysis.index import PDQ_MIN_QUALITY
+from mediaguard.analysis.matching import Matcher, Query
+from mediaguard.errors import MediaguardError
+from mediaguard.ingress.fingerprint import PdqSignal
+from mediaguard.ingress.media import STILL_KINDS
+from mediaguard.ingress.video import VIDEO_FORMATS
+from mediaguard.models import Match
+from mediaguard.ports import Deps
+from mediaguard.settings import Settings
+from mediaguard.stages.pipeline import upload_key
 
 logger = Logger(service="mediaguard", child=True)
 
@@ -237,7 +237,7 @@ def request_upload(request: UploadRequest, caller: str, deps: Deps, presigner: P
     declared = request.model_dump(exclude_none=True)
     try:
         check_declaration(request, settings, media_id)
-        from .pipeline import get_matcher
+        from mediaguard.stages.pipeline import get_matcher
 
         hit = screen(request, get_matcher(deps))
         if hit is not None:

@@ -16,11 +16,13 @@ from pathlib import Path
 import numpy as np
 from aws_lambda_powertools import Logger
 
-from . import errors
-from .ingest import prepare
-from .matching import DELTA_SECONDS, MANIFEST_KEY, BankReader, BuiltIndex, Matcher, Query, fetch, publish
-from .media import check_size, load_rgb, open_image
-from .models import (
+from mediaguard import errors
+from mediaguard.analysis.matching import DELTA_SECONDS, MANIFEST_KEY, BankReader, BuiltIndex, Matcher, Query, fetch, publish
+from mediaguard.decisions.scoring import ScoreInputs, score, select_policies
+from mediaguard.ingress.ingest import prepare
+from mediaguard.ingress.media import check_size, load_rgb, open_image
+from mediaguard.ingress.video import VideoFormat, sniff_video
+from mediaguard.models import (
     ClassifyInput,
     ClassifyResult,
     EnforceInput,
@@ -41,9 +43,7 @@ from .models import (
     SimilarityResult,
     Upload,
 )
-from .ports import Deps
-from .scoring import ScoreInputs, score, select_policies
-from .video import VideoFormat, sniff_video
+from mediaguard.ports import Deps
 
 logger = Logger(service="mediaguard", child=True)
 
@@ -88,7 +88,7 @@ def start(upload: Upload, deps: Deps) -> dict:
         raise
     history = deps.extras.get("history")
     if history is not None:
-        from .review import uploader_of
+        from mediaguard.decisions.review import uploader_of
 
         uploader = uploader_of(upload.media_id, deps)
         if uploader:  # uploads outside the upload API (e.g. the CLI) have no uploader
@@ -204,7 +204,7 @@ def frames(request: FramesInput, deps: Deps) -> FramesResult:
     A video is remuxed here without metadata (the served copy); an animation was
     already sanitized and is read back from the media bucket.
     """
-    from . import video  # ffmpeg (imageio-ffmpeg) is only in this stage's layer
+    from mediaguard import video  # ffmpeg (imageio-ffmpeg) is only in this stage's layer
 
     t0 = time.perf_counter()
     settings = deps.settings
@@ -268,7 +268,7 @@ def classify(request: ClassifyInput, deps: Deps) -> ClassifyResult:
     The embeddings (open_nsfw's pooled layer, free with the same pass) go to the media
     bucket as one .npy per batch for the similarity stage.
     """
-    from .classify import get_classifiers  # onnxruntime is only in the classifier's layer
+    from mediaguard.analysis.classify import get_classifiers  # onnxruntime is only in the classifier's layer
 
     t0 = time.perf_counter()
     settings = deps.settings
@@ -390,7 +390,7 @@ def score_item(request: ScoreInput, deps: Deps) -> ScoreResult:
     the shadow policy would have done; the inputs are stored so the decision can be replayed."""
     settings = deps.settings
     active, shadow = select_policies(settings.policy, settings.shadow_policy)
-    from .review import uploader_of
+    from mediaguard.decisions.review import uploader_of
 
     item = deps.items.get(request.media_id) or {}
     history = deps.extras.get("history")
@@ -420,9 +420,9 @@ def score_item(request: ScoreInput, deps: Deps) -> ScoreResult:
 
 
 def enforce(request: EnforceInput, deps: Deps) -> EnforceResult:
-    """Apply the scored action: audited, evented, safe to retry (see :mod:`mediaguard.enforcement`)."""
-    from . import enforcement
-    from .review import upload_facts
+    """Apply the scored action: audited, evented, safe to retry (see :mod:`mediaguard.decisions.enforcement`)."""
+    from mediaguard.decisions import enforcement
+    from mediaguard.decisions.review import upload_facts
 
     score = request.score
     item = deps.items.get(request.media_id) or {}

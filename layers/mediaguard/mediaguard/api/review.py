@@ -41,9 +41,9 @@ from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from . import geofence, review
-from .history import Pseudonymiser
-from .review import (
+from mediaguard.decisions import geofence, review
+from mediaguard.decisions.history import Pseudonymiser
+from mediaguard.decisions.review import (
     AppealDecisionRequest,
     AppealPage,
     AppealReceipt,
@@ -100,7 +100,7 @@ def use(review_service: Callable[[], ReviewService], *, geofence: Callable[[], G
 
 def _svc() -> ReviewService:
     if _services is None:
-        raise RuntimeError("mediaguard.api.use() was not called")
+        raise RuntimeError("mediaguard.api.review.use() was not called")
     return _services.review()
 
 
@@ -179,7 +179,7 @@ def decide_appeal(appeal_id: Annotated[str, Path(pattern=APPEAL_ID)],
 
 
 class GeofenceRuleIn(BaseModel):
-    """A rule as an operator writes it; ``mediaguard.geofence.new_rule`` validates it."""
+    """A rule as an operator writes it; ``mediaguard.decisions.geofence.new_rule`` validates it."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 

@@ -33,8 +33,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .index import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, PdqIndex
-from .models import Match
+from mediaguard.analysis.index import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, PdqIndex
+from mediaguard.models import Match
 
 INDEX_PREFIX = "index/"
 MANIFEST_KEY = f"{INDEX_PREFIX}manifest.json"
@@ -168,7 +168,7 @@ class Matcher:
 
     def __init__(self, reader: BankReader, build: BuiltIndex | None = None,
                  clock: Callable[[], float] = time.time, default_cosine: float | None = None) -> None:
-        from .neardup import EMBEDDING_MIN_COSINE
+        from mediaguard.analysis.neardup import EMBEDDING_MIN_COSINE
 
         self.reader = reader
         self.build = build or BuiltIndex.build([], 0.0)

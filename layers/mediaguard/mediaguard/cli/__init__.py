@@ -1,0 +1,1 @@
+"""The ``mediaguard`` command line (local mode and operators' tools). Never in a Lambda layer."""

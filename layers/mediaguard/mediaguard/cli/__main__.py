@@ -1,0 +1,3 @@
+from mediaguard.cli.main import main
+
+raise SystemExit(main())
