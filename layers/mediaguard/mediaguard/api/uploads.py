@@ -28,21 +28,14 @@ from mediaguard.analysis.index import PDQ_MIN_QUALITY
 from mediaguard.analysis.matching import Matcher, Query
 from mediaguard.errors import MediaguardError
 from mediaguard.ingress.fingerprint import PdqSignal
+from mediaguard.ingress.grant import GRANTED, REFUSED, client_actor, grant_chain, upload_key
 from mediaguard.ingress.media import STILL_KINDS
 from mediaguard.ingress.video import VIDEO_FORMATS
 from mediaguard.models import Match
 from mediaguard.ports import Deps
 from mediaguard.settings import Settings
-from mediaguard.stages.pipeline import upload_key
 
 logger = Logger(service="mediaguard", child=True)
-
-AUDIT_ACTOR_PREFIX = "client:"
-
-
-def audit_chain(media_id: str) -> str:
-    return f"upload:{media_id}"
-
 
 def accepted_content_types() -> tuple[str, ...]:
     """The content types the sanitize and frames stages can handle, so they never disagree."""
@@ -233,7 +226,7 @@ def request_upload(request: UploadRequest, caller: str, deps: Deps, presigner: P
     """
     settings = deps.settings
     media_id = media_id or uuid.uuid4().hex
-    chain, actor = audit_chain(media_id), f"{AUDIT_ACTOR_PREFIX}{caller}"
+    chain, actor = grant_chain(media_id), client_actor(caller)
     declared = request.model_dump(exclude_none=True)
     try:
         check_declaration(request, settings, media_id)
@@ -246,7 +239,7 @@ def request_upload(request: UploadRequest, caller: str, deps: Deps, presigner: P
             # probe what a bank holds.
             raise BlockedByBankError("this image cannot be uploaded", media_id=media_id)
     except UploadRefusedError as refusal:
-        deps.items.append_audit(chain, actor, "upload_refused", {"reason": refusal.reason, **declared})
+        deps.items.append_audit(chain, actor, REFUSED, {"reason": refusal.reason, **declared})
         logger.info("upload refused", extra={"media_id": media_id, "reason": refusal.reason})
         raise
     if not settings.upload_bucket:
@@ -254,7 +247,7 @@ def request_upload(request: UploadRequest, caller: str, deps: Deps, presigner: P
     key = upload_key(media_id)
     fields, conditions = post_policy(request)
     presigned = presigner.presign_post(settings.upload_bucket, key, fields, conditions, settings.upload_ttl_seconds)
-    deps.items.append_audit(chain, actor, "upload_granted",
+    deps.items.append_audit(chain, actor, GRANTED,
                             {"key": key, "expires_in": settings.upload_ttl_seconds, **declared})
     # Ids only: the presigned form is a credential and never goes to the logs.
     logger.info("upload granted", extra={"media_id": media_id, "content_length": request.content_length})

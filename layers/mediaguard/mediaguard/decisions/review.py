@@ -54,6 +54,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from mediaguard.audit import chain as audit
 from mediaguard.decisions.history import HistoryStore
 from mediaguard.errors import MediaguardError
+from mediaguard.ingress import grant
 from mediaguard.ports import Deps
 
 logger = Logger(service="mediaguard", child=True)
@@ -563,25 +564,11 @@ class Enforcer(Protocol):
 
 # --- where the upload came from ---------------------------------------------------------------
 
-UPLOAD_CHAIN_PREFIX = "upload:"
-CLIENT_ACTOR_PREFIX = "client:"
-
-
-def _upload_grant(media_id: str, deps: Deps) -> audit.AuditRecord | None:
-    for record in deps.items.audit_chain(f"{UPLOAD_CHAIN_PREFIX}{media_id}"):
-        if record.event == "upload_granted":
-            return record
-    return None
-
-
 def upload_facts(media_id: str, deps: Deps, item: dict[str, Any] | None = None) -> tuple[str | None, int | None]:
-    """``(uploader_of, upload_reach)`` from one read of the upload's chain."""
-    grant = _upload_grant(media_id, deps)
-    uploader = str(item["uploader"]) if item and item.get("uploader") else None
-    if uploader is None and grant is not None and grant.actor.startswith(CLIENT_ACTOR_PREFIX):
-        uploader = grant.actor[len(CLIENT_ACTOR_PREFIX):]
-    reach = grant.detail.get("reach") if grant else None
-    return uploader, int(reach) if reach is not None else None
+    """``(uploader_of, upload_reach)`` from one read of the upload's grant chain."""
+    facts = grant.read_facts(media_id, deps.items.audit_chain)
+    uploader = str(item["uploader"]) if item and item.get("uploader") else facts.uploader
+    return uploader, facts.reach
 
 
 def uploader_of(media_id: str, deps: Deps, item: dict[str, Any] | None = None) -> str | None:
@@ -832,7 +819,7 @@ class ReviewService:
         )
         self.appeals.create(appeal)
         self.deps.items.append_audit(
-            media_id, f"{CLIENT_ACTOR_PREFIX}{caller.sub}", "appeal_opened",
+            media_id, grant.client_actor(caller.sub), "appeal_opened",
             # The statement is the uploader's own words: the chain keeps its hash, the
             # appeals table its text.
             {"appeal_id": appeal.appeal_id, "appealed_action": appeal.appealed_action,

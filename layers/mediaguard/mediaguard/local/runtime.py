@@ -402,7 +402,7 @@ class LocalCloud:
 
     def upload(self, data: bytes, content_type: str, media_id: str | None = None) -> str:
         """Put an upload where a presigned POST would, which fires the S3 notification."""
-        from mediaguard.stages.pipeline import upload_key
+        from mediaguard.ingress.grant import upload_key
 
         media_id = media_id or uuid.uuid4().hex
         self.client("s3").put_object(

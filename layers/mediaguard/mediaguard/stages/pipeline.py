@@ -19,6 +19,7 @@ from aws_lambda_powertools import Logger
 from mediaguard import errors
 from mediaguard.analysis.matching import DELTA_SECONDS, MANIFEST_KEY, BankReader, BuiltIndex, Matcher, Query, fetch, publish
 from mediaguard.decisions.scoring import ScoreInputs, score, select_policies
+from mediaguard.ingress.grant import media_id_from_key, upload_key  # noqa: F401 (re-exported for handlers)
 from mediaguard.ingress.ingest import prepare
 from mediaguard.ingress.media import check_size, load_rgb, open_image
 from mediaguard.ingress.video import VideoFormat, sniff_video
@@ -46,20 +47,6 @@ from mediaguard.models import (
 from mediaguard.ports import Deps
 
 logger = Logger(service="mediaguard", child=True)
-
-UPLOAD_PREFIX = "uploads/"
-
-
-def upload_key(media_id: str) -> str:
-    # The key carries no file name: names are user data and never leave the client.
-    return f"{UPLOAD_PREFIX}{media_id}"
-
-
-def media_id_from_key(key: str) -> str:
-    if not key.startswith(UPLOAD_PREFIX) or "/" in key[len(UPLOAD_PREFIX) :]:
-        raise errors.MediaRejectedError("object key is outside the upload prefix", reason="bad_key")
-    return key[len(UPLOAD_PREFIX) :]
-
 
 def _require(value: str | None, name: str) -> str:
     if not value:
