@@ -45,7 +45,11 @@ def run_local(data: bytes, runs: int) -> tuple[list[dict[str, float]], list[floa
 def run_direct(data: bytes, runs: int) -> list[float]:
     """The same stage functions, called in-process against moto, without the orchestration."""
     from mediaguard.models import ClassifyInput, EnforceInput, ScoreInput, SimilarityInput, Upload
-    from mediaguard.stages import pipeline
+    from mediaguard.stages.classify import classify
+    from mediaguard.stages.enforce import enforce
+    from mediaguard.stages.sanitize import sanitize_and_fingerprint
+    from mediaguard.stages.score import score_item
+    from mediaguard.stages.similarity import similarity
 
     times = []
     with LocalCloud(parameters={"LogLevel": "ERROR"}) as cloud:
@@ -58,15 +62,15 @@ def run_direct(data: bytes, runs: int) -> list[float]:
             s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="image/jpeg")
             t0 = time.perf_counter()
             upload = Upload(media_id=media_id, bucket=bucket, key=key)
-            deps.items.claim(upload)
-            san = pipeline.sanitize_and_fingerprint(upload, deps)
+            deps.items.create_once(upload)
+            san = sanitize_and_fingerprint(upload, deps)
             frames = san.frames
-            cls = [pipeline.classify(ClassifyInput(media_id=media_id, batch=b), deps) for b in frames.batches]
-            sim = pipeline.similarity(SimilarityInput(media_id=media_id, fingerprints=san.fingerprints, frames=frames,
+            cls = [classify(ClassifyInput(media_id=media_id, batch=b), deps) for b in frames.batches]
+            sim = similarity(SimilarityInput(media_id=media_id, fingerprints=san.fingerprints, frames=frames,
                                                       classify=cls), deps)
-            score = pipeline.score_item(ScoreInput(media_id=media_id, classify=cls, similarity=sim,
+            score = score_item(ScoreInput(media_id=media_id, classify=cls, similarity=sim,
                                                    provenance=san.provenance), deps)
-            pipeline.enforce(EnforceInput(media_id=media_id, sanitized_key=frames.sanitized_key,
+            enforce(EnforceInput(media_id=media_id, sanitized_key=frames.sanitized_key,
                                           poster_key=frames.poster_key, score=score), deps)
             return (time.perf_counter() - t0) * 1000
 

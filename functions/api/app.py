@@ -4,8 +4,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard.adapters.review import geofence_admin, list_banks, review_service
 from mediaguard.api import review as api
+from mediaguard.wiring import geofence_admin, list_banks, review_service
 
 logger = Logger(service="mediaguard")
 api.use(review_service, geofence=geofence_admin, banks=list_banks)

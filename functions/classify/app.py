@@ -4,9 +4,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard.adapters.aws import deps
 from mediaguard.models import ClassifyInput
-from mediaguard.stages import pipeline
+from mediaguard.stages.classify import classify
+from mediaguard.wiring import classify_deps
 
 logger = Logger(service="mediaguard")
 
@@ -14,4 +14,4 @@ logger = Logger(service="mediaguard")
 @logger.inject_lambda_context
 @event_parser(model=ClassifyInput)
 def handler(event: ClassifyInput, context: LambdaContext) -> dict:
-    return pipeline.classify(event, deps()).model_dump()
+    return classify(event, classify_deps()).model_dump()

@@ -3,7 +3,7 @@
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard.adapters.audit import audit_store
+from mediaguard.wiring import audit_store
 
 logger = Logger(service="mediaguard")
 

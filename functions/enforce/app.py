@@ -4,9 +4,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard.adapters.aws import deps
 from mediaguard.models import EnforceInput
-from mediaguard.stages import pipeline
+from mediaguard.stages.enforce import enforce
+from mediaguard.wiring import enforce_deps
 
 logger = Logger(service="mediaguard")
 
@@ -14,4 +14,4 @@ logger = Logger(service="mediaguard")
 @logger.inject_lambda_context
 @event_parser(model=EnforceInput)
 def handler(event: EnforceInput, context: LambdaContext) -> dict:
-    return pipeline.enforce(event, deps()).model_dump()
+    return enforce(event, enforce_deps()).model_dump()

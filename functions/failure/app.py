@@ -4,9 +4,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard.adapters.aws import deps
 from mediaguard.models import FailureInput
-from mediaguard.stages import pipeline
+from mediaguard.stages.failure import record_failure
+from mediaguard.wiring import failure_deps
 
 logger = Logger(service="mediaguard")
 
@@ -14,4 +14,4 @@ logger = Logger(service="mediaguard")
 @logger.inject_lambda_context
 @event_parser(model=FailureInput)
 def handler(event: FailureInput, context: LambdaContext) -> dict:
-    return pipeline.record_failure(event, deps()).model_dump()
+    return record_failure(event, failure_deps()).model_dump()

@@ -4,9 +4,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard.adapters.aws import deps
 from mediaguard.models import FramesInput
-from mediaguard.stages import pipeline
+from mediaguard.stages.frames import frames
+from mediaguard.wiring import frames_deps
 
 logger = Logger(service="mediaguard")
 
@@ -14,4 +14,4 @@ logger = Logger(service="mediaguard")
 @logger.inject_lambda_context
 @event_parser(model=FramesInput)
 def handler(event: FramesInput, context: LambdaContext) -> dict:
-    return pipeline.frames(event, deps()).model_dump()
+    return frames(event, frames_deps()).model_dump()

@@ -3,8 +3,8 @@
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard.adapters.aws import deps
-from mediaguard.stages import pipeline
+from mediaguard.stages.index_build import build_index
+from mediaguard.wiring import index_build_deps
 
 logger = Logger(service="mediaguard")
 
@@ -12,4 +12,4 @@ logger = Logger(service="mediaguard")
 @logger.inject_lambda_context
 def handler(event: dict, context: LambdaContext) -> dict:
     # The scheduled event carries nothing we need: every run rebuilds from the tables.
-    return pipeline.build_index(deps())
+    return build_index(index_build_deps())

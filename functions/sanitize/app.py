@@ -4,9 +4,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard.adapters.aws import deps
 from mediaguard.models import Upload
-from mediaguard.stages import pipeline
+from mediaguard.stages.sanitize import sanitize_and_fingerprint
+from mediaguard.wiring import sanitize_deps
 
 logger = Logger(service="mediaguard")
 
@@ -14,4 +14,4 @@ logger = Logger(service="mediaguard")
 @logger.inject_lambda_context
 @event_parser(model=Upload)
 def handler(event: Upload, context: LambdaContext) -> dict:
-    return pipeline.sanitize_and_fingerprint(event, deps()).model_dump()
+    return sanitize_and_fingerprint(event, sanitize_deps()).model_dump()

@@ -4,9 +4,9 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard.adapters.aws import deps
 from mediaguard.models import SimilarityInput
-from mediaguard.stages import pipeline
+from mediaguard.stages.similarity import similarity
+from mediaguard.wiring import similarity_deps
 
 logger = Logger(service="mediaguard")
 
@@ -14,4 +14,4 @@ logger = Logger(service="mediaguard")
 @logger.inject_lambda_context
 @event_parser(model=SimilarityInput)
 def handler(event: SimilarityInput, context: LambdaContext) -> dict:
-    return pipeline.similarity(event, deps()).model_dump()
+    return similarity(event, similarity_deps()).model_dump()

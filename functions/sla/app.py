@@ -3,7 +3,7 @@
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard.adapters.review import task_queue
+from mediaguard.wiring import task_queue
 
 logger = Logger(service="mediaguard")
 

@@ -6,9 +6,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard.adapters.aws import deps
-from mediaguard.models import Upload
-from mediaguard.stages import pipeline
+from mediaguard.stages.start import start, upload_from_key
+from mediaguard.wiring import start_deps
 
 logger = Logger(service="mediaguard")
 
@@ -21,6 +20,5 @@ def handler(event: S3Event, context: LambdaContext) -> dict:
     results = []
     for record in event.records:
         key = unquote_plus(record.s3.get_object.key)  # S3 URL-encodes keys in events
-        upload = Upload(media_id=pipeline.media_id_from_key(key), bucket=record.s3.bucket.name, key=key)
-        results.append(pipeline.start(upload, deps()))
+        results.append(start(upload_from_key(record.s3.bucket.name, key), start_deps()))
     return {"results": results}

@@ -8,8 +8,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard.adapters.aws import deps, presigner
 from mediaguard.api import uploads
+from mediaguard.wiring import presigner, uploads_deps
 
 logger = Logger(service="mediaguard")
 app = APIGatewayHttpResolver(enable_validation=True)
@@ -19,8 +19,8 @@ app = APIGatewayHttpResolver(enable_validation=True)
 def create_upload(request: Annotated[uploads.UploadRequest, Body()]) -> Response[uploads.UploadGrant]:
     event = app.current_event
     caller = uploads.authenticate(event.request_context.authorizer.jwt_claim, event.headers.get("authorization"),
-                                  deps().settings)
-    grant = uploads.request_upload(request, caller, deps(), presigner())
+                                  uploads_deps().settings)
+    grant = uploads.request_upload(request, caller, uploads_deps(), presigner())
     return Response(201, content_types.APPLICATION_JSON, grant)
 
 

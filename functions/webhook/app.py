@@ -4,8 +4,8 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parser import envelopes, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mediaguard.adapters.enforcement import default_webhook_sink
 from mediaguard.decisions.events import DecisionEvent
+from mediaguard.wiring import webhook_sink
 
 logger = Logger(service="mediaguard")
 
@@ -15,5 +15,5 @@ logger = Logger(service="mediaguard")
 def handler(event: DecisionEvent, context: LambdaContext) -> dict:
     # Raising after the sink's bounded retries hands the event to Lambda's async retries,
     # then to the dead-letter queue: a receiver outage never loses a decision silently.
-    delivery = default_webhook_sink().deliver(event)
+    delivery = webhook_sink().deliver(event)
     return {"decision_id": event.decision_id, "status": delivery.status, "attempts": delivery.attempts}

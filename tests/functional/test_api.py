@@ -55,14 +55,14 @@ def stack():
         patch.delenv("AWS_PROFILE", raising=False)
         import boto3
 
-        from mediaguard.adapters import aws, tables
+        from mediaguard import wiring
         from mediaguard.adapters import review as review_adapters
+        from mediaguard.adapters import tables
         from mediaguard.adapters.history import HistoryItem
         from mediaguard.settings import get_settings
 
         get_settings.cache_clear()
-        aws.deps.cache_clear()
-        review_adapters.reset()
+        wiring.reset()
         settings = get_settings()
         tables.bind(settings)
         review_adapters.bind(review_adapters.review.get_review_settings(), settings)
@@ -77,8 +77,7 @@ def stack():
         handler = _load(REPO / "functions" / "api" / "app.py").handler
         yield handler, s3
         get_settings.cache_clear()
-        aws.deps.cache_clear()
-        review_adapters.reset()
+        wiring.reset()
 
 
 @pytest.fixture
@@ -123,21 +122,20 @@ def scored_into_review(stack, media_id: str, *, risk: float, reach: int) -> None
     """What the upload API and the pipeline leave behind for an item that needs people:
     the grant in the upload chain, the original and its sanitized copy, the scores, and
     the automated ``review`` decision, which enqueues the item through enforcement."""
-    from mediaguard.adapters import aws
-    from mediaguard.adapters.review import review_service
+    from mediaguard import wiring
     from mediaguard.api import uploads
     from mediaguard.decisions import enforcement
     from mediaguard.models import Upload
 
     _, s3 = stack
-    deps = aws.deps()
+    deps = wiring.operator_deps()
     request = uploads.UploadRequest(content_type="image/jpeg", content_length=400_000, reach=reach)
-    uploads.request_upload(request, UPLOADER["sub"], deps, aws.presigner(), media_id=media_id)
+    uploads.request_upload(request, UPLOADER["sub"], deps, wiring.presigner(), media_id=media_id)
     data = jpeg_bytes(photo("astronaut"))
     s3.put_object(Bucket="uploads", Key=f"uploads/{media_id}", Body=data, ContentType="image/jpeg")
     s3.put_object(Bucket="media", Key=f"media/{media_id}/sanitized.jpg", Body=data, ContentType="image/jpeg")
     # What the start stage does with the S3 event: claim the item, open its chain.
-    assert deps.items.claim(Upload(media_id=media_id, bucket="uploads", key=f"uploads/{media_id}"))
+    assert deps.items.create_once(Upload(media_id=media_id, bucket="uploads", key=f"uploads/{media_id}"))
     deps.items.append_audit(media_id, "system:start", "received", {"key": f"uploads/{media_id}"})
     digest = hashlib.sha256(data).hexdigest()
     deps.items.update(media_id, {
@@ -147,13 +145,13 @@ def scored_into_review(stack, media_id: str, *, risk: float, reach: int) -> None
         "matches": [{"bank": "ncii-demo", "kind": "flag", "ref": "victim-0001", "signal": "pdq", "distance": 12}],
     })
     enforcement.apply(media_id, "review", actor="system:enforce", reason="classifier.nsfw",
-                      context={"risk": risk, "reach": reach}, deps=review_service().deps)
+                      context={"risk": risk, "reach": reach}, deps=wiring.review_service().deps)
 
 
 def chain(media_id: str):
-    from mediaguard.adapters import aws
+    from mediaguard import wiring
 
-    return aws.deps().items.audit_chain(media_id)
+    return wiring.operator_deps().items.audit_chain(media_id)
 
 
 # --- the story -----------------------------------------------------------------------------------
@@ -300,16 +298,16 @@ def test_the_openapi_document_lists_every_route(call):
 def test_the_scheduled_sweep_moves_an_overdue_task_to_the_senior_lane(stack, call):
     from datetime import UTC, datetime, timedelta
 
-    from mediaguard.adapters import aws
-    from mediaguard.adapters.review import task_queue
+    from mediaguard import wiring
     from mediaguard.decisions.review import TaskQueue
+    from mediaguard.wiring import task_queue
 
     # GIVEN a fast-lane task queued two hours ago (its SLA is one hour)
     queue = task_queue()
     two_hours_ago = datetime.now(UTC) - timedelta(hours=2)
     TaskQueue(queue.tasks, queue.items, queue.settings, clock=lambda: two_hours_ago).enqueue(
         "late0001", 0.96, 100, "policy:review")
-    aws.deps().items.append_audit("upload:late0001", "client:user-0001", "upload_granted", {"reach": 100})
+    wiring.operator_deps().items.append_audit("upload:late0001", "client:user-0001", "upload_granted", {"reach": 100})
     # WHEN the scheduled function runs with its sample event
     result = _load(REPO / "functions" / "sla" / "app.py").handler(load_event("sla"), _Context())
     # THEN the task is escalated, audited by the sweep, and listed for senior reviewers only
@@ -350,11 +348,11 @@ def test_admins_manage_geofence_rules_and_every_change_is_audited(stack, call):
 
 
 def test_admins_list_the_banks(stack, call):
-    from mediaguard.adapters import aws
+    from mediaguard import wiring
     from mediaguard.adapters.banks import DynamoBankStore
     from mediaguard.analysis.banks import Bank
 
-    DynamoBankStore(aws.deps().settings).create_bank(Bank(name="ncii-demo", kind="block", action="remove"))
+    DynamoBankStore(wiring.operator_deps().settings).create_bank(Bank(name="ncii-demo", kind="block", action="remove"))
     status, page = call("GET", "/admin/banks", claims=ADMIN)
     assert status == 200
     assert [(b["name"], b["kind"], b["action"], b["pdq_threshold"]) for b in page["items"]] == [
@@ -365,9 +363,9 @@ def test_admins_list_the_banks(stack, call):
 
 
 def _item(media_id: str) -> dict:
-    from mediaguard.adapters import aws
+    from mediaguard import wiring
 
-    return aws.deps().items.get(media_id)
+    return wiring.operator_deps().items.get(media_id)
 
 
 def _keys(s3, bucket: str, prefix: str) -> list[str]:

@@ -17,6 +17,7 @@ from botocore.stub import Stubber
 from moto import mock_aws
 from pynamodb.exceptions import TransactWriteError
 
+from mediaguard import wiring
 from mediaguard.adapters import audit as audit_adapter
 from mediaguard.adapters import tables
 from mediaguard.adapters.audit import (
@@ -487,7 +488,7 @@ def test_verify_without_a_trail_configured_exits_2(aws):
 
 def test_the_digest_handler_runs_one_digest_for_the_sample_event(anchored, monkeypatch):
     fill(anchored, "upload:def", EVENTS[:1])
-    monkeypatch.setattr(audit_adapter, "audit_store", lambda: anchored)
+    monkeypatch.setattr(wiring, "audit_store", lambda: anchored)
     spec = importlib.util.spec_from_file_location("digest_app", REPO / "functions" / "digest" / "app.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -144,7 +144,7 @@ def test_remove_and_restore_on_s3_with_events_on_the_bus_and_the_webhook(aws):
     settings = Settings(media_bucket=MEDIA, evidence_bucket=EVIDENCE, event_bus_name=BUS, region=REGION,
                         webhook_url=receiver.url, webhook_secret_arn=aws["secret_arn"])
     deps = Deps(settings=settings, blobs=S3BlobStore(s3), items=items,
-                extras={"enforcement": enforcement_ports(settings, inline_webhook=True)})
+                enforcement=enforcement_ports(settings, inline_webhook=True))
     try:
         # WHEN the pipeline removes it
         removed = apply(MEDIA_ID, "remove", actor="system:enforce", reason="bank.block", deps=deps)

@@ -21,7 +21,7 @@ def banks(cloud):
 
 def _after_a_minute(cloud) -> None:
     # Bank changes must be matchable within 60 s without an index rebuild: let a minute pass.
-    cloud.deps().extras["clock"] = lambda: time.time() + 61 + 61 * _after_a_minute.calls
+    cloud.set_clock(lambda: time.time() + 61 + 61 * _after_a_minute.calls)
     _after_a_minute.calls += 1
 
 

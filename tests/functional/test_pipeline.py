@@ -57,7 +57,7 @@ def test_reupload_of_a_banked_image_is_removed_with_the_match_explained(cloud):
 
     # WHEN a minute passes (new entries must be matchable within 60 s, without an index rebuild)
     # and a smaller, re-compressed copy is uploaded
-    cloud.deps().extras["clock"] = lambda: time.time() + 61
+    cloud.set_clock(lambda: time.time() + 61)
     copy = jpeg_bytes(photo("coffee").resize((300, 200)), quality=60)
     media_id = cloud.upload(copy, "image/jpeg")
     cloud.wait(media_id)

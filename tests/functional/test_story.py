@@ -77,7 +77,7 @@ def test_upload_review_remove_appeal_overturn_and_a_tampered_record_is_named(clo
     data = jpeg_bytes(photo("astronaut"))
     banks.add_media("reported", "report-1", data, actor="test", declared="image/jpeg",
                     featurizer=media_featurizer(cloud.deps().settings))
-    cloud.deps().extras["clock"] = lambda: time.time() + 61  # the bank change is a minute old
+    cloud.set_clock(lambda: time.time() + 61)  # the bank change is a minute old
 
     # WHEN a user with a large audience uploads it through the upload API
     media_id = upload_as(cloud, UPLOADER, data, reach=120_000)

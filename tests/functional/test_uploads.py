@@ -241,7 +241,7 @@ def test_client_pdq_near_a_block_bank_entry_is_refused_without_naming_the_bank(c
     banks.create_bank("ncii-victims", "block", actor="test")
     banks.add_entries("ncii-victims", [NewEntry(ref="case-77", signal="pdq", value=banked.pdq,
                                                 quality=banked.pdq_quality)], actor="test")
-    cloud.deps().extras["clock"] = lambda: time.time() + 61  # the entry is a minute old: past the delta's refresh
+    cloud.set_clock(lambda: time.time() + 61)  # the entry is a minute old: past the delta's refresh
     # AND a client that hashed a resized, recompressed copy on the device
     copy = jpeg_bytes(photo("coffee").resize((300, 200)), quality=60)
     client = prepare(copy, "image/jpeg", settings).fingerprints

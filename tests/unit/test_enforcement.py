@@ -180,7 +180,7 @@ def world(astronaut, media_bytes):
     })
     settings = Settings(media_bucket=MEDIA, evidence_bucket=EVIDENCE)
     deps = Deps(settings=settings, blobs=buckets, items=items,
-                extras={"enforcement": EnforcementPorts(custody=buckets, sinks=[sink], review=queue)})
+                enforcement=EnforcementPorts(custody=buckets, sinks=[sink], review=queue))
 
     class World:
         pass

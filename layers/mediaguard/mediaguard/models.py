@@ -26,6 +26,10 @@ class Upload(BaseModel):
     media_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
     bucket: str
     key: str
+    # From the upload grant (``ingress.grant``), read once by the start stage and carried
+    # to scoring and enforcement in the execution input. None for uploads outside the API.
+    uploader: str | None = None
+    reach: int | None = Field(default=None, ge=0)
 
 
 class Fingerprints(BaseModel):
@@ -173,6 +177,7 @@ class ScoreInput(BaseModel):
     classify: list[ClassifyResult]  # one per Map iteration (batch of frames)
     similarity: SimilarityResult
     provenance: Provenance | None = None
+    uploader: str | None = None  # Upload.uploader
 
     def classifier_scores(self) -> dict[str, float]:
         """Every score key's maximum over all frames of all batches."""
@@ -210,6 +215,8 @@ class EnforceInput(BaseModel):
     sanitized_key: str
     poster_key: str | None = None  # a video's blur derivative is a blurred poster frame
     score: ScoreResult
+    uploader: str | None = None  # Upload.uploader
+    reach: int | None = Field(default=None, ge=0)  # Upload.reach
 
 
 class EnforceResult(BaseModel):

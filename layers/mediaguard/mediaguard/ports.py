@@ -5,15 +5,21 @@ The AWS implementations live in ``mediaguard.adapters``; tests may pass their ow
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from mediaguard.analysis.matching import BankReader
-from mediaguard.audit.chain import AuditRecord
-from mediaguard.decisions.events import DecisionEvent
+from mediaguard.errors import MediaguardError
 from mediaguard.models import Upload
 from mediaguard.settings import Settings
+
+if TYPE_CHECKING:  # types only: importing them would pull numpy into every stage's cold start
+    from mediaguard.analysis.matching import BankReader, Matcher
+    from mediaguard.audit.chain import AuditRecord
+    from mediaguard.decisions.events import DecisionEvent
+    from mediaguard.decisions.history import HistoryStore
 
 
 class BlobStore(Protocol):
@@ -32,10 +38,14 @@ class BlobStore(Protocol):
 
 
 class ItemStore(Protocol):
-    def claim(self, upload: Upload) -> bool:
-        """Create the item if it does not exist yet (or its last start failed); False if another run owns it."""
+    def create_once(self, upload: Upload) -> bool:
+        """Create the item if it does not exist yet (or its last start failed); False if another run owns it.
 
-    def release_claim(self, media_id: str) -> None: ...
+        The duplicate-start guard (S3 may deliver an event twice). Not to be confused with a
+        reviewer claiming a review task."""
+
+    def mark_start_failed(self, media_id: str) -> None:
+        """Let the next delivery of the same S3 event start the item again."""
 
     def update(self, media_id: str, fields: dict[str, Any]) -> None: ...
 
@@ -43,20 +53,52 @@ class ItemStore(Protocol):
 
     def append_audit(self, chain: str, actor: str, event: str, detail: dict) -> AuditRecord: ...
 
+    def audit_chain(self, chain: str) -> list[AuditRecord]:
+        """Every record of one chain, in order."""
+
 
 class Workflow(Protocol):
     def start(self, name: str, payload: dict) -> str:
         """Start one execution named ``name``; returns its id."""
 
 
+class MissingPortError(MediaguardError):
+    """A stage asked for an adapter its wiring did not build (a wiring or IAM mismatch)."""
+
+    reason = "misconfigured"
+
+
+@dataclass
+class MatcherSlot:
+    """Where a process keeps its matcher between invocations (see ``stages.similarity``)."""
+
+    matcher: Matcher | None = None
+    checked: float = float("-inf")
+
+
 @dataclass
 class Deps:
+    """What one stage may reach, built by ``mediaguard.wiring`` per stage: a stage's
+    factory builds only the clients its function's IAM role allows, and leaves the
+    rest ``None``. ``need`` turns a missing one into a typed error instead of an
+    ``AttributeError`` on ``None``."""
+
     settings: Settings
-    blobs: BlobStore
-    items: ItemStore
+    blobs: BlobStore | None = None
+    items: ItemStore | None = None
     workflow: Workflow | None = None
     bank_reader: BankReader | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    history: HistoryStore | None = None
+    enforcement: EnforcementPorts | None = None
+    # Seconds since the epoch; replaceable so a test can let a minute pass without waiting one.
+    clock: Callable[[], float] = time.time
+    matching: MatcherSlot = field(default_factory=MatcherSlot)
+
+    def need(self, port: str) -> Any:
+        value = getattr(self, port)
+        if value is None:
+            raise MissingPortError(f"this stage's wiring has no {port!r} adapter")
+        return value
 
 
 # --- enforcement (mediaguard.decisions.enforcement) -------------------------------------------
@@ -107,7 +149,7 @@ class DecisionSink(Protocol):
 
 @dataclass
 class EnforcementPorts:
-    """Enforcement's adapters, carried in ``Deps.extras["enforcement"]``."""
+    """Enforcement's adapters, carried in ``Deps.enforcement``."""
 
     custody: BlobCustody
     sinks: list[DecisionSink] = field(default_factory=list)

@@ -51,7 +51,6 @@ from mediaguard.audit.chain import (
     next_digest,
     next_record,
 )
-from mediaguard.settings import get_settings
 
 logger = Logger(service="mediaguard", child=True)
 
@@ -418,8 +417,3 @@ class DynamoAuditStore:
         with ThreadPoolExecutor(max_workers=_READ_WORKERS) as pool:
             return list(pool.map(fetch, sorted(originals.items())))
 
-
-@lru_cache(maxsize=1)
-def audit_store() -> DynamoAuditStore:
-    """The store for the current settings, created once per container and reused warm."""
-    return DynamoAuditStore(names_from_settings(get_settings()))

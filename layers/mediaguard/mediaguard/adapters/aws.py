@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,7 @@ from pynamodb.exceptions import PutError
 from mediaguard.adapters import tables
 from mediaguard.audit.chain import AuditRecord
 from mediaguard.models import Upload
-from mediaguard.ports import Deps
-from mediaguard.settings import Settings, get_settings
+from mediaguard.settings import Settings
 
 
 def _now() -> datetime:
@@ -62,7 +60,7 @@ class DynamoItemStore:
         self.settings = settings
         self._audit_store = None
 
-    def claim(self, upload: Upload) -> bool:
+    def create_once(self, upload: Upload) -> bool:
         item = tables.MediaItem(
             upload.media_id, status="received", upload_bucket=upload.bucket, upload_key=upload.key,
             received_at=_now(), updated_at=_now(),
@@ -77,7 +75,7 @@ class DynamoItemStore:
                 return False
             raise
 
-    def release_claim(self, media_id: str) -> None:
+    def mark_start_failed(self, media_id: str) -> None:
         tables.MediaItem(media_id).update(actions=[tables.MediaItem.status.set("start_failed")])
 
     def update(self, media_id: str, fields: dict[str, Any]) -> None:
@@ -139,39 +137,18 @@ class StepFunctionsWorkflow:
         return response["executionArn"]
 
 
-@lru_cache(maxsize=1)
-def deps() -> Deps:
-    """Adapters for the current settings, created once per container and reused warm."""
-    settings = get_settings()
-    workflow = None
-    if settings.state_machine_arn:
-        workflow = StepFunctionsWorkflow(boto3.client("stepfunctions", region_name=settings.region),
-                                         settings.state_machine_arn)
-    from mediaguard.adapters.banks import dynamo_bank_service
-    from mediaguard.adapters.enforcement import enforcement_ports
-    from mediaguard.adapters.review import history_store, make_task_queue
-
-    items = DynamoItemStore(settings)
-    extras: dict[str, Any] = {"history": history_store(settings)}
-    if settings.evidence_bucket:
-        extras["enforcement"] = enforcement_ports(settings, review=make_task_queue(settings, items))
-    bank_reader = None
-    if settings.banks_table and settings.bank_entries_table:
-        bank_reader = dynamo_bank_service(settings, audit=items.append_audit)
-    return Deps(
-        settings=settings,
-        blobs=S3BlobStore(boto3.client("s3", region_name=settings.region)),
-        items=items,
-        workflow=workflow,
-        bank_reader=bank_reader,
-        extras=extras,
-    )
+def s3_blob_store(settings: Settings) -> S3BlobStore:
+    return S3BlobStore(boto3.client("s3", region_name=settings.region))
 
 
-@lru_cache(maxsize=1)
-def presigner() -> S3PostPresigner:
+def workflow(settings: Settings) -> StepFunctionsWorkflow | None:
+    if not settings.state_machine_arn:
+        return None
+    return StepFunctionsWorkflow(boto3.client("stepfunctions", region_name=settings.region), settings.state_machine_arn)
+
+
+def s3_post_presigner(settings: Settings) -> S3PostPresigner:
     """SigV4 explicitly: botocore may still sign POST policies with SigV2, which newer
     regions refuse and which S3 has deprecated."""
-    settings = get_settings()
     config = Config(signature_version="s3v4", s3={"addressing_style": "virtual"})
     return S3PostPresigner(boto3.client("s3", region_name=settings.region, config=config))

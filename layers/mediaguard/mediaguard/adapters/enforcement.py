@@ -13,7 +13,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import boto3
@@ -31,7 +30,7 @@ from mediaguard.decisions.events import (
 )
 from mediaguard.errors import MediaguardError
 from mediaguard.ports import EnforcementPorts, ReviewQueue, StoredObject
-from mediaguard.settings import Settings, get_settings
+from mediaguard.settings import Settings
 
 logger = Logger(service="mediaguard", child=True)
 
@@ -274,12 +273,6 @@ def webhook_sink(settings: Settings, *, secretsmanager: Any = None) -> WebhookSi
         raise MediaguardError("no webhook secret is configured", reason="misconfigured")
     return WebhookSink(settings.webhook_url, secrets, timeout=settings.webhook_timeout_seconds,
                        max_seconds=settings.webhook_max_seconds)
-
-
-@lru_cache(maxsize=1)
-def default_webhook_sink() -> WebhookSink:
-    """The webhook sink for this container's settings, created once and reused warm."""
-    return webhook_sink(get_settings())
 
 
 def enforcement_ports(settings: Settings, *, review: ReviewQueue | None = None, inline_webhook: bool = False,

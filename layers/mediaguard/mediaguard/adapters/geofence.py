@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import DeleteError, PutError
 
 from mediaguard.adapters import tables
@@ -138,8 +139,6 @@ def default_region() -> str | None:
 
 
 def stack_table(stack: str, region: str) -> str:
-    from botocore.exceptions import BotoCoreError, ClientError
-
     try:
         response = boto3.client("cloudformation", region_name=region).describe_stack_resource(
             StackName=stack, LogicalResourceId="GeofenceTable")
@@ -150,7 +149,9 @@ def stack_table(stack: str, region: str) -> str:
     return response["StackResourceDetail"]["PhysicalResourceId"]
 
 
-def _target_error(message: str) -> Exception:
-    from mediaguard.cli.geofence import TargetError
+class TargetError(Exception):
+    """The store could not be reached: no such stack, no table in it, no credentials."""
 
+
+def _target_error(message: str) -> Exception:
     return TargetError(message)

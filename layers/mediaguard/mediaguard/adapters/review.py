@@ -19,10 +19,8 @@ Appeals table (``APPEALS_TABLE``), key ``appeal_id``; GSI ``by_state`` (``state`
 
 from __future__ import annotations
 
-import dataclasses
 import heapq
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import boto3
@@ -32,8 +30,10 @@ from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
+from mediaguard.adapters.geofence import DynamoGeofence
+from mediaguard.adapters.history import DynamoHistory
 from mediaguard.api.review import GeofenceAdmin
-from mediaguard.decisions import review
+from mediaguard.decisions import enforcement, review
 from mediaguard.decisions.history import HistoryStore, Pseudonymiser
 from mediaguard.decisions.review import (
     Appeal,
@@ -45,6 +45,7 @@ from mediaguard.decisions.review import (
     ReviewSettings,
     Task,
 )
+from mediaguard.ports import Deps
 from mediaguard.settings import Settings
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -365,42 +366,23 @@ class S3UrlSigner:
 
 
 def make_task_queue(settings: Settings, items: Any) -> review.TaskQueue:
-    """A review queue (``ports.ReviewQueue``) over the review table, auditing through
-    ``items``; for ``aws.deps()`` to hand enforcement without calling back into itself."""
+    """The queue enforcement enqueues into and the SLA sweep escalates, over ``items``."""
     review_settings = review.get_review_settings()
-    return review.TaskQueue(DynamoTaskStore(review_settings, settings), items, review_settings)
+    return review.TaskQueue(DynamoTaskStore(review_settings, settings), items=items, settings=review_settings)
 
 
-@lru_cache(maxsize=1)
-def task_queue() -> review.TaskQueue:
-    """The review queue for this container's settings, created once and reused warm."""
-    from mediaguard.adapters.aws import deps
-
-    core = deps()
-    return make_task_queue(core.settings, core.items)
-
-
-@lru_cache(maxsize=1)
-def review_service() -> review.ReviewService:
-    """The review API's service over DynamoDB and S3, created once per container."""
-    from mediaguard.adapters.aws import deps
-    from mediaguard.adapters.enforcement import enforcement_ports
-    from mediaguard.decisions import enforcement
-
-    core = deps()
-    if "enforcement" not in core.extras:
-        # Decisions go through the same enforcement as the pipeline, with the same ports.
-        core = dataclasses.replace(core, extras={**core.extras, "enforcement": enforcement_ports(
-            core.settings, review=task_queue())})
+def make_review_service(deps: Deps) -> review.ReviewService:
+    """The review API's service over DynamoDB and S3; ``deps`` carries the same
+    enforcement ports as the pipeline's enforce stage."""
     settings = review.get_review_settings()
     return review.ReviewService(
-        deps=core,
-        tasks=DynamoTaskStore(settings, core.settings),
-        appeals=DynamoAppealStore(settings, core.settings),
-        signer=S3UrlSigner.for_region(core.settings.region),
+        deps=deps,
+        tasks=DynamoTaskStore(settings, deps.settings),
+        appeals=DynamoAppealStore(settings, deps.settings),
+        signer=S3UrlSigner.for_region(deps.settings.region),
         enforcer=enforcement,
         settings=settings,
-        history=history_store(core.settings),
+        history=deps.history,
     )
 
 
@@ -409,33 +391,10 @@ def history_store(settings: Settings) -> HistoryStore | None:
     (no history in the item view, no strikes)."""
     if not (settings.history_table and settings.uploader_key):
         return None
-    from mediaguard.adapters.history import DynamoHistory
-
     return DynamoHistory(settings.history_table, settings.region, Pseudonymiser(settings.uploader_key))
 
 
-@lru_cache(maxsize=1)
-def geofence_admin() -> GeofenceAdmin:
+def make_geofence_admin(settings: Settings) -> GeofenceAdmin:
     """The geofence table for the admin routes; uploader scopes need the uploader key."""
-    from mediaguard.adapters.aws import deps
-    from mediaguard.adapters.geofence import DynamoGeofence
-
-    settings = deps().settings
     return GeofenceAdmin(store=DynamoGeofence(settings),
                          pseudonymiser=Pseudonymiser(settings.uploader_key) if settings.uploader_key else None)
-
-
-def list_banks() -> list[dict[str, Any]]:
-    """Every bank's configuration (no entries): what the admin console lists."""
-    from mediaguard.adapters.aws import deps
-    from mediaguard.adapters.banks import DynamoBankStore
-
-    return [bank.to_dict() for bank in DynamoBankStore(deps().settings).list_banks()]
-
-
-def reset() -> None:
-    """Forget the cached settings and services (a new local stack, a test)."""
-    review.get_review_settings.cache_clear()
-    task_queue.cache_clear()
-    review_service.cache_clear()
-    geofence_admin.cache_clear()

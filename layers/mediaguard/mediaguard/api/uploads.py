@@ -34,6 +34,7 @@ from mediaguard.ingress.video import VIDEO_FORMATS
 from mediaguard.models import Match
 from mediaguard.ports import Deps
 from mediaguard.settings import Settings
+from mediaguard.stages.similarity import get_matcher
 
 logger = Logger(service="mediaguard", child=True)
 
@@ -230,8 +231,6 @@ def request_upload(request: UploadRequest, caller: str, deps: Deps, presigner: P
     declared = request.model_dump(exclude_none=True)
     try:
         check_declaration(request, settings, media_id)
-        from mediaguard.stages.pipeline import get_matcher
-
         hit = screen(request, get_matcher(deps))
         if hit is not None:
             declared |= {"bank": hit.bank, "ref": hit.ref, "distance": hit.distance}

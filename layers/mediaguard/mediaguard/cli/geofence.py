@@ -36,10 +36,6 @@ class Out(Protocol):
     def line(self, text: str) -> None: ...
 
 
-class TargetError(Exception):
-    """The store could not be reached: no such stack, no table in it, no credentials."""
-
-
 def add_geofence_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``geofence`` and its ``add``/``list``/``remove`` subcommands to the ``mediaguard`` parser."""
     common = argparse.ArgumentParser(add_help=False)
@@ -75,6 +71,7 @@ def run_geofence(args: argparse.Namespace, out: Out) -> int:
     """Run one ``mediaguard geofence`` subcommand; returns the exit code."""
     from pynamodb.exceptions import PynamoDBException
 
+    from mediaguard.adapters.geofence import TargetError
     from mediaguard.decisions.geofence import GeofenceRuleError
     from mediaguard.decisions.history import Pseudonymiser
     from mediaguard.settings import get_settings

@@ -209,12 +209,11 @@ def blur_image(data: bytes, max_pixels: int) -> bytes:
 
 
 def ports_of(deps: Deps) -> EnforcementPorts:
-    """Enforcement's adapters from ``deps.extras["enforcement"]`` (built by
+    """Enforcement's adapters from ``deps.enforcement`` (built by
     ``adapters.enforcement.enforcement_ports``); a clear error when they are not wired."""
-    ports = deps.extras.get("enforcement")
-    if not isinstance(ports, EnforcementPorts):
-        raise EnforcementError("deps.extras['enforcement'] is not configured", reason="misconfigured")
-    return ports
+    if not isinstance(deps.enforcement, EnforcementPorts):
+        raise EnforcementError("deps.enforcement is not configured", reason="misconfigured")
+    return deps.enforcement
 
 
 # --- the decision --------------------------------------------------------------------

@@ -28,9 +28,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from mediaguard import wiring
+from mediaguard.ingress.grant import upload_key
 from mediaguard.local import postpolicy
 from mediaguard.local.check import check_transitions, render
 from mediaguard.local.template import ACCOUNT_ID, Stack
+from mediaguard.ports import Deps
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
 DEFAULT_TEMPLATE = REPO_ROOT / "template.yaml"
@@ -402,7 +405,6 @@ class LocalCloud:
 
     def upload(self, data: bytes, content_type: str, media_id: str | None = None) -> str:
         """Put an upload where a presigned POST would, which fires the S3 notification."""
-        from mediaguard.ingress.grant import upload_key
 
         media_id = media_id or uuid.uuid4().hex
         self.client("s3").put_object(
@@ -456,14 +458,15 @@ class LocalCloud:
                             invocations)
 
     def item(self, media_id: str) -> dict | None:
-        from mediaguard.adapters.aws import deps
+        return wiring.operator_deps().items.get(media_id)
 
-        return deps().items.get(media_id)
+    def deps(self) -> Deps:
+        """Every adapter, as the CLI and an operator see the stack."""
+        return wiring.operator_deps()
 
-    def deps(self):
-        from mediaguard.adapters.aws import deps
-
-        return deps()
+    def set_clock(self, clock: Callable[[], float]) -> None:
+        """The clock every stage reads (the matcher's delta refresh): a test lets a minute pass."""
+        wiring.set_clock(clock)
 
 
 def _deliver_s3_events_after_write():
@@ -516,15 +519,7 @@ def _deliver_s3_events_after_write():
 def _reset_library_caches() -> None:
     """Settings and adapters are cached per process (per warm container on AWS); a new
     local stack must not see the previous one's names."""
-    from mediaguard.adapters import audit, aws, enforcement, review
-    from mediaguard.settings import get_settings
-
-    get_settings.cache_clear()
-    aws.deps.cache_clear()
-    aws.presigner.cache_clear()
-    enforcement.default_webhook_sink.cache_clear()
-    review.reset()
-    audit.audit_store.cache_clear()
+    wiring.reset()
 
 
 __all__ = ["ACCOUNT_ID", "ExecutionRun", "LocalCloud", "LocalRuntimeError"]

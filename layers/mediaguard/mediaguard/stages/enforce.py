@@ -1,0 +1,28 @@
+"""Enforce: apply the scored action, audited, evented, safe to retry (see ``decisions.enforcement``)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+
+from mediaguard.decisions import enforcement
+from mediaguard.models import EnforceInput, EnforceResult
+from mediaguard.ports import Deps
+
+logger = Logger(service="mediaguard", child=True)
+
+
+def enforce(request: EnforceInput, deps: Deps) -> EnforceResult:
+    """Uploader and reach come from the execution input (read from the grant at start)."""
+    items = deps.need("items")
+    score = request.score
+    context = {"risk": score.risk, "policy_version": score.policy_version, "sanitized_key": request.sanitized_key,
+               "poster_key": request.poster_key, "reach": request.reach}
+    decision = enforcement.apply(request.media_id, score.action, actor="system:enforce",
+                                 reason=enforcement.reason_from_score(score), context=context, deps=deps)
+    items.update(request.media_id, {"status": "done", "reach": request.reach})
+    if deps.history is not None and request.uploader:
+        item = items.get(request.media_id) or {}
+        deps.history.record_outcome(request.uploader, request.media_id, decision.action,
+                                    {m["kind"] for m in item.get("matches") or []})
+    logger.info("enforced", extra={"media_id": request.media_id, "action": decision.action})
+    return EnforceResult(action=decision.action, served_key=decision.served_key, derivative_key=decision.derivative_key)

@@ -1,0 +1,40 @@
+"""Failure: the state machine's Catch target; a reason on the item, the original kept and restricted."""
+
+from __future__ import annotations
+
+import json
+
+from aws_lambda_powertools import Logger
+
+from mediaguard import errors
+from mediaguard.models import FailureInput, FailureResult
+from mediaguard.ports import Deps
+
+logger = Logger(service="mediaguard", child=True)
+
+_REJECTIONS = {cls.__name__: cls for cls in errors.REJECTION_ERRORS}
+
+
+def record_failure(request: FailureInput, deps: Deps) -> FailureResult:
+    """Terminal bookkeeping for a caught error: reason on the item, the original kept
+    and marked restricted, an audit record. Internal error text never reaches the item."""
+    blobs, items = deps.need("blobs"), deps.need("items")
+    error_type = str(request.error.get("Error", "Unknown"))
+    message = ""
+    try:
+        message = json.loads(request.error.get("Cause", "{}")).get("errorMessage", "")
+    except (json.JSONDecodeError, AttributeError):
+        message = ""
+    rejected = error_type in _REJECTIONS
+    status = "rejected" if rejected else "failed"
+    reason = _REJECTIONS[error_type].reason if rejected else "internal_error"
+    safe_message = message if rejected else "processing failed; see the execution history"
+    blobs.tag(request.bucket, request.key, {"mediaguard-state": status, "mediaguard-reason": reason})
+    items.update(
+        request.media_id,
+        {"status": status, "error_type": error_type, "error_reason": reason, "error_message": safe_message},
+    )
+    items.append_audit(request.media_id, "system:catch", status, {"error_type": error_type, "reason": reason})
+    log = logger.info if rejected else logger.warning  # a rejection is an expected outcome
+    log(status, extra={"media_id": request.media_id, "error_type": error_type, "reason": reason})
+    return FailureResult(status=status, error_type=error_type, reason=reason)

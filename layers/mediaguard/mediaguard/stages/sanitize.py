@@ -1,0 +1,111 @@
+"""Sanitize + fingerprint: strip metadata, hash, write the sanitized copy; the original stays put."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+from aws_lambda_powertools import Logger
+
+from mediaguard import errors
+from mediaguard.ingress.ingest import prepare
+from mediaguard.ingress.media import check_size, open_image
+from mediaguard.ingress.video import VideoFormat, sniff_video
+from mediaguard.models import Fingerprints, FrameBatch, FrameRef, FramesResult, SanitizeResult, Upload
+from mediaguard.ports import Deps
+from mediaguard.stages.common import require, sanitized_key
+
+logger = Logger(service="mediaguard", child=True)
+
+
+def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
+    """Sniff, strip metadata, fingerprint; write the sanitized copy, keep the original.
+
+    A video is only sniffed and size-checked here: ffmpeg lives in the frames stage's
+    layer (173 MB would push this function past Lambda's 250 MB), which remuxes it.
+    """
+    t0 = time.perf_counter()
+    settings, blobs, items = deps.settings, deps.need("blobs"), deps.need("items")
+    data, declared = blobs.get(upload.bucket, upload.key)
+    # Recorded before any check, so a rejected upload still carries its evidence hash.
+    sha256 = hashlib.sha256(data).hexdigest()
+    items.update(upload.media_id, {"sha256": sha256, "size": len(data), "content_type": declared})
+    fmt = sniff_video(data[:4096])
+    if fmt is not None:
+        return _accept_video(upload, data, declared, fmt, sha256, deps)
+    prepared = prepare(data, declared, settings)
+    clean, fps = prepared.sanitized, prepared.fingerprints
+    served = clean.kind  # HEIC is served as JPEG/PNG, TIFF as PNG
+    key = sanitized_key(upload.media_id, served.extension)
+    blobs.put(require(settings.media_bucket, "MEDIA_BUCKET"), key, clean.data, served.content_type)
+    animated = served.name in ("gif", "webp", "png") and getattr(open_image(clean.data, settings.max_pixels),
+                                                                    "n_frames", 1) > 1
+    result = SanitizeResult(
+        media_id=upload.media_id,
+        kind=prepared.kind.name,
+        media_type="animation" if animated else "image",
+        content_type=served.content_type,
+        sanitized_key=key,
+        sanitized_sha256=clean.sha256,
+        method=clean.method,
+        metadata_removed=clean.removed,
+        width=clean.width,
+        height=clean.height,
+        fingerprints=fps,
+        provenance=prepared.provenance,
+        frames=None if animated else still_frames(key, fps),
+    )
+    items.update(
+        upload.media_id,
+        {
+            "status": "sanitized",
+            "kind": prepared.kind.name,
+            "media_type": result.media_type,
+            "provenance": result.provenance.model_dump() if result.provenance else None,
+            "sanitized_key": key,
+            "sanitized_sha256": clean.sha256,
+            "metadata_removed": clean.removed,
+            "pdq": fps.pdq,
+            "pdq_quality": fps.pdq_quality,
+            "phash": fps.phash,
+            "dhash": fps.dhash,
+        },
+    )
+    items.append_audit(
+        upload.media_id,
+        "system:sanitize",
+        "sanitized",
+        {"sha256": fps.sha256, "sanitized_sha256": clean.sha256, "removed": clean.removed, "pdq": fps.pdq,
+         "ai_generated": result.provenance.ai_generated if result.provenance else False,
+         "c2pa": result.provenance.c2pa.state if result.provenance else None},
+    )
+    logger.info(
+        "sanitized",
+        extra={"media_id": upload.media_id, "sha256": fps.sha256, "pdq_quality": fps.pdq_quality,
+               "media_type": result.media_type, "ms": round((time.perf_counter() - t0) * 1000, 1)},
+    )
+    return result
+
+
+def still_frames(key: str, fps: Fingerprints) -> FramesResult:
+    """A still is its own single frame, so the classifier and matcher see one shape."""
+    frame = FrameRef(index=0, key=key, pdq=fps.pdq, pdq_quality=fps.pdq_quality)
+    return FramesResult(media_type="image", method="still", count=1, sanitized_key=key, poster_key=key,
+                        frames=[frame], batches=[FrameBatch(batch=0, keys=[key])])
+
+
+def _accept_video(upload: Upload, data: bytes, declared: str | None, fmt: VideoFormat, sha256: str,
+                  deps: Deps) -> SanitizeResult:
+    settings, items = deps.settings, deps.need("items")
+    check_size(data, settings.max_video_bytes)
+    declared_type = (declared or "").split(";")[0].strip().lower()
+    if declared_type not in ("", fmt.content_type, "application/octet-stream"):
+        raise errors.ContentTypeMismatchError(f"declared {declared_type!r} but the bytes are {fmt.content_type}")
+    items.update(upload.media_id, {"status": "sanitized", "kind": fmt.name, "media_type": "video"})
+    items.append_audit(upload.media_id, "system:sanitize", "video_accepted", {"sha256": sha256, "kind": fmt.name})
+    logger.info("video accepted for frames", extra={"media_id": upload.media_id, "sha256": sha256, "kind": fmt.name})
+    return SanitizeResult(
+        media_id=upload.media_id, kind=fmt.name, media_type="video", content_type=fmt.content_type,
+        sanitized_key=None, sanitized_sha256=None, method="remux", metadata_removed=[], width=0, height=0,
+        fingerprints=None, provenance=None,
+    )

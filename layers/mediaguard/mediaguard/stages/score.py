@@ -1,0 +1,39 @@
+"""Score: composite, explainable risk and the active policy's action (plus what the shadow policy would do)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger
+
+from mediaguard.decisions.scoring import ScoreInputs, score, select_policies
+from mediaguard.models import ScoreInput, ScoreResult
+from mediaguard.ports import Deps
+
+logger = Logger(service="mediaguard", child=True)
+
+
+def score_item(request: ScoreInput, deps: Deps) -> ScoreResult:
+    """Every signal's contribution, the active policy's action and the shadow policy's;
+    the inputs are stored so the decision can be replayed. The uploader comes from the
+    execution input (the start stage read the grant), not from another read."""
+    settings, items = deps.settings, deps.need("items")
+    active, shadow = select_policies(settings.policy, settings.shadow_policy)
+    history = deps.history
+    snapshot = history.snapshot(request.uploader) if history is not None and request.uploader else None
+    inputs = ScoreInputs(classifier=request.classifier_scores(), matches=request.similarity.matches,
+                         provenance=request.provenance, history=snapshot)
+    result = score(inputs, active, shadow)
+    models = {m.id: m.sha256 for batch in request.classify for m in batch.models}
+    items.update(
+        request.media_id,
+        {"risk": result.risk, "action": result.action, "signals": [s.model_dump() for s in result.signals],
+         "policy_version": result.policy_version, "override": result.override, "escalate": result.escalate,
+         "shadow": result.shadow.model_dump() if result.shadow else None,
+         "score_inputs": inputs.model_dump(mode="json"), "scores": inputs.classifier,
+         "models": [{"id": k, "sha256": v} for k, v in sorted(models.items())]},
+    )
+    items.append_audit(request.media_id, "system:score", "scored",
+                       {**result.model_dump(), "models": sorted(models.items())})
+    logger.info("scored", extra={"media_id": request.media_id, "risk": result.risk, "action": result.action,
+                                 "escalate": result.escalate,
+                                 "shadow_differs": bool(result.shadow and result.shadow.differs)})
+    return result

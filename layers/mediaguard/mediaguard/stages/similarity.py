@@ -1,0 +1,71 @@
+"""Similarity: match every frame and embedding against the banks (newest index build + delta)."""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from aws_lambda_powertools import Logger
+
+from mediaguard.analysis.matching import DELTA_SECONDS, MANIFEST_KEY, Matcher, Query, fetch
+from mediaguard.models import SimilarityInput, SimilarityResult
+from mediaguard.ports import Deps
+from mediaguard.stages.common import require
+
+logger = Logger(service="mediaguard", child=True)
+
+
+def similarity(request: SimilarityInput, deps: Deps) -> SimilarityResult:
+    """PDQ and, for stills, its eight rotations/mirrors; vPDQ for videos; embeddings."""
+    t0 = time.perf_counter()
+    settings, blobs, items = deps.settings, deps.need("blobs"), deps.need("items")
+    matcher = get_matcher(deps)
+    embeddings = []
+    for batch in sorted(request.classify, key=lambda b: b.batch):
+        if batch.embeddings_key:
+            data, _ = blobs.get(require(settings.media_bucket, "MEDIA_BUCKET"), batch.embeddings_key)
+            embeddings.append(np.load(io.BytesIO(data), allow_pickle=False))
+    frames = request.frames
+    query = Query(
+        frames=[(f.pdq, f.pdq_quality) for f in frames.frames],
+        dihedral=request.fingerprints.pdq_dihedral if request.fingerprints and frames.media_type == "image" else [],
+        embeddings=np.concatenate(embeddings) if embeddings else None,
+        is_video=frames.media_type != "image",
+    )
+    matches = matcher.match(query)
+    result = SimilarityResult(matches=matches, banks_checked=matcher.banks_checked)
+    items.update(request.media_id, {"matches": [m.model_dump() for m in matches]})
+    logger.info("matched", extra={"media_id": request.media_id, "matches": len(matches),
+                                  "signals": sorted({m.signal for m in matches}), "delta": matcher.delta_size,
+                                  "ms": round((time.perf_counter() - t0) * 1000, 1)})
+    return result
+
+
+def get_matcher(deps: Deps) -> Matcher:
+    """One matcher per process (kept in ``deps.matching``), switched to a newer index build
+    when the manifest changes; the delta refreshes itself inside ``match``.
+
+    Also what the upload API's pre-upload screening matches with."""
+    slot = deps.matching
+
+    def clock() -> float:
+        return deps.clock()
+
+    if slot.matcher is None:
+        slot.matcher = Matcher(deps.need("bank_reader"), clock=clock, default_cosine=deps.settings.embedding_min_cosine)
+    matcher = slot.matcher
+    now = clock()
+    if now - slot.checked >= DELTA_SECONDS:
+        slot.checked = now
+        blobs = deps.need("blobs")
+        bucket = require(deps.settings.media_bucket, "MEDIA_BUCKET")
+        manifest = blobs.get_json(bucket, MANIFEST_KEY)
+        if manifest and float(manifest["built_at"]) != matcher.build.built_at:
+            root = Path(tempfile.gettempdir()) / "mediaguard-index"
+            matcher.use_build(fetch(manifest, lambda key, path: blobs.download(bucket, key, path), root))
+            logger.info("index loaded", extra={"built_at": manifest["built_at"], "pdq": manifest["pdq_entries"],
+                                               "embeddings": manifest["embedding_entries"]})
+    return matcher

@@ -1,0 +1,231 @@
+"""Wiring: which adapters each function gets, built once per container and reused warm.
+
+One factory per function. Each builds only the clients its function uses, which is
+what the function's IAM role in ``template.yaml`` allows: the score function gets no
+S3 client, the classifier no DynamoDB table. The same factories serve AWS and local
+mode (``mediaguard.local`` deploys the template into moto and calls the handlers,
+which call these).
+
+The adapter imports sit inside the factories on purpose: importing every adapter
+here would make the start function load the bank service (numpy) and the review
+tables it never touches, and cold starts are paid per function.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from mediaguard.ports import Deps
+from mediaguard.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from mediaguard.adapters.audit import DynamoAuditStore
+    from mediaguard.adapters.aws import S3PostPresigner
+    from mediaguard.adapters.enforcement import WebhookSink
+    from mediaguard.api.review import GeofenceAdmin
+    from mediaguard.decisions.review import ReviewService, TaskQueue
+
+_clock: Callable[[], float] = time.time
+
+
+def _blobs(settings: Settings) -> Any:
+    from mediaguard.adapters.aws import s3_blob_store
+
+    return s3_blob_store(settings)
+
+
+def _items(settings: Settings) -> Any:
+    from mediaguard.adapters.aws import DynamoItemStore
+
+    return DynamoItemStore(settings)
+
+
+def _history(settings: Settings) -> Any:
+    from mediaguard.adapters.review import history_store
+
+    return history_store(settings)
+
+
+def _bank_reader(settings: Settings) -> Any:
+    if not (settings.banks_table and settings.bank_entries_table):
+        return None
+    from mediaguard.adapters.banks import dynamo_bank_service
+
+    # Readers only: the matcher and the index build never change a bank, so no audit hook.
+    return dynamo_bank_service(settings)
+
+
+def _deps(**ports: Any) -> Deps:
+    return Deps(settings=get_settings(), clock=_clock, **ports)
+
+
+@lru_cache(maxsize=1)
+def start_deps() -> Deps:
+    from mediaguard.adapters.aws import workflow
+
+    settings = get_settings()
+    return _deps(items=_items(settings), workflow=workflow(settings), history=_history(settings))
+
+
+@lru_cache(maxsize=1)
+def sanitize_deps() -> Deps:
+    settings = get_settings()
+    return _deps(blobs=_blobs(settings), items=_items(settings))
+
+
+@lru_cache(maxsize=1)
+def frames_deps() -> Deps:
+    settings = get_settings()
+    return _deps(blobs=_blobs(settings), items=_items(settings))
+
+
+@lru_cache(maxsize=1)
+def classify_deps() -> Deps:
+    return _deps(blobs=_blobs(get_settings()))
+
+
+@lru_cache(maxsize=1)
+def similarity_deps() -> Deps:
+    settings = get_settings()
+    return _deps(blobs=_blobs(settings), items=_items(settings), bank_reader=_bank_reader(settings))
+
+
+@lru_cache(maxsize=1)
+def index_build_deps() -> Deps:
+    settings = get_settings()
+    return _deps(blobs=_blobs(settings), bank_reader=_bank_reader(settings))
+
+
+@lru_cache(maxsize=1)
+def score_deps() -> Deps:
+    settings = get_settings()
+    return _deps(items=_items(settings), history=_history(settings))
+
+
+@lru_cache(maxsize=1)
+def enforce_deps() -> Deps:
+    settings = get_settings()
+    items = _items(settings)
+    return _deps(blobs=_blobs(settings), items=items, history=_history(settings),
+                 enforcement=_enforcement(settings, items))
+
+
+@lru_cache(maxsize=1)
+def failure_deps() -> Deps:
+    settings = get_settings()
+    return _deps(blobs=_blobs(settings), items=_items(settings))
+
+
+@lru_cache(maxsize=1)
+def uploads_deps() -> Deps:
+    """Pre-upload screening matches with the same matcher as the similarity stage."""
+    settings = get_settings()
+    return _deps(blobs=_blobs(settings), items=_items(settings), bank_reader=_bank_reader(settings))
+
+
+@lru_cache(maxsize=1)
+def presigner() -> S3PostPresigner:
+    from mediaguard.adapters.aws import s3_post_presigner
+
+    return s3_post_presigner(get_settings())
+
+
+def _enforcement(settings: Settings, items: Any) -> Any:
+    if not settings.evidence_bucket:
+        return None
+    from mediaguard.adapters.enforcement import enforcement_ports
+    from mediaguard.adapters.review import make_task_queue
+
+    return enforcement_ports(settings, review=make_task_queue(settings, items))
+
+
+@lru_cache(maxsize=1)
+def operator_deps() -> Deps:
+    """Everything, for the CLI and the local stack, which run with an operator's rights."""
+    settings = get_settings()
+    items = _items(settings)
+    from mediaguard.adapters.aws import workflow
+
+    return _deps(blobs=_blobs(settings), items=items, workflow=workflow(settings), history=_history(settings),
+                 bank_reader=_bank_reader(settings), enforcement=_enforcement(settings, items))
+
+
+@lru_cache(maxsize=1)
+def task_queue() -> TaskQueue:
+    """The review queue for the SLA sweep."""
+    from mediaguard.adapters.review import make_task_queue
+
+    settings = get_settings()
+    return make_task_queue(settings, _items(settings))
+
+
+@lru_cache(maxsize=1)
+def review_service() -> ReviewService:
+    """The review API's service: decisions go through the same enforcement as the pipeline."""
+    from mediaguard.adapters.review import make_review_service
+
+    settings = get_settings()
+    items = _items(settings)
+    deps = _deps(blobs=_blobs(settings), items=items, history=_history(settings),
+                 enforcement=_enforcement(settings, items))
+    return make_review_service(deps)
+
+
+@lru_cache(maxsize=1)
+def geofence_admin() -> GeofenceAdmin:
+    from mediaguard.adapters.review import make_geofence_admin
+
+    return make_geofence_admin(get_settings())
+
+
+def list_banks() -> list[dict[str, Any]]:
+    """Every bank's configuration (no entries): what the admin console lists."""
+    from mediaguard.adapters.banks import DynamoBankStore
+
+    return [bank.to_dict() for bank in DynamoBankStore(get_settings()).list_banks()]
+
+
+@lru_cache(maxsize=1)
+def audit_store() -> DynamoAuditStore:
+    from mediaguard.adapters.audit import DynamoAuditStore, names_from_settings
+
+    return DynamoAuditStore(names_from_settings(get_settings()))
+
+
+@lru_cache(maxsize=1)
+def webhook_sink() -> WebhookSink:
+    from mediaguard.adapters.enforcement import webhook_sink as build
+
+    return build(get_settings())
+
+
+_FACTORIES = (start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps, score_deps,
+              enforce_deps, failure_deps, uploads_deps, presigner, operator_deps, task_queue, review_service,
+              geofence_admin, audit_store, webhook_sink)
+_DEPS_FACTORIES = (start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
+                   score_deps, enforce_deps, failure_deps, uploads_deps, operator_deps)
+
+
+def set_clock(clock: Callable[[], float]) -> None:
+    """Replace the clock of every stage's deps (built or not): how a local run lets the
+    matcher's delta see a minute pass without waiting one."""
+    global _clock
+    _clock = clock
+    for factory in _DEPS_FACTORIES:
+        if factory.cache_info().currsize:
+            factory().clock = clock
+
+
+def reset() -> None:
+    """Forget settings and every built adapter (a new local stack must not see the last one's names)."""
+    global _clock
+    _clock = time.time
+    get_settings.cache_clear()
+    for factory in _FACTORIES:
+        factory.cache_clear()
+    from mediaguard.decisions.review import get_review_settings
+
+    get_review_settings.cache_clear()
