@@ -165,13 +165,18 @@ def task_queue() -> TaskQueue:
 @lru_cache(maxsize=1)
 def review_service() -> ReviewService:
     """The review API's service: decisions go through the same enforcement as the pipeline."""
-    from mediaguard.adapters.review import make_review_service
+    from mediaguard.adapters.review import DynamoAppealStore, DynamoTaskStore, S3UrlSigner
+    from mediaguard.decisions import enforcement, review
 
     settings = get_settings()
     items = _items(settings)
     deps = _deps(blobs=_blobs(settings), items=items, history=_history(settings),
                  enforcement=_enforcement(settings, items))
-    return make_review_service(deps)
+    review_settings = review.get_review_settings()
+    return review.ReviewService(deps=deps, tasks=DynamoTaskStore(review_settings, settings),
+                                appeals=DynamoAppealStore(review_settings, settings),
+                                signer=S3UrlSigner.for_region(settings.region), enforcer=enforcement,
+                                settings=review_settings, history=deps.history)
 
 
 @lru_cache(maxsize=1)

@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from pynamodb.exceptions import PutError
 
 from mediaguard.adapters import tables
+from mediaguard.adapters.audit import DynamoAuditStore, names_from_settings
 from mediaguard.audit.chain import AuditRecord
 from mediaguard.models import Upload
 from mediaguard.settings import Settings
@@ -102,8 +103,6 @@ class DynamoItemStore:
     def _audit(self):
         # Created on first use: stages that never audit need no audit table names.
         if self._audit_store is None:
-            from mediaguard.adapters.audit import DynamoAuditStore, names_from_settings
-
             self._audit_store = DynamoAuditStore(names_from_settings(self.settings))
         return self._audit_store
 

@@ -46,11 +46,11 @@ class DynamoBankStore:
     # --- banks ---------------------------------------------------------------------
 
     def create_bank(self, bank: Bank) -> None:
-        item = tables.Bank(bank.name, kind=bank.kind, action=bank.action, pdq_threshold=bank.pdq_threshold,
+        item = tables.BankRow(bank.name, kind=bank.kind, action=bank.action, pdq_threshold=bank.pdq_threshold,
                            embedding_threshold=bank.embedding_threshold, created_at=bank.created_at,
                            created_by=bank.created_by)
         try:
-            item.save(condition=tables.Bank.name.does_not_exist())
+            item.save(condition=tables.BankRow.name.does_not_exist())
         except PutError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
                 raise BankExistsError(f"bank {bank.name} exists") from None
@@ -58,16 +58,16 @@ class DynamoBankStore:
 
     def get_bank(self, name: str) -> Bank | None:
         try:
-            return _bank(tables.Bank.get(name, consistent_read=True))
-        except tables.Bank.DoesNotExist:
+            return _bank(tables.BankRow.get(name, consistent_read=True))
+        except tables.BankRow.DoesNotExist:
             return None
 
     def list_banks(self) -> list[Bank]:
-        return sorted((_bank(b) for b in tables.Bank.scan()), key=lambda b: b.name)
+        return sorted((_bank(b) for b in tables.BankRow.scan()), key=lambda b: b.name)
 
     def delete_bank(self, name: str) -> bool:
         try:
-            tables.Bank(name).delete(condition=tables.Bank.name.exists())
+            tables.BankRow(name).delete(condition=tables.BankRow.name.exists())
         except DeleteError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
                 return False
@@ -115,7 +115,7 @@ class DynamoBankStore:
                 yield _entry(row)
 
 
-def _bank(row: tables.Bank) -> Bank:
+def _bank(row: tables.BankRow) -> Bank:
     return Bank(name=row.name, kind=row.kind, action=row.action, pdq_threshold=int(row.pdq_threshold),
                 embedding_threshold=None if row.embedding_threshold is None else float(row.embedding_threshold),
                 created_at=row.created_at, created_by=row.created_by)

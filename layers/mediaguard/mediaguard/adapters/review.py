@@ -33,7 +33,7 @@ from pynamodb.models import Model
 from mediaguard.adapters.geofence import DynamoGeofence
 from mediaguard.adapters.history import DynamoHistory
 from mediaguard.api.review import GeofenceAdmin
-from mediaguard.decisions import enforcement, review
+from mediaguard.decisions import review
 from mediaguard.decisions.history import HistoryStore, Pseudonymiser
 from mediaguard.decisions.review import (
     Appeal,
@@ -45,7 +45,6 @@ from mediaguard.decisions.review import (
     ReviewSettings,
     Task,
 )
-from mediaguard.ports import Deps
 from mediaguard.settings import Settings
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -369,21 +368,6 @@ def make_task_queue(settings: Settings, items: Any) -> review.TaskQueue:
     """The queue enforcement enqueues into and the SLA sweep escalates, over ``items``."""
     review_settings = review.get_review_settings()
     return review.TaskQueue(DynamoTaskStore(review_settings, settings), items=items, settings=review_settings)
-
-
-def make_review_service(deps: Deps) -> review.ReviewService:
-    """The review API's service over DynamoDB and S3; ``deps`` carries the same
-    enforcement ports as the pipeline's enforce stage."""
-    settings = review.get_review_settings()
-    return review.ReviewService(
-        deps=deps,
-        tasks=DynamoTaskStore(settings, deps.settings),
-        appeals=DynamoAppealStore(settings, deps.settings),
-        signer=S3UrlSigner.for_region(deps.settings.region),
-        enforcer=enforcement,
-        settings=settings,
-        history=deps.history,
-    )
 
 
 def history_store(settings: Settings) -> HistoryStore | None:

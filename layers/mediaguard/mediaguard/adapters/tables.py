@@ -67,7 +67,7 @@ class MediaItem(Model):
     error_message = UnicodeAttribute(null=True)
 
 
-class Bank(Model):
+class BankRow(Model):
     """A hash bank: what a match against its entries means (kind, action) and how close
     counts as a match per signal. Administered through ``mediaguard.analysis.banks.BankService``."""
 
@@ -201,7 +201,7 @@ class GeofenceRule(Model):
 
 MODELS: dict[str, type[Model]] = {
     "media_table": MediaItem,
-    "banks_table": Bank,
+    "banks_table": BankRow,
     "bank_entries_table": BankEntryItem,
     "audit_table": AuditItem,
     "geofence_table": GeofenceRule,

@@ -163,7 +163,7 @@ OPEN_NSFW_SPEC = ModelSpec(
 
 
 @dataclass(frozen=True, eq=False)  # eq would compare embeddings element-wise
-class FrameScores:
+class ModelOutput:
     """One frame's scores from one model, keyed ``"<model id>.<label>"``, with the model's
     id and file sha256 so every stored score names exactly what produced it."""
 
@@ -311,8 +311,8 @@ class Classifier:
             arr = arr.transpose(2, 0, 1)
         return np.ascontiguousarray(arr, dtype=np.float32)
 
-    def classify_batch(self, images: Sequence[Image.Image]) -> list[FrameScores]:
-        """Score frames in one forward pass; one :class:`FrameScores` per image, in order.
+    def classify_batch(self, images: Sequence[Image.Image]) -> list[ModelOutput]:
+        """Score frames in one forward pass; one :class:`ModelOutput` per image, in order.
 
         Example::
 
@@ -337,7 +337,7 @@ class Classifier:
             embeddings = list(vectors)
         keys = [f"{self.id}.{label}" for label in self.spec.labels]
         return [
-            FrameScores(scores=dict(zip(keys, map(float, row), strict=True)), embedding=emb,
+            ModelOutput(scores=dict(zip(keys, map(float, row), strict=True)), embedding=emb,
                         model_id=self.model_id, model_sha256=self.sha256)
             for row, emb in zip(scores, embeddings, strict=True)
         ]

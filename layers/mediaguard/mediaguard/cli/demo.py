@@ -13,6 +13,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from mediaguard.cli.scan import run_scan
+
 
 def _photo(name: str) -> Image.Image:
     try:
@@ -87,8 +89,6 @@ def _png_text(chunks: dict[str, str]):
 
 
 def run_demo(out) -> int:
-    from mediaguard.cli.main import run_scan
-
     with tempfile.TemporaryDirectory(prefix="mediaguard-demo-") as tmp:
         bank_block, bank_flag, files = build_samples(Path(tmp))
         out.line(f"mediaguard demo: {len(files)} files, banks: ncii-demo (block, 1 image), "
