@@ -217,6 +217,7 @@ class EnforceInput(BaseModel):
     score: ScoreResult
     uploader: str | None = None  # Upload.uploader
     reach: int | None = Field(default=None, ge=0)  # Upload.reach
+    matches: list[Match] = []  # SimilarityResult.matches: the uploader's history counts them by bank kind
 
 
 class EnforceResult(BaseModel):

@@ -12,7 +12,7 @@ logger = Logger(service="mediaguard", child=True)
 
 
 def enforce(request: EnforceInput, deps: Deps) -> EnforceResult:
-    """Uploader and reach come from the execution input (read from the grant at start)."""
+    """Uploader, reach and matches come from the execution input, not from re-reading the item."""
     items = deps.need("items")
     score = request.score
     context = {"risk": score.risk, "policy_version": score.policy_version, "sanitized_key": request.sanitized_key,
@@ -21,8 +21,7 @@ def enforce(request: EnforceInput, deps: Deps) -> EnforceResult:
                                  reason=enforcement.reason_from_score(score), context=context, deps=deps)
     items.update(request.media_id, {"status": "done", "reach": request.reach})
     if deps.history is not None and request.uploader:
-        item = items.get(request.media_id) or {}
         deps.history.record_outcome(request.uploader, request.media_id, decision.action,
-                                    {m["kind"] for m in item.get("matches") or []})
+                                    {m.kind for m in request.matches})
     logger.info("enforced", extra={"media_id": request.media_id, "action": decision.action})
     return EnforceResult(action=decision.action, served_key=decision.served_key, derivative_key=decision.derivative_key)
