@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 CONFIG_FILE = Path(__file__).with_name("edge_config.json")
 # A rule change reaches every edge within a minute; one table read per container per
@@ -43,12 +44,65 @@ class Rule:
     legal_reference: str
     expires_at: float | None
 
-    def applies(self, country: str, uri: str, now: float) -> bool:
+    def applies(self, country: str, uris: list[str], now: float) -> bool:
+        """``uris``: every form of the request's path (see :func:`uri_forms`)."""
         if self.country != country or (self.expires_at is not None and self.expires_at <= now):
             return False  # DynamoDB TTL deletes expired items days late: check here too
         if self.scope == "global":
             return True
-        return self.scope.startswith("path:") and uri.startswith(self.scope[len("path:"):])
+        if not self.scope.startswith("path:"):
+            return False
+        prefix = _collapse(self.scope[len("path:"):])
+        return any(uri.startswith(prefix) for uri in uris)
+
+
+# Percent-decoding rounds before a path counts as unreadable: S3 decodes once, a client
+# may encode twice ("%2533" -> "%33" -> "3"); three rounds cover any real double encoding.
+MAX_DECODE_ROUNDS = 3
+
+
+class UnreadablePathError(ValueError):
+    """A path that does not decode to one stable UTF-8 string: refused, never guessed."""
+
+
+def _collapse(path: str) -> str:
+    """Repeated slashes as one and ``.``/``..`` segments resolved, as a rule is written."""
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(segment)
+    return "/" + "/".join(segments) + ("/" if path.endswith("/") and segments else "")
+
+
+def uri_forms(raw: str) -> list[str]:
+    """The request path as written and as every decoding round reads it, each normalised.
+
+    A rule blocks a path when any form starts with its prefix, so ``/%6Dedia/x``,
+    ``//media/x``, ``/media//x`` and ``/a/../media/x`` are all ``/media/x``. Matching on
+    every form (not only the last) over-blocks an odd key rather than letting one through.
+    Raises :class:`UnreadablePathError` for invalid UTF-8, control characters or a path
+    still encoded after ``MAX_DECODE_ROUNDS``.
+    """
+    forms, current = [], raw
+    for _ in range(MAX_DECODE_ROUNDS + 1):
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in current):
+            raise UnreadablePathError("control character in path")
+        forms.append(_collapse(current))
+        if "%" not in current:
+            return forms
+        try:
+            decoded = unquote_to_bytes(current).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UnreadablePathError("path is not UTF-8 once decoded") from exc
+        if decoded == current:
+            return forms  # a bare "%" that encodes nothing
+        current = decoded
+    raise UnreadablePathError("path still percent-encoded after several decodings")
 
 
 class RuleCache:
@@ -120,14 +174,30 @@ def blocked_response(rule: Rule) -> dict:
     }
 
 
+def bad_path_response() -> dict:
+    return {
+        "status": "400",
+        "statusDescription": "Bad Request",
+        "headers": {"content-type": [{"key": "Content-Type", "value": "application/json"}],
+                    "cache-control": [{"key": "Cache-Control", "value": "private, no-store"}]},
+        "body": json.dumps({"status": 400, "reason": "unreadable_path"}),
+    }
+
+
 def decide(request: dict, rules: list[Rule], now: float) -> dict:
-    """The 451 response for a geofenced request, or the request itself to pass it on."""
+    """The 451 response for a geofenced request, 400 for a path that cannot be normalised,
+    or the request itself (unchanged) to pass it on."""
     header = request.get("headers", {}).get("cloudfront-viewer-country") or [{}]
     country = str(header[0].get("value", "")).upper()
     if not country:
         return request  # no country (header not configured): nothing to match
+    try:
+        uris = uri_forms(request.get("uri", ""))
+    except UnreadablePathError:
+        logger.info(json.dumps({"event": "unreadable_path", "country": country}))
+        return bad_path_response()
     for rule in rules:
-        if rule.applies(country, request.get("uri", ""), now):
+        if rule.applies(country, uris, now):
             # Country and rule only: never the URI, the viewer's address or headers.
             logger.info(json.dumps({"event": "geofenced", "country": country, "scope": rule.scope}))
             return blocked_response(rule)

@@ -97,6 +97,37 @@ def test_viewer_in_a_geofenced_country_gets_451_with_the_legal_reference(geofenc
     assert viewer.handler(viewer_event("AT", "/media/blocked-item/sanitized.jpg"), None)["status"] == "451"
 
 
+@pytest.mark.parametrize("uri", [
+    "/media/blocked-item/sanitized.jpg",
+    "/media/%62locked-item/sanitized.jpg",      # one letter percent-encoded
+    "/%6Dedia/blocked-item/sanitized.jpg",
+    "/media/%2562locked-item/sanitized.jpg",    # encoded twice
+    "//media/blocked-item/sanitized.jpg",
+    "/media//blocked-item/sanitized.jpg",
+    "/media/./blocked-item/sanitized.jpg",
+    "/other/../media/blocked-item/sanitized.jpg",
+    "/media/blocked-item%2Fsanitized.jpg",
+])
+def test_encoded_or_unnormalised_paths_cannot_bypass_a_path_rule(geofence, viewer, uri):
+    # GIVEN a court order scoped to one item's path in AT
+    geofence.put("AT", "OGH 6 Ob 1/26", scope="path:/media/blocked-item/")
+    # WHEN a viewer in AT asks for it under another spelling of the same path
+    response = viewer.handler(viewer_event("AT", uri), None)
+    # THEN the rule still applies
+    assert response["status"] == "451", uri
+
+
+@pytest.mark.parametrize("uri", ["/media/%ff%fe/x.jpg", "/media/%0a/x.jpg", "/media/%25252525252562/x.jpg"])
+def test_paths_that_cannot_be_normalised_are_refused(geofence, viewer, uri):
+    # GIVEN any rule in the viewer's country
+    geofence.put("AT", "OGH 6 Ob 1/26", scope="path:/media/blocked-item/")
+    # WHEN the path is not UTF-8 once decoded, hides a control character, or stays encoded
+    response = viewer.handler(viewer_event("AT", uri), None)
+    # THEN it is refused with 400, not guessed at
+    assert response["status"] == "400"
+    assert json.loads(response["body"])["reason"] == "unreadable_path"
+
+
 def test_rules_are_read_once_per_ttl_not_per_request(geofence, viewer):
     # GIVEN one rule and a warm container
     geofence.put("DE", "LG Berlin 27 O 123/26")
