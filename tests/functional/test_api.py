@@ -65,7 +65,7 @@ def stack():
         review_adapters.reset()
         settings = get_settings()
         tables.bind(settings)
-        review_adapters.bind(review_adapters.review.get_review_settings(), settings)
+        review_adapters.bind(review_adapters.get_review_settings(), settings)
         review_adapters.history_store(settings)  # points HistoryItem at HISTORY_TABLE
         for model in [*tables.MODELS.values(), *review_adapters.MODELS.values(), HistoryItem]:
             if not model.exists():
@@ -302,7 +302,7 @@ def test_the_scheduled_sweep_moves_an_overdue_task_to_the_senior_lane(stack, cal
 
     from mediaguard.adapters import aws
     from mediaguard.adapters.review import task_queue
-    from mediaguard.decisions.review import TaskQueue
+    from mediaguard.decisions.review.queue import TaskQueue
 
     # GIVEN a fast-lane task queued two hours ago (its SLA is one hour)
     queue = task_queue()

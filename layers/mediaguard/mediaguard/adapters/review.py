@@ -32,19 +32,14 @@ from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
+from mediaguard.api.errors import ConflictError, ForbiddenError, NotFoundError
 from mediaguard.api.review import GeofenceAdmin
-from mediaguard.decisions import review
 from mediaguard.decisions.history import HistoryStore, Pseudonymiser
-from mediaguard.decisions.review import (
-    Appeal,
-    AppealState,
-    ConflictError,
-    ForbiddenError,
-    Lane,
-    NotFoundError,
-    ReviewSettings,
-    Task,
-)
+from mediaguard.decisions.review.appeals import Appeal, AppealState
+from mediaguard.decisions.review.models import Lane, Task
+from mediaguard.decisions.review.queue import TaskQueue, queue_partition, queue_sort_key, shard_of
+from mediaguard.decisions.review.service import ReviewService
+from mediaguard.decisions.review.settings import ReviewSettings, get_review_settings
 from mediaguard.settings import Settings
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -162,19 +157,19 @@ def _task(row: ReviewTaskItem) -> Task:
 
 
 class DynamoTaskStore:
-    """``review.TaskStore`` on the review table; every transition a conditional UpdateItem."""
+    """``TaskStore`` on the review table; every transition a conditional UpdateItem."""
 
     def __init__(self, review_settings: ReviewSettings, settings: Settings) -> None:
         bind(review_settings, settings)
         self.shards = review_settings.queue_shards
 
     def put_new(self, task: Task) -> bool:
-        shard = review.shard_of(task.media_id, self.shards)
+        shard = shard_of(task.media_id, self.shards)
         row = ReviewTaskItem(
             task.media_id, state=task.state, lane=task.lane, shard=shard, risk=task.risk, reach=task.reach,
             priority=task.priority, reason=task.reason, action=task.action, enqueued_at=task.enqueued_at,
-            due_at=task.due_at, queue_pk=review.queue_partition(task.lane, shard),
-            queue_sk=review.queue_sort_key(task.priority, task.enqueued_at, task.media_id),
+            due_at=task.due_at, queue_pk=queue_partition(task.lane, shard),
+            queue_sk=queue_sort_key(task.priority, task.enqueued_at, task.media_id),
         )
         try:
             # A decided task may be replaced: a rescan can send the item back to people.
@@ -197,7 +192,7 @@ class DynamoTaskStore:
 
     def queue(self, lane: Lane, limit: int) -> list[Task]:
         per_shard = [
-            ReviewTaskItem.queue_index.query(review.queue_partition(lane, shard), limit=limit)
+            ReviewTaskItem.queue_index.query(queue_partition(lane, shard), limit=limit)
             for shard in range(self.shards)
         ]
         merged = heapq.merge(*per_shard, key=lambda row: row.queue_sk)
@@ -257,7 +252,7 @@ class DynamoTaskStore:
         if current is None:
             return
         T(media_id).update(
-            actions=[T.state.set("claimed"), T.queue_pk.set(review.queue_partition(current.lane, int(current.shard))),
+            actions=[T.state.set("claimed"), T.queue_pk.set(queue_partition(current.lane, int(current.shard))),
                      T.decided_by.remove(), T.decided_at.remove(), T.decision_action.remove(),
                      T.decision_reason.remove(), T.decision_note.remove()],
             condition=(T.state == "decided") & (T.decided_by == reviewer),
@@ -276,7 +271,7 @@ class DynamoTaskStore:
         row = T(media_id)
         try:
             row.update(
-                actions=[T.lane.set("escalated"), T.queue_pk.set(review.queue_partition("escalated", int(current.shard))),
+                actions=[T.lane.set("escalated"), T.queue_pk.set(queue_partition("escalated", int(current.shard))),
                          T.state.set("queued"), T.claimed_by.remove(), T.lease_until.remove(),
                          T.escalated.set(True), T.escalated_at.set(now), T.escalated_by.set(by)],
                 condition=condition,
@@ -291,7 +286,7 @@ class DynamoTaskStore:
     def overdue(self, lane: Lane, now: datetime) -> list[str]:
         return [row.media_id
                 for shard in range(self.shards)
-                for row in ReviewTaskItem.due_index.query(review.queue_partition(lane, shard),
+                for row in ReviewTaskItem.due_index.query(queue_partition(lane, shard),
                                                            range_key_condition=ReviewTaskItem.due_at < now)]
 
 
@@ -300,7 +295,7 @@ def _appeal(row: AppealItem) -> Appeal:
 
 
 class DynamoAppealStore:
-    """``review.AppealStore`` on the appeals table."""
+    """``AppealStore`` on the appeals table."""
 
     def __init__(self, review_settings: ReviewSettings, settings: Settings) -> None:
         bind(review_settings, settings)
@@ -364,15 +359,15 @@ class S3UrlSigner:
 # --- composition -------------------------------------------------------------------------------
 
 
-def make_task_queue(settings: Settings, items: Any) -> review.TaskQueue:
+def make_task_queue(settings: Settings, items: Any) -> TaskQueue:
     """A review queue (``ports.ReviewQueue``) over the review table, auditing through
     ``items``; for ``aws.deps()`` to hand enforcement without calling back into itself."""
-    review_settings = review.get_review_settings()
-    return review.TaskQueue(DynamoTaskStore(review_settings, settings), items, review_settings)
+    review_settings = get_review_settings()
+    return TaskQueue(DynamoTaskStore(review_settings, settings), items, review_settings)
 
 
 @lru_cache(maxsize=1)
-def task_queue() -> review.TaskQueue:
+def task_queue() -> TaskQueue:
     """The review queue for this container's settings, created once and reused warm."""
     from mediaguard.adapters.aws import deps
 
@@ -381,7 +376,7 @@ def task_queue() -> review.TaskQueue:
 
 
 @lru_cache(maxsize=1)
-def review_service() -> review.ReviewService:
+def review_service() -> ReviewService:
     """The review API's service over DynamoDB and S3, created once per container."""
     from mediaguard.adapters.aws import deps
     from mediaguard.adapters.enforcement import enforcement_ports
@@ -392,8 +387,8 @@ def review_service() -> review.ReviewService:
         # Decisions go through the same enforcement as the pipeline, with the same ports.
         core = dataclasses.replace(core, extras={**core.extras, "enforcement": enforcement_ports(
             core.settings, review=task_queue())})
-    settings = review.get_review_settings()
-    return review.ReviewService(
+    settings = get_review_settings()
+    return ReviewService(
         deps=core,
         tasks=DynamoTaskStore(settings, core.settings),
         appeals=DynamoAppealStore(settings, core.settings),
@@ -435,7 +430,7 @@ def list_banks() -> list[dict[str, Any]]:
 
 def reset() -> None:
     """Forget the cached settings and services (a new local stack, a test)."""
-    review.get_review_settings.cache_clear()
+    get_review_settings.cache_clear()
     task_queue.cache_clear()
     review_service.cache_clear()
     geofence_admin.cache_clear()

@@ -75,7 +75,7 @@ def start(upload: Upload, deps: Deps) -> dict:
         raise
     history = deps.extras.get("history")
     if history is not None:
-        from mediaguard.decisions.review import uploader_of
+        from mediaguard.decisions.review.uploader import uploader_of
 
         uploader = uploader_of(upload.media_id, deps)
         if uploader:  # uploads outside the upload API (e.g. the CLI) have no uploader
@@ -377,7 +377,7 @@ def score_item(request: ScoreInput, deps: Deps) -> ScoreResult:
     the shadow policy would have done; the inputs are stored so the decision can be replayed."""
     settings = deps.settings
     active, shadow = select_policies(settings.policy, settings.shadow_policy)
-    from mediaguard.decisions.review import uploader_of
+    from mediaguard.decisions.review.uploader import uploader_of
 
     item = deps.items.get(request.media_id) or {}
     history = deps.extras.get("history")
@@ -409,7 +409,7 @@ def score_item(request: ScoreInput, deps: Deps) -> ScoreResult:
 def enforce(request: EnforceInput, deps: Deps) -> EnforceResult:
     """Apply the scored action: audited, evented, safe to retry (see :mod:`mediaguard.decisions.enforcement`)."""
     from mediaguard.decisions import enforcement
-    from mediaguard.decisions.review import upload_facts
+    from mediaguard.decisions.review.uploader import upload_facts
 
     score = request.score
     item = deps.items.get(request.media_id) or {}
