@@ -31,7 +31,7 @@ uploader's history (``mediaguard.decisions.history``).
 Every state change of consequence is appended to the item's audit chain (``media_id``):
 ``review_enqueued``, ``review_escalated``, ``review_decided``, ``media_viewed`` (who saw
 the sanitized copy: reviewers of NCII must be accountable for each look),
-``appeal_opened`` (the statement's hash, never its text) and ``appeal_decided
+``appeal_opened`` (the statement's hash, never its text) and ``appeal_decided``.
 
 The package, one thing per module: ``models`` (tasks, decisions, the item view),
 ``appeals`` (what an appeal is), ``reasons`` (reason codes and the actions each

@@ -16,6 +16,8 @@ ROLE_LEVELS = {"reviewer": 1, "senior-reviewer": 2, "admin": 3}
 
 @dataclass(frozen=True)
 class Caller:
+    """An authenticated subject and its roles; the service checks them with :meth:`require`."""
+
     sub: str
     roles: frozenset[str] = frozenset()
 
