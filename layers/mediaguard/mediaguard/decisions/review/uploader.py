@@ -9,7 +9,8 @@ from mediaguard.ports import Deps
 
 
 def upload_facts(media_id: str, deps: Deps, item: dict[str, Any] | None = None) -> tuple[str | None, int | None]:
-    """``(uploader_of, upload_reach)`` from one read of the upload's grant chain."""
+    """``(uploader, declared reach)`` from one read of the upload's grant chain (the item's own
+    ``uploader`` attribute wins when the pipeline recorded one)."""
     facts = grant.read_facts(media_id, deps.items.audit_chain)
     uploader = str(item["uploader"]) if item and item.get("uploader") else facts.uploader
     return uploader, facts.reach
