@@ -65,7 +65,7 @@ def stack():
         wiring.reset()
         settings = get_settings()
         tables.bind(settings)
-        review_adapters.bind(review_adapters.review.get_review_settings(), settings)
+        review_adapters.bind(review_adapters.get_review_settings(), settings)
         review_adapters.history_store(settings)  # points HistoryItem at HISTORY_TABLE
         for model in [*tables.MODELS.values(), *review_adapters.MODELS.values(), HistoryItem]:
             if not model.exists():
@@ -299,7 +299,7 @@ def test_the_scheduled_sweep_moves_an_overdue_task_to_the_senior_lane(stack, cal
     from datetime import UTC, datetime, timedelta
 
     from mediaguard import wiring
-    from mediaguard.decisions.review import TaskQueue
+    from mediaguard.decisions.review.queue import TaskQueue
     from mediaguard.wiring import task_queue
 
     # GIVEN a fast-lane task queued two hours ago (its SLA is one hour)

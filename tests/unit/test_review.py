@@ -10,15 +10,16 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
+from mediaguard.api.auth import authenticate_reviewer
+from mediaguard.api.errors import ConflictError, ForbiddenError, NotFoundError, UnauthorizedError
 from mediaguard.audit.chain import verify
-from mediaguard.decisions import review
-from mediaguard.decisions.review import (
-    AppealDecisionRequest,
-    AppealRequest,
-    Caller,
-    DecisionRequest,
-    ReviewSettings,
-)
+from mediaguard.decisions.review.appeals import AppealDecisionRequest, AppealRequest
+from mediaguard.decisions.review.models import DecisionRequest
+from mediaguard.decisions.review.queue import TaskQueue, priority, queue_sort_key, shard_of
+from mediaguard.decisions.review.reasons import APPEAL_REASONS, REVIEW_REASONS
+from mediaguard.decisions.review.roles import Caller
+from mediaguard.decisions.review.service import ReviewService
+from mediaguard.decisions.review.settings import ReviewSettings
 from mediaguard.ports import Deps
 from mediaguard.settings import Settings
 
@@ -63,8 +64,8 @@ class RecordingEnforcer:
 
 @dataclass
 class World:
-    service: review.ReviewService
-    queue: review.TaskQueue
+    service: ReviewService
+    queue: TaskQueue
     enforcer: RecordingEnforcer
     clock: Clock
     deps: Deps
@@ -110,9 +111,9 @@ def world(aws):
     for model in models:
         model.create_table(wait=True)
     deps = Deps(settings=settings, blobs=adapters_aws.S3BlobStore(aws), items=items)
-    service = review.ReviewService(deps=deps, tasks=tasks, appeals=appeals, signer=adapters.S3UrlSigner(aws),
+    service = ReviewService(deps=deps, tasks=tasks, appeals=appeals, signer=adapters.S3UrlSigner(aws),
                                    enforcer=enforcer, settings=rsettings, history=history, clock=clock)
-    yield World(service, review.TaskQueue(tasks, items, rsettings, clock=clock), enforcer, clock, deps)
+    yield World(service, TaskQueue(tasks, items, rsettings, clock=clock), enforcer, clock, deps)
     for model in models:
         model.delete_table()
 
@@ -143,16 +144,16 @@ def events(w: World, media_id: str) -> list[str]:
 
 def test_priority_is_risk_weighted_by_log_reach():
     # An unknown or zero audience leaves risk as it is; each tenfold audience adds one risk's worth.
-    assert review.priority(0.9, None) == review.priority(0.9, 0) == 0.9
-    assert review.priority(0.5, 999) == pytest.approx(0.5 * 4)
-    assert review.priority(0.5, 999_999) == pytest.approx(0.5 * 7)
+    assert priority(0.9, None) == priority(0.9, 0) == 0.9
+    assert priority(0.5, 999) == pytest.approx(0.5 * 4)
+    assert priority(0.5, 999_999) == pytest.approx(0.5 * 7)
     # Beyond a billion followers reach stops counting, so priority stays within [0, 10].
-    assert review.priority(1.0, 10**12) == review.priority(1.0, 10**9) == pytest.approx(1 + math.log10(1 + 10**9))
+    assert priority(1.0, 10**12) == priority(1.0, 10**9) == pytest.approx(1 + math.log10(1 + 10**9))
 
 
 def test_sort_keys_order_by_priority_then_age():
     older, newer = T0, T0 + timedelta(seconds=1)
-    keys = [review.queue_sort_key(p, at, m) for p, at, m in
+    keys = [queue_sort_key(p, at, m) for p, at, m in
             [(0.5, older, "c"), (9.99, newer, "a"), (0.5, newer, "b"), (0.0, older, "d"), (10.0, older, "e")]]
     assert [k.rsplit("#", 1)[1] for k in sorted(keys)] == ["e", "a", "c", "b", "d"]
 
@@ -168,7 +169,7 @@ def test_queue_lists_each_lane_highest_priority_first_across_shards(world):
         scored_item(world, media_id, risk=risk, reach=reach)
         world.clock.advance(seconds=1)
     scored_item(world, "tie-new", risk=0.88, reach=0)
-    assert len({review.shard_of(m, 4) for m in [*cases, "tie-new"]}) > 1
+    assert len({shard_of(m, 4) for m in [*cases, "tie-new"]}) > 1
     # WHEN reviewers list the lanes
     fast = world.service.queue(ALICE, "fast", 10).items
     normal = world.service.queue(ALICE, "normal", 10).items
@@ -235,17 +236,17 @@ def test_only_one_reviewer_holds_a_task_until_the_lease_runs_out(world):
     assert (claimed.state, claimed.claimed_by) == ("claimed", "alice")
     assert claimed.lease_until == T0 + timedelta(minutes=15)
     # Bob cannot take it while Alice's lease runs
-    with pytest.raises(review.ConflictError) as taken:
+    with pytest.raises(ConflictError) as taken:
         world.service.claim(BOB, "m1")
     assert taken.value.reason == "claimed"
     # and cannot decide it either
-    with pytest.raises(review.ConflictError) as refused:
+    with pytest.raises(ConflictError) as refused:
         world.service.decide(BOB, "m1", DecisionRequest(action="remove", reason_code="ncii"))
     assert refused.value.reason == "not_claimed"
     # Once the lease has passed, Bob can claim it, and Alice's late decision is refused
     world.clock.advance(minutes=16)
     assert world.service.claim(BOB, "m1").claimed_by == "bob"
-    with pytest.raises(review.ConflictError):
+    with pytest.raises(ConflictError):
         world.service.decide(ALICE, "m1", DecisionRequest(action="approve", reason_code="no_violation"))
     assert world.enforcer.calls == []
 
@@ -261,7 +262,7 @@ def test_a_decision_enforces_audits_and_takes_the_task_out_of_the_queue(world):
     record = world.deps.items.audit_chain("m1")[-1]
     assert (record.event, record.actor, record.detail["reason_code"]) == ("review_decided", "reviewer:alice", "ncii")
     # A second decision on the same task is a conflict, not a second enforcement
-    with pytest.raises(review.ConflictError) as again:
+    with pytest.raises(ConflictError) as again:
         world.service.decide(ALICE, "m1", DecisionRequest(action="approve", reason_code="no_violation"))
     assert again.value.reason == "already_decided"
     assert len(world.enforcer.calls) == 1
@@ -289,8 +290,8 @@ def test_every_decision_needs_a_documented_reason_that_fits_the_action(action, r
 
 
 def test_every_reason_code_is_documented_and_justifies_something():
-    for reasons, outcomes in ((review.REVIEW_REASONS, {"approve", "label", "blur", "limit", "remove", "escalate"}),
-                              (review.APPEAL_REASONS, {"uphold", "overturn"})):
+    for reasons, outcomes in ((REVIEW_REASONS, {"approve", "label", "blur", "limit", "remove", "escalate"}),
+                              (APPEAL_REASONS, {"uphold", "overturn"})):
         for code, (text, actions) in reasons.items():
             assert text.endswith(".") and actions and actions <= outcomes, code
         assert {a for _, acts in reasons.values() for a in acts} == outcomes
@@ -317,11 +318,11 @@ def test_the_sla_sweep_escalates_overdue_tasks_once_and_only_seniors_see_them(wo
     assert world.deps.items.audit_chain("hot")[-1].actor == "system:sla"
     assert world.queue.escalate_overdue() == []  # a second sweep finds nothing new
     # AND only senior reviewers can list, claim or decide it
-    with pytest.raises(review.ForbiddenError):
+    with pytest.raises(ForbiddenError):
         world.service.queue(BOB, "escalated", 10)
-    with pytest.raises(review.ForbiddenError):
+    with pytest.raises(ForbiddenError):
         world.service.claim(BOB, "hot")
-    with pytest.raises(review.ForbiddenError):
+    with pytest.raises(ForbiddenError):
         world.service.decide(BOB, "hot", DecisionRequest(action="remove", reason_code="ncii"))
     assert [t.media_id for t in world.service.queue(SENIOR, "escalated", 10).items] == ["hot"]
     decided_by(world, "hot", SENIOR)
@@ -349,7 +350,7 @@ def test_the_reviewer_who_decided_cannot_decide_the_appeal(world):
     appeal = world.service.open_appeal(UPLOADER, "m1", AppealRequest(statement="This is me, I posted it myself."))
     overturn = AppealDecisionRequest(outcome="overturn", reason_code="consent_verified")
     # WHEN the same senior tries to decide the appeal
-    with pytest.raises(review.ForbiddenError) as own:
+    with pytest.raises(ForbiddenError) as own:
         world.service.decide_appeal(SENIOR, appeal.appeal_id, overturn)
     # THEN it is refused and nothing was restored
     assert own.value.reason == "own_decision"
@@ -363,7 +364,7 @@ def test_the_reviewer_who_decided_cannot_decide_the_appeal(world):
     # and the overturn withdrew the strike
     assert world.service.history.snapshot("user-0001").strikes == 0
     assert world.deps.items.audit_chain("m1")[-1].detail["strike_removed"] is True
-    with pytest.raises(review.ConflictError):
+    with pytest.raises(ConflictError):
         world.service.decide_appeal(SENIOR_2, appeal.appeal_id,
                                     AppealDecisionRequest(outcome="uphold", reason_code="decision_correct"))
     chain = world.deps.items.audit_chain("m1")
@@ -375,16 +376,16 @@ def test_only_the_uploader_appeals_once_and_only_a_decided_restriction(world):
     scored_item(world, "m1")
     statement = AppealRequest(statement="Please look again.")
     # Pending review: nothing to appeal yet
-    with pytest.raises(review.ConflictError) as pending:
+    with pytest.raises(ConflictError) as pending:
         world.service.open_appeal(UPLOADER, "m1", statement)
     assert pending.value.reason == "review_pending"
     decided_by(world, "m1", ALICE)
     # Someone else's item looks like no item at all
-    with pytest.raises(review.NotFoundError):
+    with pytest.raises(NotFoundError):
         world.service.open_appeal(Caller("user-0002"), "m1", statement)
     receipt = world.service.open_appeal(UPLOADER, "m1", statement)
     assert receipt.appeal_id == "ap-m1" and receipt.state == "open"
-    with pytest.raises(review.ConflictError) as twice:
+    with pytest.raises(ConflictError) as twice:
         world.service.open_appeal(UPLOADER, "m1", statement)
     assert twice.value.reason == "already_appealed"
     # The chain keeps a hash of the statement, never its words
@@ -393,7 +394,7 @@ def test_only_the_uploader_appeals_once_and_only_a_decided_restriction(world):
     # An approved (allowed) item has nothing to appeal
     scored_item(world, "m2")
     decided_by(world, "m2", ALICE, action="approve", reason="no_violation")
-    with pytest.raises(review.ConflictError) as allowed:
+    with pytest.raises(ConflictError) as allowed:
         world.service.open_appeal(UPLOADER, "m2", statement)
     assert allowed.value.reason == "nothing_to_appeal"
 
@@ -404,7 +405,7 @@ def test_an_automated_removal_can_be_appealed_and_any_senior_decides_it(world):
     listed = world.service.list_appeals(SENIOR, "open", 10).items
     assert [(a.appeal_id, a.original_decider) for a in listed] == [(receipt.appeal_id, "system")]
     assert not hasattr(listed[0], "uploader")  # seniors see the statement, not the person's id
-    with pytest.raises(review.ForbiddenError):
+    with pytest.raises(ForbiddenError):
         world.service.list_appeals(ALICE, "open", 10)  # appeals are for senior reviewers
     upheld = world.service.decide_appeal(SENIOR, receipt.appeal_id,
                                          AppealDecisionRequest(outcome="uphold", reason_code="decision_correct"))
@@ -436,9 +437,9 @@ def test_the_item_view_links_only_the_sanitized_copy_and_audits_the_look(world):
     assert view.media.expires_in == 300 and "X-Amz-Expires=300" in view.media.url
     assert view.task.state == "queued" and view.audit.verified
     assert view.audit.events[-1].event == "media_viewed" and view.audit.events[-1].actor == "reviewer:alice"
-    with pytest.raises(review.ForbiddenError):
+    with pytest.raises(ForbiddenError):
         world.service.item_view(UPLOADER, "m1")
-    with pytest.raises(review.NotFoundError):
+    with pytest.raises(NotFoundError):
         world.service.item_view(ALICE, "nope")
 
 
@@ -448,17 +449,17 @@ def test_the_item_view_links_only_the_sanitized_copy_and_audits_the_look(world):
 @pytest.mark.parametrize("groups", ["[reviewer senior-reviewer]", ["reviewer", "senior-reviewer"],
                                     "reviewer,senior-reviewer"])
 def test_groups_are_read_however_the_gateway_flattens_them(groups):
-    caller = review.authenticate({"sub": "u1", "cognito:groups": groups}, None, ReviewSettings())
+    caller = authenticate_reviewer({"sub": "u1", "cognito:groups": groups}, None, ReviewSettings())
     assert caller.roles == {"reviewer", "senior-reviewer"} and caller.senior
 
 
 def test_dev_tokens_work_only_without_an_authorizer():
     settings = ReviewSettings(dev_tokens='{"tok-r": {"sub": "dev-reviewer", "roles": ["reviewer"]}}')
-    assert review.authenticate(None, "Bearer tok-r", settings).sub == "dev-reviewer"
+    assert authenticate_reviewer(None, "Bearer tok-r", settings).sub == "dev-reviewer"
     # A JWT's claims win: the token map is never consulted when an authorizer ran
-    assert review.authenticate({"sub": "jwt-user"}, "Bearer tok-r", settings).roles == frozenset()
+    assert authenticate_reviewer({"sub": "jwt-user"}, "Bearer tok-r", settings).roles == frozenset()
     for header in (None, "", "Bearer nope", "Basic tok-r", "Bearer "):
-        with pytest.raises(review.UnauthorizedError):
-            review.authenticate(None, header, settings)
-    with pytest.raises(review.UnauthorizedError):
-        review.authenticate({}, "Bearer tok-r", ReviewSettings())  # no map configured (AWS)
+        with pytest.raises(UnauthorizedError):
+            authenticate_reviewer(None, header, settings)
+    with pytest.raises(UnauthorizedError):
+        authenticate_reviewer({}, "Bearer tok-r", ReviewSettings())  # no map configured (AWS)

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from mediaguard.adapters.aws import S3PostPresigner
     from mediaguard.adapters.enforcement import WebhookSink
     from mediaguard.api.review import GeofenceAdmin
-    from mediaguard.decisions.review import ReviewService, TaskQueue
+    from mediaguard.decisions.review.queue import TaskQueue
+    from mediaguard.decisions.review.service import ReviewService
 
 _clock: Callable[[], float] = time.time
 
@@ -166,14 +167,16 @@ def task_queue() -> TaskQueue:
 def review_service() -> ReviewService:
     """The review API's service: decisions go through the same enforcement as the pipeline."""
     from mediaguard.adapters.review import DynamoAppealStore, DynamoTaskStore, S3UrlSigner
-    from mediaguard.decisions import enforcement, review
+    from mediaguard.decisions import enforcement
+    from mediaguard.decisions.review.service import ReviewService
+    from mediaguard.decisions.review.settings import get_review_settings
 
     settings = get_settings()
     items = _items(settings)
     deps = _deps(blobs=_blobs(settings), items=items, history=_history(settings),
                  enforcement=_enforcement(settings, items))
-    review_settings = review.get_review_settings()
-    return review.ReviewService(deps=deps, tasks=DynamoTaskStore(review_settings, settings),
+    review_settings = get_review_settings()
+    return ReviewService(deps=deps, tasks=DynamoTaskStore(review_settings, settings),
                                 appeals=DynamoAppealStore(review_settings, settings),
                                 signer=S3UrlSigner.for_region(settings.region), enforcer=enforcement,
                                 settings=review_settings, history=deps.history)
@@ -231,6 +234,6 @@ def reset() -> None:
     get_settings.cache_clear()
     for factory in _FACTORIES:
         factory.cache_clear()
-    from mediaguard.decisions.review import get_review_settings
+    from mediaguard.decisions.review.settings import get_review_settings
 
     get_review_settings.cache_clear()

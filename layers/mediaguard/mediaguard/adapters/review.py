@@ -32,19 +32,13 @@ from pynamodb.models import Model
 
 from mediaguard.adapters.geofence import DynamoGeofence
 from mediaguard.adapters.history import DynamoHistory
+from mediaguard.api.errors import ConflictError, ForbiddenError, NotFoundError
 from mediaguard.api.review import GeofenceAdmin
-from mediaguard.decisions import review
 from mediaguard.decisions.history import HistoryStore, Pseudonymiser
-from mediaguard.decisions.review import (
-    Appeal,
-    AppealState,
-    ConflictError,
-    ForbiddenError,
-    Lane,
-    NotFoundError,
-    ReviewSettings,
-    Task,
-)
+from mediaguard.decisions.review.appeals import Appeal, AppealState
+from mediaguard.decisions.review.models import Lane, Task
+from mediaguard.decisions.review.queue import TaskQueue, queue_partition, queue_sort_key, shard_of
+from mediaguard.decisions.review.settings import ReviewSettings, get_review_settings
 from mediaguard.settings import Settings
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -162,19 +156,19 @@ def _task(row: ReviewTaskItem) -> Task:
 
 
 class DynamoTaskStore:
-    """``review.TaskStore`` on the review table; every transition a conditional UpdateItem."""
+    """``TaskStore`` on the review table; every transition a conditional UpdateItem."""
 
     def __init__(self, review_settings: ReviewSettings, settings: Settings) -> None:
         bind(review_settings, settings)
         self.shards = review_settings.queue_shards
 
     def put_new(self, task: Task) -> bool:
-        shard = review.shard_of(task.media_id, self.shards)
+        shard = shard_of(task.media_id, self.shards)
         row = ReviewTaskItem(
             task.media_id, state=task.state, lane=task.lane, shard=shard, risk=task.risk, reach=task.reach,
             priority=task.priority, reason=task.reason, action=task.action, enqueued_at=task.enqueued_at,
-            due_at=task.due_at, queue_pk=review.queue_partition(task.lane, shard),
-            queue_sk=review.queue_sort_key(task.priority, task.enqueued_at, task.media_id),
+            due_at=task.due_at, queue_pk=queue_partition(task.lane, shard),
+            queue_sk=queue_sort_key(task.priority, task.enqueued_at, task.media_id),
         )
         try:
             # A decided task may be replaced: a rescan can send the item back to people.
@@ -197,7 +191,7 @@ class DynamoTaskStore:
 
     def queue(self, lane: Lane, limit: int) -> list[Task]:
         per_shard = [
-            ReviewTaskItem.queue_index.query(review.queue_partition(lane, shard), limit=limit)
+            ReviewTaskItem.queue_index.query(queue_partition(lane, shard), limit=limit)
             for shard in range(self.shards)
         ]
         merged = heapq.merge(*per_shard, key=lambda row: row.queue_sk)
@@ -257,7 +251,7 @@ class DynamoTaskStore:
         if current is None:
             return
         T(media_id).update(
-            actions=[T.state.set("claimed"), T.queue_pk.set(review.queue_partition(current.lane, int(current.shard))),
+            actions=[T.state.set("claimed"), T.queue_pk.set(queue_partition(current.lane, int(current.shard))),
                      T.decided_by.remove(), T.decided_at.remove(), T.decision_action.remove(),
                      T.decision_reason.remove(), T.decision_note.remove()],
             condition=(T.state == "decided") & (T.decided_by == reviewer),
@@ -276,7 +270,7 @@ class DynamoTaskStore:
         row = T(media_id)
         try:
             row.update(
-                actions=[T.lane.set("escalated"), T.queue_pk.set(review.queue_partition("escalated", int(current.shard))),
+                actions=[T.lane.set("escalated"), T.queue_pk.set(queue_partition("escalated", int(current.shard))),
                          T.state.set("queued"), T.claimed_by.remove(), T.lease_until.remove(),
                          T.escalated.set(True), T.escalated_at.set(now), T.escalated_by.set(by)],
                 condition=condition,
@@ -291,7 +285,7 @@ class DynamoTaskStore:
     def overdue(self, lane: Lane, now: datetime) -> list[str]:
         return [row.media_id
                 for shard in range(self.shards)
-                for row in ReviewTaskItem.due_index.query(review.queue_partition(lane, shard),
+                for row in ReviewTaskItem.due_index.query(queue_partition(lane, shard),
                                                            range_key_condition=ReviewTaskItem.due_at < now)]
 
 
@@ -300,7 +294,7 @@ def _appeal(row: AppealItem) -> Appeal:
 
 
 class DynamoAppealStore:
-    """``review.AppealStore`` on the appeals table."""
+    """``AppealStore`` on the appeals table."""
 
     def __init__(self, review_settings: ReviewSettings, settings: Settings) -> None:
         bind(review_settings, settings)
@@ -364,10 +358,10 @@ class S3UrlSigner:
 # --- composition -------------------------------------------------------------------------------
 
 
-def make_task_queue(settings: Settings, items: Any) -> review.TaskQueue:
+def make_task_queue(settings: Settings, items: Any) -> TaskQueue:
     """The queue enforcement enqueues into and the SLA sweep escalates, over ``items``."""
-    review_settings = review.get_review_settings()
-    return review.TaskQueue(DynamoTaskStore(review_settings, settings), items=items, settings=review_settings)
+    review_settings = get_review_settings()
+    return TaskQueue(DynamoTaskStore(review_settings, settings), items, review_settings)
 
 
 def history_store(settings: Settings) -> HistoryStore | None:

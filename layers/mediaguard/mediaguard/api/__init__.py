@@ -1,4 +1,6 @@
 """HTTP APIs: the upload API (``uploads``) and the review/admin API (``review``).
 
-Routes live here (Powertools resolvers); the Lambda handlers only wire adapters in.
+Both are Powertools resolvers (``app``) whose handlers only plug adapters in with
+``use(...)``; both answer refusals in the one format of ``errors`` and read the caller
+with ``auth``.
 """

@@ -21,8 +21,9 @@ GET      /review/reasons                       reviewer         the documented r
 GET      /openapi.json, /docs                  none             OpenAPI document, Swagger UI
 =======  ====================================  ===============  ====================================
 
-Errors are ``{"reason": <stable code>, "message": <safe text>}`` with 400 (invalid request,
-including schema validation), 401, 403, 404 or 409; nothing internal is echoed.
+Errors are ``{"reason": <stable code>, "message": <safe text>}`` (:mod:`mediaguard.api.errors`)
+with 400 (invalid request, including schema validation, which adds ``fields``), 401, 403,
+404 or 409; nothing internal is echoed.
 
 The handler (``functions/api/app.py``) plugs in the services with :func:`use`, so this
 module stays free of AWS clients and tests can hand it their own.
@@ -36,28 +37,27 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediaguard.decisions import geofence, review
+from mediaguard.api import errors
+from mediaguard.api.auth import authenticate_reviewer, credentials
+from mediaguard.api.errors import ConflictError, InvalidRequestError, NotFoundError
+from mediaguard.decisions import geofence
 from mediaguard.decisions.history import Pseudonymiser
-from mediaguard.decisions.review import (
+from mediaguard.decisions.review.appeals import (
     AppealDecisionRequest,
     AppealPage,
     AppealReceipt,
     AppealRequest,
+    AppealState,
     AppealView,
-    Caller,
-    Decision,
-    DecisionRequest,
-    ItemView,
-    QueuePage,
-    ReviewApiError,
-    ReviewService,
-    Task,
 )
+from mediaguard.decisions.review.models import DecisionRequest, ItemView, Lane, QueuePage, ReviewDecision, Task
+from mediaguard.decisions.review.reasons import APPEAL_REASONS, REVIEW_REASONS, reason_table
+from mediaguard.decisions.review.roles import Caller
+from mediaguard.decisions.review.service import ReviewService
 
 TITLE, VERSION = "mediaguard review API", "1.0.0"
 MEDIA_ID = r"^[A-Za-z0-9_-]{1,80}$"
@@ -68,6 +68,7 @@ _SECURITY = {"security_schemes": {"jwt": HTTPBearer(bearerFormat="JWT")}, "secur
 app.configure_openapi(title=TITLE, version=VERSION, **_SECURITY)
 # Swagger UI's assets are inlined by Powertools: nothing is fetched from a CDN.
 app.enable_swagger(path="/docs", title=TITLE, version=VERSION, **_SECURITY)
+errors.install(app, validation_status=400)
 
 
 # --- wiring ------------------------------------------------------------------------------
@@ -106,16 +107,14 @@ def _svc() -> ReviewService:
 
 def caller() -> Caller:
     """The authenticated caller of the current request (401 when there is none)."""
-    event = app.current_event
-    return review.authenticate(event.request_context.authorizer.jwt_claim, event.headers.get("authorization"),
-                               _svc().settings)
+    return authenticate_reviewer(*credentials(app.current_event), _svc().settings)
 
 
 # --- review ------------------------------------------------------------------------------------
 
 
 @app.get("/review/queue", summary="Open review tasks of one lane, highest priority first")
-def get_queue(lane: Annotated[review.Lane, Query()] = "fast",
+def get_queue(lane: Annotated[Lane, Query()] = "fast",
               limit: Annotated[int, Query(ge=1, le=100)] = 20) -> QueuePage:
     return _svc().queue(caller(), lane, limit)
 
@@ -126,7 +125,7 @@ def claim(media_id: Annotated[str, Path(pattern=MEDIA_ID)]) -> Task:
 
 
 @app.post("/review/<media_id>/decision", summary="Decide a claimed task (a reason code is required)")
-def decide(media_id: Annotated[str, Path(pattern=MEDIA_ID)], request: Annotated[DecisionRequest, Body()]) -> Decision:
+def decide(media_id: Annotated[str, Path(pattern=MEDIA_ID)], request: Annotated[DecisionRequest, Body()]) -> ReviewDecision:
     return _svc().decide(caller(), media_id, request)
 
 
@@ -144,8 +143,8 @@ class ReasonCodes(BaseModel):
 @app.get("/review/reasons", summary="The documented reason codes and the actions each can justify")
 def reasons() -> ReasonCodes:
     caller().require("reviewer")
-    return ReasonCodes.model_validate({"review": review.reason_table(review.REVIEW_REASONS),
-                                       "appeal": review.reason_table(review.APPEAL_REASONS)})
+    return ReasonCodes.model_validate({"review": reason_table(REVIEW_REASONS),
+                                       "appeal": reason_table(APPEAL_REASONS)})
 
 
 @app.get("/items/<media_id>", summary="Everything a reviewer needs to decide an item")
@@ -164,7 +163,7 @@ def appeal(media_id: Annotated[str, Path(pattern=MEDIA_ID)],
 
 
 @app.get("/appeals", summary="Appeals by state, oldest first")
-def list_appeals(state: Annotated[review.AppealState, Query()] = "open",
+def list_appeals(state: Annotated[AppealState, Query()] = "open",
                  limit: Annotated[int, Query(ge=1, le=100)] = 50) -> AppealPage:
     return _svc().list_appeals(caller(), state, limit)
 
@@ -234,9 +233,9 @@ def _geofence() -> GeofenceAdmin:
     return _services.geofence()
 
 
-def _rule_error(error: geofence.GeofenceRuleError) -> review.InvalidRequestError:
+def _rule_error(error: geofence.GeofenceRuleError) -> InvalidRequestError:
     # geofence's messages never echo the submitted text (a scope may hold an uploader id).
-    return review.InvalidRequestError(str(error), reason=error.reason)
+    return InvalidRequestError(str(error), reason=error.reason)
 
 
 @app.get("/admin/geofence", summary="Geofence rules the edge enforces (HTTP 451)")
@@ -255,7 +254,7 @@ def add_geofence(request: Annotated[GeofenceRuleIn, Body()]) -> Response[Geofenc
     except geofence.GeofenceRuleError as error:
         raise _rule_error(error) from None
     if not admin.store.add(rule, replace=request.replace):
-        raise review.ConflictError("a rule for this country and scope exists; send replace: true to overwrite",
+        raise ConflictError("a rule for this country and scope exists; send replace: true to overwrite",
                                    reason="rule_exists")
     _audit_rule(who, "geofence_added", rule)
     return Response(201, content_types.APPLICATION_JSON, GeofenceRuleOut.model_validate(rule.view(now)))
@@ -270,7 +269,7 @@ def remove_geofence(country: Annotated[str, Query(min_length=2, max_length=2)],
     except geofence.GeofenceRuleError as error:
         raise _rule_error(error) from None
     if not admin.store.remove(code, stored):
-        raise review.NotFoundError("no such geofence rule")
+        raise NotFoundError("no such geofence rule")
     _audit_rule(who, "geofence_removed", geofence.GeoRule.model_construct(country=code, scope=stored,
                                                                           legal_reference=None))
     return Response(204, content_types.APPLICATION_JSON, "")
@@ -291,30 +290,10 @@ def list_banks() -> BankPage:
     return BankPage.model_validate({"items": _services.banks()})
 
 
-# --- documents and errors ---------------------------------------------------------------------------
+# --- documents ---------------------------------------------------------------------------
 
 
 @app.get("/openapi.json", include_in_schema=False)
 def openapi() -> Response[str]:
     return Response(200, content_types.APPLICATION_JSON, app.get_openapi_json_schema(title=TITLE, version=VERSION,
                                                                                      **_SECURITY))
-
-
-@app.exception_handler(ReviewApiError)
-def refused(error: ReviewApiError) -> Response:
-    return Response(error.status, content_types.APPLICATION_JSON, error.body())
-
-
-@app.exception_handler(RequestValidationError)
-def invalid(error: RequestValidationError) -> Response:
-    # Field paths and pydantic's messages only: the submitted values are never echoed.
-    fields = [{"field": ".".join(str(p) for p in e.get("loc", ()) if p != "body"), "message": e.get("msg", "")}
-              for e in error.errors()]
-    return Response(400, content_types.APPLICATION_JSON,
-                    {"reason": "invalid_request", "message": "the request does not match the schema", "fields": fields})
-
-
-@app.not_found
-def not_found(_: Exception) -> Response:
-    return Response(404, content_types.APPLICATION_JSON, {"reason": "not_found", "message": "no such route"})
-

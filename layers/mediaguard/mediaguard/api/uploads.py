@@ -13,19 +13,30 @@ Audit: every grant and every refusal is appended to the chain ``upload:{media_id
 The item's own chain (``{media_id}``, written by the pipeline) starts at
 ``received``; keeping the request in a chain of its own means a refused request,
 which never becomes an item, still has a verifiable record.
+
+The route (``POST /v1/uploads``, answers 201 with the grant) is :data:`app`, a Powertools
+resolver; the handler (``functions/uploads/app.py``) plugs in the adapters with
+:func:`use`. Refusals answer in the one error format of :mod:`mediaguard.api.errors`
+(``reason``, ``message``, ``media_id``); a request that does not match the schema gets 422.
 """
 
 from __future__ import annotations
 
-import hmac
 import uuid
-from typing import Any, ClassVar, Protocol
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Protocol
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mediaguard.analysis.index import PDQ_MIN_QUALITY
 from mediaguard.analysis.matching import Matcher, Query
+from mediaguard.api import errors
+from mediaguard.api.auth import authenticate_uploader, credentials
+from mediaguard.api.errors import ApiError
 from mediaguard.errors import MediaguardError
 from mediaguard.ingress.fingerprint import PdqSignal
 from mediaguard.ingress.grant import GRANTED, REFUSED, client_actor, grant_chain, upload_key
@@ -37,6 +48,7 @@ from mediaguard.settings import Settings
 from mediaguard.stages.similarity import get_matcher
 
 logger = Logger(service="mediaguard", child=True)
+
 
 def accepted_content_types() -> tuple[str, ...]:
     """The content types the sanitize and frames stages can handle, so they never disagree."""
@@ -52,26 +64,7 @@ def max_bytes_for(content_type: str, settings: Settings) -> int:
 # --- errors -------------------------------------------------------------------
 
 
-class UploadApiError(MediaguardError):
-    """An answer to the client: an HTTP status, a stable reason code and a safe message."""
-
-    status: ClassVar[int] = 400
-    reason = "bad_request"
-
-    def __init__(self, message: str, *, media_id: str | None = None, reason: str | None = None) -> None:
-        super().__init__(message, reason=reason)
-        self.media_id = media_id
-
-    def body(self) -> dict[str, Any]:
-        return {"reason": self.reason, "message": str(self), "media_id": self.media_id}
-
-
-class UnauthorizedError(UploadApiError):
-    status = 401
-    reason = "unauthorized"
-
-
-class UploadRefusedError(UploadApiError):
+class UploadRefusedError(ApiError):
     """Pre-upload screening said no; the refusal is audited before this is raised."""
 
     status = 400
@@ -158,22 +151,6 @@ class Presigner(Protocol):
 # --- the steps ------------------------------------------------------------------
 
 
-def authenticate(jwt_claims: dict[str, Any] | None, authorization: str | None, settings: Settings) -> str:
-    """The caller's id: the JWT subject on AWS, ``dev`` for the local dev token.
-
-    On AWS the HTTP API's JWT authorizer has already validated the token and hands the
-    claims over; a request without a valid JWT never reaches the function, so the dev
-    token (configured only for local mode) cannot open a path around it.
-    """
-    if jwt_claims and jwt_claims.get("sub"):
-        return str(jwt_claims["sub"])
-    token = settings.dev_token.get_secret_value() if settings.dev_token else ""
-    scheme, _, presented = (authorization or "").partition(" ")
-    if token and scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode()):
-        return "dev"
-    raise UnauthorizedError("a valid bearer token is required")
-
-
 def check_declaration(request: UploadRequest, settings: Settings, media_id: str | None = None) -> None:
     """Refuse types the pipeline cannot sanitize and lengths over the image limit."""
     if request.content_type not in accepted_content_types():
@@ -253,3 +230,36 @@ def request_upload(request: UploadRequest, caller: str, deps: Deps, presigner: P
     return UploadGrant(media_id=media_id, key=key, expires_in=settings.upload_ttl_seconds,
                        max_bytes=request.content_length,
                        upload=PresignedPost(url=presigned["url"], fields=presigned["fields"]))
+
+
+# --- the route ----------------------------------------------------------------------
+
+app = APIGatewayHttpResolver(enable_validation=True)
+# 422 for a malformed declaration, and media_id in every error body: what this API has
+# always answered, before the two APIs shared one error format.
+errors.install(app, validation_status=422, always={"media_id": None}, powertools_detail=True)
+
+
+@dataclass
+class _Providers:
+    deps: Callable[[], Deps]
+    presigner: Callable[[], Presigner]
+
+
+_providers: _Providers | None = None
+
+
+def use(deps: Callable[[], Deps], presigner: Callable[[], Presigner]) -> None:
+    """Plug in the providers the route calls (each cached by whoever passes it)."""
+    global _providers
+    _providers = _Providers(deps, presigner)
+
+
+@app.post("/v1/uploads", summary="Screen a declared upload and grant a presigned POST for it")
+def create_upload(request: Annotated[UploadRequest, Body()]) -> Response[UploadGrant]:
+    if _providers is None:
+        raise RuntimeError("mediaguard.api.uploads.use() was not called")
+    deps = _providers.deps()
+    caller = authenticate_uploader(*credentials(app.current_event), deps.settings)
+    grant = request_upload(request, caller, deps, _providers.presigner())
+    return Response(201, content_types.APPLICATION_JSON, grant)

@@ -1,0 +1,131 @@
+"""Review tasks, reviewer decisions and the item view, as the queue, the API and the console see them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mediaguard.decisions.review.reasons import REVIEW_REASONS, ReviewReason
+
+Lane = Literal["fast", "normal", "escalated"]
+TaskState = Literal["queued", "claimed", "decided"]
+ReviewAction = Literal["approve", "label", "blur", "limit", "remove", "escalate"]
+
+
+def utcnow() -> datetime:
+    """The default clock of the queue and the service; tests pass their own."""
+    return datetime.now(UTC)
+
+
+class Task(BaseModel):
+    """One item's review task, as the queue and the console see it."""
+
+    media_id: str
+    risk: float
+    reach: int
+    priority: float
+    lane: Lane
+    state: TaskState
+    due_at: datetime
+    enqueued_at: datetime
+    reason: str
+    action: str | None = None  # the automated action that sent the item to review
+    escalated: bool = False
+    claimed_by: str | None = None
+    lease_until: datetime | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_action: str | None = None
+    decision_reason: str | None = None
+    decision_note: str | None = None
+
+    def overdue(self, now: datetime) -> bool:
+        return self.state != "decided" and self.due_at < now
+
+
+class QueuePage(BaseModel):
+    items: list[Task]
+
+
+class DecisionRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    action: ReviewAction
+    reason_code: ReviewReason
+    note: str | None = Field(default=None, max_length=1000)
+
+    @model_validator(mode="after")
+    def _reason_fits_action(self) -> DecisionRequest:
+        allowed = REVIEW_REASONS[self.reason_code.value][1]
+        if self.action not in allowed:
+            raise ValueError(f"reason_code {self.reason_code.value} does not justify {self.action}; "
+                             f"it fits {', '.join(sorted(allowed))}")
+        return self
+
+
+class ReviewDecision(BaseModel):
+    """A reviewer's decision on a task (``mediaguard.decisions.enforcement.Decision`` is what enforcing it did)."""
+
+    media_id: str
+    action: ReviewAction
+    enforced_action: str | None  # None for escalate
+    reason_code: str
+    note: str | None = None
+    decided_by: str
+    decided_at: datetime
+    lane: Lane
+
+
+class SignalView(BaseModel):
+    name: str
+    value: float
+    contribution: float
+
+
+class MatchView(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    bank: str
+    kind: str
+    ref: str
+    signal: str
+    distance: float
+
+
+class MediaLink(BaseModel):
+    url: str
+    expires_in: int
+    # "live": the copy being served; "evidence": the sanitized copy a removal preserved.
+    source: Literal["live", "evidence"] = "live"
+
+
+class AuditEntry(BaseModel):
+    seq: int
+    at: str
+    actor: str
+    event: str
+
+
+class AuditSummary(BaseModel):
+    records: int
+    verified: bool
+    events: list[AuditEntry]
+
+
+class ItemView(BaseModel):
+    media_id: str
+    status: str
+    action: str | None = None
+    risk: float | None = None
+    signals: list[SignalView] = []
+    policy_version: str | None = None
+    provenance: dict[str, Any] | None = None
+    matches: list[MatchView] = []
+    # The uploader's counters (uploads, flags, strikes), not their id: a reviewer judges
+    # the item and the pattern, and the id is personal data the history store keys away.
+    uploader_history: dict[str, Any] | None = None
+    media: MediaLink | None = None
+    task: Task | None = None
+    audit: AuditSummary

@@ -1,0 +1,268 @@
+"""``ReviewService``: everything the review API does (queue, claims, decisions, the item
+view, appeals), over ports; ``mediaguard.api.review`` is its HTTP face."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from mediaguard.api.errors import ConflictError, ForbiddenError, NotFoundError
+from mediaguard.audit import chain as audit
+from mediaguard.decisions.history import HistoryStore
+from mediaguard.decisions.review.appeals import (
+    Appeal,
+    AppealDecisionRequest,
+    AppealPage,
+    AppealReceipt,
+    AppealRequest,
+    AppealState,
+    AppealView,
+    appeal_id_for,
+)
+from mediaguard.decisions.review.models import (
+    AuditEntry,
+    AuditSummary,
+    DecisionRequest,
+    ItemView,
+    Lane,
+    MatchView,
+    MediaLink,
+    QueuePage,
+    ReviewDecision,
+    SignalView,
+    Task,
+    utcnow,
+)
+from mediaguard.decisions.review.ports import AppealStore, Enforcer, TaskStore, UrlSigner
+from mediaguard.decisions.review.reasons import APPEALABLE_ACTIONS, ENFORCED_ACTION
+from mediaguard.decisions.review.roles import Caller
+from mediaguard.decisions.review.settings import ReviewSettings
+from mediaguard.decisions.review.uploader import uploader_of
+from mediaguard.ingress import grant
+from mediaguard.ports import Deps
+
+logger = Logger(service="mediaguard", child=True)
+
+
+@dataclass
+class ReviewService:
+    """Everything the review API does, over ports; ``mediaguard.api.review`` is its HTTP face."""
+
+    deps: Deps
+    tasks: TaskStore
+    appeals: AppealStore
+    signer: UrlSigner
+    enforcer: Enforcer
+    settings: ReviewSettings
+    history: HistoryStore | None = None
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    # -- queue --------------------------------------------------------------------------
+    def queue(self, caller: Caller, lane: Lane, limit: int) -> QueuePage:
+        """Open tasks of one lane, highest priority first (senior reviewers only for escalated)."""
+        caller.require("senior-reviewer" if lane == "escalated" else "reviewer")
+        return QueuePage(items=self.tasks.queue(lane, limit))
+
+    def claim(self, caller: Caller, media_id: str) -> Task:
+        """Take (or renew) the lease on a task; 409 while another reviewer's lease runs."""
+        caller.require("reviewer")
+        task = self._task(media_id)
+        if task.lane == "escalated" and not caller.senior:
+            raise ForbiddenError("escalated tasks are for senior reviewers", reason="escalated")
+        now = self.clock()
+        claimed = self.tasks.claim(media_id, caller.sub, now, now + timedelta(minutes=self.settings.lease_minutes),
+                                   senior=caller.senior)
+        logger.info("review claimed", extra={"media_id": media_id, "lane": claimed.lane})
+        return claimed
+
+    def _task(self, media_id: str) -> Task:
+        task = self.tasks.get(media_id)
+        if task is None:
+            raise NotFoundError("no review task for this item")
+        return task
+
+    # -- decisions ----------------------------------------------------------------------
+    def decide(self, caller: Caller, media_id: str, request: DecisionRequest) -> ReviewDecision:
+        """Apply a reviewer's decision to a task the caller has claimed.
+
+        The task is marked decided first, with a write conditional on the caller's claim:
+        that write is the single point where one decision wins. Enforcement follows; if
+        it fails, the task goes back to the caller's claim so the decision can be retried.
+        """
+        caller.require("reviewer")
+        task = self._task(media_id)
+        if task.lane == "escalated" and not caller.senior:
+            raise ForbiddenError("escalated tasks are for senior reviewers", reason="escalated")
+        if task.state == "decided":
+            raise ConflictError("this task is already decided", reason="already_decided")
+        if task.claimed_by != caller.sub:
+            raise ConflictError("claim the task before deciding it", reason="not_claimed")
+        reason = request.reason_code.value
+        now = self.clock()
+        if request.action == "escalate":
+            escalated = self.tasks.escalate(media_id, caller.actor, now, reviewer=caller.sub)
+            self.deps.items.append_audit(media_id, caller.actor, "review_escalated",
+                                         {"by": "reviewer", "reason_code": reason, "note": request.note,
+                                          "priority": escalated.priority})
+            return ReviewDecision(media_id=media_id, action="escalate", enforced_action=None, reason_code=reason,
+                            note=request.note, decided_by=caller.sub, decided_at=now, lane="escalated")
+        enforced = ENFORCED_ACTION[request.action]
+        decided = self.tasks.decide(media_id, caller.sub, request.action, reason, request.note, now,
+                                    senior=caller.senior)
+        try:
+            self.enforcer.apply(media_id, enforced, actor=caller.actor, reason=reason,
+                                context={"source": "review", "review_action": request.action, "lane": decided.lane,
+                                         "note": request.note},
+                                deps=self.deps)
+        except Exception:
+            self.tasks.undo_decide(media_id, caller.sub)
+            raise
+        strike = self._count_decision(media_id, enforced, reason)
+        self.deps.items.append_audit(media_id, caller.actor, "review_decided",
+                                     {"action": request.action, "enforced_action": enforced, "reason_code": reason,
+                                      "note": request.note, "lane": decided.lane, "risk": decided.risk,
+                                      "waited_s": round((now - decided.enqueued_at).total_seconds()),
+                                      "strike": strike})
+        logger.info("review decided", extra={"media_id": media_id, "action": request.action, "reason_code": reason})
+        return ReviewDecision(media_id=media_id, action=request.action, enforced_action=enforced, reason_code=reason,
+                        note=request.note, decided_by=caller.sub, decided_at=now, lane=decided.lane)
+
+    def _count_decision(self, media_id: str, action: str, reason: str) -> bool:
+        """Count the decision in the uploader's history; a removal by a person is a strike
+        (one per item: the store ignores repeats), which an overturned appeal withdraws."""
+        uploader = uploader_of(media_id, self.deps) if self.history is not None else None
+        if uploader is None:
+            return False
+        self.history.record_outcome(uploader, media_id, action, [])
+        return action == "remove" and self.history.add_strike(uploader, media_id, reason)
+
+    # -- items -----------------------------------------------------------------------------
+    def item_view(self, caller: Caller, media_id: str) -> ItemView:
+        """What a reviewer needs to decide: scores and their reasons, matches, provenance,
+        the uploader's history, a 5-minute link to the sanitized copy, the audit trail."""
+        caller.require("reviewer")
+        item = self.deps.items.get(media_id)
+        if item is None:
+            raise NotFoundError("no such item")
+        uploader = uploader_of(media_id, self.deps, item)
+        media = self._media_link(caller, media_id, item)
+        records = self.deps.items.audit_chain(media_id)
+        history = self.history.snapshot(uploader).model_dump() if (self.history and uploader) else None
+        return ItemView(
+            media_id=media_id,
+            status=item.get("status", "unknown"),
+            action=item.get("action"),
+            risk=item.get("risk"),
+            signals=[SignalView.model_validate(s) for s in item.get("signals") or []],
+            policy_version=item.get("policy_version"),
+            provenance=item.get("provenance"),
+            matches=[MatchView.model_validate(m) for m in item.get("matches") or []],
+            uploader_history=history,
+            media=media,
+            task=self.tasks.get(media_id),
+            audit=AuditSummary(records=len(records), verified=not audit.verify(records),
+                               events=[AuditEntry(seq=r.seq, at=r.at, actor=r.actor, event=r.event)
+                                       for r in records]),
+        )
+
+    def _media_link(self, caller: Caller, media_id: str, item: dict[str, Any]) -> MediaLink | None:
+        """A 5-minute link to the sanitized copy, never the original; every link is audited.
+
+        After a removal the sanitized copy lives only in the evidence store. Senior
+        reviewers, who decide appeals, get a link to that preserved sanitized copy (the
+        evidence store's original stays out of reach); other reviewers get no link.
+        """
+        settings, ttl = self.deps.settings, self.settings.media_url_ttl_seconds
+        enforcement = item.get("enforcement") or {}
+        bucket, key, source = settings.media_bucket, item.get("sanitized_key"), "live"
+        if enforcement.get("custody") in ("preserved", "evidence"):
+            preserved = next((e for e in enforcement.get("evidence", [])
+                              if e.get("role") == "sanitized" and e.get("state") == "preserved"), None)
+            if preserved is None or not caller.senior:
+                return None
+            bucket, key, source = settings.evidence_bucket, preserved["evidence_key"], "evidence"
+        if not bucket or not key:
+            return None
+        url = self.signer.presign_get(bucket, key, ttl)
+        self.deps.items.append_audit(media_id, caller.actor, "media_viewed",
+                                     {"key": key, "source": source, "expires_in": ttl})
+        return MediaLink(url=url, expires_in=ttl, source=source)
+
+    # -- appeals ------------------------------------------------------------------------------
+    def open_appeal(self, caller: Caller, media_id: str, request: AppealRequest) -> AppealReceipt:
+        """The uploader appeals the restrictive action in force on their item (once).
+
+        Anyone but the uploader gets 404, so the route does not confirm which ids exist.
+        """
+        item = self.deps.items.get(media_id)
+        if item is None or uploader_of(media_id, self.deps, item) != caller.sub:
+            raise NotFoundError("no such item of yours")
+        task = self.tasks.get(media_id)
+        if item.get("action") == "review" or (task is not None and task.state != "decided"):
+            raise ConflictError("this item is still in review", reason="review_pending")
+        if item.get("action") not in APPEALABLE_ACTIONS:
+            raise ConflictError("nothing restricts this item", reason="nothing_to_appeal")
+        decided_by_human = task is not None and task.state == "decided" and task.decided_by
+        appeal = Appeal(
+            appeal_id=appeal_id_for(media_id), media_id=media_id, uploader=caller.sub, statement=request.statement,
+            state="open", created_at=self.clock(), appealed_action=item["action"],
+            original_decider=task.decided_by if decided_by_human else "system",
+        )
+        self.appeals.create(appeal)
+        self.deps.items.append_audit(
+            media_id, grant.client_actor(caller.sub), "appeal_opened",
+            # The statement is the uploader's own words: the chain keeps its hash, the
+            # appeals table its text.
+            {"appeal_id": appeal.appeal_id, "appealed_action": appeal.appealed_action,
+             "statement_sha256": hashlib.sha256(request.statement.encode()).hexdigest(),
+             "statement_chars": len(request.statement)},
+        )
+        logger.info("appeal opened", extra={"media_id": media_id, "appeal_id": appeal.appeal_id})
+        return AppealReceipt(appeal_id=appeal.appeal_id, media_id=media_id, state=appeal.state,
+                             created_at=appeal.created_at)
+
+    def list_appeals(self, caller: Caller, state: AppealState, limit: int) -> AppealPage:
+        caller.require("senior-reviewer")
+        return AppealPage(items=[AppealView.model_validate(a.model_dump()) for a in self.appeals.list(state, limit)])
+
+    def decide_appeal(self, caller: Caller, appeal_id: str, request: AppealDecisionRequest) -> AppealView:
+        """Uphold or overturn, by a senior reviewer other than the original decider and the uploader.
+
+        Closing the appeal is conditional on it being open (one outcome wins); an overturn
+        then restores the item and removes the uploader's strike. If restoring fails the
+        appeal is reopened.
+        """
+        caller.require("senior-reviewer")
+        appeal = self.appeals.get(appeal_id)
+        if appeal is None:
+            raise NotFoundError("no such appeal")
+        if caller.sub == appeal.original_decider:
+            raise ForbiddenError("a different reviewer must decide an appeal against your decision",
+                                 reason="own_decision")
+        if caller.sub == appeal.uploader:
+            raise ForbiddenError("you cannot decide an appeal of your own upload", reason="own_upload")
+        if appeal.state != "open":
+            raise ConflictError("this appeal is already decided", reason="appeal_closed")
+        reason = request.reason_code.value
+        closed = self.appeals.close(appeal_id, request.outcome, reason, request.note, caller.sub, self.clock())
+        strike_removed = False
+        if request.outcome == "overturn":
+            try:
+                self.enforcer.restore(appeal.media_id, actor=caller.actor, reason=reason, deps=self.deps)
+            except Exception:
+                self.appeals.reopen(appeal_id)
+                raise
+            if self.history is not None:
+                strike_removed = self.history.remove_strike(appeal.uploader, appeal.media_id)
+        self.deps.items.append_audit(appeal.media_id, caller.actor, "appeal_decided",
+                                     {"appeal_id": appeal_id, "outcome": request.outcome, "reason_code": reason,
+                                      "note": request.note, "appealed_action": appeal.appealed_action,
+                                      "strike_removed": strike_removed})
+        logger.info("appeal decided", extra={"media_id": appeal.media_id, "appeal_id": appeal_id,
+                                             "outcome": request.outcome})
+        return AppealView.model_validate(closed.model_dump())
