@@ -123,7 +123,7 @@ def _corpus() -> dict[str, object]:
 
 def calibrate(thresholds: list[float]) -> None:
     from mediaguard.analysis.classify import open_nsfw
-    from mediaguard.analysis.neardup import Features, decide, pdq_distance, reference_views
+    from mediaguard.analysis.neardup import PictureSignals, decide, pdq_distance, reference_views
     from mediaguard.settings import Settings
     from tests.unit.test_neardup import TRANSFORMS, upload_features
 
@@ -137,14 +137,15 @@ def calibrate(thresholds: list[float]) -> None:
     sources = _corpus()
     names = list(sources)
     prepared = upload_features([sources[n] for n in names], classifier, settings)
-    refs: dict[str, Features] = {}
+    refs: dict[str, PictureSignals] = {}
     for name, (fps, frame) in zip(names, prepared, strict=True):
-        refs[name] = Features.of(fps, np.stack(embed(reference_views(frame))))
+        refs[name] = PictureSignals.of(fps, np.stack(embed(reference_views(frame))))
     # The corpus must not contain the same picture twice (wallpaper packages ship sizes).
     dropped = []
     for i, a in enumerate(names):
         for b in names[:i]:
-            if b in refs and a in refs and decide(Features.of(prepared[i][0]), refs[b]).signal in ("pdq", "pdq_dihedral"):
+            if b in refs and a in refs and decide(PictureSignals.of(prepared[i][0]), refs[b]).signal in (
+                    "pdq", "pdq_dihedral"):
                 dropped.append((a, b))
                 refs.pop(a)
     names = list(refs)
@@ -153,8 +154,8 @@ def calibrate(thresholds: list[float]) -> None:
     items = [(n, t, fn(sources[n])) for n in names for t, fn in TRANSFORMS.items()]
     fps = upload_features([img for _, _, img in items], classifier, settings)
     emb = embed([frame for _, frame in fps])
-    queries = [(n, t, Features.of(f, e)) for (n, t, _), (f, _), e in zip(items, fps, emb, strict=True)]
-    queries += [(n, "original", Features.of(prepared[list(sources).index(n)][0], refs[n].embedding[0])) for n in names]
+    queries = [(n, t, PictureSignals.of(f, e)) for (n, t, _), (f, _), e in zip(items, fps, emb, strict=True)]
+    queries += [(n, "original", PictureSignals.of(prepared[list(sources).index(n)][0], refs[n].embedding[0])) for n in names]
     print(f"features of {len(queries)} pictures in {time.perf_counter() - t0:.0f} s\n")
 
     ref_names = list(refs)

@@ -24,15 +24,14 @@ from typing import Any, ClassVar, Protocol
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mediaguard.analysis.index import PDQ_MIN_QUALITY
 from mediaguard.analysis.matching import Matcher, Query
 from mediaguard.errors import MediaguardError
-from mediaguard.ingress.fingerprint import PdqSignal
 from mediaguard.ingress.media import STILL_KINDS
 from mediaguard.ingress.video import VIDEO_FORMATS
 from mediaguard.models import Match
 from mediaguard.ports import Deps
 from mediaguard.settings import Settings
+from mediaguard.signals import PdqSignal
 from mediaguard.stages.pipeline import upload_key
 
 logger = Logger(service="mediaguard", child=True)
@@ -198,7 +197,7 @@ def screen(request: UploadRequest, matcher: Matcher) -> Match | None:
     quality >= 50 on both sides). Flag banks do not refuse uploads; the pipeline applies
     them to the real bytes.
     """
-    if request.pdq is None or (request.pdq_quality or 0) < PDQ_MIN_QUALITY:
+    if request.pdq is None or (request.pdq_quality or 0) < PdqSignal.min_quality:
         return None
     matches = matcher.match(Query(frames=[(request.pdq, request.pdq_quality or 0)]))
     if any(m.kind == "allow" for m in matches):
