@@ -38,8 +38,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mediaguard.analysis.embedding import EmbeddingIndex  # noqa: E402
+from mediaguard.signals import EmbeddingSignal  # noqa: E402
 
-DIM = 1024
+DIM = EmbeddingSignal.dimension
 # Ubuntu MATE's wallpaper in four tints is one design recoloured: a copy, not an unrelated
 # picture (PDQ misses it because the tints change luminance). Only the "Cold" tint is kept.
 SAME_DESIGN = ("Ubuntu-Mate-Dark-no-logo", "Ubuntu-Mate-Radioactive-no-logo", "Ubuntu-Mate-Warm-no-logo")
@@ -84,7 +85,7 @@ def search(sizes: list[int], runs: int) -> None:
             index = EmbeddingIndex.load(d, mmap=True)
             load_ms = (time.perf_counter() - t0) * 1000
             queries = np.abs(rng.standard_normal((runs, DIM), dtype=np.float32))
-            p50, p95 = _timings(lambda q, ix=index: ix.query(q, min_cosine=0.9, k=10), queries)
+            p50, p95 = _timings(lambda q, ix=index: ix.query(q, min_cosine=EmbeddingSignal.match_threshold, k=10), queries)
             f16 = "-"
             if n <= 100_000:
                 # What storing float16 and converting per query costs (numpy has no float16 BLAS).

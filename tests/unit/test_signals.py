@@ -11,6 +11,8 @@ import importlib
 import itertools
 import json
 import numbers
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -206,3 +208,12 @@ def test_embeddings_match_at_the_cosine_threshold_and_not_below():
 def test_embeddings_of_different_sizes_are_not_compared():
     with pytest.raises(ValueError, match="different sizes"):
         EmbeddingSignal.compare(EmbeddingSignal.encode([1.0, 0.0]), EmbeddingSignal.encode([1.0, 0.0, 0.0]))
+
+
+def test_the_registry_sits_below_every_area_and_leaves_pdqhash_unloaded():
+    # GIVEN a fresh interpreter WHEN it imports the registry
+    code = ("import sys, mediaguard.signals; "
+            "print(sorted(m for m in sys.modules if m.startswith(('mediaguard', 'pdqhash'))))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    # THEN nothing of the areas above it (nor the compiled PDQ extension) came along
+    assert all(m == "mediaguard" or m.startswith("mediaguard.signals") for m in json.loads(loaded.replace("'", '"')))
