@@ -201,7 +201,7 @@ def frames(request: FramesInput, deps: Deps) -> FramesResult:
     A video is remuxed here without metadata (the served copy); an animation was
     already sanitized and is read back from the media bucket.
     """
-    from mediaguard import video  # ffmpeg (imageio-ffmpeg) is only in this stage's layer
+    from mediaguard.ingress import video  # ffmpeg (imageio-ffmpeg) is only in this stage's layer
 
     t0 = time.perf_counter()
     settings = deps.settings
