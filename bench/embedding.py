@@ -38,8 +38,9 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mediaguard.analysis.embedding import EmbeddingIndex  # noqa: E402
+from mediaguard.signals import EmbeddingSignal  # noqa: E402
 
-DIM = 1024
+DIM = EmbeddingSignal.dimension
 # Ubuntu MATE's wallpaper in four tints is one design recoloured: a copy, not an unrelated
 # picture (PDQ misses it because the tints change luminance). Only the "Cold" tint is kept.
 SAME_DESIGN = ("Ubuntu-Mate-Dark-no-logo", "Ubuntu-Mate-Radioactive-no-logo", "Ubuntu-Mate-Warm-no-logo")
@@ -84,7 +85,7 @@ def search(sizes: list[int], runs: int) -> None:
             index = EmbeddingIndex.load(d, mmap=True)
             load_ms = (time.perf_counter() - t0) * 1000
             queries = np.abs(rng.standard_normal((runs, DIM), dtype=np.float32))
-            p50, p95 = _timings(lambda q, ix=index: ix.query(q, min_cosine=0.9, k=10), queries)
+            p50, p95 = _timings(lambda q, ix=index: ix.query(q, min_cosine=EmbeddingSignal.match_threshold, k=10), queries)
             f16 = "-"
             if n <= 100_000:
                 # What storing float16 and converting per query costs (numpy has no float16 BLAS).
@@ -123,7 +124,7 @@ def _corpus() -> dict[str, object]:
 
 def calibrate(thresholds: list[float]) -> None:
     from mediaguard.analysis.classify import open_nsfw
-    from mediaguard.analysis.neardup import Features, decide, pdq_distance, reference_views
+    from mediaguard.analysis.neardup import PictureSignals, decide, pdq_distance, reference_views
     from mediaguard.settings import Settings
     from tests.unit.test_neardup import TRANSFORMS, upload_features
 
@@ -137,14 +138,15 @@ def calibrate(thresholds: list[float]) -> None:
     sources = _corpus()
     names = list(sources)
     prepared = upload_features([sources[n] for n in names], classifier, settings)
-    refs: dict[str, Features] = {}
+    refs: dict[str, PictureSignals] = {}
     for name, (fps, frame) in zip(names, prepared, strict=True):
-        refs[name] = Features.of(fps, np.stack(embed(reference_views(frame))))
+        refs[name] = PictureSignals.of(fps, np.stack(embed(reference_views(frame))))
     # The corpus must not contain the same picture twice (wallpaper packages ship sizes).
     dropped = []
     for i, a in enumerate(names):
         for b in names[:i]:
-            if b in refs and a in refs and decide(Features.of(prepared[i][0]), refs[b]).signal in ("pdq", "pdq_dihedral"):
+            if b in refs and a in refs and decide(PictureSignals.of(prepared[i][0]), refs[b]).signal in (
+                    "pdq", "pdq_dihedral"):
                 dropped.append((a, b))
                 refs.pop(a)
     names = list(refs)
@@ -153,8 +155,8 @@ def calibrate(thresholds: list[float]) -> None:
     items = [(n, t, fn(sources[n])) for n in names for t, fn in TRANSFORMS.items()]
     fps = upload_features([img for _, _, img in items], classifier, settings)
     emb = embed([frame for _, frame in fps])
-    queries = [(n, t, Features.of(f, e)) for (n, t, _), (f, _), e in zip(items, fps, emb, strict=True)]
-    queries += [(n, "original", Features.of(prepared[list(sources).index(n)][0], refs[n].embedding[0])) for n in names]
+    queries = [(n, t, PictureSignals.of(f, e)) for (n, t, _), (f, _), e in zip(items, fps, emb, strict=True)]
+    queries += [(n, "original", PictureSignals.of(prepared[list(sources).index(n)][0], refs[n].embedding[0])) for n in names]
     print(f"features of {len(queries)} pictures in {time.perf_counter() - t0:.0f} s\n")
 
     ref_names = list(refs)

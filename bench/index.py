@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from mediaguard.analysis.index import PdqIndex, brute_force
+from mediaguard.signals import PdqSignal
 
 
 def _size(text: str) -> int:
@@ -76,7 +77,7 @@ def _timed_queries(index: PdqIndex, queries: np.ndarray) -> tuple[list[float], i
     for q in queries:
         b = q.tobytes()
         t0 = time.perf_counter()
-        hits += len(index.query(b, radius=31))
+        hits += len(index.query(b, radius=PdqSignal.match_threshold))
         times.append((time.perf_counter() - t0) * 1000)
     return times, hits
 

@@ -19,9 +19,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 from mediaguard.analysis.classify import decode_for_models, open_nsfw
 from mediaguard.analysis.embedding import EmbeddingIndex
 from mediaguard.analysis.neardup import (
-    EMBEDDING_MIN_COSINE,
-    PDQ_MAX_DISTANCE,
-    Features,
+    PictureSignals,
     Verdict,
     cosine,
     decide,
@@ -31,7 +29,10 @@ from mediaguard.analysis.neardup import (
 from mediaguard.ingress.ingest import prepare
 from mediaguard.models import Fingerprints
 from mediaguard.settings import Settings
+from mediaguard.signals import EmbeddingSignal, PdqSignal
 from tests.conftest import jpeg_bytes, photo
+
+MIN_COSINE = EmbeddingSignal.match_threshold
 
 # Natural photos that scikit-image ships (grey ones too). "clock" is motion-blurred and
 # flat: its PDQ quality is below 50, so only the embedding can match its copies.
@@ -107,7 +108,7 @@ def upload_features(images: list[Image.Image], classifier, settings: Settings) -
 
 @pytest.fixture(scope="module")
 def corpus():
-    """references: photo -> banked Features; queries: (photo, transform, Features), the
+    """references: photo -> banked PictureSignals; queries: (photo, transform, PictureSignals), the
     untouched photo included as transform "original"."""
     settings = Settings()
     classifier = open_nsfw(threads=2)  # CI has two cores and runs the tests one by one
@@ -119,13 +120,13 @@ def corpus():
     frames = [frame for _, frame in prepared]
     # Batches of 16, as the classify stage runs them.
     embeddings = [f.embedding for i in range(0, len(frames), 16) for f in classifier.classify_batch(frames[i:i + 16])]
-    queries = [(name, t, Features.of(fps, emb)) for (name, t, _), (fps, _), emb in zip(items, prepared, embeddings,
+    queries = [(name, t, PictureSignals.of(fps, emb)) for (name, t, _), (fps, _), emb in zip(items, prepared, embeddings,
                                                                                         strict=True)]
     references = {}
     for (name, t, _), (fps, frame) in zip(items, prepared, strict=True):
         if t == "original":
             views = classifier.classify_batch(reference_views(frame))
-            references[name] = Features.of(fps, np.stack([v.embedding for v in views]))
+            references[name] = PictureSignals.of(fps, np.stack([v.embedding for v in views]))
     return references, queries
 
 
@@ -161,7 +162,7 @@ def test_each_signal_carries_the_transforms_it_is_built_for(corpus):
             assert verdict.pdq_distance is None and verdict.signal == "embedding", (name, t)
         elif t in EMBEDDING_ONLY:
             # GIVEN a crop or a small rotation THEN PDQ is far off and the embedding matches
-            assert verdict.pdq_distance > PDQ_MAX_DISTANCE and verdict.signal == "embedding", (name, t, verdict)
+            assert verdict.pdq_distance > PdqSignal.match_threshold and verdict.signal == "embedding", (name, t, verdict)
         elif t in DIHEDRAL:
             # GIVEN a mirror or quarter turn THEN one of the query's other seven variants matches
             assert verdict.signal == "pdq_dihedral", (name, t, verdict)
@@ -176,7 +177,7 @@ def test_the_reference_views_lift_crops_above_the_full_frame(corpus):
     references, queries = corpus
     for name, t, query in queries:
         if t == "crop" and references[name].pdq_quality >= 50:
-            full_only = cosine(query, Features(embedding=references[name].embedding[0]))
+            full_only = cosine(query, PictureSignals(embedding=references[name].embedding[0]))
             # THEN the crop-shaped view is the closer one
             assert cosine(query, references[name]) > full_only, name
 
@@ -198,78 +199,79 @@ def unit(*values: float) -> np.ndarray:
 
 @pytest.mark.parametrize("bits,matched", [(0, True), (31, True), (32, False), (128, False)])
 def test_pdq_matches_up_to_31_bits_inclusive(bits, matched):
-    verdict = decide(Features(pdq=ZERO, pdq_quality=90), Features(pdq=flipped(bits), pdq_quality=90))
+    verdict = decide(PictureSignals(pdq=ZERO, pdq_quality=90), PictureSignals(pdq=flipped(bits), pdq_quality=90))
     assert verdict == Verdict(matched, "pdq" if matched else None, bits, None)
 
 
 @pytest.mark.parametrize("query_q,ref_q", [(49, 100), (100, 49), (10, 10)])
 def test_pdq_is_ignored_when_either_side_is_below_quality_50(query_q, ref_q):
     # GIVEN identical hashes, one of them from a flat picture
-    verdict = decide(Features(pdq=ZERO, pdq_quality=query_q), Features(pdq=ZERO, pdq_quality=ref_q))
+    verdict = decide(PictureSignals(pdq=ZERO, pdq_quality=query_q), PictureSignals(pdq=ZERO, pdq_quality=ref_q))
     # THEN PDQ says nothing (no distance recorded) and there is no match
     assert verdict == Verdict(False, None, None, None)
 
 
 def test_an_unknown_quality_is_compared():
-    assert decide(Features(pdq=ZERO), Features(pdq=flipped(3))).matched
+    assert decide(PictureSignals(pdq=ZERO), PictureSignals(pdq=flipped(3))).matched
 
 
 def test_the_closest_dihedral_variant_decides_and_is_named():
     # GIVEN a query whose fourth variant is 5 bits from the reference, the others far
     variants = [flipped(200), flipped(150), flipped(90), flipped(5), flipped(60), flipped(100), flipped(40), flipped(70)]
-    query = Features(pdq=variants[0], pdq_quality=80, pdq_dihedral=variants)
-    verdict = decide(query, Features(pdq=ZERO, pdq_quality=80))
+    query = PictureSignals(pdq=variants[0], pdq_quality=80, pdq_dihedral=variants)
+    verdict = decide(query, PictureSignals(pdq=ZERO, pdq_quality=80))
     assert verdict == Verdict(True, "pdq_dihedral", 5, None)
-    assert pdq_distance(query, Features(pdq=ZERO, pdq_quality=80)) == (5, 3)
+    assert pdq_distance(query, PictureSignals(pdq=ZERO, pdq_quality=80)) == (5, 3)
 
 
 def test_reference_variants_are_searched_when_the_query_has_none():
     variants = [flipped(90), flipped(2), *[flipped(120)] * 6]
-    verdict = decide(Features(pdq=ZERO, pdq_quality=80), Features(pdq=variants[0], pdq_quality=80, pdq_dihedral=variants))
+    verdict = decide(PictureSignals(pdq=ZERO, pdq_quality=80),
+                     PictureSignals(pdq=variants[0], pdq_quality=80, pdq_dihedral=variants))
     assert verdict == Verdict(True, "pdq_dihedral", 2, None)
 
 
 def test_embedding_matches_at_the_threshold_inclusive():
     # GIVEN embeddings exactly at, and just below, the threshold (hashes far apart)
-    at = unit(EMBEDDING_MIN_COSINE, np.sqrt(1 - EMBEDDING_MIN_COSINE**2))
-    below = unit(EMBEDDING_MIN_COSINE - 0.01, np.sqrt(1 - (EMBEDDING_MIN_COSINE - 0.01) ** 2))
-    ref = Features(pdq=ZERO, pdq_quality=90, embedding=unit(1, 0))
-    hit = decide(Features(pdq=flipped(100), pdq_quality=90, embedding=at), ref, min_cosine=EMBEDDING_MIN_COSINE - 1e-6)
-    miss = decide(Features(pdq=flipped(100), pdq_quality=90, embedding=below), ref)
+    at = unit(MIN_COSINE, np.sqrt(1 - MIN_COSINE**2))
+    below = unit(MIN_COSINE - 0.01, np.sqrt(1 - (MIN_COSINE - 0.01) ** 2))
+    ref = PictureSignals(pdq=ZERO, pdq_quality=90, embedding=unit(1, 0))
+    hit = decide(PictureSignals(pdq=flipped(100), pdq_quality=90, embedding=at), ref, min_cosine=MIN_COSINE - 1e-6)
+    miss = decide(PictureSignals(pdq=flipped(100), pdq_quality=90, embedding=below), ref)
     # THEN the first matches by embedding and the second does not; both keep their measurements
     assert (hit.matched, hit.signal, hit.pdq_distance) == (True, "embedding", 100)
-    assert hit.cosine == pytest.approx(EMBEDDING_MIN_COSINE, abs=1e-6)
+    assert hit.cosine == pytest.approx(MIN_COSINE, abs=1e-6)
     assert (miss.matched, miss.signal, miss.pdq_distance) == (False, None, 100)
-    assert miss.cosine == pytest.approx(EMBEDDING_MIN_COSINE - 0.01, abs=1e-6)
+    assert miss.cosine == pytest.approx(MIN_COSINE - 0.01, abs=1e-6)
 
 
 def test_pdq_wins_when_both_signals_match():
-    ref = Features(pdq=ZERO, pdq_quality=90, embedding=unit(1, 0))
-    verdict = decide(Features(pdq=flipped(4), pdq_quality=90, embedding=unit(1, 0)), ref)
+    ref = PictureSignals(pdq=ZERO, pdq_quality=90, embedding=unit(1, 0))
+    verdict = decide(PictureSignals(pdq=flipped(4), pdq_quality=90, embedding=unit(1, 0)), ref)
     assert verdict == Verdict(True, "pdq", 4, 1.0)
 
 
 def test_a_reference_with_several_views_is_as_close_as_its_closest_view():
-    ref = Features(embedding=np.stack([unit(1, 0, 0), unit(0, 1, 0), unit(0, 0.6, 0.8)]))
-    assert cosine(Features(embedding=unit(0, 0, 1)), ref) == pytest.approx(0.8)
+    ref = PictureSignals(embedding=np.stack([unit(1, 0, 0), unit(0, 1, 0), unit(0, 0.6, 0.8)]))
+    assert cosine(PictureSignals(embedding=unit(0, 0, 1)), ref) == pytest.approx(0.8)
 
 
 def test_no_comparable_features_is_no_match():
-    assert decide(Features(), Features(pdq=ZERO, embedding=unit(1, 0))) == Verdict(False, None, None, None)
+    assert decide(PictureSignals(), PictureSignals(pdq=ZERO, embedding=unit(1, 0))) == Verdict(False, None, None, None)
 
 
 def test_embeddings_of_different_models_are_refused():
     with pytest.raises(ValueError, match="different sizes"):
-        cosine(Features(embedding=unit(1, 0)), Features(embedding=unit(1, 0, 0)))
+        cosine(PictureSignals(embedding=unit(1, 0)), PictureSignals(embedding=unit(1, 0, 0)))
 
 
 def test_features_from_stored_fingerprints():
     variants = [flipped(i) for i in range(8)]
     fps = Fingerprints(sha256="a" * 64, pdq=variants[0], pdq_quality=77, phash="0" * 16, dhash="0" * 16,
                        pdq_dihedral=variants)
-    f = Features.of(fps, unit(1, 0))
+    f = PictureSignals.of(fps, unit(1, 0))
     assert (f.pdq, f.pdq_quality, list(f.pdq_dihedral)) == (variants[0], 77, variants)
-    assert Features.of(None, unit(1, 0)).pdq is None
+    assert PictureSignals.of(None, unit(1, 0)).pdq is None
 
 
 def test_reference_views_are_the_picture_and_its_centre_crops():

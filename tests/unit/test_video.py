@@ -14,7 +14,6 @@ import subprocess
 import pytest
 
 from mediaguard import errors
-from mediaguard.ingress.fingerprint import PdqSignal, hamming
 from mediaguard.ingress.video import (
     MOV,
     MP4,
@@ -29,6 +28,7 @@ from mediaguard.ingress.video import (
     vpdq_match,
 )
 from mediaguard.settings import Settings
+from mediaguard.signals import PdqSignal, hamming
 from tests.conftest import jpeg_bytes, photo
 from tests.media_video import animated_gif, ffmpeg, photos, reencode, slideshow
 

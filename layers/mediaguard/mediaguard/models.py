@@ -7,11 +7,12 @@ fails loudly on the other.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, create_model, model_validator
 
 from mediaguard.ingress.forensics import Provenance
+from mediaguard.signals import STILL_KINDS, item_fields, record_fields
 
 Action = Literal["allow", "label", "blur", "limit", "remove", "review"]
 BankKind = Literal["block", "flag", "allow"]
@@ -32,22 +33,34 @@ class Upload(BaseModel):
     reach: int | None = Field(default=None, ge=0)
 
 
-class Fingerprints(BaseModel):
+class _FingerprintsBase(BaseModel):
     sha256: str
-    pdq: str
-    pdq_quality: int
-    phash: str
-    dhash: str
-    # PDQ of the eight rotations/mirrors, in pdqhash's order (original, rotated 90/180/270
-    # counter-clockwise, flipped top-bottom, left-right, transposed, transversed); index 0
-    # is ``pdq``. Empty in payloads written before it existed.
-    pdq_dihedral: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _dihedral_starts_with_pdq(self) -> Fingerprints:
-        if self.pdq_dihedral and (len(self.pdq_dihedral) != 8 or self.pdq_dihedral[0] != self.pdq):
-            raise ValueError("pdq_dihedral holds 8 hashes and starts with pdq")
+    def _fields_fit_together(self) -> _FingerprintsBase:
+        # e.g. pdq_dihedral holds 8 hashes and starts with pdq
+        record = {name: getattr(self, name) for name in record_fields()}
+        for kind in STILL_KINDS:
+            kind.check_record(record)
         return self
+
+    def item_fields(self) -> dict[str, Any]:
+        """The fingerprint fields the media item records (``signals.item_fields``)."""
+        return {name: getattr(self, name) for name in item_fields()}
+
+
+def _fingerprint_fields() -> dict[str, Any]:
+    # Required fields first, then those with a default (payloads written before such a
+    # field existed lack it): the order ``model_dump`` has always had.
+    fields = record_fields()
+    return dict(sorted(fields.items(), key=lambda kv: kv[1][1] is not ...))
+
+
+# A still's fingerprints: sha256 of the original bytes plus every field the signal
+# registry's still kinds record (pdq, pdq_quality, pdq_dihedral, phash, dhash today), so a
+# kind added to ``mediaguard.signals`` is carried without editing this file.
+Fingerprints = create_model("Fingerprints", __base__=_FingerprintsBase, __module__=__name__,
+                            **_fingerprint_fields())
 
 
 class FrameRef(BaseModel):
@@ -148,8 +161,9 @@ class Match(BaseModel):
     bank: str
     kind: BankKind
     ref: str
-    # pdq (Hamming bits), pdq_dihedral (bits, rotated/mirrored copy), embedding (cosine
-    # distance 1 - cos) or vpdq (bits: the median over matching frames).
+    # A matched kind's name in ``signals.REGISTRY``: pdq (Hamming bits), embedding (cosine
+    # distance 1 - cos) or vpdq (bits: the median over matching frames); or pdq_dihedral
+    # (PDQ bits, matched through a rotated/mirrored variant of the query).
     signal: str
     distance: int | float
     action: Action | None = None

@@ -20,8 +20,6 @@ Storage sits behind :class:`BankStore` (DynamoDB in ``adapters/banks.py``, files
 
 from __future__ import annotations
 
-import base64
-import binascii
 import csv
 import hashlib
 import io
@@ -37,12 +35,11 @@ from typing import Any, Literal, Protocol, TextIO, get_args
 
 import numpy as np
 
-from mediaguard.analysis.index import PDQ_MAX_DISTANCE
 from mediaguard.analysis.matching import BankInfo, IndexEntry
 from mediaguard.errors import MediaguardError, MediaRejectedError
-from mediaguard.ingress.fingerprint import PdqSignal
 from mediaguard.models import Action, BankKind
 from mediaguard.settings import Settings
+from mediaguard.signals import EmbeddingSignal, PdqSignal
 
 BANK_KINDS: tuple[str, ...] = get_args(BankKind)
 ACTIONS: tuple[str, ...] = get_args(Action)
@@ -52,6 +49,8 @@ EntryStatus = Literal["active", "withdrawn", "deleted"]
 _BANK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 REF_MAX_CHARS = 256
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A bank's default PDQ distance (the value lives on PdqSignal; cli.bank reads it here).
+PDQ_MAX_DISTANCE = PdqSignal.match_threshold
 # Unrelated photos differ by ~128 +- 8 PDQ bits; past 63 a bank would match noise.
 PDQ_THRESHOLD_MAX = 63
 # What a bank deletion leaves behind (entries with no hash, status "deleted") must outlive
@@ -267,33 +266,23 @@ def content_ref(data: bytes) -> str:
 
 
 def encode_embedding(vector: np.ndarray | Sequence[float]) -> str:
-    """An embedding as stored: L2-normalised, little-endian float16, base64.
-
-    Cosine ignores length, and unit vectors cannot overflow float16's 65504. A 1024-d
-    vector takes 2,732 characters.
+    """An embedding as stored (``EmbeddingSignal.encode``: L2-normalised float16, base64).
 
         >>> decode_embedding(encode_embedding([3.0, 4.0])).tolist()
         [0.60009765625, 0.7998046875]
     """
-    v = np.asarray(vector, dtype=np.float32).ravel()
-    norm = float(np.linalg.norm(v)) if v.size else 0.0
-    if not v.size or not np.all(np.isfinite(v)) or norm == 0.0:
-        raise InvalidEntryError("an embedding is a non-empty, finite, non-zero vector")
-    return base64.b64encode((v / norm).astype("<f2").tobytes()).decode("ascii")
+    try:
+        return EmbeddingSignal.encode(vector)
+    except ValueError as exc:
+        raise InvalidEntryError(str(exc)) from exc
 
 
 def decode_embedding(text: str) -> np.ndarray:
     """The float32 vector of a stored embedding (see :func:`encode_embedding`)."""
     try:
-        raw = base64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise InvalidEntryError("an embedding is base64 of float16 values") from exc
-    if not raw or len(raw) % 2:
-        raise InvalidEntryError("an embedding is base64 of float16 values")
-    v = np.frombuffer(raw, dtype="<f2").astype(np.float32)
-    if not np.all(np.isfinite(v)):
-        raise InvalidEntryError("an embedding holds non-finite values")
-    return v
+        return EmbeddingSignal.decode(text)
+    except ValueError as exc:
+        raise InvalidEntryError(str(exc)) from exc
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -1,4 +1,5 @@
-"""Exact cosine search over L2-normalised embeddings, in numpy.
+"""Exact cosine search over L2-normalised embeddings, in numpy: the index of
+``signals.EmbeddingSignal`` (whose class attributes hold the threshold and dtypes).
 
 Why exact and why float32 in memory (``python -m bench.embedding``: one core, 1024-d
 rows, p50 of 50 queries on a shared 2-core x86_64):
@@ -40,12 +41,14 @@ from pathlib import Path
 
 import numpy as np
 
+from mediaguard.signals import EmbeddingSignal
+
 FORMAT_VERSION = 1
 
 
 def normalise(vectors: np.ndarray) -> np.ndarray:
     """Rows scaled to unit length (float32, 2-D); all-zero rows stay zero."""
-    v = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
+    v = np.atleast_2d(np.asarray(vectors, dtype=EmbeddingSignal.dtype))
     norms = np.linalg.norm(v, axis=1, keepdims=True)
     return v / np.maximum(norms, 1e-12)
 

@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-PDQ_MAX_DISTANCE = 31  # industry practice for PDQ matches (Meta, StopNCII)
-PDQ_MIN_QUALITY = 50  # PDQ hashes below this quality are too unreliable to index
+from mediaguard.signals import PdqSignal
+
 FORMAT_VERSION = 1
 
 # (word, shift, bits) of each substring: per 64-bit word one 22-bit and two 21-bit pieces.
@@ -93,7 +93,7 @@ def _distances(words: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def brute_force(hashes: HashesLike, ids: Sequence[int] | np.ndarray, query: str | bytes,
-                radius: int = PDQ_MAX_DISTANCE, chunk: int = 1 << 20) -> list[tuple[int, int]]:
+                radius: int = PdqSignal.match_threshold, chunk: int = 1 << 20) -> list[tuple[int, int]]:
     """Exact linear scan: every ``(id, distance)`` with distance <= radius, nearest first.
 
     The baseline the benchmark compares against and the oracle the tests trust. It reads
@@ -166,10 +166,10 @@ def _quality_mask(quality, n: int) -> np.ndarray:
         return np.ones(n, dtype=bool)
     if not isinstance(quality, np.ndarray):
         # None means "not reported" and is indexed, as the similarity stage does today.
-        quality = np.array([PDQ_MIN_QUALITY if q is None else q for q in quality], dtype=np.int64)
+        quality = np.array([PdqSignal.min_quality if q is None else q for q in quality], dtype=np.int64)
     if len(quality) != n:
         raise ValueError("quality must have one value per hash")
-    return quality >= PDQ_MIN_QUALITY
+    return quality >= PdqSignal.min_quality
 
 
 class PdqIndex:
@@ -206,7 +206,7 @@ class PdqIndex:
     @classmethod
     def build(cls, hashes: HashesLike, ids: Sequence[int] | np.ndarray, quality=None,
               labels: Sequence[tuple[str, str]] | None = None) -> PdqIndex:
-        """A fresh main index. Entries whose quality is below 50 are left out.
+        """A fresh main index. Entries whose quality is below ``PdqSignal.min_quality`` are left out.
 
         ``hashes``: hex strings, 32-byte strings, uint8 ``[N, 32]`` or uint64 ``[N, 4]``;
         ``ids``: int64 per hash; ``quality``: int (or None = unknown, kept) per hash;
@@ -221,7 +221,7 @@ class PdqIndex:
     def add(self, hashes: HashesLike, ids: Sequence[int] | np.ndarray, quality=None,
             labels: Sequence[tuple[str, str]] | None = None) -> int:
         """Make entries matchable now, through the linearly scanned delta; returns how many
-        were kept (quality >= 50 or unknown)."""
+        were kept (quality >= ``PdqSignal.min_quality`` or unknown)."""
         words = to_words(hashes)
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids) != len(words):
@@ -269,7 +269,7 @@ class PdqIndex:
 
     # --- searching ----------------------------------------------------------
 
-    def query(self, pdq: str | bytes, radius: int = PDQ_MAX_DISTANCE) -> list[tuple[int, int]]:
+    def query(self, pdq: str | bytes, radius: int = PdqSignal.match_threshold) -> list[tuple[int, int]]:
         """Every live ``(id, distance)`` with distance <= radius, nearest first (ties by id)."""
         q = to_words(pdq)[0]
         rows, dist = self._main.search(q, radius)

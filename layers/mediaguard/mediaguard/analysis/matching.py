@@ -10,12 +10,13 @@ dropped from its answers. A new bank entry is therefore matchable within
 ``DELTA_SECONDS`` (plus DynamoDB's GSI propagation, typically under a second)
 instead of after the next rebuild, and a withdrawal takes effect just as fast.
 
-Matching rules (field practice, see FIELD-NOTES): PDQ distance <= the bank's
-threshold (31 by default), hashes of quality < 50 ignored on both sides; the eight
-rotations/mirrors of the query are searched too (``pdq_dihedral``); a video
-matches a banked video (vPDQ) when at least ``VPDQ_MIN_SHARE`` of the query's
-frames match the banked video's frames and vice versa; embeddings match at cosine
->= the bank's threshold (the system default from ``neardup``).
+Matching rules (the thresholds live on the kinds in ``mediaguard.signals``): PDQ
+distance <= the bank's threshold (``PdqSignal.match_threshold`` by default), hashes
+below ``PdqSignal.min_quality`` ignored on both sides; the eight rotations/mirrors of
+the query are searched too (``pdq_dihedral``); a video matches a banked video (vPDQ)
+when at least ``VpdqSignal.match_threshold`` of the query's frames match the banked
+video's frames and vice versa; embeddings match at cosine >= the bank's threshold
+(``EmbeddingSignal.match_threshold`` unless the settings or the bank say otherwise).
 """
 
 from __future__ import annotations
@@ -33,18 +34,15 @@ from typing import Protocol
 
 import numpy as np
 
-from mediaguard.analysis.index import PDQ_MAX_DISTANCE, PDQ_MIN_QUALITY, PdqIndex
+from mediaguard.analysis.index import PdqIndex
 from mediaguard.models import Match
+from mediaguard.signals import EmbeddingSignal, PdqSignal, VpdqSignal
 
 INDEX_PREFIX = "index/"
 MANIFEST_KEY = f"{INDEX_PREFIX}manifest.json"
 # How stale the delta may be. The issue asks for new entries matchable within 60 s;
 # 30 s leaves room for GSI propagation and a Lambda that was busy when the entry landed.
 DELTA_SECONDS = 30.0
-# Meta's vPDQ suggestion: ~80 % of frames on both sides.
-VPDQ_MIN_SHARE = 0.8
-# Embeddings are stored as float16: half the bytes, cosine changes by < 1e-3.
-EMBEDDING_DTYPE = np.float16
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ class BankInfo:
     name: str
     kind: str  # block | flag | allow
     action: str | None = None
-    pdq_threshold: int = PDQ_MAX_DISTANCE
+    pdq_threshold: int = PdqSignal.match_threshold
     embedding_threshold: float | None = None  # None: the system default
 
 
@@ -62,7 +60,7 @@ class IndexEntry:
 
     bank: str
     ref: str
-    signal: str  # "pdq" | "embedding"
+    signal: str  # a matched kind of ``signals.REGISTRY`` that banks store: "pdq" | "embedding"
     value: str | np.ndarray | None  # hex PDQ, or a float vector; None once withdrawn
     quality: int | None = None
     group: str | None = None  # a banked video: its frames share a group
@@ -91,7 +89,7 @@ class BuiltIndex:
     built_at: float
     pdq: PdqIndex
     pdq_entries: list[tuple[str, str, str | None]]  # id -> (bank, ref, group)
-    emb: np.ndarray  # (N, D) float16, L2-normalised
+    emb: np.ndarray  # (N, D) L2-normalised: float32 in memory, EmbeddingSignal.stored_dtype on disk
     emb_entries: list[tuple[str, str, str | None]]
     group_sizes: dict[tuple[str, str], int] = field(default_factory=dict)  # (bank, group) -> frames
 
@@ -110,7 +108,7 @@ class BuiltIndex:
                 if e.group:
                     sizes[(e.bank, e.group)] += 1
             elif e.signal == "embedding":
-                vectors.append(np.asarray(e.value, dtype=np.float32))
+                vectors.append(np.asarray(e.value, dtype=EmbeddingSignal.dtype))
                 emb_entries.append((e.bank, e.ref, e.group))
         pdq = PdqIndex.build(pdq_hashes, ids=np.arange(len(pdq_hashes)), quality=pdq_quality) if pdq_hashes \
             else PdqIndex()
@@ -118,13 +116,13 @@ class BuiltIndex:
         return cls(built_at, pdq, pdq_entries, emb, emb_entries, dict(sizes))
 
     def __post_init__(self) -> None:
-        self.emb = np.asarray(self.emb, dtype=np.float32)
+        self.emb = np.asarray(self.emb, dtype=EmbeddingSignal.dtype)
 
     def save(self, directory: Path) -> list[str]:
         """Write the build as flat files; returns their names (the manifest lists them)."""
         directory.mkdir(parents=True, exist_ok=True)
         self.pdq.save(directory / "pdq")
-        np.save(directory / "embeddings.npy", self.emb.astype(EMBEDDING_DTYPE), allow_pickle=False)
+        np.save(directory / "embeddings.npy", self.emb.astype(EmbeddingSignal.stored_dtype), allow_pickle=False)
         (directory / "entries.json").write_text(json.dumps({
             "pdq": self.pdq_entries, "embedding": self.emb_entries,
             "groups": [[b, g, n] for (b, g), n in self.group_sizes.items()],
@@ -136,15 +134,15 @@ class BuiltIndex:
         entries = json.loads((directory / "entries.json").read_text())
         pdq = PdqIndex.load(directory / "pdq", mmap=True)
         # Stored as float16 (half the bytes to download); converted once here, not per query.
-        emb = np.load(directory / "embeddings.npy", allow_pickle=False).astype(np.float32)
+        emb = np.load(directory / "embeddings.npy", allow_pickle=False).astype(EmbeddingSignal.dtype)
         return cls(built_at, pdq, [tuple(x) for x in entries["pdq"]], emb,
                    [tuple(x) for x in entries["embedding"]], {(b, g): n for b, g, n in entries["groups"]})
 
 
 def _normalised(vectors: list[np.ndarray]) -> np.ndarray:
     if not vectors:
-        return np.zeros((0, 0), dtype=np.float32)
-    m = np.stack(vectors).astype(np.float32)
+        return np.zeros((0, 0), dtype=EmbeddingSignal.dtype)
+    m = np.stack(vectors).astype(EmbeddingSignal.dtype)
     m /= np.maximum(np.linalg.norm(m, axis=1, keepdims=True), 1e-12)
     return m
 
@@ -168,12 +166,10 @@ class Matcher:
 
     def __init__(self, reader: BankReader, build: BuiltIndex | None = None,
                  clock: Callable[[], float] = time.time, default_cosine: float | None = None) -> None:
-        from mediaguard.analysis.neardup import EMBEDDING_MIN_COSINE
-
         self.reader = reader
         self.build = build or BuiltIndex.build([], 0.0)
         self.clock = clock
-        self.default_cosine = default_cosine if default_cosine is not None else EMBEDDING_MIN_COSINE
+        self.default_cosine = default_cosine if default_cosine is not None else EmbeddingSignal.match_threshold
         self._refreshed = float("-inf")
         self._banks: dict[str, BankInfo] = {}
         self._delta = BuiltIndex.build([], 0.0)
@@ -217,7 +213,7 @@ class Matcher:
             if key not in best or _rank(m) < _rank(best[key]):
                 best[key] = m
 
-        radius = max([b.pdq_threshold for b in self._banks.values()], default=PDQ_MAX_DISTANCE)
+        radius = max([b.pdq_threshold for b in self._banks.values()], default=PdqSignal.match_threshold)
         if query.is_video:
             for m in self._video_matches(query, radius):
                 keep(m)
@@ -225,7 +221,7 @@ class Matcher:
             # A still: its PDQ and (when computed) its seven rotations/mirrors, one quality.
             variants = (query.dihedral or [query.frames[0][0]]) if query.frames else []
             quality = query.frames[0][1] if query.frames else 0
-            if quality >= PDQ_MIN_QUALITY:
+            if quality >= PdqSignal.min_quality:
                 for i, pdq in enumerate(variants):
                     for bank, ref, group, distance in self._pdq_hits(pdq, radius):
                         info = self._banks.get(bank)
@@ -253,7 +249,7 @@ class Matcher:
         return hits
 
     def _video_matches(self, query: Query, radius: int) -> list[Match]:
-        usable = [(pdq, q) for pdq, q in query.frames if q >= PDQ_MIN_QUALITY]
+        usable = [(pdq, q) for pdq, q in query.frames if q >= PdqSignal.min_quality]
         if not usable:
             return []
         # (bank, group) -> per query frame: the best distance; and which banked frames were hit.
@@ -276,7 +272,7 @@ class Matcher:
         for (bank, group), frames in per_group.items():
             share = len(frames) / len(usable)
             ref_share = len(refs_hit[(bank, group)]) / max(1, sizes.get((bank, group), 1))
-            if share >= VPDQ_MIN_SHARE and ref_share >= VPDQ_MIN_SHARE:
+            if VpdqSignal.shares_match(share, ref_share):
                 info = self._banks[bank]
                 out.append(Match(bank=bank, kind=info.kind, ref=group, signal="vpdq",
                                  distance=int(statistics.median(frames.values())), action=info.action,
@@ -287,7 +283,7 @@ class Matcher:
         return out
 
     def _embedding_matches(self, vectors: np.ndarray) -> list[Match]:
-        q = np.asarray(vectors, dtype=np.float32)
+        q = np.asarray(vectors, dtype=EmbeddingSignal.dtype)
         q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
         out = []
         for built, is_main in self._sources():

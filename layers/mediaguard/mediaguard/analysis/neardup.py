@@ -4,10 +4,11 @@ Two signals; either one suffices, and the verdict says which matched and by how 
 
 - **PDQ**, rotations and mirrors included: the smallest Hamming distance between any of
   the query's eight dihedral variants and the reference's PDQ is <= 31, and both hashes
-  have quality >= 50 (industry practice, FIELD-NOTES). It survives re-encoding, resizing,
+  have quality >= 50 (``PdqSignal.match_threshold`` and ``min_quality``: industry
+  practice, FIELD-NOTES). It survives re-encoding, resizing,
   colour edits, overlays, mirrors and quarter turns, but not crops or small rotations:
   a 75 % centre crop moves PDQ by 96-126 bits, a 6 degree rotation by 54-104.
-- **Embedding**: cosine >= :data:`EMBEDDING_MIN_COSINE` between open_nsfw's pooled
+- **Embedding**: cosine >= ``EmbeddingSignal.match_threshold`` between open_nsfw's pooled
   embeddings (``classify.OPEN_NSFW_POOL``). It carries crops, small rotations and
   pictures too flat for PDQ (quality < 50).
 
@@ -17,7 +18,7 @@ the query's single embedding is compared with the closest. A crop of the origina
 meets a view framed like it, at no cost per upload: in the measurement below the worst
 centre-crop cosine rose from 0.85 to 0.96, the worst off-centre crop from 0.85 to 0.91.
 
-How :data:`EMBEDDING_MIN_COSINE` was chosen (``python -m bench.embedding --calibrate``):
+How ``EmbeddingSignal.match_threshold`` (0.90) was chosen (``python -m bench.embedding --calibrate``):
 54 pictures (11 scikit-image photos, 43 Debian desktop wallpapers, photos and vector art),
 each with the 11 copies ``tests/unit/test_neardup.py`` makes, all through the upload
 path. PDQ missed 215 of these 648 (every crop and small rotation, pictures with PDQ
@@ -49,12 +50,9 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-from mediaguard.ingress.fingerprint import hamming
 from mediaguard.models import Fingerprints
+from mediaguard.signals import EmbeddingSignal, PdqSignal, hamming
 
-PDQ_MAX_DISTANCE = 31
-PDQ_MIN_QUALITY = 50
-EMBEDDING_MIN_COSINE = 0.90
 # Centre crops banked beside the full picture (fractions of each side kept).
 REFERENCE_CROPS = (0.8, 0.64)
 
@@ -62,8 +60,9 @@ Signal = Literal["pdq", "pdq_dihedral", "embedding"]
 
 
 @dataclass(frozen=True)
-class Features:
-    """What one side brings to the comparison; every part is optional.
+class PictureSignals:
+    """The signal values one picture brings to :func:`decide`, as query or as reference;
+    every part is optional.
 
     ``embedding`` is one L2-normalised vector (D,) for a query, or a (views, D) stack for a
     reference embedded with :func:`reference_views`.
@@ -75,8 +74,8 @@ class Features:
     embedding: np.ndarray | None = None
 
     @classmethod
-    def of(cls, fingerprints: Fingerprints | None, embedding: np.ndarray | None = None) -> Features:
-        """Features from the sanitize stage's fingerprints plus the classifier's embedding."""
+    def of(cls, fingerprints: Fingerprints | None, embedding: np.ndarray | None = None) -> PictureSignals:
+        """The signals from the sanitize stage's fingerprints plus the classifier's embedding."""
         if fingerprints is None:
             return cls(embedding=embedding)
         return cls(fingerprints.pdq, fingerprints.pdq_quality, tuple(fingerprints.pdq_dihedral), embedding)
@@ -99,7 +98,8 @@ class Verdict:
     cosine: float | None
 
 
-def pdq_distance(query: Features, reference: Features, min_quality: int = PDQ_MIN_QUALITY) -> tuple[int, int] | None:
+def pdq_distance(query: PictureSignals, reference: PictureSignals,
+                 min_quality: int = PdqSignal.min_quality) -> tuple[int, int] | None:
     """``(distance, variant)``: the query variant closest to the reference's PDQ, or None.
 
     Variant 0 is the picture as uploaded. A query without dihedral variants is compared as
@@ -123,34 +123,34 @@ def pdq_distance(query: Features, reference: Features, min_quality: int = PDQ_MI
     return distances[best], best
 
 
-def cosine(query: Features, reference: Features) -> float | None:
+def cosine(query: PictureSignals, reference: PictureSignals) -> float | None:
     """Highest cosine between the query's embedding(s) and the reference's view(s), or None.
 
     Both sides must already be L2-normalised (the classifier returns them so).
     """
     if query.embedding is None or reference.embedding is None:
         return None
-    q = np.atleast_2d(np.asarray(query.embedding, dtype=np.float32))
-    r = np.atleast_2d(np.asarray(reference.embedding, dtype=np.float32))
+    q = np.atleast_2d(np.asarray(query.embedding, dtype=EmbeddingSignal.dtype))
+    r = np.atleast_2d(np.asarray(reference.embedding, dtype=EmbeddingSignal.dtype))
     if q.shape[1] != r.shape[1]:
         raise ValueError(f"embeddings of different sizes ({q.shape[1]} and {r.shape[1]}) cannot be compared")
     return float((q @ r.T).max())
 
 
 def decide(
-    query: Features,
-    reference: Features,
+    query: PictureSignals,
+    reference: PictureSignals,
     *,
-    max_distance: int = PDQ_MAX_DISTANCE,
-    min_quality: int = PDQ_MIN_QUALITY,
-    min_cosine: float = EMBEDDING_MIN_COSINE,
+    max_distance: int = PdqSignal.match_threshold,
+    min_quality: int = PdqSignal.min_quality,
+    min_cosine: float = EmbeddingSignal.match_threshold,
 ) -> Verdict:
     """Whether ``query`` is a near-duplicate of ``reference``, by which signal, how close.
 
-    >>> a = Features(pdq="0" * 64, pdq_quality=100)
-    >>> decide(a, Features(pdq="0" * 62 + "ff", pdq_quality=90))
+    >>> a = PictureSignals(pdq="0" * 64, pdq_quality=100)
+    >>> decide(a, PictureSignals(pdq="0" * 62 + "ff", pdq_quality=90))
     Verdict(matched=True, signal='pdq', pdq_distance=8, cosine=None)
-    >>> decide(a, Features(pdq="0" * 62 + "ff", pdq_quality=40)).matched  # too flat to trust
+    >>> decide(a, PictureSignals(pdq="0" * 62 + "ff", pdq_quality=40)).matched  # too flat to trust
     False
     """
     pdq = pdq_distance(query, reference, min_quality)
@@ -170,7 +170,7 @@ def reference_views(rgb: Image.Image, crops: Sequence[float] = REFERENCE_CROPS) 
     ``embedding``. Example::
 
         views = reference_views(rgb)
-        ref = Features.of(fps, np.stack([f.embedding for f in open_nsfw.classify_batch(views)]))
+        ref = PictureSignals.of(fps, np.stack([f.embedding for f in open_nsfw.classify_batch(views)]))
     """
     views = [rgb]
     for keep in crops:

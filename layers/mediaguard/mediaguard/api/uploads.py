@@ -32,19 +32,18 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mediaguard.analysis.index import PDQ_MIN_QUALITY
 from mediaguard.analysis.matching import Matcher, Query
 from mediaguard.api import errors
 from mediaguard.api.auth import authenticate_uploader, credentials
 from mediaguard.api.errors import ApiError
 from mediaguard.errors import MediaguardError
-from mediaguard.ingress.fingerprint import PdqSignal
 from mediaguard.ingress.grant import GRANTED, REFUSED, client_actor, grant_chain, upload_key
 from mediaguard.ingress.media import STILL_KINDS
 from mediaguard.ingress.video import VIDEO_FORMATS
 from mediaguard.models import Match
 from mediaguard.ports import Deps
 from mediaguard.settings import Settings
+from mediaguard.signals import PdqSignal
 from mediaguard.stages.similarity import get_matcher
 
 logger = Logger(service="mediaguard", child=True)
@@ -169,7 +168,7 @@ def screen(request: UploadRequest, matcher: Matcher) -> Match | None:
     quality >= 50 on both sides). Flag banks do not refuse uploads; the pipeline applies
     them to the real bytes.
     """
-    if request.pdq is None or (request.pdq_quality or 0) < PDQ_MIN_QUALITY:
+    if request.pdq is None or (request.pdq_quality or 0) < PdqSignal.min_quality:
         return None
     matches = matcher.match(Query(frames=[(request.pdq, request.pdq_quality or 0)]))
     if any(m.kind == "allow" for m in matches):

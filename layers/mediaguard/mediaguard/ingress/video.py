@@ -59,7 +59,6 @@ from mediaguard.errors import (
     VideoTimeoutError,
     VideoTooLongError,
 )
-from mediaguard.ingress.fingerprint import PdqSignal, hamming
 from mediaguard.ingress.media import (
     _AVIF_BRANDS,
     _HEIF_BRANDS,
@@ -74,6 +73,7 @@ from mediaguard.ingress.media import (
     sniff,
 )
 from mediaguard.settings import Settings
+from mediaguard.signals import PdqSignal, VpdqSignal, hamming
 
 # ffmpeg's select scene score (0-1, a normalised frame difference). Measured on the
 # bench clip: cuts between two photos 0.17-1.0, frames inside a moving shot <= 0.05.
@@ -661,28 +661,18 @@ def pdq_frames(frameset: FrameSet, hasher: Callable[[Image.Image], tuple[str, in
     return [(hex_, int(quality or 0)) for hex_, quality in (hasher(f.image) for f in frameset.frames)]
 
 
-def _hash_matrix(hashes: Sequence[str]) -> np.ndarray:
-    return np.frombuffer(b"".join(bytes.fromhex(h) for h in hashes), dtype=np.uint64).reshape(len(hashes), -1)
-
-
-def vpdq_match(query: Sequence[tuple[str, int]], reference: Sequence[tuple[str, int]], distance: int = 31,
-               min_quality: int = 50) -> tuple[float, float]:
+def vpdq_match(query: Sequence[tuple[str, int]], reference: Sequence[tuple[str, int]],
+               distance: int = PdqSignal.match_threshold, min_quality: int = PdqSignal.min_quality,
+               ) -> tuple[float, float]:
     """Meta's vPDQ comparison: (share of query frames with a match in the reference,
-    share of reference frames with a match in the query).
+    share of reference frames with a match in the query); ``VpdqSignal.shares``.
 
     Frames with PDQ quality below ``min_quality`` are ignored and identical hashes
     counted once, as in ThreatExchange's vpdq; a frame matches when some frame of the
-    other video is within ``distance`` bits (31). Meta suggests calling two videos the
-    same at ~80 % both ways. No usable frame on either side gives (0.0, 0.0).
+    other video is within ``distance`` bits. Two videos are the same at
+    ``VpdqSignal.match_threshold`` both ways. No usable frame on either side gives (0.0, 0.0).
 
     >>> vpdq_match([("f" * 64, 100)], [("f" * 63 + "e", 90)])
     (1.0, 1.0)
     """
-    q = sorted({h.lower() for h, quality in query if quality >= min_quality})
-    r = sorted({h.lower() for h, quality in reference if quality >= min_quality})
-    if not q or not r:
-        return 0.0, 0.0
-    qa, ra = _hash_matrix(q), _hash_matrix(r)
-    bits = np.bitwise_count(qa[:, None, :] ^ ra[None, :, :]).sum(axis=2)
-    close = bits <= distance
-    return float(close.any(axis=1).mean()), float(close.any(axis=0).mean())
+    return VpdqSignal.shares(query, reference, distance, min_quality)

@@ -65,10 +65,7 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
             "sanitized_key": key,
             "sanitized_sha256": clean.sha256,
             "metadata_removed": clean.removed,
-            "pdq": fps.pdq,
-            "pdq_quality": fps.pdq_quality,
-            "phash": fps.phash,
-            "dhash": fps.dhash,
+            **fps.item_fields(),  # pdq, pdq_quality, phash, dhash: what signals.item_fields() names
         },
     )
     items.append_audit(
