@@ -380,3 +380,50 @@ def test_verifying_one_chain_ignores_the_others_but_not_the_digests():
     report = verify_trail(snapshot_of({"media-1": one, "media-2": two}, digests, only="media-1"))
     assert report.ok and report.checked == ["media-1"]
     assert not verify_trail(snapshot_of({"media-1": one, "media-2": two}, digests, only="media-2")).ok
+
+
+# --- forged records outside #0..head (issue 14, defect 8) ----------------------------------------
+
+
+def forged_before_genesis(chain: str, actor: str, event: str, detail: dict) -> AuditRecord:
+    """A record someone with PutItem on the table writes at seq -1, hashing correctly."""
+    at = "2026-11-23T09:59:59Z"
+    return AuditRecord(chain, -1, at, actor, event, detail, GENESIS,
+                       record_hash(chain, -1, at, actor, event, detail, GENESIS))
+
+
+def test_a_record_before_the_first_one_fails_verification(chain):
+    # GIVEN a genuine chain and a well-hashed record forged at seq -1
+    forged = forged_before_genesis(CHAIN, "system:start", "received", {"key": "uploads/other"})
+    # WHEN it is verified with and without its head pointer
+    for head in (None, head_of(chain)):
+        findings = verify([forged, *chain], head=head, chain=CHAIN)
+        # THEN the forged record is reported as inserted, and nothing else is wrong
+        assert kinds_at(findings, -1) == {"inserted"}
+        assert [f for f in findings if f.seq != -1] == []
+
+
+def test_trusted_records_stop_at_the_first_problem_and_ignore_forged_ones(chain):
+    from mediaguard.audit.chain import trusted
+
+    forged = forged_before_genesis(CHAIN, "client:mallory", "upload_granted", {"reach": 1})
+    # GIVEN a chain with a forged record before #0 and record #3 edited in place
+    edited = dataclasses.replace(chain[3], detail={"risk": 0.0, "action": "allow"})
+    records = [forged, *chain[:3], edited, chain[4]]
+    # WHEN a reader asks which records it may act on
+    usable = trusted(records, CHAIN)
+    # THEN it gets #0..#2 only: never the forged one, nothing from the edit on
+    assert [r.seq for r in usable] == [0, 1, 2]
+
+
+def test_a_grant_forged_before_the_real_one_does_not_change_the_uploader():
+    from mediaguard.ingress.grant import client_actor, facts_from_chain, grant_chain
+
+    chain = grant_chain("m1")
+    # GIVEN the real grant to alice at #0 and a forged grant to mallory at #-1
+    real = next_record(chain, None, "2026-11-23T10:00:00Z", client_actor("alice"), "upload_granted", {"reach": 10})
+    forged = forged_before_genesis(chain, client_actor("mallory"), "upload_granted", {"reach": 1})
+    # WHEN the grant's facts are read from the chain as the store returns it (seq order)
+    facts = facts_from_chain([forged, real], "m1")
+    # THEN alice is the uploader
+    assert (facts.uploader, facts.reach) == ("alice", 10)

@@ -149,7 +149,11 @@ def verify(
             findings.append(Finding(name, got.seq, REORDERED, f"stored at position {position}, where #{want.seq} belongs"))
     by_seq: dict[int, AuditRecord] = {}
     for rec in ordered:
-        if rec.seq in by_seq:
+        if rec.seq < 0:
+            # A chain starts at #0 from genesis: nothing the store wrote sits before it, so a
+            # record there was forged, however well it hashes.
+            findings.append(Finding(name, rec.seq, INSERTED, "before the chain's first record (#0)"))
+        elif rec.seq in by_seq:
             findings.append(Finding(name, rec.seq, INSERTED, "a second record with this seq"))
         else:
             by_seq[rec.seq] = rec
@@ -181,6 +185,27 @@ def verify(
         findings.append(Finding(name, anchored + 1, UNANCHORED,
                                 f"#{anchored + 1}..#{last} appended after the latest digest that covers this chain"))
     return _unique(sorted(findings, key=lambda f: -1 if f.seq is None else f.seq))
+
+
+def trusted(records: Sequence[AuditRecord], chain: str, head: Head | None = None) -> list[AuditRecord]:
+    """The records a reader may act on: from #0 (genesis) up to the first record that
+    ``verify`` finds anything wrong with, in seq order.
+
+    Who uploaded a file, what reach was declared: anything decided from an audit record
+    must come from here, so a record forged into the table (at a negative seq, between
+    two real ones, past the head) never counts.
+    """
+    failing = [f.seq for f in verify(records, head=head, chain=chain) if f.failing]
+    if any(seq is None for seq in failing):
+        return []
+    # Forged records before #0 are dropped below; they do not make the real chain untrusted.
+    first_bad = min((seq for seq in failing if seq is not None and seq >= 0), default=None)
+    out = []
+    for expected, rec in enumerate(sorted((r for r in records if r.seq >= 0), key=lambda r: r.seq)):
+        if rec.seq != expected or (first_bad is not None and rec.seq >= first_bad):
+            break
+        out.append(rec)
+    return out
 
 
 def _check_contents(name: str, by_seq: dict[int, AuditRecord], findings: list[Finding]) -> set[int]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from mediaguard.audit.chain import AuditRecord
+from mediaguard.audit.chain import AuditRecord, trusted
 from mediaguard.errors import MediaRejectedError
 
 UPLOAD_PREFIX = "uploads/"
@@ -59,9 +59,11 @@ class UploadFacts:
     reach: int | None = None
 
 
-def facts_from_chain(records: Iterable[AuditRecord]) -> UploadFacts:
-    """The facts of the first grant in an upload chain."""
-    for record in records:
+def facts_from_chain(records: Iterable[AuditRecord], media_id: str) -> UploadFacts:
+    """The facts of the first grant in an upload chain, read only from records that verify
+    from the chain's start (``audit.chain.trusted``): a record forged into the table cannot
+    make someone else the uploader."""
+    for record in trusted(list(records), grant_chain(media_id)):
         if record.event != GRANTED:
             continue
         uploader = record.actor[len(CLIENT_ACTOR_PREFIX):] if record.actor.startswith(CLIENT_ACTOR_PREFIX) else None
@@ -72,4 +74,4 @@ def facts_from_chain(records: Iterable[AuditRecord]) -> UploadFacts:
 
 def read_facts(media_id: str, read_chain: Callable[[str], list[AuditRecord]]) -> UploadFacts:
     """One read of the grant chain through the item store's ``audit_chain``."""
-    return facts_from_chain(read_chain(grant_chain(media_id)))
+    return facts_from_chain(read_chain(grant_chain(media_id)), media_id)
