@@ -1,0 +1,150 @@
+"""JPEG: the segment walk and the metadata-free rewrite.
+
+A JPEG is a run of marker segments (``FF xx`` + a big-endian length that counts
+itself); the entropy-coded data after SOS has no length and runs to the next marker
+that is neither a stuffed ``FF 00`` nor a restart marker.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from mediaguard.errors import CorruptMediaError
+from mediaguard.formats import Stripped
+
+SOI = b"\xff\xd8"
+_SOS, _EOI = 0xDA, 0xD9
+_STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RST0-7 carry no length
+# Signed binary structures (C2PA JUMBF in APP11, the MPF index of secondary images).
+SIGNED_BLOCKS = ("c2pa-jumbf", "mpf")
+
+
+class Segment(NamedTuple):
+    marker: int
+    start: int  # offset of the first 0xFF of the marker
+    end: int  # offset just past the segment (past the entropy-coded data for SOS)
+    payload_start: int  # offset just past the length field
+
+
+def matches(data: bytes) -> bool:
+    """Whether ``data`` starts like a JPEG (SOI followed by another marker)."""
+    return data[:3] == b"\xff\xd8\xff"
+
+
+def segments(data: bytes) -> Iterator[Segment]:
+    """Every segment after SOI, entropy-coded data included in its SOS segment; the
+    last one yielded is EOI. Raises :class:`CorruptMediaError` on truncation."""
+    n = len(data)
+    pos = 2
+    while True:
+        if pos >= n or data[pos] != 0xFF:
+            raise CorruptMediaError("the JPEG is truncated or has a corrupt segment")
+        start = pos
+        while pos < n and data[pos] == 0xFF:
+            pos += 1
+        if pos >= n:
+            raise CorruptMediaError("the JPEG is truncated")
+        marker = data[pos]
+        pos += 1
+        if marker == _EOI:
+            yield Segment(marker, start, pos, pos)
+            return
+        if marker in _STANDALONE:
+            yield Segment(marker, start, pos, pos)
+            continue
+        if pos + 2 > n:
+            raise CorruptMediaError("the JPEG is truncated")
+        (length,) = struct.unpack(">H", data[pos : pos + 2])
+        end = pos + length
+        if length < 2 or end > n:
+            raise CorruptMediaError("a JPEG segment runs past the end of the file")
+        if marker == _SOS:
+            end = _scan_end(data, end)
+        yield Segment(marker, start, end, pos + 2)
+        pos = end
+
+
+def _scan_end(data: bytes, pos: int) -> int:
+    n = len(data)
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= n:
+            raise CorruptMediaError("the JPEG scan data is truncated")
+        nxt = data[pos + 1]
+        if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
+            pos += 1 if nxt == 0xFF else 2
+            continue
+        return pos
+
+
+def header_segments(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(marker, payload) of the segments before the first scan, where all metadata
+    lives. Tolerant: stops at the first thing it cannot read, and a segment cut short
+    by the end of the file yields what is there."""
+    pos, n = 2, len(data)
+    while pos + 4 <= n and data[pos] == 0xFF:
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD8 or marker in _STANDALONE:
+            pos += 2
+            continue
+        if marker in (_SOS, _EOI):
+            return
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        yield marker, data[pos + 4 : pos + 2 + length]
+        pos += 2 + length
+
+
+def metadata_name(marker: int, payload: bytes) -> str | None:
+    """The name recorded when the segment is dropped, or None for a segment a decoder
+    needs: the JFIF header, the ICC profile (APP2) and Adobe APP14 (CMYK/YCCK) stay;
+    every other APPn and COM goes. ``payload`` needs only its first 64 bytes.
+
+    >>> metadata_name(0xE1, b"Exif\\x00\\x00II*")
+    'exif'
+    """
+    if marker == 0xE0:
+        return None if payload.startswith(b"JFIF\x00") else "jfif-extension-thumbnail"
+    if marker == 0xE1:
+        if payload.startswith(b"Exif\x00"):
+            return "exif"
+        if payload.startswith(b"http://ns.adobe.com/xap/1.0/") or payload.startswith(b"http://ns.adobe.com/xmp"):
+            return "xmp"
+        return "app1"
+    if marker == 0xE2:
+        if payload.startswith(b"ICC_PROFILE\x00"):
+            return None
+        return "mpf" if payload.startswith(b"MPF\x00") else "app2"
+    if marker == 0xEB:
+        return "c2pa-jumbf"
+    if marker == 0xED:
+        return "iptc"
+    if marker == 0xEE:
+        return None if payload.startswith(b"Adobe") else "app14"
+    if 0xE3 <= marker <= 0xEF:
+        return f"app{marker - 0xE0}"
+    if marker == 0xFE:
+        return "comment"
+    return None
+
+
+def strip_metadata(data: bytes) -> Stripped:
+    """The JPEG without its metadata segments (:func:`metadata_name`) and without
+    anything after EOI; pixels are untouched because the scans are copied as they are."""
+    out = bytearray(SOI)
+    removed: list[tuple[str, bytes]] = []
+    eoi_end = 0
+    for marker, start, end, payload_start in segments(data):
+        name = None
+        if 0xE0 <= marker <= 0xEF or marker == 0xFE:
+            name = metadata_name(marker, data[payload_start : min(end, payload_start + 64)])
+        if name is None:
+            out += data[start:end]
+        else:
+            removed.append((name, data[payload_start:end]))
+        eoi_end = end
+    return Stripped(bytes(out), removed, data[eoi_end:])
