@@ -191,6 +191,14 @@ def test_png_text_chunks_read_as_a_reader_sees_them(small, media_bytes):
     assert compressed == [False, True, True, False]
 
 
+def test_a_malformed_itxt_has_no_text_unless_salvaged():
+    # GIVEN an iTXt whose language tag is terminated but whose translated keyword is not
+    body = b"Software\x00\x00\x00en\x00Stable Diffusion"
+    # WHEN read by the spec THEN it has no text; salvaged, the text after the language tag is read
+    assert png.text(b"iTXt", body) == (b"Software", b"")
+    assert png.text(b"iTXt", body, salvage=True) == (b"Software", b"Stable Diffusion")
+
+
 def test_a_ztxt_bomb_inflates_only_up_to_the_cap(media_bytes):
     # GIVEN a zTXt chunk whose text inflates to 64 MB
     body = b"Comment\x00\x00" + zlib.compress(b"A" * (64 << 20))

@@ -89,19 +89,23 @@ def fctl_size(data: bytes, chunk: Chunk) -> tuple[int, int] | None:
 
 
 def is_compressed_text(ctype: bytes, body: bytes) -> bool:
-    """Whether a well-formed text chunk holds deflated text: a zTXt with its keyword
-    separator, an iTXt whose compression flag is set and whose language and translated
-    keyword fields are terminated."""
-    keyword, sep, rest = body.partition(b"\x00")
+    """Whether a text chunk holds deflated text: a zTXt with its keyword separator, an
+    iTXt whose compression flag is set."""
+    _keyword, separator, rest = body.partition(b"\x00")
     if ctype == b"zTXt":
-        return bool(sep)
-    return ctype == b"iTXt" and bool(sep) and rest[:1] == b"\x01" and rest[2:].count(b"\x00") >= 2
+        return bool(separator)
+    return ctype == b"iTXt" and bool(separator) and rest[:1] == b"\x01"
 
 
-def text(ctype: bytes, body: bytes) -> tuple[bytes, bytes]:
+def text(ctype: bytes, body: bytes, *, salvage: bool = False) -> tuple[bytes, bytes]:
     """(keyword, text) of a tEXt, zTXt or iTXt chunk body as a PNG reader sees it:
     compressed text inflated to at most :data:`MAX_TEXT` bytes. A bad deflate stream
     raises ``zlib.error``.
+
+    An iTXt missing its language or translated-keyword terminator has no text by the
+    spec; ``salvage`` reads what follows the last terminator present instead, as a
+    lenient reader might. The polyglot check wants that reading; provenance, which
+    only ever claims on well-formed evidence, does not.
 
     >>> text(b"tEXt", b"Software\\x00Paint")
     (b'Software', b'Paint')
@@ -112,8 +116,8 @@ def text(ctype: bytes, body: bytes) -> tuple[bytes, bytes]:
     if ctype == b"zTXt":
         return keyword, _inflate(rest[1:])  # rest[0] is the compression method
     compressed = rest[:1] == b"\x01"
-    _language, _, rest = rest[2:].partition(b"\x00")
-    _translated, _, value = rest.partition(b"\x00")
+    fields = rest[2:].split(b"\x00", 2)  # language, translated keyword, text
+    value = fields[2] if len(fields) == 3 else fields[-1] if salvage else b""
     return keyword, _inflate(value) if compressed else value
 
 

@@ -269,7 +269,7 @@ def _readable_text(ctype: bytes, payload: bytes) -> bytes:
     if not png.is_compressed_text(ctype, payload):
         return payload
     try:
-        keyword, text = png.text(ctype, payload)
+        keyword, text = png.text(ctype, payload, salvage=True)
     except zlib.error:
         return payload
     return keyword + b"\x00" + text
