@@ -15,7 +15,7 @@ from mediaguard.errors import CorruptMediaError
 from mediaguard.formats import Stripped
 
 SOI = b"\xff\xd8"
-_SOS, _EOI = 0xDA, 0xD9
+_SOI, _SOS, _EOI = 0xD8, 0xDA, 0xD9
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RST0-7 carry no length
 # Signed binary structures (C2PA JUMBF in APP11, the MPF index of secondary images).
 SIGNED_BLOCKS = ("c2pa-jumbf", "mpf")
@@ -36,34 +36,63 @@ def matches(data: bytes) -> bool:
 def segments(data: bytes) -> Iterator[Segment]:
     """Every segment after SOI, entropy-coded data included in its SOS segment; the
     last one yielded is EOI. Raises :class:`CorruptMediaError` on truncation."""
+    return _walk(data, headers_only=False)
+
+
+def header_segments(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """(marker, payload) of the segments before the first scan, where all metadata
+    lives. Tolerant, for readers that must not raise: stops at the first thing it
+    cannot read, and a segment cut short by the end of the file yields what is there."""
+    for marker, _start, end, payload_start in _walk(data, headers_only=True):
+        if marker != _SOI and marker not in _STANDALONE:
+            yield marker, data[payload_start:end]
+
+
+def _walk(data: bytes, *, headers_only: bool) -> Iterator[Segment]:
+    """The segment walk behind both. ``headers_only`` stops before the first scan,
+    steps over a stray SOI, and ends quietly wherever the full walk would raise."""
     n = len(data)
     pos = 2
     while True:
         if pos >= n or data[pos] != 0xFF:
-            raise CorruptMediaError("the JPEG is truncated or has a corrupt segment")
+            _give_up(headers_only, "the JPEG is truncated or has a corrupt segment")
+            return
         start = pos
         while pos < n and data[pos] == 0xFF:
             pos += 1
         if pos >= n:
-            raise CorruptMediaError("the JPEG is truncated")
+            _give_up(headers_only, "the JPEG is truncated")
+            return
         marker = data[pos]
         pos += 1
+        if headers_only and marker in (_SOS, _EOI):
+            return
         if marker == _EOI:
             yield Segment(marker, start, pos, pos)
             return
-        if marker in _STANDALONE:
+        if marker in _STANDALONE or (headers_only and marker == _SOI):
             yield Segment(marker, start, pos, pos)
             continue
         if pos + 2 > n:
-            raise CorruptMediaError("the JPEG is truncated")
+            _give_up(headers_only, "the JPEG is truncated")
+            return
         (length,) = struct.unpack(">H", data[pos : pos + 2])
         end = pos + length
         if length < 2 or end > n:
-            raise CorruptMediaError("a JPEG segment runs past the end of the file")
+            if headers_only:  # what there is of the payload; nothing after it can be read
+                yield Segment(marker, start, end, pos + 2)
+            _give_up(headers_only, "a JPEG segment runs past the end of the file")
+            return
         if marker == _SOS:
             end = _scan_end(data, end)
         yield Segment(marker, start, end, pos + 2)
         pos = end
+
+
+def _give_up(headers_only: bool, message: str) -> None:
+    """The full walk raises where the header read just stops."""
+    if not headers_only:
+        raise CorruptMediaError(message)
 
 
 def _scan_end(data: bytes, pos: int) -> int:
@@ -77,26 +106,6 @@ def _scan_end(data: bytes, pos: int) -> int:
             pos += 1 if nxt == 0xFF else 2
             continue
         return pos
-
-
-def header_segments(data: bytes) -> Iterator[tuple[int, bytes]]:
-    """(marker, payload) of the segments before the first scan, where all metadata
-    lives. Tolerant: stops at the first thing it cannot read, and a segment cut short
-    by the end of the file yields what is there."""
-    pos, n = 2, len(data)
-    while pos + 4 <= n and data[pos] == 0xFF:
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0xD8 or marker in _STANDALONE:
-            pos += 2
-            continue
-        if marker in (_SOS, _EOI):
-            return
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        yield marker, data[pos + 4 : pos + 2 + length]
-        pos += 2 + length
 
 
 def metadata_name(marker: int, payload: bytes) -> str | None:
