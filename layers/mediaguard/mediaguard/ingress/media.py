@@ -17,8 +17,8 @@ Refused on purpose, as ``UnsupportedMediaError``:
 * ISO-BMFF files that are not HEIF (MP4, MOV, CR3, JPEG XL in a box): video is the
   next issue's job.
 
-The limits, all checked from headers and container structure before any pixel
-is decoded (:func:`check_frames`): pixels per frame, pixels across all frames
+The limits, all checked from headers and container structure (walked by
+:mod:`mediaguard.formats`) before any pixel is decoded (:func:`check_frames`): pixels per frame, pixels across all frames
 (what re-encoding an animation actually decodes), the longest side, and the
 number of frames. A 10,000-frame GIF is refused after walking ``max_frames + 1``
 image descriptors, without decoding one of them.

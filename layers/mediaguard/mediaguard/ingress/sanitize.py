@@ -1,7 +1,8 @@
 """Metadata removal that keeps what the picture needs to look right.
 
-JPEG and PNG are rewritten at the container level (segments / chunks), so pixels
-are bit-identical and a 12 MP JPEG costs milliseconds instead of a re-encode.
+JPEG and PNG are rewritten at the container level (segments / chunks, by
+:mod:`mediaguard.formats`), so pixels are bit-identical and a 12 MP JPEG costs
+milliseconds instead of a re-encode.
 WebP and GIF are re-encoded by Pillow without their metadata, keeping every
 frame, each frame's duration and the loop count; a lossless WebP stays lossless.
 
