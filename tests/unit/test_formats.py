@@ -378,6 +378,18 @@ def png_with_text(img: Image.Image, key: str, text: str, compressed: bool) -> by
     return encode(img, "PNG", pnginfo=info)
 
 
+def png_with_broken_itxt(img: Image.Image, text: bytes) -> bytes:
+    """A PNG whose compressed iTXt lacks the translated-keyword terminator: no text by the
+    spec, but a lenient reader inflates what follows the language tag. ``text`` must
+    deflate to a stream with no NUL byte, or the chunk would read as well-formed."""
+    compressed = zlib.compress(text)
+    assert b"\x00" not in compressed
+    body = b"Comment\x00\x01\x00en\x00" + compressed
+    chunk = struct.pack(">I", len(body)) + b"iTXt" + body + struct.pack(">I", zlib.crc32(b"iTXt" + body))
+    data = encode(img, "PNG")
+    return data[:33] + chunk + data[33:]
+
+
 @pytest.mark.parametrize(
     "build",
     [
@@ -389,6 +401,8 @@ def png_with_text(img: Image.Image, key: str, text: str, compressed: bool) -> by
                      id="script-in-webp-xmp"),
         pytest.param(lambda img: png_with_text(img, "Comment", "<html><body onload=alert(1)>", True),
                      id="html-in-compressed-png-text"),
+        pytest.param(lambda img: png_with_broken_itxt(img, b"<script>hw</script>"),
+                     id="script-in-malformed-compressed-itxt"),
         pytest.param(lambda img: encode(img, "JPEG") + b"\x7fELF\x02\x01\x01" + b"\x00" * 64, id="jpeg+elf"),
         pytest.param(lambda img: encode(img.quantize(16), "GIF") + b"<script>alert(1)</script>", id="gif+html"),
         pytest.param(lambda img: encode(img, "TIFF") + zip_archive(), id="tiff+zip"),

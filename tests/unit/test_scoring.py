@@ -19,8 +19,7 @@ from mediaguard.decisions.scoring import (
     score,
     select_policies,
 )
-from mediaguard.ingress.forensics import AiMarker, C2paInfo, Provenance
-from mediaguard.models import BankKind, Match, ScoreResult
+from mediaguard.models import AiMarker, BankKind, C2paInfo, Match, Provenance, ScoreResult
 
 LEGACY = "2026-11-23.2"  # the last policy before per-model classifier keys
 

@@ -11,7 +11,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model, model_validator
 
-from mediaguard.ingress.forensics import Provenance
 from mediaguard.signals import STILL_KINDS, item_fields, record_fields
 
 Action = Literal["allow", "label", "blur", "limit", "remove", "review"]
@@ -19,6 +18,53 @@ BankKind = Literal["block", "flag", "allow"]
 # What the frames stage sees: a still goes straight to the classifier; an animation or a
 # video is cut into frames first.
 MediaType = Literal["image", "animation", "video"]
+
+
+# --- provenance, read by ingress.forensics from the original upload --------------
+
+C2paState = Literal["absent", "valid", "trusted", "invalid", "error"]
+MarkerSource = Literal["c2pa", "xmp", "iptc", "png-text", "exif-software", "exif-usercomment"]
+
+
+class C2paAction(BaseModel):
+    action: str
+    digital_source_type: str | None = None
+    software_agent: str | None = None
+
+
+class C2paInfo(BaseModel):
+    present: bool = False
+    state: C2paState = "absent"
+    generator: str | None = None
+    digital_source_type: str | None = None
+    actions: list[C2paAction] = Field(default_factory=list)
+    # Validation failure codes of the active manifest, e.g. "assertion.dataHash.mismatch".
+    failures: list[str] = Field(default_factory=list)
+
+
+class AiMarker(BaseModel):
+    source: MarkerSource
+    value: str
+
+
+class WatermarkInfo(BaseModel):
+    detected: bool = False
+    kind: Literal["sdxl", "sd1"] | None = None
+    bit_match: float | None = None
+
+
+class ReaderError(BaseModel):
+    reader: str
+    error: str  # exception type only: messages can echo file content
+
+
+class Provenance(BaseModel):
+    c2pa: C2paInfo = Field(default_factory=C2paInfo)
+    ai_markers: list[AiMarker] = Field(default_factory=list)
+    watermark: WatermarkInfo = Field(default_factory=WatermarkInfo)
+    readers: list[str] = Field(default_factory=list)
+    errors: list[ReaderError] = Field(default_factory=list)
+    ai_generated: bool = False
 
 
 class Upload(BaseModel):

@@ -40,8 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from mediaguard import models
 from mediaguard.decisions.history import HistorySnapshot
-from mediaguard.ingress.forensics import Provenance
-from mediaguard.models import Action, BankKind, Match, ScoreResult, Signal
+from mediaguard.models import Action, BankKind, Match, Provenance, ScoreResult, Signal
 
 # The policy a deployment runs unless MEDIAGUARD_POLICY names another. Older files stay
 # in the package: a decision names its version, and an appeal must be able to replay it.

@@ -38,17 +38,14 @@ import zlib
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, Field
 
 from mediaguard.errors import MediaguardError, MediaRejectedError
+from mediaguard.formats import jpeg, png, webp
 from mediaguard.ingress.media import open_image
-
-C2paState = Literal["absent", "valid", "trusted", "invalid", "error"]
-MarkerSource = Literal["c2pa", "xmp", "iptc", "png-text", "exif-software", "exif-usercomment"]
+from mediaguard.models import AiMarker, C2paAction, C2paInfo, MarkerSource, Provenance, ReaderError, WatermarkInfo
 
 IPTC_DST = "http://cv.iptc.org/newscodes/digitalsourcetype/"
 # IPTC Digital Source Type codes that say a generator made (part of) the picture.
@@ -106,53 +103,10 @@ WATERMARK_MAX_PIXELS = 2048 * 2048
 _DWT_DCT_SCALE = 36.0  # invisible-watermark's default scale for the U channel
 _HAAR = 0.7071067811865476  # pywt's haar filter tap, kept so coefficients match to the bit
 
-_MAX_TEXT = 1 << 20  # cap for inflating compressed PNG text (a zTXt can be a zip bomb)
-
 _C2PA_MIME = {
     "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif",
     "tiff": "image/tiff", "heic": "image/heic", "heif": "image/heif", "avif": "image/avif",
 }
-
-
-class C2paAction(BaseModel):
-    action: str
-    digital_source_type: str | None = None
-    software_agent: str | None = None
-
-
-class C2paInfo(BaseModel):
-    present: bool = False
-    state: C2paState = "absent"
-    generator: str | None = None
-    digital_source_type: str | None = None
-    actions: list[C2paAction] = Field(default_factory=list)
-    # Validation failure codes of the active manifest, e.g. "assertion.dataHash.mismatch".
-    failures: list[str] = Field(default_factory=list)
-
-
-class AiMarker(BaseModel):
-    source: MarkerSource
-    value: str
-
-
-class WatermarkInfo(BaseModel):
-    detected: bool = False
-    kind: Literal["sdxl", "sd1"] | None = None
-    bit_match: float | None = None
-
-
-class ReaderError(BaseModel):
-    reader: str
-    error: str  # exception type only: messages can echo file content
-
-
-class Provenance(BaseModel):
-    c2pa: C2paInfo = Field(default_factory=C2paInfo)
-    ai_markers: list[AiMarker] = Field(default_factory=list)
-    watermark: WatermarkInfo = Field(default_factory=WatermarkInfo)
-    readers: list[str] = Field(default_factory=list)
-    errors: list[ReaderError] = Field(default_factory=list)
-    ai_generated: bool = False
 
 
 def inspect(
@@ -344,30 +298,12 @@ _XMP_APP1 = b"http://ns.adobe.com/xap/1.0/\x00"
 _XMP_EXT_APP1 = b"http://ns.adobe.com/xmp/extension/\x00"
 
 
-def _jpeg_segments(data: bytes):
-    """Yield (marker, payload) of the segments before the first scan, where all metadata lives."""
-    pos, n = 2, len(data)
-    while pos + 4 <= n and data[pos] == 0xFF:
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        if marker in (0xDA, 0xD9):
-            return
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        yield marker, data[pos + 4 : pos + 2 + length]
-        pos += 2 + length
-
-
 def _jpeg_metadata(data: bytes) -> tuple[list[bytes], list[bytes], list[bytes]]:
     """XMP packets, EXIF payloads and IPTC record-2 values."""
     xmp: list[bytes] = []
     exif: list[bytes] = []
     iptc: list[bytes] = []
-    for marker, payload in _jpeg_segments(data):
+    for marker, payload in jpeg.header_segments(data):
         if marker == 0xE1 and payload.startswith(_XMP_APP1):
             xmp.append(payload[len(_XMP_APP1) :])
         elif marker == 0xE1 and payload.startswith(_XMP_EXT_APP1):
@@ -383,7 +319,7 @@ def _has_c2pa_container(data: bytes, kind_name: str) -> bool:
     """Whether the file carries a C2PA/JUMBF box c2pa could not find a manifest in."""
     try:
         if kind_name == "jpeg":
-            return any(m == 0xEB and p.startswith(b"JP") for m, p in _jpeg_segments(data))
+            return any(m == 0xEB and p.startswith(b"JP") for m, p in jpeg.header_segments(data))
         if kind_name == "png":
             return b"caBX" in data[8:]
     except struct.error:
@@ -419,54 +355,29 @@ def _png_metadata(data: bytes) -> tuple[list[bytes], list[bytes], list[tuple[str
     xmp: list[bytes] = []
     exif: list[bytes] = []
     texts: list[tuple[str, str]] = []
-    pos, n = 8, len(data)
-    while pos + 8 <= n:
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        ctype = data[pos + 4 : pos + 8]
-        body = data[pos + 8 : pos + 8 + length]
-        pos += 12 + length
-        if ctype == b"IEND":
-            break
-        if ctype == b"eXIf":
-            exif.append(body)
-        elif ctype in (b"tEXt", b"zTXt", b"iTXt"):
-            key, text = _png_text(ctype, body)
+    for chunk in png.chunks(data, strict=False):
+        if chunk.type == b"eXIf":
+            exif.append(chunk.body(data))
+        elif chunk.type in png.TEXT_CHUNKS:
+            keyword, text = png.text(chunk.type, chunk.body(data))
+            # tEXt and zTXt are Latin-1 by the PNG spec, iTXt is UTF-8.
+            value = text.decode("utf-8", "replace") if chunk.type == b"iTXt" else text.decode("latin-1")
+            key = keyword.decode("latin-1")
             if key == "XML:com.adobe.xmp":
-                xmp.append(text.encode("utf-8"))
+                xmp.append(value.encode("utf-8"))
             elif key:
-                texts.append((key, text))
+                texts.append((key, value))
     return xmp, exif, texts
-
-
-def _png_text(ctype: bytes, body: bytes) -> tuple[str, str]:
-    key, _, rest = body.partition(b"\x00")
-    if ctype == b"tEXt":
-        return key.decode("latin-1"), rest.decode("latin-1")
-    if ctype == b"zTXt":
-        return key.decode("latin-1"), _inflate(rest[1:]).decode("latin-1")
-    compressed = rest[:1] == b"\x01"
-    _lang, _, rest = rest[2:].partition(b"\x00")
-    _translated, _, text = rest.partition(b"\x00")
-    return key.decode("latin-1"), (_inflate(text) if compressed else text).decode("utf-8", "replace")
-
-
-def _inflate(data: bytes) -> bytes:
-    return zlib.decompressobj().decompress(data, _MAX_TEXT)
 
 
 def _webp_metadata(data: bytes) -> tuple[list[bytes], list[bytes]]:
     xmp: list[bytes] = []
     exif: list[bytes] = []
-    pos, n = 12, len(data)
-    while pos + 8 <= n:
-        fourcc = data[pos : pos + 4]
-        (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
-        body = data[pos + 8 : pos + 8 + size]
-        pos += 8 + size + (size & 1)
+    for fourcc, start, end in webp.chunks(data, strict=False):
         if fourcc == b"XMP ":
-            xmp.append(body)
+            xmp.append(data[start:end])
         elif fourcc == b"EXIF":
-            exif.append(body)
+            exif.append(data[start:end])
     return xmp, exif
 
 

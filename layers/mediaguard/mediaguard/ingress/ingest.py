@@ -11,10 +11,10 @@ import hashlib
 from dataclasses import dataclass
 
 from mediaguard.ingress.fingerprint import fingerprint
-from mediaguard.ingress.forensics import Provenance, inspect
+from mediaguard.ingress.forensics import inspect
 from mediaguard.ingress.media import MediaKind, check_declared, check_size, load_rgb, open_image, sniff
 from mediaguard.ingress.sanitize import Sanitized, sanitize
-from mediaguard.models import Fingerprints
+from mediaguard.models import Fingerprints, Provenance
 from mediaguard.settings import Settings
 
 # PDQ needs >= 512 px to stay within ~2 bits of a full decode (12-26 bits below).

@@ -17,8 +17,8 @@ Refused on purpose, as ``UnsupportedMediaError``:
 * ISO-BMFF files that are not HEIF (MP4, MOV, CR3, JPEG XL in a box): video is the
   next issue's job.
 
-The limits, all checked from headers and container structure before any pixel
-is decoded (:func:`check_frames`): pixels per frame, pixels across all frames
+The limits, all checked from headers and container structure (walked by
+:mod:`mediaguard.formats`) before any pixel is decoded (:func:`check_frames`): pixels per frame, pixels across all frames
 (what re-encoding an animation actually decodes), the longest side, and the
 number of frames. A 10,000-frame GIF is refused after walking ``max_frames + 1``
 image descriptors, without decoding one of them.
@@ -44,6 +44,7 @@ from mediaguard.errors import (
     TooManyFramesError,
     UnsupportedMediaError,
 )
+from mediaguard.formats import gif, isobmff, jpeg, png, tiff, webp
 
 
 @dataclass(frozen=True)
@@ -70,25 +71,6 @@ STILL_KINDS = (JPEG, PNG, WEBP, GIF, HEIF, TIFF)
 # What a browser displays, hence what sanitize may serve: HEIF and TIFF are converted.
 SERVED_KINDS = (JPEG, PNG, WEBP, GIF)
 
-# HEIF brands (ISO/IEC 23008-12 and the HEVC image file format). mif1/msf1 are the
-# generic structural brands; a file carrying them with an AVIF brand is AVIF.
-_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1", b"mif2"}
-_AVIF_BRANDS = {b"avif", b"avis"}
-
-
-def _ftyp_brands(data: bytes) -> set[bytes] | None:
-    """Major and compatible brands of a leading ``ftyp`` box, or None when there is
-    no complete one (a box cut short is not recognisable, so not accepted)."""
-    if len(data) < 16 or data[4:8] != b"ftyp":
-        return None
-    (size,) = struct.unpack(">I", data[:4])
-    if size < 16 or size > len(data) or size > 4096 or (size - 16) % 4:
-        return None
-    brands = {data[8:12]}
-    brands.update(data[i : i + 4] for i in range(16, size, 4))
-    return brands
-
-
 def sniff(data: bytes) -> MediaKind:
     """Return the media kind named by the magic bytes.
 
@@ -99,23 +81,23 @@ def sniff(data: bytes) -> MediaKind:
     """
     if not data:
         raise EmptyMediaError("the upload is empty")
-    if data[:3] == b"\xff\xd8\xff":
+    if jpeg.matches(data):
         return JPEG
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
+    if png.matches(data):
         return PNG
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+    if webp.matches(data):
         return WEBP
-    if data[:6] in (b"GIF87a", b"GIF89a"):
+    if gif.matches(data):
         return GIF
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
+    if tiff.matches(data):
         return TIFF
-    if data[:4] in (b"II+\x00", b"MM\x00+"):
+    if tiff.is_bigtiff(data):
         raise UnsupportedMediaError("BigTIFF is not accepted; classic TIFF is")
-    brands = _ftyp_brands(data)
+    brands = isobmff.ftyp_brands(data)
     if brands is not None:
-        if brands & _AVIF_BRANDS:
+        if brands & isobmff.AVIF_BRANDS:
             raise UnsupportedMediaError("AVIF is not accepted yet")
-        if brands & _HEIF_BRANDS:
+        if brands & isobmff.HEIF_BRANDS:
             return HEIF
     raise UnsupportedMediaError("the file is not a supported image type (JPEG, PNG, WebP, GIF, HEIC/HEIF, TIFF)")
 
@@ -245,153 +227,70 @@ class GifStructure:
 def walk_gif(data: bytes, *, max_pixels: int, max_frames: int, max_side: int | None = None) -> GifStructure:
     """Walk a GIF's blocks without decoding: count and size-check every image
     descriptor, collect extension payloads, find where the file really ends."""
-    n = len(data)
-    if n < 13:
-        raise CorruptMediaError("the GIF header is truncated")
-    width, height, flags = struct.unpack("<HHB", data[6:11])
-    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
-    count = 0
+    width, height = gif.screen_size(data)
+    count, end = 0, 0
     extensions: list[tuple[int, bytes]] = []
-    while True:
-        if pos >= n:
-            raise CorruptMediaError("the GIF is truncated (no trailer)")
-        block = data[pos]
-        if block == 0x3B:
-            break
-        if block == 0x21:
-            if pos + 1 >= n:
-                raise CorruptMediaError("the GIF is truncated")
-            label = data[pos + 1]
-            end = _skip_sub_blocks(data, pos + 2)
-            if label != 0xF9:  # graphic control (timing, disposal) is picture data
-                extensions.append((label, _join_sub_blocks(data, pos + 2, end)))
-            pos = end
-        elif block == 0x2C:
-            if pos + 10 > n:
-                raise CorruptMediaError("a GIF image descriptor is truncated")
-            left, top, w, h, fflags = struct.unpack("<HHHHB", data[pos + 1 : pos + 10])
+    for block in gif.blocks(data):
+        if isinstance(block, gif.Extension):
+            if block.label != gif.GRAPHIC_CONTROL:
+                extensions.append((block.label, block.payload))
+        elif isinstance(block, gif.ImageBlock):
             count += 1
             if count > max_frames:
                 raise TooManyFramesError(f"more than {max_frames} frames")
-            check_dimensions(w, h, max_pixels=max_pixels, max_side=max_side)
+            check_dimensions(block.width, block.height, max_pixels=max_pixels, max_side=max_side)
             # Pillow grows the canvas to hold a frame that reaches past the logical screen.
-            width, height = max(width, left + w), max(height, top + h)
-            pos += 10 + (3 << ((fflags & 7) + 1) if fflags & 0x80 else 0) + 1  # + LZW minimum code size
-            pos = _skip_sub_blocks(data, pos)
+            width, height = max(width, block.left + block.width), max(height, block.top + block.height)
         else:
-            raise CorruptMediaError("the GIF has an unknown block")
+            end = block.end
     if count == 0:
         raise CorruptMediaError("the GIF has no image")
     check_dimensions(width, height, max_pixels=max_pixels, max_side=max_side)
-    return GifStructure(Frames(count, width, height), extensions, pos + 1)
-
-
-def _join_sub_blocks(data: bytes, pos: int, end: int) -> bytes:
-    parts = []
-    while pos < end - 1:
-        size = data[pos]
-        parts.append(data[pos + 1 : pos + 1 + size])
-        pos += 1 + size
-    return b"".join(parts)
-
-
-def _skip_sub_blocks(data: bytes, pos: int) -> int:
-    n = len(data)
-    while True:
-        if pos >= n:
-            raise CorruptMediaError("the GIF is truncated")
-        size = data[pos]
-        pos += 1 + size
-        if size == 0:
-            return pos
+    return GifStructure(Frames(count, width, height), extensions, end)
 
 
 def _webp_frames(data: bytes, max_pixels: int, max_frames: int, max_side: int | None) -> Frames:
     count, width, height = 0, 0, 0
-    for fourcc, start, end in riff_chunks(data):
-        if fourcc == b"VP8X" and end - start >= 10:
-            width = 1 + int.from_bytes(data[start + 4 : start + 7], "little")
-            height = 1 + int.from_bytes(data[start + 7 : start + 10], "little")
+    for fourcc, start, end in webp.chunks(data):
+        if fourcc == b"VP8X" and (canvas := webp.canvas_size(data, start, end)) is not None:
+            width, height = canvas
             check_dimensions(width, height, max_pixels=max_pixels, max_side=max_side)
-        elif fourcc == b"ANMF" and end - start >= 12:
+        elif fourcc == b"ANMF" and (size := webp.frame_size(data, start, end)) is not None:
             count += 1
             if count > max_frames:
                 raise TooManyFramesError(f"more than {max_frames} frames")
-            w = 1 + int.from_bytes(data[start + 6 : start + 9], "little")
-            h = 1 + int.from_bytes(data[start + 9 : start + 12], "little")
-            check_dimensions(w, h, max_pixels=max_pixels, max_side=max_side)
+            check_dimensions(*size, max_pixels=max_pixels, max_side=max_side)
     return Frames(max(count, 1), width, height)
-
-
-def riff_chunks(data: bytes):
-    """Yield (fourcc, payload_start, payload_end) for each top-level chunk of a RIFF
-    file, stopping at the size the RIFF header declares."""
-    if len(data) < 12:
-        raise CorruptMediaError("the WebP header is truncated")
-    (riff_size,) = struct.unpack("<I", data[4:8])
-    end_of_riff = 8 + riff_size
-    if end_of_riff > len(data):
-        raise CorruptMediaError("the WebP is truncated")
-    pos = 12
-    while pos + 8 <= end_of_riff:
-        fourcc = data[pos : pos + 4]
-        (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
-        end = pos + 8 + size
-        if end > end_of_riff:
-            raise CorruptMediaError("a WebP chunk runs past the end of the file")
-        yield fourcc, pos + 8, end
-        pos = end + (size & 1)  # chunks are padded to even sizes
 
 
 def _png_frames(data: bytes, max_pixels: int, max_frames: int, max_side: int | None) -> Frames:
     """APNG: acTL says how many frames, each fcTL how big; a plain PNG is one frame."""
-    if len(data) < 33:
-        raise CorruptMediaError("the PNG header is truncated")
-    width, height = struct.unpack(">II", data[16:24])
-    count, declared, pos, n = 0, 1, 8, len(data)
-    while pos + 8 <= n:
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        ctype = data[pos + 4 : pos + 8]
-        body = pos + 8
-        if ctype == b"acTL" and length >= 4 and body + 4 <= n:
-            (declared,) = struct.unpack(">I", data[body : body + 4])
+    width, height = png.size(data)
+    count, declared = 0, 1
+    for chunk in png.chunks(data, strict=False):
+        if chunk.type == b"acTL" and (frames := png.actl_frames(data, chunk)) is not None:
+            declared = frames
             if declared > max_frames:
                 raise TooManyFramesError(f"the APNG declares {declared} frames (limit {max_frames})")
-        elif ctype == b"fcTL" and length >= 12 and body + 12 <= n:
+        elif chunk.type == b"fcTL" and (size := png.fctl_size(data, chunk)) is not None:
             count += 1
             if count > max_frames:
                 raise TooManyFramesError(f"more than {max_frames} frames")
-            w, h = struct.unpack(">II", data[body + 4 : body + 12])
-            check_dimensions(w, h, max_pixels=max_pixels, max_side=max_side)
-        elif ctype == b"IEND":
-            break
-        pos = body + length + 4
+            check_dimensions(*size, max_pixels=max_pixels, max_side=max_side)
     return Frames(max(count, declared, 1), width, height)
 
 
 def _tiff_frames(data: bytes, max_frames: int) -> Frames:
     """Count the IFD chain (pages) without reading any tag values; a loop or an
     offset outside the file is corrupt. Only page one is ever decoded."""
-    order = "<" if data[:2] == b"II" else ">"
-    n = len(data)
-    if n < 8:
-        raise CorruptMediaError("the TIFF header is truncated")
-    (offset,) = struct.unpack(order + "I", data[4:8])
-    seen: set[int] = set()
-    while offset:
-        if offset in seen or offset + 2 > n:
-            raise CorruptMediaError("the TIFF page chain is corrupt")
-        seen.add(offset)
-        if len(seen) > max_frames:
+    count = 0
+    for _ in tiff.pages(data):
+        count += 1
+        if count > max_frames:
             raise TooManyFramesError(f"more than {max_frames} pages")
-        (entries,) = struct.unpack(order + "H", data[offset : offset + 2])
-        nxt = offset + 2 + 12 * entries
-        if nxt + 4 > n:
-            raise CorruptMediaError("a TIFF directory runs past the end of the file")
-        (offset,) = struct.unpack(order + "I", data[nxt : nxt + 4])
-    if not seen:
+    if not count:
         raise CorruptMediaError("the TIFF has no page")
-    return Frames(len(seen), 0, 0)
+    return Frames(count, 0, 0)
 
 
 def load_rgb(img: Image.Image, *, min_side: int | None = None) -> Image.Image:

@@ -1,7 +1,8 @@
 """Metadata removal that keeps what the picture needs to look right.
 
-JPEG and PNG are rewritten at the container level (segments / chunks), so pixels
-are bit-identical and a 12 MP JPEG costs milliseconds instead of a re-encode.
+JPEG and PNG are rewritten at the container level (segments / chunks, by
+:mod:`mediaguard.formats`), so pixels are bit-identical and a 12 MP JPEG costs
+milliseconds instead of a re-encode.
 WebP and GIF are re-encoded by Pillow without their metadata, keeping every
 frame, each frame's duration and the loop count; a lossless WebP stays lossless.
 
@@ -50,12 +51,14 @@ import hashlib
 import io
 import re
 import struct
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from PIL import Image, ImageCms, ImageOps
 
 from mediaguard.errors import CorruptMediaError, PolyglotError, TooManyFramesError
+from mediaguard.formats import Stripped, isobmff, jpeg, png, webp
 from mediaguard.ingress.media import (
     GIF,
     HEIF,
@@ -67,7 +70,6 @@ from mediaguard.ingress.media import (
     check_frames,
     load_rgb,
     open_image,
-    riff_chunks,
     walk_gif,
 )
 
@@ -124,7 +126,10 @@ def sanitize(
     img = open_image(data, max_pixels, kind=kind, max_side=max_side)
     width, height = img.size
     if kind is JPEG:
-        out, removed, suspect, trailing = _rewrite_jpeg(data)
+        stripped = jpeg.strip_metadata(data)
+        # JUMBF and MPF are signed binary structures (forensics reads them), not markup carriers.
+        suspect = [payload for name, payload in stripped.removed if name not in jpeg.SIGNED_BLOCKS]
+        out, removed, trailing = stripped.data, _removed_names(stripped), stripped.trailing
         _refuse_polyglot(data, suspect, trailing)
         orientation = _orientation(img)
         if orientation in (None, 1):
@@ -135,7 +140,9 @@ def sanitize(
         out = _encode(upright, "JPEG", icc=img.info.get("icc_profile"), quality=95)
         return Sanitized(out, kind, "reencode", removed, *upright.size)
     if kind is PNG:
-        out, removed, suspect, trailing = _rewrite_png(data)
+        stripped = png.strip_metadata(data)
+        suspect = [_readable_text(name.encode("latin-1"), payload) for name, payload in stripped.removed]
+        out, removed, trailing = stripped.data, _removed_names(stripped), stripped.trailing
         _refuse_polyglot(data, suspect, trailing)
         # Pillow's PNG getexif() decodes every pixel to look for an eXIf chunk after the
         # image data; the chunk walk already knows whether there is one.
@@ -162,7 +169,7 @@ def sanitize(
         n_images = getattr(img, "n_frames", 1)
         if n_images > max_frames:
             raise TooManyFramesError(f"the HEIF holds {n_images} images (limit {max_frames})")
-        end = _heif_end(data)
+        end = isobmff.boxes_end(data)
         blocks = [data[:1024], *(img.info.get(key) or b"" for key in ("exif", "xmp"))]
         _refuse_polyglot(data, blocks, data[end:])
         sanitized = _convert_heif(img, n_images)
@@ -236,21 +243,6 @@ def _tiff_tag_blocks(img: Image.Image) -> list[bytes]:
     return blocks
 
 
-def _heif_end(data: bytes) -> int:
-    """Where the last top-level ISO-BMFF box ends; bytes after it belong to no box."""
-    pos, n = 0, len(data)
-    while pos + 8 <= n:
-        (size,) = struct.unpack(">I", data[pos : pos + 4])
-        if size == 1 and pos + 16 <= n:
-            (size,) = struct.unpack(">Q", data[pos + 8 : pos + 16])
-        elif size == 0:  # the box runs to the end of the file
-            return n
-        if size < 8 or pos + size > n:
-            return pos
-        pos += size
-    return pos
-
-
 def _ends_with_zip_directory(data: bytes) -> bool:
     # A ZIP reader finds the archive from the end-of-central-directory record, which
     # ends the file exactly (22 bytes plus its comment). Requiring the exact end keeps
@@ -262,182 +254,44 @@ def _ends_with_zip_directory(data: bytes) -> bool:
     return pos + 22 + comment_length == len(data)
 
 
-# --- JPEG -------------------------------------------------------------------
-
-_STANDALONE = {0x01, *range(0xD0, 0xD8)}  # TEM and RST0-7 carry no length
+# --- JPEG / PNG (rewritten by formats.jpeg / formats.png) -----------------------
 
 
-def _segment_name(marker: int, payload: bytes) -> str | None:
-    """None for segments we keep; otherwise the name recorded as removed."""
-    if marker == 0xE0:
-        return None if payload.startswith(b"JFIF\x00") else "jfif-extension-thumbnail"
-    if marker == 0xE1:
-        if payload.startswith(b"Exif\x00"):
-            return "exif"
-        if payload.startswith(b"http://ns.adobe.com/xap/1.0/") or payload.startswith(b"http://ns.adobe.com/xmp"):
-            return "xmp"
-        return "app1"
-    if marker == 0xE2:
-        if payload.startswith(b"ICC_PROFILE\x00"):
-            return None
-        return "mpf" if payload.startswith(b"MPF\x00") else "app2"
-    if marker == 0xEB:
-        return "c2pa-jumbf"
-    if marker == 0xED:
-        return "iptc"
-    if marker == 0xEE:
-        return None if payload.startswith(b"Adobe") else "app14"
-    if 0xE3 <= marker <= 0xEF:
-        return f"app{marker - 0xE0}"
-    if marker == 0xFE:
-        return "comment"
-    return None
+def _removed_names(stripped: Stripped) -> list[str]:
+    names = [name for name, _ in stripped.removed]
+    if stripped.trailing:
+        names.append(f"trailing-data:{len(stripped.trailing)}B")
+    return names
 
 
-def _walk_jpeg(data: bytes):
-    """Yield (marker, start, end, payload_start) for every segment, entropy data included
-    in the SOS segment; the last yielded item is EOI. Raises on truncation."""
-    n = len(data)
-    pos = 2
-    while True:
-        if pos >= n or data[pos] != 0xFF:
-            raise CorruptMediaError("the JPEG is truncated or has a corrupt segment")
-        start = pos
-        while pos < n and data[pos] == 0xFF:
-            pos += 1
-        if pos >= n:
-            raise CorruptMediaError("the JPEG is truncated")
-        marker = data[pos]
-        pos += 1
-        if marker == 0xD9:
-            yield marker, start, pos, pos
-            return
-        if marker in _STANDALONE:
-            yield marker, start, pos, pos
-            continue
-        if pos + 2 > n:
-            raise CorruptMediaError("the JPEG is truncated")
-        (length,) = struct.unpack(">H", data[pos : pos + 2])
-        end = pos + length
-        if length < 2 or end > n:
-            raise CorruptMediaError("a JPEG segment runs past the end of the file")
-        if marker == 0xDA:
-            # Entropy-coded data runs to the next marker that is not a stuffed 0xFF00
-            # or a restart marker.
-            scan = end
-            while True:
-                scan = data.find(b"\xff", scan)
-                if scan < 0 or scan + 1 >= n:
-                    raise CorruptMediaError("the JPEG scan data is truncated")
-                nxt = data[scan + 1]
-                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
-                    scan += 1 if nxt == 0xFF else 2
-                    continue
-                break
-            end = scan
-        yield marker, start, end, pos + 2
-        pos = end
-
-
-def _rewrite_jpeg(data: bytes) -> tuple[bytes, list[str], list[bytes], bytes]:
-    """(clean bytes, removed names, removed payloads to check for polyglots, trailing data)."""
-    out = bytearray(b"\xff\xd8")
-    removed: list[str] = []
-    suspect: list[bytes] = []
-    eoi_end = 0
-    for marker, start, end, payload_start in _walk_jpeg(data):
-        name = None
-        if 0xE0 <= marker <= 0xEF or marker == 0xFE:
-            name = _segment_name(marker, data[payload_start : min(end, payload_start + 64)])
-        if name is None:
-            out += data[start:end]
-        else:
-            removed.append(name)
-            if name not in ("c2pa-jumbf", "mpf"):  # signed binary structures, read by forensics
-                suspect.append(data[payload_start:end])
-        eoi_end = end
-    if eoi_end < len(data):
-        removed.append(f"trailing-data:{len(data) - eoi_end}B")
-    return bytes(out), removed, suspect, data[eoi_end:]
-
-
-def _jpeg_removed_names(data: bytes) -> list[str]:
-    return _rewrite_jpeg(data)[1]
-
-
-# --- PNG --------------------------------------------------------------------
-
-# Critical chunks plus what affects how pixels look or animate (APNG).
-_PNG_KEEP = {
-    b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"cHRM", b"gAMA", b"iCCP",
-    b"sBIT", b"sRGB", b"cICP", b"mDCV", b"cLLI", b"acTL", b"fcTL", b"fdAT",
-}
-
-
-def _rewrite_png(data: bytes) -> tuple[bytes, list[str], list[bytes], bytes]:
-    out = bytearray(data[:8])
-    removed: list[str] = []
-    suspect: list[bytes] = []
-    pos, n = 8, len(data)
-    while True:
-        if pos + 8 > n:
-            raise CorruptMediaError("the PNG is truncated (no IEND chunk)")
-        (length,) = struct.unpack(">I", data[pos : pos + 4])
-        ctype = data[pos + 4 : pos + 8]
-        end = pos + 12 + length
-        if end > n:
-            raise CorruptMediaError("a PNG chunk runs past the end of the file")
-        if ctype in _PNG_KEEP:
-            out += data[pos:end]
-        else:
-            removed.append(ctype.decode("latin-1"))
-            suspect.append(_png_text(ctype, data[pos + 8 : end - 4]))
-        pos = end
-        if ctype == b"IEND":
-            break
-    if pos < n:
-        removed.append(f"trailing-data:{n - pos}B")
-    return bytes(out), removed, suspect, data[pos:]
-
-
-def _png_text(ctype: bytes, payload: bytes) -> bytes:
-    """A chunk's payload as a reader of it would see it: zTXt and compressed iTXt
+def _readable_text(ctype: bytes, payload: bytes) -> bytes:
+    """A PNG chunk's payload as a reader of it would see it: zTXt and compressed iTXt
     are inflated (at most 1 MB), so markup cannot hide behind deflate."""
-    import zlib
-
+    if not png.is_compressed_text(ctype, payload):
+        return payload
     try:
-        if ctype == b"zTXt" and b"\x00" in payload:
-            keyword, rest = payload.split(b"\x00", 1)
-            return keyword + b"\x00" + zlib.decompressobj().decompress(rest[1:], 1 << 20)
-        if ctype == b"iTXt":
-            keyword, rest = payload.split(b"\x00", 1)
-            if rest[:1] == b"\x01":
-                text = rest[2:].split(b"\x00", 2)[-1]
-                return keyword + b"\x00" + zlib.decompressobj().decompress(text, 1 << 20)
-    except (ValueError, zlib.error):
-        pass
-    return payload
+        keyword, text = png.text(ctype, payload, salvage=True)
+    except zlib.error:
+        return payload
+    return keyword + b"\x00" + text
 
 
 # --- WebP / GIF -------------------------------------------------------------
 
 _WEBP_METADATA = {b"EXIF": "exif", b"XMP ": "xmp"}
-# Chunks a WebP needs to display as it did; everything else is someone's data.
-_WEBP_PICTURE = {b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ANIM", b"ANMF", b"ICCP"}
 
 
 def _reencode_webp(img: Image.Image, data: bytes, width: int, height: int) -> Sanitized:
     removed: list[str] = []
     suspect: list[bytes] = []
     lossless = False
-    for fourcc, start, end in riff_chunks(data):
-        if fourcc in _WEBP_METADATA or fourcc not in _WEBP_PICTURE:
+    for fourcc, start, end in webp.chunks(data):
+        if fourcc in _WEBP_METADATA or fourcc not in webp.PICTURE_CHUNKS:
             removed.append(_WEBP_METADATA.get(fourcc) or fourcc.decode("latin-1").strip())
             suspect.append(data[start:end])
-        elif fourcc == b"VP8L" or (fourcc == b"ANMF" and b"VP8L" in data[start + 16 : start + 24]):
+        elif webp.is_lossless(data, fourcc, start):
             lossless = True
-    riff_end = 8 + struct.unpack("<I", data[4:8])[0]
-    trailing = data[riff_end:]
+    trailing = data[webp.riff_end(data) :]
     if trailing:
         removed.append(f"trailing-data:{len(trailing)}B")
     _refuse_polyglot(data, suspect, trailing)

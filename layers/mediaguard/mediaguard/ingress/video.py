@@ -59,13 +59,11 @@ from mediaguard.errors import (
     VideoTimeoutError,
     VideoTooLongError,
 )
+from mediaguard.formats import isobmff, webm
 from mediaguard.ingress.media import (
-    _AVIF_BRANDS,
-    _HEIF_BRANDS,
     GIF,
     PNG,
     WEBP,
-    _ftyp_brands,
     check_dimensions,
     check_frames,
     check_size,
@@ -112,15 +110,6 @@ MOV = VideoFormat("mov", "video/quicktime", "mov", "mov", "mov")
 WEBM = VideoFormat("webm", "video/webm", "webm", "matroska", "webm")
 VIDEO_FORMATS = (MP4, MOV, WEBM)
 
-# ISO BMFF brands of MP4 video (ISO/IEC 14496-12/14, Apple M4V, DASH, Sony/XAVC cameras).
-_MP4_BRANDS = {
-    b"isom", b"iso2", b"iso3", b"iso4", b"iso5", b"iso6", b"iso7", b"iso8", b"iso9",
-    b"mp41", b"mp42", b"avc1", b"M4V ", b"M4VP", b"mmp4", b"dash", b"MSNV", b"XAVC",
-}
-# Major brands that share MP4's compatible brands but are not video: audio books and
-# songs (M4A/M4B), Canon raw (CR3).
-_NOT_VIDEO_MAJOR = {b"M4A ", b"M4B ", b"M4P ", b"crx "}
-
 
 def sniff_video(head: bytes) -> VideoFormat | None:
     """The video container named by the first bytes (give it the first 4 KiB), or None.
@@ -132,46 +121,16 @@ def sniff_video(head: bytes) -> VideoFormat | None:
     >>> sniff_video(b"\\x00\\x00\\x00\\x14ftypqt  \\x00\\x00\\x00\\x00qt  ").name
     'mov'
     """
-    brands = _ftyp_brands(head)
+    brands = isobmff.ftyp_brands(head)
     if brands is not None:
-        major = head[8:12]
-        if major == b"qt  ":
+        major = isobmff.major_brand(head)
+        if major == isobmff.QUICKTIME_BRAND:
             return MOV
-        if major in _NOT_VIDEO_MAJOR or brands & (_HEIF_BRANDS | _AVIF_BRANDS):
+        if major in isobmff.NOT_VIDEO_MAJOR_BRANDS or brands & (isobmff.HEIF_BRANDS | isobmff.AVIF_BRANDS):
             return None
-        return MP4 if brands & _MP4_BRANDS else None
-    if _ebml_doctype(head) == b"webm":
+        return MP4 if brands & isobmff.MP4_BRANDS else None
+    if webm.matches(head):
         return WEBM
-    return None
-
-
-def _vint(data: bytes, pos: int, *, marker: bool) -> tuple[int, int]:
-    """An EBML variable-length integer at ``pos``: (value, next position). IDs keep
-    their length marker bit; sizes drop it."""
-    first = data[pos]
-    length = 9 - first.bit_length() if first else 9
-    if length > 8 or pos + length > len(data):
-        raise ValueError("bad EBML vint")
-    value = int.from_bytes(data[pos : pos + length], "big")
-    if not marker:
-        value &= (1 << (7 * length)) - 1
-    return value, pos + length
-
-
-def _ebml_doctype(head: bytes) -> bytes | None:
-    if head[:4] != b"\x1a\x45\xdf\xa3":
-        return None
-    try:
-        size, pos = _vint(head, 4, marker=False)
-        end = min(len(head), pos + size)
-        while pos < end:
-            element, pos = _vint(head, pos, marker=True)
-            size, pos = _vint(head, pos, marker=False)
-            if element == 0x4282:  # DocType
-                return head[pos : pos + size].rstrip(b"\x00")
-            pos += size
-    except (ValueError, IndexError):
-        return None
     return None
 
 
