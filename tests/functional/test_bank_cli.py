@@ -12,7 +12,8 @@ import pytest
 from moto import mock_aws
 
 from mediaguard.adapters import tables
-from mediaguard.analysis.banks import Features, pdq_ref
+from mediaguard.analysis.banks.model import Features
+from mediaguard.analysis.banks.validation import pdq_ref
 from mediaguard.audit.chain import verify
 from mediaguard.cli.bank import add_bank_parser, run_bank
 from mediaguard.local.template import load_template

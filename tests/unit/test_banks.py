@@ -11,23 +11,21 @@ import pytest
 from moto import mock_aws
 
 from mediaguard.adapters import tables
-from mediaguard.analysis.banks import (
+from mediaguard.analysis.banks.embeddings import decode_embedding, encode_embedding
+from mediaguard.analysis.banks.errors import (
     BankCsvError,
     BankExistsError,
     BankNotFoundError,
-    BankService,
     EntryNotFoundError,
     EntryWithdrawnError,
-    Features,
     InvalidBankError,
     InvalidEntryError,
-    NewEntry,
-    decode_embedding,
-    encode_embedding,
-    pdq_csv_entries,
-    pdq_featurizer,
-    pdq_ref,
 )
+from mediaguard.analysis.banks.exchange import pdq_csv_entries
+from mediaguard.analysis.banks.model import Features, NewEntry
+from mediaguard.analysis.banks.service import BankService
+from mediaguard.analysis.banks.sources import pdq_featurizer
+from mediaguard.analysis.banks.validation import pdq_ref
 from mediaguard.analysis.index import PdqIndex
 from mediaguard.audit.chain import verify
 from mediaguard.local.bankfile import FileBankStore, default_bank_dir

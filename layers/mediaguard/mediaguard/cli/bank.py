@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from mediaguard.analysis.banks import Bank, BankService, Featurizer
+    from mediaguard.analysis.banks.model import Bank, Featurizer
+    from mediaguard.analysis.banks.service import BankService
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2  # the codes cli.py documents
 
@@ -30,7 +31,8 @@ class Out(Protocol):
 
 def add_bank_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``bank`` and its subcommands to the ``mediaguard`` parser's subparsers."""
-    from mediaguard.analysis.banks import ACTIONS, BANK_KINDS, PDQ_MAX_DISTANCE
+    from mediaguard.analysis.banks.model import ACTIONS, BANK_KINDS
+    from mediaguard.analysis.index import PDQ_MAX_DISTANCE
 
     common = argparse.ArgumentParser(add_help=False)
     where = common.add_mutually_exclusive_group()
@@ -94,7 +96,7 @@ def run_bank(args: argparse.Namespace, out: Out, *, featurizer: Featurizer | Non
     ``featurizer`` computes what ``bank add`` stores for a file (default: the PDQ the
     upload path computes, via ``ingest.prepare``).
     """
-    from mediaguard.analysis.banks import BankError, ConcurrentUpdateError
+    from mediaguard.analysis.banks.errors import BankError, ConcurrentUpdateError
 
     aws_errors: tuple[type[Exception], ...] = ()
     try:
@@ -119,7 +121,7 @@ def run_bank(args: argparse.Namespace, out: Out, *, featurizer: Featurizer | Non
 
 
 def _service(args: argparse.Namespace) -> BankService:
-    from mediaguard.analysis.banks import BankService
+    from mediaguard.analysis.banks.service import BankService
 
     if args.stack:
         from mediaguard.adapters.aws import DynamoItemStore
@@ -200,7 +202,9 @@ def _files(paths: list[Path]) -> list[Path]:
 
 
 def _add(svc: BankService, args: argparse.Namespace, out: Out, featurizer: Featurizer | None) -> int:
-    from mediaguard.analysis.banks import BankError, content_ref, pdq_featurizer
+    from mediaguard.analysis.banks.errors import BankError
+    from mediaguard.analysis.banks.sources import pdq_featurizer
+    from mediaguard.analysis.banks.validation import content_ref
     from mediaguard.errors import MediaRejectedError
 
     svc.get_bank(args.name)  # an unknown bank is a usage error, not one failure per file
