@@ -19,6 +19,7 @@ T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 class Clock:
     """A clock the test moves: ``clock()`` is the current time, ``tick``/``advance`` move it.
+    ``start`` is a datetime, or epoch seconds (a float) for code that reads ``time.time()``.
 
     With ``step``, every reading first moves the clock on by that much, so consecutive
     records get distinct, ordered times without the test ticking by hand.
@@ -28,21 +29,21 @@ class Clock:
         clock.advance(hours=2)  # any timedelta keyword
     """
 
-    def __init__(self, start: datetime = T0, *, step: timedelta | None = None) -> None:
+    def __init__(self, start: datetime | float = T0, *, step: timedelta | float | None = None) -> None:
         self.now = start
         self.step = step
 
-    def __call__(self) -> datetime:
+    def __call__(self) -> datetime | float:
         if self.step is not None:
             self.now += self.step
         return self.now
 
-    def tick(self, seconds: float = 1.0) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
+    def tick(self, seconds: float = 1.0) -> datetime | float:
+        return self.advance(seconds=seconds)
 
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
+    def advance(self, **delta: float) -> datetime | float:
+        step = timedelta(**delta)
+        self.now += step.total_seconds() if isinstance(self.now, int | float) else step
         return self.now
 
 
