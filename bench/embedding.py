@@ -5,8 +5,8 @@ as the similarity stage would map them) at each size, one BLAS thread, against
 converting float16 rows to float32 per query. 1024-d rows of |N(0,1)| (non-negative and
 so mutually correlated, like ReLU-pooled embeddings); min_cosine 0.9, k 10.
 
-Calibrate (``--calibrate``): the transforms of tests/unit/test_neardup.py on every photo
-the test uses plus the pictures Debian desktop packages install under
+Calibrate (``--calibrate``): the transforms of bench/corpus.py (those tests/unit/test_neardup.py
+asserts on) on every photo the test uses plus the pictures Debian desktop packages install under
 /usr/share/backgrounds (mate-backgrounds, ukui-wallpapers, lomiri-wallpapers-16.04 were
 used for the figures in neardup.py), each taken through the upload path. Prints, per
 transform, PDQ's hits and the worst cosine to the source (full frame only / with the
@@ -105,8 +105,7 @@ def search(sizes: list[int], runs: int) -> None:
 def _corpus() -> dict[str, object]:
     from PIL import Image
 
-    from tests.conftest import photo
-    from tests.unit.test_neardup import PHOTOS, fit
+    from bench.corpus import PHOTOS, fit, photo
 
     out = {f"skimage/{n}": fit(photo(n), 640) for n in PHOTOS}
     for path in sorted(glob.glob("/usr/share/backgrounds/**/*.*", recursive=True)):
@@ -123,10 +122,10 @@ def _corpus() -> dict[str, object]:
 
 
 def calibrate(thresholds: list[float]) -> None:
+    from bench.corpus import TRANSFORMS, upload_features
     from mediaguard.analysis.classify import open_nsfw
     from mediaguard.analysis.neardup import PictureSignals, decide, pdq_distance, reference_views
     from mediaguard.settings import Settings
-    from tests.unit.test_neardup import TRANSFORMS, upload_features
 
     settings = Settings()
     classifier = open_nsfw(threads=int(os.environ.get("MEDIAGUARD_ONNX_THREADS", "2")))

@@ -43,7 +43,7 @@ from mediaguard.settings import Settings
 
 
 def _clips(directory: Path) -> dict[str, Path]:
-    from tests.media_video import photos, reencode, slideshow
+    from bench.clips import photos, reencode, slideshow
 
     directory.mkdir(parents=True, exist_ok=True)
     clips = {"x264 default": directory / "x264.mp4", "fixed 2 s GOP": directory / "gop2.mp4",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pytest
 from PIL import Image
+
+from bench.corpus import jpeg_bytes, photo  # noqa: F401  (tests import them from here)
 
 REPO = Path(__file__).resolve().parents[1]
 EVENTS = REPO / "events"
@@ -15,18 +16,6 @@ EVENTS = REPO / "events"
 
 def load_event(name: str) -> dict:
     return json.loads((EVENTS / f"{name}.json").read_text())
-
-
-def photo(name: str = "astronaut") -> Image.Image:
-    from skimage import data
-
-    return Image.fromarray(getattr(data, name)()).convert("RGB")
-
-
-def jpeg_bytes(img: Image.Image, **options) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "JPEG", **{"quality": 90, **options})
-    return buf.getvalue()
 
 
 def exif_with_gps() -> bytes:

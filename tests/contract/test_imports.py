@@ -21,8 +21,8 @@ PACKAGE = REPO / "layers" / "mediaguard" / "mediaguard"
 # Lowest first. A module may import its own layer or any layer below, never above.
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "settings"),
-    ("models",),
     ("formats", "signals", "audit"),
+    ("models",),
     ("ports",),
     ("ingress",),
     ("analysis",),
@@ -46,6 +46,9 @@ LAZY_ALLOWED = {
     ("mediaguard.analysis.featurize", "mediaguard.ingress.video"),
     ("mediaguard.analysis.featurize", "mediaguard.ingress.ingest"),
     ("mediaguard.analysis.featurize", "mediaguard.ingress.media"),
+    # numpy (the bank index): the upload API loads it only when a client declares a PDQ.
+    ("mediaguard.api.uploads", "mediaguard.analysis.matching"),
+    ("mediaguard.api.uploads", "mediaguard.stages.similarity"),
 }
 
 

@@ -61,7 +61,7 @@ def banked(server, image):
     """A flag bank whose configured action is ``review``, holding the photo's PDQ: the
     policy then sends any copy of it to a person (scoring: an explicit bank action)."""
     from mediaguard.adapters.banks import dynamo_bank_service
-    from mediaguard.analysis.banks import NewEntry
+    from mediaguard.analysis.banks.model import NewEntry
     from mediaguard.ingress.ingest import prepare
     from mediaguard.settings import Settings
 

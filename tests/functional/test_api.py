@@ -350,7 +350,7 @@ def test_admins_manage_geofence_rules_and_every_change_is_audited(stack, call):
 def test_admins_list_the_banks(stack, call):
     from mediaguard import wiring
     from mediaguard.adapters.banks import DynamoBankStore
-    from mediaguard.analysis.banks import Bank
+    from mediaguard.analysis.banks.model import Bank
 
     DynamoBankStore(wiring.operator_deps().settings).create_bank(Bank(name="ncii-demo", kind="block", action="remove"))
     status, page = call("GET", "/admin/banks", claims=ADMIN)

@@ -12,24 +12,16 @@ import pytest
 from moto import mock_aws
 
 from mediaguard.adapters import tables
-from mediaguard.analysis.banks import Features, pdq_ref
+from mediaguard.analysis.banks.model import Features
+from mediaguard.analysis.banks.validation import pdq_ref
 from mediaguard.audit.chain import verify
 from mediaguard.cli.bank import add_bank_parser, run_bank
 from mediaguard.local.template import load_template
 from tests.conftest import REPO, jpeg_bytes, photo
+from tests.fakes import Lines
 
 H1 = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
 H2 = "a5f05ba8a4896a17c106a3da5aaaab07b61b5b42f8fc07fc83c3d0740bfcb0fa"
-
-
-class Lines:
-    """Stands in for cli._Out: what the command prints on stdout."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def line(self, text: str) -> None:
-        self.lines.extend(text.splitlines())
 
 
 def mediaguard_bank(*argv: str, featurizer=None) -> tuple[int, list[str]]:

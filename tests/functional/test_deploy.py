@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mediaguard.adapters.banks import dynamo_bank_service
-from mediaguard.analysis.banks import NewEntry
+from mediaguard.analysis.banks.model import NewEntry
 from mediaguard.local.runtime import LocalCloud, LocalRuntimeError
 from tests.conftest import REPO, jpeg_bytes, photo
 

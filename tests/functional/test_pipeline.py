@@ -9,7 +9,7 @@ import time
 from PIL import Image
 
 from mediaguard.adapters.banks import dynamo_bank_service
-from mediaguard.analysis.banks import NewEntry
+from mediaguard.analysis.banks.model import NewEntry
 from mediaguard.audit.chain import verify
 from tests.conftest import jpeg_bytes, load_event, photo
 

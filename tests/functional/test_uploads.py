@@ -13,7 +13,7 @@ import pytest
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from mediaguard.adapters.banks import dynamo_bank_service
-from mediaguard.analysis.banks import NewEntry
+from mediaguard.analysis.banks.model import NewEntry
 from mediaguard.audit.chain import verify
 from mediaguard.ingress.ingest import prepare
 from mediaguard.local.postpolicy import PostPolicyViolation, verify_post

@@ -10,13 +10,11 @@ and prints the margins.
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 
-from mediaguard.analysis.classify import decode_for_models, open_nsfw
+from bench.corpus import PHOTOS, TRANSFORMS, fit, photo, upload_features
+from mediaguard.analysis.classify import open_nsfw
 from mediaguard.analysis.embedding import EmbeddingIndex
 from mediaguard.analysis.neardup import (
     PictureSignals,
@@ -26,84 +24,15 @@ from mediaguard.analysis.neardup import (
     pdq_distance,
     reference_views,
 )
-from mediaguard.ingress.ingest import prepare
 from mediaguard.models import Fingerprints
 from mediaguard.settings import Settings
 from mediaguard.signals import EmbeddingSignal, PdqSignal
-from tests.conftest import jpeg_bytes, photo
 
-MIN_COSINE = EmbeddingSignal.match_threshold
-
-# Natural photos that scikit-image ships (grey ones too). "clock" is motion-blurred and
-# flat: its PDQ quality is below 50, so only the embedding can match its copies.
-PHOTOS = ("astronaut", "camera", "chelsea", "coffee", "rocket", "hubble_deep_field", "retina", "coins", "moon",
-          "immunohistochemistry", "clock")
-
-
-def centre_crop(img: Image.Image, keep: float = 0.75) -> Image.Image:
-    w, h = round(img.width * keep), round(img.height * keep)
-    left, top = (img.width - w) // 2, (img.height - h) // 2
-    return img.crop((left, top, left + w, top + h))
-
-
-def off_centre_crop(img: Image.Image) -> Image.Image:
-    """A 75 % window touching the right edge, a fifth of the way down: no banked view is framed like it."""
-    w, h = round(img.width * 0.75), round(img.height * 0.75)
-    left, top = img.width - w, (img.height - h) // 5
-    return img.crop((left, top, left + w, top + h))
-
-
-def jpeg(img: Image.Image, quality: int) -> Image.Image:
-    return Image.open(io.BytesIO(jpeg_bytes(img, quality=quality))).convert("RGB")
-
-
-def colour(img: Image.Image) -> Image.Image:
-    img = ImageEnhance.Color(img).enhance(1.6)
-    img = ImageEnhance.Brightness(img).enhance(1.15)
-    return ImageEnhance.Contrast(img).enhance(1.25)
-
-
-def caption(img: Image.Image) -> Image.Image:
-    """Meme-style white text with a black outline across the lower part."""
-    out = img.copy()
-    draw = ImageDraw.Draw(out)
-    font = ImageFont.load_default(size=max(12, img.height // 10))
-    draw.text((img.width * 0.05, img.height * 0.78), "SHARED 2026 lol", fill=(255, 255, 255), font=font,
-              stroke_width=max(1, img.height // 150), stroke_fill=(0, 0, 0))
-    return out
-
-
-T = Image.Transpose
-TRANSFORMS = {
-    "crop": centre_crop,
-    "off_centre_crop": off_centre_crop,
-    "mirror": lambda i: i.transpose(T.FLIP_LEFT_RIGHT),
-    "rotate_90": lambda i: i.transpose(T.ROTATE_90),
-    "rotate_180": lambda i: i.transpose(T.ROTATE_180),
-    "rotate_270": lambda i: i.transpose(T.ROTATE_270),
-    "rotate_6": lambda i: i.rotate(6, Image.Resampling.BICUBIC),
-    "jpeg_q25": lambda i: jpeg(i, 25),
-    "resize_40": lambda i: i.resize((round(i.width * 0.4), round(i.height * 0.4)), Image.Resampling.BILINEAR),
-    "colour": colour,
-    "text": caption,
-}
 # Transforms that move PDQ far past 31 bits: only the embedding can carry them.
 EMBEDDING_ONLY = ("crop", "off_centre_crop", "rotate_6")
 DIHEDRAL = ("mirror", "rotate_90", "rotate_180", "rotate_270")
 
-
-def fit(img: Image.Image, side: int) -> Image.Image:
-    scale = side / max(img.size)
-    return img if scale >= 1 else img.resize((round(img.width * scale), round(img.height * scale)),
-                                             Image.Resampling.LANCZOS)
-
-
-def upload_features(images: list[Image.Image], classifier, settings: Settings) -> list[tuple[Fingerprints, Image.Image]]:
-    out = []
-    for img in images:
-        prepared = prepare(jpeg_bytes(img), "image/jpeg", settings, forensics=False)
-        out.append((prepared.fingerprints, decode_for_models(prepared.sanitized.data, settings.max_pixels)))
-    return out
+MIN_COSINE = EmbeddingSignal.match_threshold
 
 
 @pytest.fixture(scope="module")

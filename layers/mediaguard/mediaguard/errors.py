@@ -3,6 +3,8 @@ Retry/Catch, so renaming one is a change to ``statemachine/pipeline.asl.json`` t
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 
 class MediaguardError(Exception):
     """Base class. ``reason`` is a stable, machine-readable code for the item and the audit trail."""
@@ -93,3 +95,48 @@ REJECTION_ERRORS: tuple[type[MediaRejectedError], ...] = (
     VideoTooLongError,
     VideoTimeoutError,
 )
+
+
+# --- HTTP answers (both APIs; mediaguard.api.errors renders them) -------------------------------
+
+
+class ApiError(MediaguardError):
+    """An answer to the caller: an HTTP status, a stable reason code and a safe message."""
+
+    status: ClassVar[int] = 400
+    reason = "bad_request"
+
+    def __init__(self, message: str, *, reason: str | None = None, media_id: str | None = None) -> None:
+        super().__init__(message, reason=reason)
+        self.media_id = media_id
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"reason": self.reason, "message": str(self)}
+        if self.media_id is not None:
+            body["media_id"] = self.media_id
+        return body
+
+
+class InvalidRequestError(ApiError):
+    status = 400
+    reason = "invalid_request"
+
+
+class UnauthorizedError(ApiError):
+    status = 401
+    reason = "unauthorized"
+
+
+class ForbiddenError(ApiError):
+    status = 403
+    reason = "forbidden"
+
+
+class NotFoundError(ApiError):
+    status = 404
+    reason = "not_found"
+
+
+class ConflictError(ApiError):
+    status = 409
+    reason = "conflict"

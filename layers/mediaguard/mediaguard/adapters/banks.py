@@ -16,7 +16,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.exceptions import DeleteError, PutError, PynamoDBException
 
 from mediaguard.adapters import tables
-from mediaguard.analysis.banks import AuditHook, Bank, BankError, BankExistsError, BankService, Entry, EntryStatus
+from mediaguard.analysis.banks.errors import BankError, BankExistsError
+from mediaguard.analysis.banks.model import Bank, Entry, EntryStatus
+from mediaguard.analysis.banks.service import AuditHook, BankService
 from mediaguard.settings import Settings
 
 # Partitions of the "updated" GSI (see tables.UpdatedIndex). Changing it re-shards
@@ -36,7 +38,7 @@ def shard_of(bank: str, ref: str) -> str:
 
 
 class DynamoBankStore:
-    """A :class:`~mediaguard.analysis.banks.BankStore` over the banks and bank-entries tables."""
+    """A :class:`~mediaguard.analysis.banks.store.BankStore` over the banks and bank-entries tables."""
 
     batch_size = 1000
 

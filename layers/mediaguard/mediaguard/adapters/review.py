@@ -32,13 +32,13 @@ from pynamodb.models import Model
 
 from mediaguard.adapters.geofence import DynamoGeofence
 from mediaguard.adapters.history import DynamoHistory
-from mediaguard.api.errors import ConflictError, ForbiddenError, NotFoundError
 from mediaguard.api.review import GeofenceAdmin
 from mediaguard.decisions.history import HistoryStore, Pseudonymiser
 from mediaguard.decisions.review.appeals import Appeal, AppealState
 from mediaguard.decisions.review.models import Lane, Task
 from mediaguard.decisions.review.queue import TaskQueue, queue_partition, queue_sort_key, shard_of
 from mediaguard.decisions.review.settings import ReviewSettings, get_review_settings
+from mediaguard.errors import ConflictError, ForbiddenError, NotFoundError
 from mediaguard.settings import Settings
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"

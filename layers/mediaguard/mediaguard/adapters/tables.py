@@ -69,7 +69,7 @@ class MediaItem(Model):
 
 class BankRow(Model):
     """A hash bank: what a match against its entries means (kind, action) and how close
-    counts as a match per signal. Administered through ``mediaguard.analysis.banks.BankService``."""
+    counts as a match per signal. Administered through ``mediaguard.analysis.banks.service.BankService``."""
 
     class Meta:
         table_name = "mediaguard-banks"

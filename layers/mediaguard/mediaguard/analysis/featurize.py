@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from mediaguard.analysis.banks import Features, Featurizer
+from mediaguard.analysis.banks.model import Features, Featurizer
 from mediaguard.settings import Settings
 
 

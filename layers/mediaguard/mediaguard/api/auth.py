@@ -14,9 +14,9 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
-from mediaguard.api.errors import UnauthorizedError
 from mediaguard.decisions.review.roles import Caller
 from mediaguard.decisions.review.settings import ReviewSettings
+from mediaguard.errors import UnauthorizedError
 from mediaguard.settings import Settings
 
 # The upload API's only local identity: uploads granted with the dev token belong to "dev".

@@ -8,60 +8,25 @@ match the schema (field paths and pydantic's messages, never the submitted value
 The console and the upload page read ``reason`` and ``message``.
 
 The review services raise these too (a lost claim race is a 409 wherever it is found),
-so ``mediaguard.decisions.review`` depends on this module; it imports nothing of the
-package but :mod:`mediaguard.errors`, which keeps that dependency free of cycles.
+so the classes live in :mod:`mediaguard.errors`, the bottom layer, and this module only
+turns them into responses.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from mediaguard.errors import MediaguardError
-
-
-class ApiError(MediaguardError):
-    """An answer to the caller: an HTTP status, a stable reason code and a safe message."""
-
-    status: ClassVar[int] = 400
-    reason = "bad_request"
-
-    def __init__(self, message: str, *, reason: str | None = None, media_id: str | None = None) -> None:
-        super().__init__(message, reason=reason)
-        self.media_id = media_id
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"reason": self.reason, "message": str(self)}
-        if self.media_id is not None:
-            body["media_id"] = self.media_id
-        return body
-
-
-class InvalidRequestError(ApiError):
-    status = 400
-    reason = "invalid_request"
-
-
-class UnauthorizedError(ApiError):
-    status = 401
-    reason = "unauthorized"
-
-
-class ForbiddenError(ApiError):
-    status = 403
-    reason = "forbidden"
-
-
-class NotFoundError(ApiError):
-    status = 404
-    reason = "not_found"
-
-
-class ConflictError(ApiError):
-    status = 409
-    reason = "conflict"
+from mediaguard.errors import (  # noqa: F401 (the API's errors, defined with every other typed error)
+    ApiError,
+    ConflictError,
+    ForbiddenError,
+    InvalidRequestError,
+    NotFoundError,
+    UnauthorizedError,
+)
 
 
 def answer(status: int, reason: str, message: str, **extra: Any) -> Response:

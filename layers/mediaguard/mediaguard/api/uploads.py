@@ -32,19 +32,16 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from mediaguard.analysis.matching import Matcher, Query
 from mediaguard.api import errors
 from mediaguard.api.auth import authenticate_uploader, credentials
 from mediaguard.api.errors import ApiError
 from mediaguard.errors import MediaguardError
 from mediaguard.ingress.grant import GRANTED, REFUSED, client_actor, grant_chain, upload_key
-from mediaguard.ingress.media import STILL_KINDS
-from mediaguard.ingress.video import VIDEO_FORMATS
+from mediaguard.ingress.kinds import STILL_KINDS, VIDEO_FORMATS
 from mediaguard.models import Match
 from mediaguard.ports import Deps
 from mediaguard.settings import Settings
 from mediaguard.signals import PdqSignal
-from mediaguard.stages.similarity import get_matcher
 
 logger = Logger(service="mediaguard", child=True)
 
@@ -161,7 +158,7 @@ def check_declaration(request: UploadRequest, settings: Settings, media_id: str 
         raise UploadTooLargeError(f"uploads of this type are limited to {limit} bytes", media_id=media_id)
 
 
-def screen(request: UploadRequest, matcher: Matcher) -> Match | None:
+def screen(request: UploadRequest, deps: Deps) -> Match | None:
     """The closest block-bank match of the client's PDQ, if any, unless an allow bank vouches for it.
 
     Same matcher as the similarity stage (index build + live delta, the bank's threshold,
@@ -170,7 +167,12 @@ def screen(request: UploadRequest, matcher: Matcher) -> Match | None:
     """
     if request.pdq is None or (request.pdq_quality or 0) < PdqSignal.min_quality:
         return None
-    matches = matcher.match(Query(frames=[(request.pdq, request.pdq_quality or 0)]))
+    # The index is numpy arrays: loaded with the first request that declares a PDQ, so a
+    # cold start that only hands out forms (most clients send no hash) never pays for it.
+    from mediaguard.analysis.matching import Query
+    from mediaguard.stages.similarity import get_matcher
+
+    matches = get_matcher(deps).match(Query(frames=[(request.pdq, request.pdq_quality or 0)]))
     if any(m.kind == "allow" for m in matches):
         return None  # third-party hashes can be wrong: a verified original is never refused
     return next((m for m in matches if m.kind == "block"), None)
@@ -207,7 +209,7 @@ def request_upload(request: UploadRequest, caller: str, deps: Deps, presigner: P
     declared = request.model_dump(exclude_none=True)
     try:
         check_declaration(request, settings, media_id)
-        hit = screen(request, get_matcher(deps))
+        hit = screen(request, deps)
         if hit is not None:
             declared |= {"bank": hit.bank, "ref": hit.ref, "distance": hit.distance}
             # The message names neither bank nor entry: the answer must not help anyone

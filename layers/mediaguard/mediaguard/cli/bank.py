@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from mediaguard.analysis.banks import Bank, BankService, Featurizer
+    from mediaguard.analysis.banks.model import Bank, Featurizer
+    from mediaguard.analysis.banks.service import BankService
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2  # the codes cli.py documents
 
@@ -30,7 +31,8 @@ class Out(Protocol):
 
 def add_bank_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``bank`` and its subcommands to the ``mediaguard`` parser's subparsers."""
-    from mediaguard.analysis.banks import ACTIONS, BANK_KINDS, PDQ_MAX_DISTANCE
+    from mediaguard.analysis.banks.model import ACTIONS, BANK_KINDS
+    from mediaguard.signals import PdqSignal
 
     common = argparse.ArgumentParser(add_help=False)
     where = common.add_mutually_exclusive_group()
@@ -52,8 +54,8 @@ def add_bank_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="block (e.g. victim-submitted NCII hashes), flag (e.g. known deepfakes), "
                              "allow (verified originals; overrides a block match)")
     create.add_argument("--action", choices=ACTIONS, help="action label a match against this bank carries")
-    create.add_argument("--pdq-threshold", type=int, default=PDQ_MAX_DISTANCE, metavar="N",
-                        help=f"max PDQ Hamming distance that counts as a match (default {PDQ_MAX_DISTANCE})")
+    create.add_argument("--pdq-threshold", type=int, default=PdqSignal.match_threshold, metavar="N",
+                        help=f"max PDQ Hamming distance that counts as a match (default {PdqSignal.match_threshold})")
     create.add_argument("--embedding-threshold", type=float, metavar="COS",
                         help="min embedding cosine that counts as a match (default: the system threshold)")
 
@@ -94,7 +96,7 @@ def run_bank(args: argparse.Namespace, out: Out, *, featurizer: Featurizer | Non
     ``featurizer`` computes what ``bank add`` stores for a file (default: the PDQ the
     upload path computes, via ``ingest.prepare``).
     """
-    from mediaguard.analysis.banks import BankError, ConcurrentUpdateError
+    from mediaguard.analysis.banks.errors import BankError, ConcurrentUpdateError
 
     aws_errors: tuple[type[Exception], ...] = ()
     try:
@@ -119,7 +121,7 @@ def run_bank(args: argparse.Namespace, out: Out, *, featurizer: Featurizer | Non
 
 
 def _service(args: argparse.Namespace) -> BankService:
-    from mediaguard.analysis.banks import BankService
+    from mediaguard.analysis.banks.service import BankService
 
     if args.stack:
         from mediaguard.adapters.aws import DynamoItemStore
@@ -200,7 +202,9 @@ def _files(paths: list[Path]) -> list[Path]:
 
 
 def _add(svc: BankService, args: argparse.Namespace, out: Out, featurizer: Featurizer | None) -> int:
-    from mediaguard.analysis.banks import BankError, content_ref, pdq_featurizer
+    from mediaguard.analysis.banks.errors import BankError
+    from mediaguard.analysis.banks.sources import pdq_featurizer
+    from mediaguard.analysis.banks.validation import content_ref
     from mediaguard.errors import MediaRejectedError
 
     svc.get_bank(args.name)  # an unknown bank is a usage error, not one failure per file

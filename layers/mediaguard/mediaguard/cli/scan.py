@@ -153,7 +153,8 @@ def load_banks(cloud: Any, banks: list[str]) -> None:
     """Fill the local stack's bank tables from ``NAME[:KIND]=PATH`` specs and publish an index
     build, as the scheduled index function does on AWS (the same handler)."""
     from mediaguard.adapters.banks import dynamo_bank_service
-    from mediaguard.analysis.banks import content_ref, load_entries, parse_bank_spec
+    from mediaguard.analysis.banks.sources import load_entries, parse_bank_spec
+    from mediaguard.analysis.banks.validation import content_ref
     from mediaguard.analysis.featurize import media_featurizer
 
     specs = [parse_bank_spec(b) for b in banks]

@@ -45,31 +45,8 @@ from mediaguard.errors import (
     UnsupportedMediaError,
 )
 from mediaguard.formats import gif, isobmff, jpeg, png, tiff, webp
+from mediaguard.ingress.kinds import GIF, HEIF, JPEG, PNG, SERVED_KINDS, STILL_KINDS, TIFF, WEBP, MediaKind  # noqa: F401
 
-
-@dataclass(frozen=True)
-class MediaKind:
-    name: str
-    content_type: str
-    extension: str
-    # The one Pillow plugin allowed to open this kind (Image.open(formats=...)), so
-    # bytes that passed the sniff can never reach any of Pillow's ~40 other decoders.
-    pillow_format: str = ""
-    # Other content types a client may declare for the same bytes.
-    aliases: tuple[str, ...] = ()
-
-
-JPEG = MediaKind("jpeg", "image/jpeg", "jpg", "JPEG")
-PNG = MediaKind("png", "image/png", "png", "PNG", ("image/apng",))
-WEBP = MediaKind("webp", "image/webp", "webp", "WEBP")
-GIF = MediaKind("gif", "image/gif", "gif", "GIF")
-HEIF = MediaKind(
-    "heif", "image/heic", "heic", "HEIF", ("image/heif", "image/heic-sequence", "image/heif-sequence")
-)
-TIFF = MediaKind("tiff", "image/tiff", "tiff", "TIFF")
-STILL_KINDS = (JPEG, PNG, WEBP, GIF, HEIF, TIFF)
-# What a browser displays, hence what sanitize may serve: HEIF and TIFF are converted.
-SERVED_KINDS = (JPEG, PNG, WEBP, GIF)
 
 def sniff(data: bytes) -> MediaKind:
     """Return the media kind named by the magic bytes.

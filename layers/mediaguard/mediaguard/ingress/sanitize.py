@@ -72,6 +72,7 @@ from mediaguard.ingress.media import (
     open_image,
     walk_gif,
 )
+from mediaguard.settings import get_settings
 
 _EXIF_ORIENTATION = 0x0112
 HEIF_JPEG_QUALITY = 92  # visually lossless for phone photos; HEIC's own default is ~50-80
@@ -113,8 +114,6 @@ def sanitize(
         clean.removed  # ['exif', 'xmp', 'comment']
     """
     if max_frames is None or max_total_pixels is None or max_side is None:
-        from mediaguard.settings import get_settings
-
         settings = get_settings()
         max_frames = max_frames or settings.max_frames
         max_total_pixels = max_total_pixels or settings.max_total_pixels

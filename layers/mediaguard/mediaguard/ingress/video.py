@@ -60,6 +60,7 @@ from mediaguard.errors import (
     VideoTooLongError,
 )
 from mediaguard.formats import isobmff, webm
+from mediaguard.ingress.kinds import MOV, MP4, VIDEO_FORMATS, WEBM, VideoFormat  # noqa: F401
 from mediaguard.ingress.media import (
     GIF,
     PNG,
@@ -96,19 +97,6 @@ _SCALE = f"scale=w='if(lte(iw,ih),min(iw,{_S}),-2)':h='if(lte(iw,ih),-2,min(ih,{
 _PROBE_TIMEOUT = 30.0
 
 
-@dataclass(frozen=True)
-class VideoFormat:
-    name: str
-    content_type: str
-    extension: str
-    demuxer: str  # ffmpeg -f for reading
-    muxer: str  # ffmpeg -f for writing the cleaned copy
-
-
-MP4 = VideoFormat("mp4", "video/mp4", "mp4", "mov", "mp4")
-MOV = VideoFormat("mov", "video/quicktime", "mov", "mov", "mov")
-WEBM = VideoFormat("webm", "video/webm", "webm", "matroska", "webm")
-VIDEO_FORMATS = (MP4, MOV, WEBM)
 
 
 def sniff_video(head: bytes) -> VideoFormat | None:

@@ -23,7 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mediaguard.analysis.banks import Bank, BankExistsError, Entry, EntryStatus, check_bank_name
+from mediaguard.analysis.banks.errors import BankExistsError
+from mediaguard.analysis.banks.model import Bank, Entry, EntryStatus
+from mediaguard.analysis.banks.validation import check_bank_name
 from mediaguard.audit.chain import AuditRecord, next_record
 
 FORMAT = 1
@@ -37,7 +39,7 @@ def default_bank_dir() -> Path:
 
 
 class FileBankStore:
-    """A :class:`~mediaguard.analysis.banks.BankStore` over JSON files under ``root``."""
+    """A :class:`~mediaguard.analysis.banks.store.BankStore` over JSON files under ``root``."""
 
     # Each write rewrites a bank's whole entries file, so add in large batches.
     batch_size = 50_000

@@ -6,9 +6,13 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import numpy as np
+# numpy (and Pillow) load on the first hash, not on import: models imports this registry,
+# and the stages that only move records (start, score, failure) must not pay for them.
+if TYPE_CHECKING:
+    import numpy as np
+
 
 ContentType = Literal["photo", "video"]
 
@@ -17,6 +21,7 @@ _HEX = re.compile(r"^[0-9a-f]+$")
 
 def bits_to_hex(bits: np.ndarray) -> str:
     """MSB-first hex of a flat bool/0-1 array, the form hash exchanges use."""
+    import numpy as np
     return np.packbits(np.asarray(bits, dtype=np.uint8).ravel()).tobytes().hex()
 
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Sequence
-from typing import ClassVar
-
-import numpy as np
+from typing import TYPE_CHECKING, ClassVar
 
 from mediaguard.signals.base import Comparison, SignalType
+
+# numpy (and Pillow) load on the first hash, not on import: models imports this registry,
+# and the stages that only move records (start, score, failure) must not pay for them.
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class EmbeddingSignal(SignalType):
@@ -30,8 +33,8 @@ class EmbeddingSignal(SignalType):
     content_types = ("photo", "video")  # a video's frames are embedded one by one
     match_threshold = 0.90
     dimension = 1024  # open_nsfw's global average pool (``classify.OPEN_NSFW_POOL``)
-    dtype: ClassVar[np.dtype] = np.dtype(np.float32)
-    stored_dtype: ClassVar[np.dtype] = np.dtype("<f2")  # little-endian float16
+    dtype: ClassVar[str] = "float32"
+    stored_dtype: ClassVar[str] = "<f2"  # little-endian float16
     index = "mediaguard.analysis.embedding:EmbeddingIndex"
     examples = ("ADgAOAA4ADg=", "zThmOgAAAAA=")  # [0.5, 0.5, 0.5, 0.5] and [0.6, 0.8, 0, 0]
 
@@ -45,6 +48,7 @@ class EmbeddingSignal(SignalType):
             >>> EmbeddingSignal.decode(EmbeddingSignal.encode([3.0, 4.0])).tolist()
             [0.60009765625, 0.7998046875]
         """
+        import numpy as np
         v = np.asarray(vector, dtype=cls.dtype).ravel()
         norm = float(np.linalg.norm(v)) if v.size else 0.0
         if not v.size or not np.all(np.isfinite(v)) or norm == 0.0:
@@ -54,6 +58,7 @@ class EmbeddingSignal(SignalType):
     @classmethod
     def decode(cls, text: str) -> np.ndarray:
         """The float32 vector of a stored embedding (see :meth:`encode`)."""
+        import numpy as np
         try:
             raw = base64.b64decode(text, validate=True)
         except (binascii.Error, ValueError, TypeError) as exc:
@@ -74,6 +79,7 @@ class EmbeddingSignal(SignalType):
     @classmethod
     def cosine(cls, a: np.ndarray, b: np.ndarray) -> float:
         """Cosine of two vectors of the same size (normalised here)."""
+        import numpy as np
         a, b = np.asarray(a, dtype=cls.dtype).ravel(), np.asarray(b, dtype=cls.dtype).ravel()
         if a.shape != b.shape:
             raise ValueError(f"embeddings of different sizes ({a.size} and {b.size}) cannot be compared")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import numpy as np
-
 from mediaguard.signals.base import HexHashSignal, bits_to_hex
 
+# numpy and Pillow load on the first hash, not on import: models imports this registry,
+# and the stages that only move records (start, score, failure) must not pay for them.
 if TYPE_CHECKING:
     from PIL import Image
 
@@ -46,6 +46,7 @@ class PdqSignal(HexHashSignal):
 
     @classmethod
     def hash_image(cls, rgb: Image.Image) -> tuple[str, int | None]:
+        import numpy as np
         import pdqhash  # compiled extension, imported on first use only
 
         vector, quality = pdqhash.compute(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)))
@@ -61,6 +62,7 @@ class PdqSignal(HexHashSignal):
         within a few bits of the banked PDQ, so matching a query's eight variants against a
         bank finds it; pdqhash derives them from the same DCT, for ~2 ms more than one hash.
         """
+        import numpy as np
         import pdqhash
 
         vectors, quality = pdqhash.compute_dihedral(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)))

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
-import numpy as np
-from PIL import Image
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from mediaguard.signals.base import HexHashSignal, bits_to_hex
+
+# numpy and Pillow load on the first hash, not on import: models imports this registry,
+# and the stages that only move records (start, score, failure) must not pay for them.
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL import Image
+
+
+@lru_cache(maxsize=1)
+def _dct32() -> np.ndarray:
+    return _dct_matrix(32)
 
 
 def _dct_matrix(n: int) -> np.ndarray:
     # Unnormalised DCT-II, the same transform as scipy.fftpack.dct(type=2, norm=None).
+    import numpy as np
     k = np.arange(n)[:, None]
     i = np.arange(n)[None, :]
     return 2.0 * np.cos(np.pi * k * (2 * i + 1) / (2 * n))
 
 
-_DCT32 = _dct_matrix(32)
 
 
 class PHashSignal(HexHashSignal):
@@ -38,9 +49,12 @@ class PHashSignal(HexHashSignal):
 
     @classmethod
     def hash_image(cls, rgb: Image.Image) -> tuple[str, int | None]:
+        import numpy as np
+        from PIL import Image
         grey = rgb.convert("L").resize((32, 32), Image.Resampling.LANCZOS)
         pixels = np.asarray(grey, dtype=np.float64)
-        dct = _DCT32 @ pixels @ _DCT32.T
+        dct32 = _dct32()
+        dct = dct32 @ pixels @ dct32.T
         low = dct[:8, :8]
         return bits_to_hex(low > np.median(low)), None
 
@@ -60,6 +74,8 @@ class DHashSignal(HexHashSignal):
 
     @classmethod
     def hash_image(cls, rgb: Image.Image) -> tuple[str, int | None]:
+        import numpy as np
+        from PIL import Image
         grey = rgb.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
         pixels = np.asarray(grey)
         return bits_to_hex(pixels[:, 1:] > pixels[:, :-1]), None

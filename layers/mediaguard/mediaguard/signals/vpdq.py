@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from mediaguard.signals.base import Comparison, SignalType
 from mediaguard.signals.pdq import PdqSignal
+
+# numpy (and Pillow) load on the first hash, not on import: models imports this registry,
+# and the stages that only move records (start, score, failure) must not pay for them.
+if TYPE_CHECKING:
+    import numpy as np
 
 Frames = Sequence[tuple[str, int]]  # (PDQ hex, quality) per frame
 
@@ -81,6 +85,7 @@ class VpdqSignal(SignalType):
         >>> VpdqSignal.shares([("f" * 64, 100)], [("f" * 63 + "e", 90)])
         (1.0, 1.0)
         """
+        import numpy as np
         q = sorted({h.lower() for h, quality in query if quality >= min_quality})
         r = sorted({h.lower() for h, quality in reference if quality >= min_quality})
         if not q or not r:
@@ -104,4 +109,5 @@ class VpdqSignal(SignalType):
 
 
 def _hash_matrix(hashes: Sequence[str]) -> np.ndarray:
+    import numpy as np
     return np.frombuffer(b"".join(bytes.fromhex(h) for h in hashes), dtype=np.uint64).reshape(len(hashes), -1)

@@ -12,10 +12,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from mediaguard.api.errors import ConflictError
 from mediaguard.decisions.review.models import Lane, Task, utcnow
 from mediaguard.decisions.review.ports import TaskStore
 from mediaguard.decisions.review.settings import ReviewSettings
+from mediaguard.errors import ConflictError
 
 logger = Logger(service="mediaguard", child=True)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mediaguard.api.errors import ForbiddenError
+from mediaguard.errors import ForbiddenError
 
 # Cumulative: a senior reviewer can do what a reviewer can, an admin what a senior can.
 ROLE_LEVELS = {"reviewer": 1, "senior-reviewer": 2, "admin": 3}

@@ -11,7 +11,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from mediaguard.api.errors import ConflictError, ForbiddenError, NotFoundError
 from mediaguard.audit import chain as audit
 from mediaguard.decisions.history import HistoryStore
 from mediaguard.decisions.review.appeals import (
@@ -43,6 +42,7 @@ from mediaguard.decisions.review.reasons import APPEALABLE_ACTIONS, ENFORCED_ACT
 from mediaguard.decisions.review.roles import Caller
 from mediaguard.decisions.review.settings import ReviewSettings
 from mediaguard.decisions.review.uploader import uploader_of
+from mediaguard.errors import ConflictError, ForbiddenError, NotFoundError
 from mediaguard.ingress import grant
 from mediaguard.ports import Deps
 

@@ -1,0 +1,49 @@
+"""The media kinds mediaguard accepts: names, content types, extensions, decoders.
+
+Declarations only (no Pillow, no ffmpeg), so the upload API can say what it accepts
+without loading a decoder; ``media`` and ``video`` sniff and decode them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MediaKind:
+    name: str
+    content_type: str
+    extension: str
+    # The one Pillow plugin allowed to open this kind (Image.open(formats=...)), so
+    # bytes that passed the sniff can never reach any of Pillow's ~40 other decoders.
+    pillow_format: str = ""
+    # Other content types a client may declare for the same bytes.
+    aliases: tuple[str, ...] = ()
+
+
+JPEG = MediaKind("jpeg", "image/jpeg", "jpg", "JPEG")
+PNG = MediaKind("png", "image/png", "png", "PNG", ("image/apng",))
+WEBP = MediaKind("webp", "image/webp", "webp", "WEBP")
+GIF = MediaKind("gif", "image/gif", "gif", "GIF")
+HEIF = MediaKind(
+    "heif", "image/heic", "heic", "HEIF", ("image/heif", "image/heic-sequence", "image/heif-sequence")
+)
+TIFF = MediaKind("tiff", "image/tiff", "tiff", "TIFF")
+STILL_KINDS = (JPEG, PNG, WEBP, GIF, HEIF, TIFF)
+# What a browser displays, hence what sanitize may serve: HEIF and TIFF are converted.
+SERVED_KINDS = (JPEG, PNG, WEBP, GIF)
+
+
+@dataclass(frozen=True)
+class VideoFormat:
+    name: str
+    content_type: str
+    extension: str
+    demuxer: str  # ffmpeg -f for reading
+    muxer: str  # ffmpeg -f for writing the cleaned copy
+
+
+MP4 = VideoFormat("mp4", "video/mp4", "mp4", "mov", "mp4")
+MOV = VideoFormat("mov", "video/quicktime", "mov", "mov", "mov")
+WEBM = VideoFormat("webm", "video/webm", "webm", "matroska", "webm")
+VIDEO_FORMATS = (MP4, MOV, WEBM)
