@@ -6,7 +6,7 @@ differs, as in real footage, so encoders spend P-frames on motion and place
 keyframes where the picture changes, not only on a fixed grid. Clips are small
 (a few hundred KB, a couple of seconds) so the tests run in seconds.
 
-Shared by the tests (through ``tests/media_video.py``) and ``bench/frames.py``; it lives
+Shared by the tests and ``bench/frames.py``; it lives
 here because bench must not import tests.
 """
 

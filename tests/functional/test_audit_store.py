@@ -31,6 +31,7 @@ from mediaguard.audit.chain import DIGEST_CHAIN, Head, digest_key, next_record, 
 from mediaguard.cli.audit import add_audit_parser, run_audit
 from mediaguard.settings import Settings
 from tests.conftest import REPO
+from tests.fakes import Clock, Lines
 
 REGION = "us-east-1"
 NAMES = AuditNames(REGION, "test-audit", "test-audit-heads", "test-audit-digests")
@@ -44,15 +45,12 @@ EVENTS = [
 ]
 
 
-class Clock:
-    """A clock the tests move, so records and digests have distinct, ordered times."""
 
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
-    def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
+
+def ticking_clock() -> Clock:
+    """Each reading one second later, so records and digests have distinct, ordered times."""
+    return Clock(datetime(2026, 11, 23, 10, 0, tzinfo=UTC), step=timedelta(seconds=1))
 
 
 @pytest.fixture
@@ -91,7 +89,7 @@ def create_trail_resources(names: AuditNames = NAMES, lock: bool = True) -> None
 @pytest.fixture
 def store(aws) -> DynamoAuditStore:
     create_trail_resources()
-    return DynamoAuditStore(NAMES, s3=client("s3"), clock=Clock())
+    return DynamoAuditStore(NAMES, s3=client("s3"), clock=ticking_clock())
 
 
 def fill(store: DynamoAuditStore, chain: str = CHAIN, events=EVENTS) -> None:
@@ -246,7 +244,7 @@ def test_digests_are_locked_even_where_the_bucket_has_no_default_retention(aws):
     create_trail_resources(names, lock=False)
     client("s3").delete_bucket(Bucket=names.digest_bucket)
     client("s3").create_bucket(Bucket=names.digest_bucket, ObjectLockEnabledForBucket=True)
-    clock = Clock()
+    clock = ticking_clock()
     store = DynamoAuditStore(names, s3=client("s3"), clock=clock)
     fill(store, events=EVENTS[:1])
     # WHEN a digest is written
@@ -261,7 +259,7 @@ def test_digests_are_locked_even_where_the_bucket_has_no_default_retention(aws):
 def test_a_digest_job_asked_for_locks_refuses_an_unlockable_bucket(aws):
     names = AuditNames(REGION, "plain2-audit", "plain2-heads", "plain2-digests", retention_days=30)
     create_trail_resources(names, lock=False)
-    store = DynamoAuditStore(names, s3=client("s3"), clock=Clock())
+    store = DynamoAuditStore(names, s3=client("s3"), clock=ticking_clock())
     fill(store, events=EVENTS[:1])
     with pytest.raises(ClientError):
         store.write_digest()
@@ -384,7 +382,7 @@ def test_writing_over_an_archived_digest_is_named_and_the_original_still_counts(
 def test_an_unlocked_archive_is_a_problem(aws):
     names = AuditNames(REGION, "plain-audit", "plain-heads", "plain-digests")
     create_trail_resources(names, lock=False)
-    store = DynamoAuditStore(names, s3=client("s3"), clock=Clock())
+    store = DynamoAuditStore(names, s3=client("s3"), clock=ticking_clock())
     fill(store, events=EVENTS[:1])
     store.write_digest()
     assert problems(store) == [(DIGEST_CHAIN, 0, "unlocked")]
@@ -393,12 +391,6 @@ def test_an_unlocked_archive_is_a_problem(aws):
 # --- the command line -------------------------------------------------------------------------
 
 
-class Lines:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def line(self, text: str) -> None:
-        self.lines.append(text)
 
 
 def cli(argv: list[str], settings=None) -> tuple[int, list[str]]:

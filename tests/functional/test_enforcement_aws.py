@@ -10,12 +10,9 @@ body; so the evidence bucket here has Object Lock enabled but no default retenti
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import json
 import threading
-from collections import defaultdict
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
@@ -37,6 +34,7 @@ from mediaguard.decisions.events import (
 from mediaguard.ports import Deps
 from mediaguard.settings import Settings
 from tests.conftest import jpeg_bytes, photo
+from tests.fakes import Items
 
 REGION = "us-east-1"
 UPLOADS, MEDIA, EVIDENCE = "mg-uploads", "mg-media", "mg-evidence"
@@ -45,31 +43,6 @@ MEDIA_ID = "v1d30"
 SECRET = "whsec_" + "k" * 58
 
 
-class Items:
-    """The item store in memory: these tests are about S3, EventBridge and the webhook."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, dict] = {}
-        self.chains: dict[str, list[audit.AuditRecord]] = defaultdict(list)
-
-    def get(self, media_id):
-        return copy.deepcopy(self.items.get(media_id))
-
-    def update(self, media_id, fields):
-        item = self.items.setdefault(media_id, {})
-        for name, value in fields.items():
-            if value is None:
-                item.pop(name, None)
-            else:
-                item[name] = copy.deepcopy(value)
-
-    def append_audit(self, chain, actor, event, detail):
-        records = self.chains[chain]
-        detail = json.loads(json.dumps(detail, sort_keys=True, default=str))
-        record = audit.next_record(chain, records[-1] if records else None, datetime.now(UTC).isoformat(), actor,
-                                   event, detail)
-        records.append(record)
-        return record
 
 
 class Receiver:
@@ -134,7 +107,7 @@ def test_remove_and_restore_on_s3_with_events_on_the_bus_and_the_webhook(aws):
     sanitized_key = f"media/{MEDIA_ID}/sanitized.jpg"
     s3.put_object(Bucket=MEDIA, Key=sanitized_key, Body=sanitized, ContentType="image/jpeg")
     s3.put_object(Bucket=MEDIA, Key=f"media/{MEDIA_ID}/frames/00000.jpg", Body=sanitized, ContentType="image/jpeg")
-    items = Items()
+    items = Items(keyed=False)
     items.update(MEDIA_ID, {"upload_bucket": UPLOADS, "upload_key": f"uploads/{MEDIA_ID}",
                             "sha256": hashlib.sha256(original).hexdigest(), "sanitized_key": sanitized_key,
                             "sanitized_sha256": hashlib.sha256(sanitized).hexdigest(), "risk": 0.97,

@@ -127,7 +127,7 @@ def test_video_over_the_duration_cap_is_rejected_by_the_frames_stage(cloud):
     import subprocess
     import tempfile
 
-    from tests.media_video import ffmpeg
+    from bench.clips import ffmpeg
 
     with tempfile.TemporaryDirectory() as tmp:
         out = f"{tmp}/long.mp4"

@@ -8,10 +8,10 @@ import time
 import pytest
 from PIL import Image, ImageOps
 
+from bench.clips import photos, reencode, slideshow
 from mediaguard.adapters.banks import dynamo_bank_service
 from mediaguard.analysis.featurize import media_featurizer
 from tests.conftest import jpeg_bytes, photo
-from tests.media_video import photos, reencode, slideshow
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from mediaguard.decisions.review.settings import ReviewSettings
 from mediaguard.errors import ConflictError, ForbiddenError, NotFoundError
 from mediaguard.ports import Deps
 from mediaguard.settings import Settings
+from tests.fakes import Clock
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 ALICE = Caller("alice", frozenset({"reviewer"}))
@@ -28,15 +29,6 @@ SENIOR_2 = Caller("sue", frozenset({"senior-reviewer"}))
 UPLOADER = Caller("user-0001")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
 
 
 @dataclass
@@ -101,7 +93,7 @@ def world(aws):
     items = adapters_aws.DynamoItemStore(settings)
     tasks = adapters.DynamoTaskStore(rsettings, settings)
     appeals = adapters.DynamoAppealStore(rsettings, settings)
-    clock, enforcer = Clock(), RecordingEnforcer()
+    clock, enforcer = Clock(T0), RecordingEnforcer()
     history = DynamoHistory("history", "us-east-1", Pseudonymiser("unit-test-uploader-key"), clock=clock)
     models = (tables.MediaItem, tables.AuditItem, tables.AuditHead, adapters.ReviewTaskItem, adapters.AppealItem,
               HistoryItem)

@@ -4,12 +4,10 @@ transition survives a retry."""
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import io
 import json
 from collections import defaultdict
-from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -27,6 +25,7 @@ from mediaguard.decisions.events import DecisionEvent, EventDeliveryError
 from mediaguard.models import ScoreResult, Signal
 from mediaguard.ports import Deps, EnforcementPorts, StoredObject
 from mediaguard.settings import Settings
+from tests.fakes import Items
 
 MEDIA_ID = "m1"
 UPLOADS, MEDIA, EVIDENCE = "uploads-bucket", "media-bucket", "evidence-bucket"
@@ -97,34 +96,6 @@ class Buckets:
         return len(self.objects.get((bucket, key), []))
 
 
-class Items:
-    def __init__(self, journal: list) -> None:
-        self.items: dict[str, dict] = {}
-        self.chains: dict[str, list[audit.AuditRecord]] = defaultdict(list)
-        self.journal = journal
-
-    def get(self, media_id):
-        return copy.deepcopy(self.items.get(media_id))
-
-    def update(self, media_id, fields):
-        item = self.items.setdefault(media_id, {"media_id": media_id})
-        for name, value in fields.items():
-            if value is None:
-                item.pop(name, None)
-            else:
-                item[name] = copy.deepcopy(value)
-
-    def append_audit(self, chain, actor, event, detail):
-        chain_records = self.chains[chain]
-        detail = json.loads(json.dumps(detail, sort_keys=True, default=str))
-        record = audit.next_record(chain, chain_records[-1] if chain_records else None,
-                                   datetime.now(UTC).isoformat(), actor, event, detail)
-        chain_records.append(record)
-        self.journal.append(("audit", event))
-        return record
-
-    def events(self, chain=MEDIA_ID):
-        return [r.event for r in self.chains[chain]]
 
 
 class Sink:
@@ -294,7 +265,7 @@ def test_remove_preserves_verified_evidence_before_deleting_anything(world):
     preserved = next(r for r in world.items.chains[MEDIA_ID] if r.event == "evidence_preserved")
     assert set(preserved.detail["to_delete"]) == {f"uploads/{MEDIA_ID}", SANITIZED,
                                                   f"media/{MEDIA_ID}/frames/00000.jpg"}
-    assert world.items.events() == ["evidence_preserved", "enforced"]
+    assert world.items.events(MEDIA_ID) == ["evidence_preserved", "enforced"]
     assert audit.verify(world.items.chains[MEDIA_ID]) == []
 
 
@@ -309,7 +280,7 @@ def test_remove_deletes_nothing_when_the_evidence_does_not_match_what_was_ingest
     # THEN nothing was deleted and no decision was audited
     assert not [entry for entry in world.journal if entry[0] == "delete"]
     assert world.buckets.head(MEDIA, SANITIZED) is not None
-    assert world.items.events() == []
+    assert world.items.events(MEDIA_ID) == []
     assert world.sink.events == []
 
 
@@ -329,7 +300,7 @@ def test_remove_resumes_after_a_crash_without_copying_or_auditing_twice(world):
     assert world.buckets.copies == copies_before_retry
     assert world.buckets.list(MEDIA, f"media/{MEDIA_ID}/") == []
     assert world.buckets.versions(UPLOADS, f"uploads/{MEDIA_ID}") == 0
-    assert world.items.events() == ["evidence_preserved", "enforced"]
+    assert world.items.events(MEDIA_ID) == ["evidence_preserved", "enforced"]
     assert [e.decision_id for e in world.sink.events] == [decision.decision_id]
     assert world.items.get(MEDIA_ID)["enforcement"]["decision"]["state"] == "emitted"
 
@@ -405,7 +376,7 @@ def test_a_failed_event_is_sent_again_on_retry_under_the_same_decision_id(world)
 
     # THEN the event goes out with the original decision id, and the decision was audited once
     assert [e.decision_id for e in world.sink.events] == [decision.decision_id]
-    assert world.items.events() == ["enforced"]
+    assert world.items.events(MEDIA_ID) == ["enforced"]
 
 
 def test_previous_action_is_the_one_in_force(world):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mediaguard.analysis.matching import DELTA_SECONDS, BankInfo, BuiltIndex, IndexEntry, Matcher, Query, fetch, publish
+from tests.fakes import Clock
 
 A = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
 
@@ -32,18 +33,10 @@ class Reader:
         return [e for e in self.entries if e.updated_at >= since]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_a_withdrawal_after_the_build_hides_the_indexed_entry_once_the_delta_refreshes():
     # GIVEN an index built with one block entry
     reader = Reader([BankInfo("ncii", "block")], [IndexEntry("ncii", "r1", "pdq", A, 100, updated_at=900.0)])
-    clock = Clock()
+    clock = Clock(1000.0)
     matcher = Matcher(reader, BuiltIndex.build(reader.active_entries(), built_at=950.0), clock=clock)
     assert [m.ref for m in matcher.match(Query(frames=[(flip(A, 5), 100)]))] == ["r1"]
     # WHEN the entry is withdrawn after the build
@@ -60,7 +53,7 @@ def test_thresholds_quality_and_rotations_are_applied_per_bank():
     reader = Reader([BankInfo("strict", "flag", pdq_threshold=10), BankInfo("loose", "flag")],
                     [IndexEntry("strict", "s", "pdq", A, 100, updated_at=1.0),
                      IndexEntry("loose", "l", "pdq", A, 100, updated_at=1.0)])
-    matcher = Matcher(reader, clock=Clock())
+    matcher = Matcher(reader, clock=Clock(1000.0))
     query = flip(A, 20)
     # THEN only the loose bank matches, and a low-quality query matches nothing
     assert [(m.bank, m.distance) for m in matcher.match(Query(frames=[(query, 100)]))] == [("loose", 20)]
@@ -77,7 +70,7 @@ def test_a_video_matches_a_banked_video_only_when_most_frames_match_both_ways():
     reader = Reader([BankInfo("deepfakes", "flag")],
                     [IndexEntry("deepfakes", f"clip#{i}", "pdq", h, 100, group="clip", updated_at=1.0)
                      for i, h in enumerate(frames)])
-    matcher = Matcher(reader, clock=Clock())
+    matcher = Matcher(reader, clock=Clock(1000.0))
     # WHEN a copy shows all five (re-encoded: a few bits off) THEN it is a vPDQ match on the group
     (match,) = matcher.match(Query(frames=[(flip(h, 3), 100) for h in frames], is_video=True))
     assert (match.ref, match.signal, match.frames_matched, match.reference_matched) == ("clip", "vpdq", 1.0, 1.0)
@@ -92,7 +85,7 @@ def test_embeddings_match_at_the_bank_threshold_and_report_cosine_distance():
     near = ref + 0.1 * rng.normal(size=64).astype(np.float32)
     reader = Reader([BankInfo("known", "flag", embedding_threshold=0.95)],
                     [IndexEntry("known", "k", "embedding", ref, updated_at=1.0)])
-    matcher = Matcher(reader, clock=Clock(), default_cosine=0.9)
+    matcher = Matcher(reader, clock=Clock(1000.0), default_cosine=0.9)
     (match,) = matcher.match(Query(frames=[], embeddings=near[None, :]))
     cos = float(ref @ near / np.linalg.norm(ref) / np.linalg.norm(near))
     assert match.signal == "embedding" and abs(match.distance - (1 - cos)) < 2e-3

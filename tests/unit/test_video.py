@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from bench.clips import animated_gif, ffmpeg, photos, reencode, slideshow
 from mediaguard import errors
 from mediaguard.ingress.video import (
     MOV,
@@ -30,7 +31,6 @@ from mediaguard.ingress.video import (
 from mediaguard.settings import Settings
 from mediaguard.signals import PdqSignal, hamming
 from tests.conftest import jpeg_bytes, photo
-from tests.media_video import animated_gif, ffmpeg, photos, reencode, slideshow
 
 SCENES = 4
 SECONDS_EACH = 1.5
