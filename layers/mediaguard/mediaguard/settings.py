@@ -93,7 +93,7 @@ class Settings(BaseModel):
     # paths in it are relative to the file. None: open_nsfw only.
     models_config: str | None = None
     # Cosine at or above which two open_nsfw embeddings count as the same picture. None:
-    # neardup.EMBEDDING_MIN_COSINE, the measured default; banks may set their own.
+    # signals.EmbeddingSignal.match_threshold, the measured default; banks may set their own.
     embedding_min_cosine: float | None = Field(default=None, gt=0.0, le=1.0)
 
 

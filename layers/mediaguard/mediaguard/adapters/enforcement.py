@@ -277,7 +277,7 @@ def webhook_sink(settings: Settings, *, secretsmanager: Any = None) -> WebhookSi
 
 def enforcement_ports(settings: Settings, *, review: ReviewQueue | None = None, inline_webhook: bool = False,
                       session: Any = None) -> EnforcementPorts:
-    """Adapters for ``Deps.extras["enforcement"]``: S3 custody, the EventBridge sink when
+    """Adapters for ``Deps.enforcement``: S3 custody, the EventBridge sink when
     ``MEDIAGUARD_EVENT_BUS`` is set, and (``inline_webhook=True``) the webhook in the
     decision path. On AWS the webhook runs from its own function behind the bus instead,
     so a slow receiver never holds up enforcement."""
