@@ -37,61 +37,82 @@ SANITIZED = f"media/{MEDIA_ID}/sanitized.jpg"
 
 
 class Buckets:
-    """BlobStore + BlobCustody over dicts. Versioned buckets keep every version, like S3.
-    Every delete is written to the shared journal so tests can order it against audits."""
+    """BlobStore + BlobCustody over dicts. Versioned buckets keep every version, like S3,
+    each with its own id. Every delete is written to the shared journal so tests can order
+    it against audits."""
 
     def __init__(self, journal: list, versioned: set[str]) -> None:
-        self.objects: dict[tuple[str, str], list[tuple[bytes, str]]] = defaultdict(list)
+        self.objects: dict[tuple[str, str], list[tuple[bytes, str, str]]] = defaultdict(list)
         self.journal, self.versioned = journal, versioned
         self.copies = 0
         self.crash_after_deletes: int | None = None  # crash once, after this many keys
+        self._next_version = 0
+
+    def _version(self, bucket, key, version_id=None):
+        versions = self.objects.get((bucket, key)) or []
+        if version_id is None:
+            return versions[-1] if versions else None
+        return next((v for v in versions if v[2] == version_id), None)
 
     # BlobStore
-    def get(self, bucket, key):
-        data, content_type = self.objects[(bucket, key)][-1]
+    def get(self, bucket, key, version_id=None):
+        data, content_type, _ = self._version(bucket, key, version_id)
         return data, content_type
 
     def put(self, bucket, key, data, content_type):
         versions = self.objects[(bucket, key)]
         if bucket not in self.versioned:
             versions.clear()
-        versions.append((data, content_type))
+        self._next_version += 1
+        versions.append((data, content_type, f"v{self._next_version}"))
+        return versions[-1][2]
 
-    def tag(self, bucket, key, tags):
+    def tag(self, bucket, key, tags, version_id=None):
         pass
 
     # BlobCustody
-    def head(self, bucket, key):
-        versions = self.objects.get((bucket, key))
-        if not versions:
+    def head(self, bucket, key, version_id=None):
+        found = self._version(bucket, key, version_id)
+        if found is None:
             return None
-        data, content_type = versions[-1]
-        return StoredObject(bucket, key, len(data), hashlib.sha256(data).hexdigest(), content_type, str(len(versions)))
+        data, content_type, vid = found
+        return StoredObject(bucket, key, len(data), hashlib.sha256(data).hexdigest(), content_type, vid)
 
     def list(self, bucket, prefix):
         return sorted(k for (b, k), v in self.objects.items() if b == bucket and k.startswith(prefix) and v)
 
-    def digest(self, bucket, key):
-        head = self.head(bucket, key)
+    def digest(self, bucket, key, version_id=None):
+        head = self.head(bucket, key, version_id)
         return head.sha256 if head else None
 
-    def copy(self, src_bucket, src_key, dst_bucket, dst_key):
+    def copy(self, src_bucket, src_key, dst_bucket, dst_key, src_version_id=None):
         self.copies += 1
-        data, content_type = self.get(src_bucket, src_key)
-        self.put(dst_bucket, dst_key, data, content_type)
-        return self.head(dst_bucket, dst_key)
+        data, content_type = self.get(src_bucket, src_key, src_version_id)
+        vid = self.put(dst_bucket, dst_key, data, content_type)
+        return self.head(dst_bucket, dst_key, vid)
+
+    def _crash_point(self):
+        if self.crash_after_deletes == 0:
+            self.crash_after_deletes = None
+            raise ConnectionError("simulated crash mid-delete")
+        if self.crash_after_deletes is not None:
+            self.crash_after_deletes -= 1
 
     def delete(self, bucket, keys):
         removed = 0
         for key in keys:
-            if self.crash_after_deletes == 0:
-                self.crash_after_deletes = None
-                raise ConnectionError("simulated crash mid-delete")
-            if self.crash_after_deletes is not None:
-                self.crash_after_deletes -= 1
+            self._crash_point()
             removed += len(self.objects.pop((bucket, key), []))
             self.journal.append(("delete", bucket, key))
         return removed
+
+    def delete_version(self, bucket, key, version_id):
+        self._crash_point()
+        versions = self.objects.get((bucket, key), [])
+        kept = [v for v in versions if v[2] != version_id]
+        self.objects[(bucket, key)] = kept
+        self.journal.append(("delete", bucket, key))
+        return len(versions) - len(kept)
 
     def versions(self, bucket, key):
         return len(self.objects.get((bucket, key), []))
