@@ -295,6 +295,37 @@ def test_video_blur_uses_the_poster_frame(world, astronaut):
 # --- removal and restore ---------------------------------------------------------------
 
 
+def test_remove_and_restore_act_on_the_pinned_upload_version_not_a_later_one(world):
+    # GIVEN an item whose scan pinned the upload's first version, and a later version of the
+    # key (a reused upload form) that the start stage refused
+    key = f"uploads/{MEDIA_ID}"
+    pinned = world.buckets.head(UPLOADS, key).version_id
+    swapped = world.buckets.put(UPLOADS, key, b"unscanned bytes", "image/jpeg")
+    world.items.update(MEDIA_ID, {"upload_version_id": pinned, "replaced_versions": {swapped}})
+
+    # WHEN the item is removed
+    apply(MEDIA_ID, "remove", actor="reviewer:rev-7", reason="ncii", deps=world.deps)
+
+    # THEN the evidence original is the scanned version, verified against the recorded sha256
+    item = world.items.get(MEDIA_ID)
+    evidence = {e["role"]: e for e in item["enforcement"]["evidence"]}
+    assert world.buckets.get(EVIDENCE, evidence["original"]["evidence_key"])[0] == world.original
+    assert evidence["original"]["source_version_id"] == pinned
+    # AND only that version left the upload bucket; the refused one is kept, and the chain says so
+    assert world.buckets.head(UPLOADS, key, pinned) is None
+    assert world.buckets.get(UPLOADS, key, swapped)[0] == b"unscanned bytes"
+    preserved = next(r for r in world.items.chains[MEDIA_ID] if r.event == "evidence_preserved")
+    assert preserved.detail["refused_versions_kept"] == [swapped]
+    assert next(e for e in preserved.detail["evidence"] if e["role"] == "original")["version_id"] == pinned
+
+    # WHEN the evidence key later gets another version, and the removal is overturned
+    world.buckets.put(EVIDENCE, evidence["sanitized"]["evidence_key"], b"not what was preserved", "image/jpeg")
+    restore(MEDIA_ID, actor="reviewer:rev-9", reason="reviewer_error", deps=world.deps)
+
+    # THEN the sanitized copy comes back from the evidence version that was verified at removal
+    assert world.buckets.get(MEDIA, SANITIZED)[0] == world.sanitized
+
+
 def test_remove_preserves_verified_evidence_before_deleting_anything(world):
     # WHEN a reviewer removes the item
     decision = apply(MEDIA_ID, "remove", actor="reviewer:rev-7", reason="ncii", deps=world.deps)
