@@ -20,5 +20,7 @@ def handler(event: S3Event, context: LambdaContext) -> dict:
     results = []
     for record in event.records:
         key = unquote_plus(record.s3.get_object.key)  # S3 URL-encodes keys in events
-        results.append(start(upload_from_key(record.s3.bucket.name, key), start_deps()))
+        # The version this event is about: the one the pipeline scans (stages.start).
+        upload = upload_from_key(record.s3.bucket.name, key, record.s3.get_object.version_id)
+        results.append(start(upload, start_deps()))
     return {"results": results}

@@ -75,16 +75,19 @@ def test_duplicate_s3_event_does_not_start_a_second_run(cloud):
     # GIVEN an upload whose pipeline already ran
     media_id = cloud.upload(jpeg_bytes(photo("rocket")), "image/jpeg")
     cloud.wait(media_id)
-    # WHEN S3 delivers the same ObjectCreated event again (at-least-once delivery)
+    # WHEN S3 delivers the same ObjectCreated event again (at-least-once delivery): same key, same version
     event = load_event("start")
     event["Records"][0]["s3"]["bucket"]["name"] = cloud.upload_bucket
     event["Records"][0]["s3"]["object"]["key"] = f"uploads/{media_id}"
+    event["Records"][0]["s3"]["object"]["versionId"] = cloud.item(media_id)["upload_version_id"]
     response = cloud.client("lambda").invoke(FunctionName=f"{cloud.stack.name}-StartFunction",
                                              Payload=json.dumps(event))
     # THEN the start function reports a duplicate and only one execution exists
     assert json.loads(response["Payload"].read())["results"] == [{"media_id": media_id, "started": False}]
     executions = cloud.client("stepfunctions").list_executions(stateMachineArn=cloud.state_machine_arn)["executions"]
     assert [e["name"] for e in executions].count(media_id) == 1
+    # AND it is not mistaken for a replacement of the scanned version
+    assert "upload_replaced_refused" not in [r.event for r in cloud.deps().items.audit_chain(media_id)]
 
 
 def test_state_machine_is_express_with_substituted_function_arns(cloud):

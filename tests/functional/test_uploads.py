@@ -4,6 +4,7 @@ checked by local mode the way S3 checks them, and the pipeline behind the bucket
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import time
@@ -15,6 +16,7 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from mediaguard.adapters.banks import dynamo_bank_service
 from mediaguard.analysis.banks.model import NewEntry
 from mediaguard.audit.chain import verify
+from mediaguard.decisions import enforcement
 from mediaguard.ingress.ingest import prepare
 from mediaguard.local.postpolicy import PostPolicyViolation, verify_post
 from mediaguard.local.runtime import LocalCloud
@@ -208,6 +210,64 @@ def test_expired_policy_is_refused(cloud):
     assert (result.stored, result.error_code) == (False, "AccessDenied")
     assert "expired" in (result.message or "")
     assert not stored(cloud, grant["key"])
+
+
+# --- a form used twice ------------------------------------------------------------------------
+
+
+def test_a_reused_form_cannot_replace_the_scanned_original(cloud):
+    # GIVEN an upload that was posted with its form and scanned (allowed)
+    scanned = jpeg_bytes(photo("rocket"))
+    status, grant = call_api(cloud, {"content_type": "image/jpeg", "content_length": len(scanned)})
+    assert status == 201
+    media_id, key = grant["media_id"], grant["key"]
+    assert cloud.post_upload(grant["upload"], scanned).stored
+    assert cloud.wait(media_id).status == "SUCCEEDED"
+    item = cloud.item(media_id)
+    pinned = item["upload_version_id"]
+    assert pinned and item["sha256"] == hashlib.sha256(scanned).hexdigest()
+
+    # WHEN different bytes are posted with the same, still valid form (a new version of the key)
+    swapped = jpeg_bytes(photo("coffee").resize((200, 130)), quality=70)
+    assert len(swapped) <= len(scanned) and swapped != scanned
+    assert cloud.post_upload(grant["upload"], swapped).stored  # S3 accepts it: the form is valid
+
+    # THEN no second run starts, the item still points at the scanned version,
+    # and the replacement is tagged as refused and recorded on the item's audit chain
+    executions = cloud.client("stepfunctions").list_executions(stateMachineArn=cloud.state_machine_arn)
+    assert [e["name"] for e in executions["executions"]].count(media_id) == 1
+    item = cloud.item(media_id)
+    assert item["upload_version_id"] == pinned and item["status"] == "done"
+    s3 = cloud.client("s3")
+    versions = [v for v in s3.list_object_versions(Bucket=cloud.upload_bucket, Prefix=key)["Versions"]
+                if v["Key"] == key]
+    replacement = next(v["VersionId"] for v in versions if v["IsLatest"])
+    assert replacement != pinned and item["replaced_versions"] == {replacement}
+    tags = s3.get_object_tagging(Bucket=cloud.upload_bucket, Key=key, VersionId=replacement)["TagSet"]
+    assert {"Key": "mediaguard-state", "Value": "replaced-refused"} in tags
+    chain = cloud.deps().items.audit_chain(media_id)
+    refused = [r for r in chain if r.event == "upload_replaced_refused"]
+    assert [r.detail["version_id"] for r in refused] == [replacement]
+    assert refused[0].detail["pinned_version_id"] == pinned
+
+    # WHEN a reviewer later removes the item
+    decision = enforcement.apply(media_id, "remove", actor="reviewer:sam", reason="policy.violation",
+                                 deps=cloud.deps())
+
+    # THEN the scanned bytes, not the replacement, are the original in the evidence store
+    assert decision.action == "remove"
+    evidence = s3.get_object(Bucket=cloud.output("EvidenceBucket"), Key=f"evidence/{media_id}/original")
+    assert hashlib.sha256(evidence["Body"].read()).hexdigest() == hashlib.sha256(scanned).hexdigest()
+    # AND exactly the scanned version left the upload bucket; the refused one stays, tagged, unserved
+    left = [v["VersionId"] for v in s3.list_object_versions(Bucket=cloud.upload_bucket, Prefix=key)["Versions"]
+            if v["Key"] == key]
+    assert left == [replacement]
+    # AND the chain says which version was preserved, and verifies
+    chain = cloud.deps().items.audit_chain(media_id)
+    preserved = next(r for r in chain if r.event == "evidence_preserved")
+    original = next(e for e in preserved.detail["evidence"] if e["role"] == "original")
+    assert original["version_id"] == pinned and original["sha256"] == item["sha256"]
+    assert verify(chain) == []
 
 
 # --- declarations refused before any upload --------------------------------------------------

@@ -36,61 +36,82 @@ SANITIZED = f"media/{MEDIA_ID}/sanitized.jpg"
 
 
 class Buckets:
-    """BlobStore + BlobCustody over dicts. Versioned buckets keep every version, like S3.
-    Every delete is written to the shared journal so tests can order it against audits."""
+    """BlobStore + BlobCustody over dicts. Versioned buckets keep every version, like S3,
+    each with its own id. Every delete is written to the shared journal so tests can order
+    it against audits."""
 
     def __init__(self, journal: list, versioned: set[str]) -> None:
-        self.objects: dict[tuple[str, str], list[tuple[bytes, str]]] = defaultdict(list)
+        self.objects: dict[tuple[str, str], list[tuple[bytes, str, str]]] = defaultdict(list)
         self.journal, self.versioned = journal, versioned
         self.copies = 0
         self.crash_after_deletes: int | None = None  # crash once, after this many keys
+        self._next_version = 0
+
+    def _version(self, bucket, key, version_id=None):
+        versions = self.objects.get((bucket, key)) or []
+        if version_id is None:
+            return versions[-1] if versions else None
+        return next((v for v in versions if v[2] == version_id), None)
 
     # BlobStore
-    def get(self, bucket, key):
-        data, content_type = self.objects[(bucket, key)][-1]
+    def get(self, bucket, key, version_id=None):
+        data, content_type, _ = self._version(bucket, key, version_id)
         return data, content_type
 
     def put(self, bucket, key, data, content_type):
         versions = self.objects[(bucket, key)]
         if bucket not in self.versioned:
             versions.clear()
-        versions.append((data, content_type))
+        self._next_version += 1
+        versions.append((data, content_type, f"v{self._next_version}"))
+        return versions[-1][2]
 
-    def tag(self, bucket, key, tags):
+    def tag(self, bucket, key, tags, version_id=None):
         pass
 
     # BlobCustody
-    def head(self, bucket, key):
-        versions = self.objects.get((bucket, key))
-        if not versions:
+    def head(self, bucket, key, version_id=None):
+        found = self._version(bucket, key, version_id)
+        if found is None:
             return None
-        data, content_type = versions[-1]
-        return StoredObject(bucket, key, len(data), hashlib.sha256(data).hexdigest(), content_type, str(len(versions)))
+        data, content_type, vid = found
+        return StoredObject(bucket, key, len(data), hashlib.sha256(data).hexdigest(), content_type, vid)
 
     def list(self, bucket, prefix):
         return sorted(k for (b, k), v in self.objects.items() if b == bucket and k.startswith(prefix) and v)
 
-    def digest(self, bucket, key):
-        head = self.head(bucket, key)
+    def digest(self, bucket, key, version_id=None):
+        head = self.head(bucket, key, version_id)
         return head.sha256 if head else None
 
-    def copy(self, src_bucket, src_key, dst_bucket, dst_key):
+    def copy(self, src_bucket, src_key, dst_bucket, dst_key, src_version_id=None):
         self.copies += 1
-        data, content_type = self.get(src_bucket, src_key)
-        self.put(dst_bucket, dst_key, data, content_type)
-        return self.head(dst_bucket, dst_key)
+        data, content_type = self.get(src_bucket, src_key, src_version_id)
+        vid = self.put(dst_bucket, dst_key, data, content_type)
+        return self.head(dst_bucket, dst_key, vid)
+
+    def _crash_point(self):
+        if self.crash_after_deletes == 0:
+            self.crash_after_deletes = None
+            raise ConnectionError("simulated crash mid-delete")
+        if self.crash_after_deletes is not None:
+            self.crash_after_deletes -= 1
 
     def delete(self, bucket, keys):
         removed = 0
         for key in keys:
-            if self.crash_after_deletes == 0:
-                self.crash_after_deletes = None
-                raise ConnectionError("simulated crash mid-delete")
-            if self.crash_after_deletes is not None:
-                self.crash_after_deletes -= 1
+            self._crash_point()
             removed += len(self.objects.pop((bucket, key), []))
             self.journal.append(("delete", bucket, key))
         return removed
+
+    def delete_version(self, bucket, key, version_id):
+        self._crash_point()
+        versions = self.objects.get((bucket, key), [])
+        kept = [v for v in versions if v[2] != version_id]
+        self.objects[(bucket, key)] = kept
+        self.journal.append(("delete", bucket, key))
+        return len(versions) - len(kept)
 
     def versions(self, bucket, key):
         return len(self.objects.get((bucket, key), []))
@@ -243,6 +264,37 @@ def test_video_blur_uses_the_poster_frame(world, astronaut):
 
 
 # --- removal and restore ---------------------------------------------------------------
+
+
+def test_remove_and_restore_act_on_the_pinned_upload_version_not_a_later_one(world):
+    # GIVEN an item whose scan pinned the upload's first version, and a later version of the
+    # key (a reused upload form) that the start stage refused
+    key = f"uploads/{MEDIA_ID}"
+    pinned = world.buckets.head(UPLOADS, key).version_id
+    swapped = world.buckets.put(UPLOADS, key, b"unscanned bytes", "image/jpeg")
+    world.items.update(MEDIA_ID, {"upload_version_id": pinned, "replaced_versions": {swapped}})
+
+    # WHEN the item is removed
+    apply(MEDIA_ID, "remove", actor="reviewer:rev-7", reason="ncii", deps=world.deps)
+
+    # THEN the evidence original is the scanned version, verified against the recorded sha256
+    item = world.items.get(MEDIA_ID)
+    evidence = {e["role"]: e for e in item["enforcement"]["evidence"]}
+    assert world.buckets.get(EVIDENCE, evidence["original"]["evidence_key"])[0] == world.original
+    assert evidence["original"]["source_version_id"] == pinned
+    # AND only that version left the upload bucket; the refused one is kept, and the chain says so
+    assert world.buckets.head(UPLOADS, key, pinned) is None
+    assert world.buckets.get(UPLOADS, key, swapped)[0] == b"unscanned bytes"
+    preserved = next(r for r in world.items.chains[MEDIA_ID] if r.event == "evidence_preserved")
+    assert preserved.detail["refused_versions_kept"] == [swapped]
+    assert next(e for e in preserved.detail["evidence"] if e["role"] == "original")["version_id"] == pinned
+
+    # WHEN the evidence key later gets another version, and the removal is overturned
+    world.buckets.put(EVIDENCE, evidence["sanitized"]["evidence_key"], b"not what was preserved", "image/jpeg")
+    restore(MEDIA_ID, actor="reviewer:rev-9", reason="reviewer_error", deps=world.deps)
+
+    # THEN the sanitized copy comes back from the evidence version that was verified at removal
+    assert world.buckets.get(MEDIA, SANITIZED)[0] == world.sanitized
 
 
 def test_remove_preserves_verified_evidence_before_deleting_anything(world):

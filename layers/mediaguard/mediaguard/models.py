@@ -77,6 +77,11 @@ class Upload(BaseModel):
     # to scoring and enforcement in the execution input. None for uploads outside the API.
     uploader: str | None = None
     reach: int | None = Field(default=None, ge=0)
+    # The S3 version the start stage pinned from the ObjectCreated event. A presigned POST
+    # form stays valid until it expires, so the key can get new versions after the scan;
+    # every read of the original (sanitize, frames) and every evidence copy names this
+    # version, never "the latest". None only where the bucket has no versions (the CLI).
+    version_id: str | None = None
 
 
 class _FingerprintsBase(BaseModel):
@@ -154,6 +159,9 @@ class SanitizeResult(BaseModel):
     provenance: Provenance | None
     # Built here for stills so the state machine can skip the frames stage.
     frames: FramesResult | None = None
+    # Upload.version_id: the version these bytes were read from, so the frames stage
+    # remuxes the very bytes whose sha256 was recorded here.
+    original_version_id: str | None = None
 
 
 class FramesInput(BaseModel):

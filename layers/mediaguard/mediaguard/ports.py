@@ -23,12 +23,13 @@ if TYPE_CHECKING:  # types only: importing them would pull numpy into every stag
 
 
 class BlobStore(Protocol):
-    def get(self, bucket: str, key: str) -> tuple[bytes, str | None]:
-        """Object bytes and the content type declared at upload."""
+    def get(self, bucket: str, key: str, version_id: str | None = None) -> tuple[bytes, str | None]:
+        """Object bytes and the content type declared at upload; ``version_id`` reads that
+        version exactly (an upload's pinned version), None the latest."""
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None: ...
 
-    def tag(self, bucket: str, key: str, tags: dict[str, str]) -> None: ...
+    def tag(self, bucket: str, key: str, tags: dict[str, str], version_id: str | None = None) -> None: ...
 
     def get_json(self, bucket: str, key: str) -> Any | None:
         """A small JSON object, or None when the key does not exist."""
@@ -43,6 +44,11 @@ class ItemStore(Protocol):
 
         The duplicate-start guard (S3 may deliver an event twice). Not to be confused with a
         reviewer claiming a review task."""
+
+    def record_replacement(self, media_id: str, version_id: str) -> bool:
+        """Add ``version_id`` to the item's ``replaced_versions`` if the item pinned a
+        different version; False when it is the pinned version itself (a redelivered event)
+        or the item pinned none. Repeating it for the same version is harmless."""
 
     def mark_start_failed(self, media_id: str) -> None:
         """Let the next delivery of the same S3 event start the item again."""
@@ -120,21 +126,26 @@ class StoredObject:
 class BlobCustody(Protocol):
     """Object moves with chain of custody: what removal and restore need beyond ``BlobStore``."""
 
-    def head(self, bucket: str, key: str) -> StoredObject | None:
-        """The object's metadata, or None when the key does not exist."""
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> StoredObject | None:
+        """The object's (or that version's) metadata, or None when it does not exist."""
 
     def list(self, bucket: str, prefix: str) -> list[str]:
         """Keys under ``prefix``, sorted."""
 
-    def digest(self, bucket: str, key: str) -> str | None:
+    def digest(self, bucket: str, key: str, version_id: str | None = None) -> str | None:
         """Hex SHA-256 of the object's bytes (the store's checksum, else read and hashed); None if missing."""
 
-    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> StoredObject:
-        """Server-side copy keeping content type and metadata; the result carries the SHA-256
-        of the bytes the destination now holds, computed by the store, not by the caller."""
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str,
+             src_version_id: str | None = None) -> StoredObject:
+        """Server-side copy (of ``src_version_id`` exactly, when given) keeping content type
+        and metadata; the result carries the SHA-256 of the bytes the destination now holds,
+        computed by the store, not by the caller, and the destination's version id."""
 
     def delete(self, bucket: str, keys: list[str]) -> int:
         """Delete every version of each key (nothing left to undelete); returns versions removed."""
+
+    def delete_version(self, bucket: str, key: str, version_id: str) -> int:
+        """Delete exactly one version (gone for good); 0 when it no longer exists."""
 
 
 class ReviewQueue(Protocol):

@@ -68,7 +68,9 @@ def start_deps() -> Deps:
     from mediaguard.adapters.aws import workflow
 
     settings = get_settings()
-    return _deps(items=_items(settings), workflow=workflow(settings), history=_history(settings))
+    # blobs: only to tag a refused replacement version (stages.start._refuse_replacement).
+    return _deps(blobs=_blobs(settings), items=_items(settings), workflow=workflow(settings),
+                 history=_history(settings))
 
 
 @lru_cache(maxsize=1)

@@ -10,7 +10,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import PutError, UpdateError
 
 from mediaguard.adapters import tables
 from mediaguard.adapters.audit import DynamoAuditStore, names_from_settings
@@ -27,16 +27,18 @@ class S3BlobStore:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def get(self, bucket: str, key: str) -> tuple[bytes, str | None]:
-        response = self.client.get_object(Bucket=bucket, Key=key)
+    def get(self, bucket: str, key: str, version_id: str | None = None) -> tuple[bytes, str | None]:
+        version = {"VersionId": version_id} if version_id else {}
+        response = self.client.get_object(Bucket=bucket, Key=key, **version)
         return response["Body"].read(), response.get("ContentType")
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
         self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
 
-    def tag(self, bucket: str, key: str, tags: dict[str, str]) -> None:
+    def tag(self, bucket: str, key: str, tags: dict[str, str], version_id: str | None = None) -> None:
         tagset = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
-        self.client.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tagset})
+        version = {"VersionId": version_id} if version_id else {}
+        self.client.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tagset}, **version)
 
     def get_json(self, bucket: str, key: str) -> Any | None:
         try:
@@ -64,7 +66,7 @@ class DynamoItemStore:
     def create_once(self, upload: Upload) -> bool:
         item = tables.MediaItem(
             upload.media_id, status="received", upload_bucket=upload.bucket, upload_key=upload.key,
-            received_at=_now(), updated_at=_now(),
+            upload_version_id=upload.version_id, received_at=_now(), updated_at=_now(),
         )
         try:
             item.save(
@@ -72,6 +74,21 @@ class DynamoItemStore:
             )
             return True
         except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def record_replacement(self, media_id: str, version_id: str) -> bool:
+        # One conditional write answers "is this another version?" atomically: the start
+        # function's role may update the item but not read it.
+        item = tables.MediaItem
+        try:
+            item(media_id).update(
+                actions=[item.replaced_versions.add({version_id}), item.updated_at.set(_now())],
+                condition=item.upload_version_id.exists() & (item.upload_version_id != version_id),
+            )
+            return True
+        except UpdateError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
                 return False
             raise

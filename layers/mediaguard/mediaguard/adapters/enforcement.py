@@ -46,9 +46,9 @@ class S3BlobCustody:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def head(self, bucket: str, key: str) -> StoredObject | None:
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> StoredObject | None:
         try:
-            response = self.client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+            response = self.client.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **_version(version_id))
         except ClientError as exc:
             if exc.response["Error"]["Code"] in _NOT_FOUND:
                 return None
@@ -62,32 +62,36 @@ class S3BlobCustody:
             keys += [obj["Key"] for obj in page.get("Contents", [])]
         return sorted(keys)
 
-    def digest(self, bucket: str, key: str) -> str | None:
-        head = self.head(bucket, key)
+    def digest(self, bucket: str, key: str, version_id: str | None = None) -> str | None:
+        head = self.head(bucket, key, version_id)
         if head is None:
             return None
         if head.sha256:
             return head.sha256
         digest = hashlib.sha256()
-        body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
+        # The version head named: hashing "the latest" could hash bytes put there since.
+        body = self.client.get_object(Bucket=bucket, Key=key, **_version(head.version_id or version_id))["Body"]
         for chunk in body.iter_chunks(_CHUNK):
             digest.update(chunk)
         return digest.hexdigest()
 
-    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str) -> StoredObject:
+    def copy(self, src_bucket: str, src_key: str, dst_bucket: str, dst_key: str,
+             src_version_id: str | None = None) -> StoredObject:
+        source = {"Bucket": src_bucket, "Key": src_key, **_version(src_version_id)}
         response = self.client.copy_object(
-            Bucket=dst_bucket, Key=dst_key, CopySource={"Bucket": src_bucket, "Key": src_key},
+            Bucket=dst_bucket, Key=dst_key, CopySource=source,
             ChecksumAlgorithm="SHA256", MetadataDirective="COPY",
             # Upload tags (mediaguard-state) are not evidence; not copying them also spares
             # the role s3:GetObjectTagging/PutObjectTagging on both buckets.
             TaggingDirective="REPLACE",
         )
-        head = self.head(dst_bucket, dst_key)
+        # The version this copy created, not the key's latest (a versioned evidence bucket).
+        head = self.head(dst_bucket, dst_key, response.get("VersionId"))
         if head is None:
             raise MediaguardError("copied object is not readable back", reason="copy_failed")
         if head.sha256 is None:
             copied = response.get("CopyObjectResult", {}).get("ChecksumSHA256")
-            sha = base64.b64decode(copied).hex() if copied else self.digest(dst_bucket, dst_key)
+            sha = base64.b64decode(copied).hex() if copied else self.digest(dst_bucket, dst_key, head.version_id)
             head = StoredObject(dst_bucket, dst_key, head.size, sha, head.content_type, head.version_id)
         return head
 
@@ -111,6 +115,17 @@ class S3BlobCustody:
                 raise MediaguardError(f"could not delete {len(response['Errors'])} object versions: {codes}",
                                       reason="delete_failed")
         return len(versions)
+
+
+    def delete_version(self, bucket: str, key: str, version_id: str) -> int:
+        if self.head(bucket, key, version_id) is None:
+            return 0  # deleted by an earlier attempt
+        self.client.delete_object(Bucket=bucket, Key=key, VersionId=version_id)
+        return 1
+
+
+def _version(version_id: str | None) -> dict[str, str]:
+    return {"VersionId": version_id} if version_id else {}
 
 
 def _full_sha256(response: dict) -> str | None:

@@ -9,6 +9,7 @@ from pynamodb.attributes import (
     ListAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
@@ -26,6 +27,8 @@ class MediaItem(Model):
     status = UnicodeAttribute(default="received")
     upload_bucket = UnicodeAttribute(null=True)
     upload_key = UnicodeAttribute(null=True)
+    upload_version_id = UnicodeAttribute(null=True)  # the scanned version (models.Upload.version_id)
+    replaced_versions = UnicodeSetAttribute(null=True)  # later versions of the key: refused, never scanned
     received_at = UTCDateTimeAttribute(null=True)
     updated_at = UTCDateTimeAttribute(null=True)
     content_type = UnicodeAttribute(null=True)

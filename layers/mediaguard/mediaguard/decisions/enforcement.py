@@ -7,10 +7,11 @@ Actions, mildest first (``apply``):
 * ``blur``: serve a blurred JPEG derivative instead (of the poster frame for a video), labelled.
 * ``limit``: serve it with distribution ``limited``: the platform must stop recommending it.
 * ``review``: serve nothing until a person decides; the item goes to ``ports.ReviewQueue``.
-* ``remove``: withdraw it. The original and the sanitized copy are copied to the evidence
-  store and verified (the SHA-256 S3 computes over each copy must equal the hash recorded
-  at ingestion); the audit chain then records what is about to be deleted; only then is
-  every version deleted from the upload bucket and every object under ``media/<id>/``.
+* ``remove``: withdraw it. The original (the upload version the pipeline scanned, pinned at
+  start) and the sanitized copy are copied to the evidence store and verified (the SHA-256
+  S3 computes over each copy must equal the hash recorded at ingestion); the audit chain
+  then records what is about to be deleted; only then is that upload version (every version
+  for an item that pinned none) deleted, and every object under ``media/<id>/``.
 
 ``restore`` is the way back after an overturned decision: the sanitized copy (and poster)
 return from the evidence store, verified the same way, and the new action applies.
@@ -114,6 +115,10 @@ class EvidenceObject(BaseModel):
     size: int | None
     # "missing": the source no longer existed (expired by lifecycle) and nothing was preserved.
     state: Literal["preserved", "missing"]
+    # The original's pinned upload version (models.Upload.version_id): what was copied, and
+    # the only version removal deletes. The evidence copy's own version is what restore reads.
+    source_version_id: str | None = None
+    evidence_version_id: str | None = None
 
 
 class Decision(BaseModel):
@@ -385,7 +390,10 @@ def _evidence_key(media_id: str, role: str, source_key: str) -> str:
 
 
 def _evidence_summary(e: dict) -> dict:
-    return {k: e[k] for k in ("role", "evidence_key", "sha256", "size", "state")}
+    summary = {k: e[k] for k in ("role", "evidence_key", "sha256", "size", "state")}
+    if e.get("source_version_id"):
+        summary["version_id"] = e["source_version_id"]
+    return summary
 
 
 def _withdraw(decision: Decision, item: dict, record: dict, ctx: EnforcementContext, deps: Deps,
@@ -398,27 +406,38 @@ def _withdraw(decision: Decision, item: dict, record: dict, ctx: EnforcementCont
     if record.get("custody") != "preserved":
         evidence_bucket = _require(settings.evidence_bucket, "EVIDENCE_BUCKET")
         evidence = [
-            _preserve(role, bucket, key, expected, evidence_bucket, _evidence_key(media_id, role, key), custody)
-            for role, bucket, key, expected in _evidence_sources(item, ctx, media_bucket)
+            _preserve(role, bucket, key, version, expected, evidence_bucket, _evidence_key(media_id, role, key),
+                      custody)
+            for role, bucket, key, version, expected in _evidence_sources(item, ctx, media_bucket)
         ]
         pending = []
         upload_bucket, upload_key = item.get("upload_bucket"), item.get("upload_key")
         if upload_bucket and upload_key:
-            pending.append({"bucket": upload_bucket, "key": upload_key})
+            # Exactly the scanned version when one was pinned: later versions of the key
+            # (a reused upload form, refused by the start stage) were never scanned, are
+            # not what this decision is about, and stay tagged for an investigator.
+            pending.append({"bucket": upload_bucket, "key": upload_key, "version_id": item.get("upload_version_id")})
         pending += [{"bucket": media_bucket, "key": key} for key in custody.list(media_bucket, f"media/{media_id}/")]
         # The chain records every object about to be deleted, and where its evidence copy is,
         # before the first delete: a crash after this point leaves a plan, never a silent gap.
-        deps.items.append_audit(media_id, decision.actor, "evidence_preserved", {
+        detail: dict[str, Any] = {
             "decision_id": decision.decision_id,
             "evidence": [_evidence_summary(e) for e in evidence],
             "to_delete": [p["key"] for p in pending],
-        })
+        }
+        if item.get("replaced_versions"):
+            detail["refused_versions_kept"] = sorted(item["replaced_versions"])
+        deps.items.append_audit(media_id, decision.actor, "evidence_preserved", detail)
         record.update(custody="preserved", evidence=evidence, pending_delete=pending)
         deps.items.update(media_id, {"enforcement": record})
     by_bucket: dict[str, list[str]] = {}
+    deleted = 0
     for entry in record.get("pending_delete", []):
-        by_bucket.setdefault(entry["bucket"], []).append(entry["key"])
-    deleted = sum(custody.delete(bucket, keys) for bucket, keys in by_bucket.items())
+        if entry.get("version_id"):
+            deleted += custody.delete_version(entry["bucket"], entry["key"], entry["version_id"])
+        else:
+            by_bucket.setdefault(entry["bucket"], []).append(entry["key"])
+    deleted += sum(custody.delete(bucket, keys) for bucket, keys in by_bucket.items())
     logger.info("withdrawn", extra={"media_id": media_id, "versions_deleted": deleted})
     record["custody"] = "evidence"
     record.pop("pending_delete", None)
@@ -426,45 +445,47 @@ def _withdraw(decision: Decision, item: dict, record: dict, ctx: EnforcementCont
 
 
 def _evidence_sources(item: dict, ctx: EnforcementContext, media_bucket: str):
-    """(role, bucket, key, expected sha256 or None) of what removal must preserve."""
+    """(role, bucket, key, version id or None, expected sha256 or None) of what removal must
+    preserve. The original is the version the pipeline scanned and hashed (``sha256``)."""
     if item.get("upload_bucket") and item.get("upload_key"):
-        yield "original", item["upload_bucket"], item["upload_key"], item.get("sha256")
+        yield "original", item["upload_bucket"], item["upload_key"], item.get("upload_version_id"), item.get("sha256")
     sanitized = ctx.sanitized_key or item.get("sanitized_key")
     if sanitized:
         recorded = item.get("sanitized_sha256") if sanitized == item.get("sanitized_key") else None
-        yield "sanitized", media_bucket, sanitized, recorded
+        yield "sanitized", media_bucket, sanitized, None, recorded
     poster = ctx.poster_key or item.get("poster_key")
     if poster and poster != sanitized:
-        yield "poster", media_bucket, poster, None
+        yield "poster", media_bucket, poster, None, None
 
 
-def _preserve(role: str, bucket: str, key: str, expected: str | None, evidence_bucket: str, evidence_key: str,
-              custody: Any) -> dict:
-    """Copy one object into evidence unless a verified copy is already there."""
+def _preserve(role: str, bucket: str, key: str, version_id: str | None, expected: str | None,
+              evidence_bucket: str, evidence_key: str, custody: Any) -> dict:
+    """Copy one object (that version, when given) into evidence unless a verified copy is already there."""
     existing = custody.head(evidence_bucket, evidence_key)
-    source = custody.head(bucket, key)
+    source = custody.head(bucket, key, version_id)
     if source is None and existing is None:
         # Expired by the upload bucket's lifecycle, or never written: nothing left to keep.
         return EvidenceObject(role=role, source_bucket=bucket, source_key=key, evidence_key=evidence_key,
-                              sha256=expected, size=None, state="missing").model_dump()
+                              sha256=expected, size=None, state="missing", source_version_id=version_id).model_dump()
     if source is None:
         kept = existing  # preserved by an earlier attempt, deleted from its source since
     else:
         if expected is None:
-            expected = source.sha256 or custody.digest(bucket, key)
+            expected = source.sha256 or custody.digest(bucket, key, version_id)
         if existing is not None and _sha(existing, custody) == expected:
             kept = existing  # copied by an earlier attempt
         else:
-            kept = custody.copy(bucket, key, evidence_bucket, evidence_key)
+            kept = custody.copy(bucket, key, evidence_bucket, evidence_key, src_version_id=version_id)
     actual = _sha(kept, custody)
     if expected is not None and actual != expected:
         raise EvidenceMismatchError(f"evidence copy of the {role} does not hash to the recorded sha256")
     return EvidenceObject(role=role, source_bucket=bucket, source_key=key, evidence_key=evidence_key,
-                          sha256=actual, size=kept.size, state="preserved").model_dump()
+                          sha256=actual, size=kept.size, state="preserved", source_version_id=version_id,
+                          evidence_version_id=kept.version_id).model_dump()
 
 
 def _sha(obj: Any, custody: Any) -> str | None:
-    return obj.sha256 or custody.digest(obj.bucket, obj.key)
+    return obj.sha256 or custody.digest(obj.bucket, obj.key, obj.version_id)
 
 
 def _bring_back(record: dict, deps: Deps, ports: EnforcementPorts) -> list[str]:
@@ -480,7 +501,9 @@ def _bring_back(record: dict, deps: Deps, ports: EnforcementPorts) -> list[str]:
             continue
         if ports.custody.head(entry["source_bucket"], entry["source_key"]) is not None:
             continue  # never deleted, or restored by an earlier attempt
-        copied = ports.custody.copy(evidence_bucket, entry["evidence_key"], entry["source_bucket"], entry["source_key"])
+        # The evidence version preserved and verified at removal, not whatever the key holds now.
+        copied = ports.custody.copy(evidence_bucket, entry["evidence_key"], entry["source_bucket"], entry["source_key"],
+                                    src_version_id=entry.get("evidence_version_id"))
         if _sha(copied, ports.custody) != entry["sha256"]:
             raise EvidenceMismatchError(f"restored {entry['role']} does not hash to its evidence record")
         restored.append(entry["source_key"])

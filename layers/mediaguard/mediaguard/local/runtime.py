@@ -474,7 +474,8 @@ def _deliver_s3_events_after_write():
 
     moto sends ObjectCreated from inside put_object, before the response layer has
     stored the object's Content-Type and metadata; real S3 notifies after the write.
-    Returns the function that undoes the patch.
+    The event body also gets the fields real S3 sends and moto leaves out
+    (``_with_version_id``). Returns the function that undoes the patch.
     """
     from moto.s3 import models as s3_models
     from moto.s3.responses import S3Response
@@ -507,13 +508,33 @@ def _deliver_s3_events_after_write():
     s3_models.notifications.send_event = send_event
     for name, method in original_methods.items():
         setattr(S3Response, name, deferring(method))
+    original_body = s3_models.notifications._get_s3_event
+    s3_models.notifications._get_s3_event = _with_version_id(original_body)
 
     def undo() -> None:
+        s3_models.notifications._get_s3_event = original_body
         s3_models.notifications.send_event = original_send
         for name, method in original_methods.items():
             setattr(S3Response, name, method)
 
     return undo
+
+
+def _with_version_id(build: Callable[..., dict]) -> Callable[..., dict]:
+    """moto's event body plus the ``versionId`` and ``sequencer`` real S3 puts in
+    ``s3.object``: the start stage pins the scanned version from ``versionId``, so an event
+    without it would make local mode test a pipeline AWS never runs."""
+
+    def body(event_name: str, bucket: Any, key: Any, notification_id: str) -> dict:
+        event = build(event_name, bucket, key, notification_id)
+        obj = event["Records"][0]["s3"]["object"]
+        # Real S3 sends versionId only for a versioning-enabled bucket (moto says "null" otherwise).
+        if getattr(bucket, "is_versioned", False) and key.version_id not in (None, "null"):
+            obj["versionId"] = key.version_id
+        obj.setdefault("sequencer", f"{time.time_ns():020X}")
+        return event
+
+    return body
 
 
 def _reset_library_caches() -> None:

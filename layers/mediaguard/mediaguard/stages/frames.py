@@ -30,7 +30,8 @@ def frames(request: FramesInput, deps: Deps) -> FramesResult:
     media_id = request.media_id
     limits = video.VideoLimits.from_settings(settings)
     if request.sanitize.media_type == "video":
-        data, _ = blobs.get(request.bucket, request.key)
+        # The version sanitize read and hashed, not whatever the key holds now.
+        data, _ = blobs.get(request.bucket, request.key, version_id=request.sanitize.original_version_id)
         with tempfile.TemporaryDirectory(prefix="mg-frames-") as tmp:
             src = Path(tmp) / "original"
             src.write_bytes(data)

@@ -26,7 +26,8 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
     """
     t0 = time.perf_counter()
     settings, blobs, items = deps.settings, deps.need("blobs"), deps.need("items")
-    data, declared = blobs.get(upload.bucket, upload.key)
+    # Exactly the pinned version: a reused upload form may have put newer bytes at the key.
+    data, declared = blobs.get(upload.bucket, upload.key, version_id=upload.version_id)
     # Recorded before any check, so a rejected upload still carries its evidence hash.
     sha256 = hashlib.sha256(data).hexdigest()
     items.update(upload.media_id, {"sha256": sha256, "size": len(data), "content_type": declared})
@@ -54,6 +55,7 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
         fingerprints=fps,
         provenance=prepared.provenance,
         frames=None if animated else still_frames(key, fps),
+        original_version_id=upload.version_id,
     )
     items.update(
         upload.media_id,
@@ -104,5 +106,5 @@ def _accept_video(upload: Upload, data: bytes, declared: str | None, fmt: VideoF
     return SanitizeResult(
         media_id=upload.media_id, kind=fmt.name, media_type="video", content_type=fmt.content_type,
         sanitized_key=None, sanitized_sha256=None, method="remux", metadata_removed=[], width=0, height=0,
-        fingerprints=None, provenance=None,
+        fingerprints=None, provenance=None, original_version_id=upload.version_id,
     )
