@@ -301,6 +301,9 @@ class FailureInput(BaseModel):
     bucket: str
     key: str
     error: dict
+    # Upload.version_id: the version the run scanned is the one tagged, never a later
+    # replacement of the same key (issue 14, defect 1).
+    version_id: str | None = None
 
 
 class FailureResult(BaseModel):

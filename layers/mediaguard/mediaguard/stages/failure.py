@@ -29,7 +29,8 @@ def record_failure(request: FailureInput, deps: Deps) -> FailureResult:
     status = "rejected" if rejected else "failed"
     reason = _REJECTIONS[error_type].reason if rejected else "internal_error"
     safe_message = message if rejected else "processing failed; see the execution history"
-    blobs.tag(request.bucket, request.key, {"mediaguard-state": status, "mediaguard-reason": reason})
+    blobs.tag(request.bucket, request.key, {"mediaguard-state": status, "mediaguard-reason": reason},
+              version_id=request.version_id)
     items.update(
         request.media_id,
         {"status": status, "error_type": error_type, "error_reason": reason, "error_message": safe_message},
