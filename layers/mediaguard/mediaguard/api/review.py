@@ -31,12 +31,15 @@ module stays free of AWS clients and tests can hand it their own.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,11 +66,42 @@ TITLE, VERSION = "mediaguard review API", "1.0.0"
 MEDIA_ID = r"^[A-Za-z0-9_-]{1,80}$"
 APPEAL_ID = r"^ap-[A-Za-z0-9_-]{1,80}$"
 
-app = APIGatewayHttpResolver(enable_validation=True)
+app = errors.ApiResolver(enable_validation=True)
 _SECURITY = {"security_schemes": {"jwt": HTTPBearer(bearerFormat="JWT")}, "security": [{"jwt": []}]}
 app.configure_openapi(title=TITLE, version=VERSION, **_SECURITY)
+
+_INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
+
+
+def docs_policy(html: str) -> str:
+    """The Content-Security-Policy for a Swagger UI page: its own inline scripts and styles
+    (by hash, so nothing injected runs), images from itself or data: URIs (its icons), and
+    requests ("Try it out") to this API only.
+
+    Powertools inlines Swagger UI's assets and the spec into the page, so hashes of what
+    the page holds are the whole allow-list; the page is served without a login, on the
+    API's own origin, which is why it must not run anything else there.
+    """
+    sources: dict[str, list[str]] = {"script": [], "style": []}
+    for tag, body in _INLINE.findall(html):
+        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+        sources[tag].append(f"'sha256-{digest}'")
+    return (f"default-src 'none'; script-src {' '.join(sources['script']) or chr(39) + 'none' + chr(39)}; "
+            f"style-src {' '.join(sources['style']) or chr(39) + 'none' + chr(39)}; img-src 'self' data:; "
+            "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+def _docs_headers(app: errors.ApiResolver, next_middleware) -> Response:
+    response = next_middleware(app)
+    if isinstance(response.body, str) and response.body.lstrip().startswith("<"):
+        response.headers["Content-Security-Policy"] = docs_policy(response.body)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
 # Swagger UI's assets are inlined by Powertools: nothing is fetched from a CDN.
-app.enable_swagger(path="/docs", title=TITLE, version=VERSION, **_SECURITY)
+app.enable_swagger(path="/docs", title=TITLE, version=VERSION, middlewares=[_docs_headers], **_SECURITY)
 errors.install(app, validation_status=400)
 
 
