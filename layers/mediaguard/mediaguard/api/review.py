@@ -22,8 +22,9 @@ GET      /openapi.json, /docs                  none             OpenAPI document
 =======  ====================================  ===============  ====================================
 
 Errors are ``{"reason": <stable code>, "message": <safe text>}`` (:mod:`mediaguard.api.errors`)
-with 400 (invalid request, including schema validation, which adds ``fields``), 401, 403,
-404 or 409; nothing internal is echoed.
+with 400 (invalid request, including schema validation, which adds ``fields``; a body that is
+not UTF-8 or nests too deep: ``malformed_body``), 401, 403, 404, 409, 413 (``body_too_large``)
+or 415; nothing internal is echoed. ``/docs`` carries a Content-Security-Policy.
 
 The handler (``functions/api/app.py``) plugs in the services with :func:`use`, so this
 module stays free of AWS clients and tests can hand it their own.
@@ -86,8 +87,8 @@ def docs_policy(html: str) -> str:
     for tag, body in _INLINE.findall(html):
         digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
         sources[tag].append(f"'sha256-{digest}'")
-    return (f"default-src 'none'; script-src {' '.join(sources['script']) or chr(39) + 'none' + chr(39)}; "
-            f"style-src {' '.join(sources['style']) or chr(39) + 'none' + chr(39)}; img-src 'self' data:; "
+    scripts, styles = (" ".join(sources[tag]) or "'none'" for tag in ("script", "style"))
+    return (f"default-src 'none'; script-src {scripts}; style-src {styles}; img-src 'self' data:; "
             "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 

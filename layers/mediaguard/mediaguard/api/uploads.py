@@ -17,7 +17,8 @@ which never becomes an item, still has a verifiable record.
 The route (``POST /v1/uploads``, answers 201 with the grant) is :data:`app`, a Powertools
 resolver; the handler (``functions/uploads/app.py``) plugs in the adapters with
 :func:`use`. Refusals answer in the one error format of :mod:`mediaguard.api.errors`
-(``reason``, ``message``, ``media_id``); a request that does not match the schema gets 422.
+(``reason``, ``message``, ``media_id``); a request that does not match the schema gets 422,
+a body that cannot be read at all 400 or 413, before authentication (``media_id`` null).
 """
 
 from __future__ import annotations
