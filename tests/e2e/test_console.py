@@ -331,3 +331,17 @@ def test_config_json_tells_the_pages_where_the_apis_are(server):
     # Nothing may load from another origin: the CSP says so and the page names no other host.
     assert "default-src 'none'" in page.headers["content-security-policy"]
     assert "http" not in page.text.replace("http-equiv", "")
+
+
+def test_the_api_docs_render_under_their_content_security_policy(server, page):
+    # WHEN anyone opens the review API's Swagger UI page (served without a token)
+    response = page.goto(f"{server.url}/api/docs")
+    # THEN it comes with a Content-Security-Policy that admits nothing but its own inline code
+    policy = response.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "'unsafe-inline'" not in policy and "'unsafe-eval'" not in policy
+    # AND Swagger UI still renders every route under it, with no violation reported
+    sync_api.expect(page.locator(".swagger-ui .info .title")).to_contain_text("mediaguard review API",
+                                                                             timeout=30_000)
+    sync_api.expect(page.locator(".opblock").first).to_be_visible()
+    assert page.locator(".opblock").count() >= 10
+    assert page.problems == []

@@ -9,10 +9,12 @@ item's audit chain verifies.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import importlib.util
 import json
+import re
 from urllib.parse import urlencode
 
 import pytest
@@ -370,3 +372,114 @@ def _item(media_id: str) -> dict:
 
 def _keys(s3, bucket: str, prefix: str) -> list[str]:
     return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", []))
+
+
+# --- bodies no route can read (issue 14 #1) ------------------------------------------------------------
+
+NOT_UTF8 = base64.b64encode('{"statement": "caf\xe9"}'.encode("latin-1")).decode()
+UNREADABLE_BODIES = {
+    # API Gateway base64-encodes a body it does not take for text: latin-1, not UTF-8
+    "not-utf8": ({"body": NOT_UTF8, "isBase64Encoded": True}, 400, "malformed_body"),
+    "not-base64": ({"body": "{not base64}", "isBase64Encoded": True}, 400, "malformed_body"),
+    # escapes JSON allows but no store can encode: a lone surrogate
+    "lone-surrogate": ({"body": '{"statement": "\\ud800"}'}, 400, "malformed_body"),
+    # 1,000 levels: small, but past Python's recursion limit when parsed
+    "nested-1000": ({"body": "[" * 1000 + "]" * 1000}, 400, "malformed_body"),
+    "nested-100000": ({"body": "[" * 100_000 + "]" * 100_000}, 413, "body_too_large"),
+    "one-megabyte": ({"body": json.dumps({"statement": "x" * 1_000_000})}, 413, "body_too_large"),
+}
+
+
+def _raw(handler, path: str, over: dict, *, claims: dict | None) -> tuple[int, dict, str]:
+    """POST ``path`` with a body exactly as given (``over`` replaces event fields)."""
+    event = copy.deepcopy(load_event("api"))
+    event["routeKey"] = event["requestContext"]["routeKey"] = f"POST {path}"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = "POST"
+    event["rawQueryString"], event["queryStringParameters"] = "", None
+    event["headers"]["content-type"] = "application/json"
+    if claims is None:
+        del event["requestContext"]["authorizer"]
+        event["headers"].pop("authorization")
+    else:
+        event["requestContext"]["authorizer"]["jwt"]["claims"] = claims
+    event.update(over)
+    result = handler(event, _Context())
+    return result["statusCode"], {k.lower(): v for k, v in (result.get("headers") or {}).items()}, result["body"]
+
+
+@pytest.fixture(scope="module")
+def uploads_handler(stack):
+    # The upload API's handler over the same moto state (the stack's env names its bucket).
+    return _load(REPO / "functions" / "uploads" / "app.py").handler
+
+
+@pytest.mark.parametrize(("over", "status", "reason"), list(UNREADABLE_BODIES.values()), ids=list(UNREADABLE_BODIES))
+def test_an_unreadable_body_is_refused_before_auth_and_validation(stack, uploads_handler, over, status, reason):
+    handler, _ = stack
+    for api, path in ((handler, "/items/body0001/appeal"), (uploads_handler, "/v1/uploads")):
+        # GIVEN a caller without any credentials (WHEN authentication ran first, this were a 401)
+        code, headers, text = _raw(api, path, over, claims=None)
+        # THEN the body is refused first, cleanly, in the one error format
+        assert (code, json.loads(text)["reason"]) == (status, reason), path
+        assert headers["content-type"] == "application/json"
+        # AND nothing of the body is echoed
+        assert "caf" not in text and "xxxx" not in text
+
+
+def test_nothing_is_audited_for_an_unreadable_upload_request(stack, uploads_handler):
+    # GIVEN an uploader with a valid JWT and a declaration that is not UTF-8
+    body = base64.b64encode(b'{"content_type": "image/jpeg\xff", "content_length": 10}').decode()
+    # WHEN it asks for an upload form
+    code, _, text = _raw(uploads_handler, "/v1/uploads", {"body": body, "isBase64Encoded": True}, claims=UPLOADER)
+    # THEN it is refused before an id is assigned: there is no refusal chain to write to
+    assert (code, json.loads(text)) == (400, {"reason": "malformed_body", "media_id": None,
+                                              "message": "the request body is not UTF-8 text"})
+
+
+def test_a_base64_encoded_json_body_is_read_as_before(stack, uploads_handler):
+    # GIVEN a valid declaration that API Gateway chose to base64-encode
+    body = base64.b64encode(json.dumps({"content_type": "image/png", "content_length": 1000}).encode()).decode()
+    # WHEN it is sent THEN the grant comes back
+    code, _, text = _raw(uploads_handler, "/v1/uploads", {"body": body, "isBase64Encoded": True}, claims=UPLOADER)
+    assert code == 201 and json.loads(text)["upload"]["fields"]
+
+
+def test_both_apis_refuse_in_one_error_format(stack, uploads_handler):
+    handler, _ = stack
+    # GIVEN the same unreadable body, then a body in a type neither API reads
+    for over in ({"body": NOT_UTF8, "isBase64Encoded": True},
+                 {"body": "statement=x", "headers": {"content-type": "text/plain"}}):
+        # WHEN each API answers it
+        review = _raw(handler, "/items/body0001/appeal", over, claims=UPLOADER)
+        upload = _raw(uploads_handler, "/v1/uploads", over, claims=UPLOADER)
+        # THEN the statuses and the bodies are the same; the upload API adds its media_id,
+        # null as on every refusal before an id is assigned
+        assert review[0] == upload[0] and review[0] in (400, 415)
+        review_body, upload_body = json.loads(review[2]), json.loads(upload[2])
+        assert upload_body.pop("media_id") is None
+        assert review_body == upload_body and set(review_body) == {"reason", "message"}
+
+
+def test_the_docs_page_runs_only_its_own_inline_code(stack):
+    handler, _ = stack
+    # WHEN anyone (the page needs no token) opens the Swagger UI page
+    event = copy.deepcopy(load_event("api"))
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/docs"
+    event["rawQueryString"], event["queryStringParameters"] = "", None
+    del event["requestContext"]["authorizer"]
+    result = handler(event, _Context())
+    headers = {k.lower(): v for k, v in result["headers"].items()}
+    # THEN it comes with a Content-Security-Policy that allows its own inline scripts and
+    # styles by hash, and nothing from anywhere else
+    assert result["statusCode"] == 200 and "SwaggerUIBundle" in result["body"]
+    policy = dict(part.strip().split(" ", 1) for part in headers["content-security-policy"].split(";"))
+    assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+    assert policy["connect-src"] == "'self'" and policy["base-uri"] == "'none'"
+    scripts = re.findall(r"<script>(.*?)</script>", result["body"], re.DOTALL)
+    assert len(scripts) == 2
+    for script in scripts:
+        digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+        assert f"'sha256-{digest}'" in policy["script-src"].split()
+    assert "'unsafe-inline'" not in headers["content-security-policy"] and "http" not in policy["script-src"]
+    assert headers["x-content-type-options"] == "nosniff"

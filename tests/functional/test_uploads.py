@@ -17,11 +17,13 @@ from mediaguard.adapters.banks import dynamo_bank_service
 from mediaguard.analysis.banks.model import NewEntry
 from mediaguard.audit.chain import verify
 from mediaguard.decisions import enforcement
+from mediaguard.decisions.review.queue import REACH_CAP
 from mediaguard.ingress.ingest import prepare
 from mediaguard.local.postpolicy import PostPolicyViolation, verify_post
 from mediaguard.local.runtime import LocalCloud
+from mediaguard.local.template import load_template
 from mediaguard.settings import Settings
-from tests.conftest import jpeg_bytes, load_event, photo
+from tests.conftest import REPO, jpeg_bytes, load_event, photo
 
 DEV_TOKEN = "local-dev-token-for-tests"
 
@@ -332,6 +334,40 @@ def test_pdq_without_quality_is_a_validation_error(cloud):
     assert (answer["reason"], answer["media_id"]) == ("invalid_request", None) and answer["message"]
     assert answer["fields"] and (answer["statusCode"], answer["detail"][0]["loc"]) == (422, ["body"])
     assert "f" * 64 not in json.dumps(answer)  # nothing submitted is echoed
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [{"content_length": True}, {"content_length": 1000, "pdq": "f" * 64, "pdq_quality": True},
+     {"content_length": 1000, "reach": True}, {"content_length": 1000, "reach": REACH_CAP + 1},
+     {"content_length": 1000, "reach": 10**30}],
+    ids=["length-true", "quality-true", "reach-true", "reach-over-cap", "reach-huge"],
+)
+def test_booleans_and_unbounded_numbers_are_not_accepted_as_numbers(cloud, declared):
+    # WHEN a client declares true for a length (lax parsing would read it as 1 byte), or a
+    # reach past where the review queue stops counting
+    status, answer = call_api(cloud, {"content_type": "image/jpeg"} | declared)
+    # THEN it is a schema error, and no form is handed out
+    assert (status, answer["reason"]) == (422, "invalid_request")
+    assert "upload" not in answer
+
+
+def test_a_reach_at_the_cap_is_accepted(cloud):
+    status, grant = call_api(cloud, {"content_type": "image/jpeg", "content_length": 1000, "reach": REACH_CAP})
+    assert status == 201 and upload_chain(cloud, grant["media_id"])[0].detail["reach"] == REACH_CAP
+
+
+def test_browsers_on_the_upload_origins_may_call_the_upload_api():
+    # GIVEN the template: the pages allowed to POST to the upload bucket (its CORS rule)
+    template = load_template(REPO / "template.yaml")
+    resources = template["Resources"]
+    bucket_rule = resources["UploadBucket"]["Properties"]["CorsConfiguration"]["CorsRules"][0]
+    # THEN the same origins may call the upload API, which hands them the form, with the
+    # two headers the upload page sends, and no cookies
+    cors = resources["UploadsApi"]["Properties"]["CorsConfiguration"]
+    assert cors["AllowOrigins"] == bucket_rule["AllowedOrigins"] == {"Ref": "UploadAllowedOrigins"}
+    assert {h.lower() for h in cors["AllowHeaders"]} == {"authorization", "content-type"}
+    assert "POST" in cors["AllowMethods"] and not cors.get("AllowCredentials", False)
 
 
 # --- authentication ------------------------------------------------------------------------

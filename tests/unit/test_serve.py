@@ -16,10 +16,13 @@ from werkzeug.wrappers import Request
 
 from mediaguard.local.serve import (
     DevUser,
+    HostCheck,
+    LocalServer,
     PresignError,
     api_event,
     console_config,
     export_console,
+    exposure_warning,
     http_response,
     localize_s3_urls,
     token_map,
@@ -171,3 +174,40 @@ def test_exported_console_is_self_contained_with_its_config(tmp_path):
         # (The SVG's xmlns is a namespace name, never fetched.)
         text = text.replace('xmlns="http://www.w3.org/2000/svg"', "")
         assert "https://" not in text and "http://" not in text and "@import" not in text, name
+
+
+# --- what --host exposes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.7", "::", "127.0.0.1", "::1"])
+def test_moto_is_bound_to_loopback_whatever_host_says(host):
+    # GIVEN serve asked to listen on an address (not started: nothing is bound here)
+    server = LocalServer(host=host, port=8080)
+    # THEN moto's endpoint, which checks no credentials, stays on loopback
+    assert server.moto_host in ("127.0.0.1", "::1")
+    assert server.moto_host == (host if host in ("127.0.0.1", "::1") else "127.0.0.1")
+
+
+def test_the_host_warning_says_what_is_exposed_and_what_is_not():
+    text = " ".join(exposure_warning("0.0.0.0"))
+    # THEN it names the address, the plain HTTP, every surface a token opens, and moto's place
+    for exposed in ("0.0.0.0", "plain HTTP", "console", "/api/docs", "review, admin and upload APIs",
+                    "/s3/", "moto", "127.0.0.1 only"):
+        assert exposed in text, exposed
+
+
+@pytest.mark.parametrize(
+    ("bound", "host", "accepted"),
+    [("127.0.0.1", "127.0.0.1:8080", True), ("127.0.0.1", "localhost:8080", True),
+     ("127.0.0.1", "LOCALHOST:8080", True), ("127.0.0.1", "[::1]:8080", True),
+     ("127.0.0.1", "127.0.0.1:8081", False), ("127.0.0.1", "127.0.0.1", False),
+     ("127.0.0.1", "attacker.example:8080", False), ("127.0.0.1", "localhost.attacker.example:8080", False),
+     ("127.0.0.1", "10.0.0.1:8080", False), ("127.0.0.1", "", False), ("127.0.0.1", "a@127.0.0.1:8080", False),
+     ("127.0.0.1", "127.0.0.1:80x", False),
+     ("192.0.2.7", "192.0.2.7:8080", True), ("192.0.2.7", "localhost:8080", False),
+     ("0.0.0.0", "192.0.2.7:8080", True), ("0.0.0.0", "[2001:db8::1]:8080", True),
+     ("0.0.0.0", "localhost:8080", True), ("0.0.0.0", "attacker.example:8080", False)],
+)
+def test_only_the_names_a_server_is_bound_to_are_answered(bound, host, accepted):
+    # An IP literal cannot be rebound to another machine; a DNS name can.
+    assert HostCheck.bound_to(bound, 8080).accepts(host) is accepted

@@ -22,8 +22,9 @@ GET      /openapi.json, /docs                  none             OpenAPI document
 =======  ====================================  ===============  ====================================
 
 Errors are ``{"reason": <stable code>, "message": <safe text>}`` (:mod:`mediaguard.api.errors`)
-with 400 (invalid request, including schema validation, which adds ``fields``), 401, 403,
-404 or 409; nothing internal is echoed.
+with 400 (invalid request, including schema validation, which adds ``fields``; a body that is
+not UTF-8 or nests too deep: ``malformed_body``), 401, 403, 404, 409, 413 (``body_too_large``)
+or 415; nothing internal is echoed. ``/docs`` carries a Content-Security-Policy.
 
 The handler (``functions/api/app.py``) plugs in the services with :func:`use`, so this
 module stays free of AWS clients and tests can hand it their own.
@@ -31,12 +32,15 @@ module stays free of AWS clients and tests can hand it their own.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.models import HTTPBearer
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,11 +67,42 @@ TITLE, VERSION = "mediaguard review API", "1.0.0"
 MEDIA_ID = r"^[A-Za-z0-9_-]{1,80}$"
 APPEAL_ID = r"^ap-[A-Za-z0-9_-]{1,80}$"
 
-app = APIGatewayHttpResolver(enable_validation=True)
+app = errors.ApiResolver(enable_validation=True)
 _SECURITY = {"security_schemes": {"jwt": HTTPBearer(bearerFormat="JWT")}, "security": [{"jwt": []}]}
 app.configure_openapi(title=TITLE, version=VERSION, **_SECURITY)
+
+_INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
+
+
+def docs_policy(html: str) -> str:
+    """The Content-Security-Policy for a Swagger UI page: its own inline scripts and styles
+    (by hash, so nothing injected runs), images from itself or data: URIs (its icons), and
+    requests ("Try it out") to this API only.
+
+    Powertools inlines Swagger UI's assets and the spec into the page, so hashes of what
+    the page holds are the whole allow-list; the page is served without a login, on the
+    API's own origin, which is why it must not run anything else there.
+    """
+    sources: dict[str, list[str]] = {"script": [], "style": []}
+    for tag, body in _INLINE.findall(html):
+        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+        sources[tag].append(f"'sha256-{digest}'")
+    scripts, styles = (" ".join(sources[tag]) or "'none'" for tag in ("script", "style"))
+    return (f"default-src 'none'; script-src {scripts}; style-src {styles}; img-src 'self' data:; "
+            "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+
+
+def _docs_headers(app: errors.ApiResolver, next_middleware) -> Response:
+    response = next_middleware(app)
+    if isinstance(response.body, str) and response.body.lstrip().startswith("<"):
+        response.headers["Content-Security-Policy"] = docs_policy(response.body)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
 # Swagger UI's assets are inlined by Powertools: nothing is fetched from a CDN.
-app.enable_swagger(path="/docs", title=TITLE, version=VERSION, **_SECURITY)
+app.enable_swagger(path="/docs", title=TITLE, version=VERSION, middlewares=[_docs_headers], **_SECURITY)
 errors.install(app, validation_status=400)
 
 

@@ -17,7 +17,8 @@ which never becomes an item, still has a verifiable record.
 The route (``POST /v1/uploads``, answers 201 with the grant) is :data:`app`, a Powertools
 resolver; the handler (``functions/uploads/app.py``) plugs in the adapters with
 :func:`use`. Refusals answer in the one error format of :mod:`mediaguard.api.errors`
-(``reason``, ``message``, ``media_id``); a request that does not match the schema gets 422.
+(``reason``, ``message``, ``media_id``); a request that does not match the schema gets 422,
+a body that cannot be read at all 400 or 413, before authentication (``media_id`` null).
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from dataclasses import dataclass
 from typing import Annotated, Protocol
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mediaguard.api import errors
 from mediaguard.api.auth import authenticate_uploader, credentials
 from mediaguard.api.errors import ApiError
+from mediaguard.decisions.review.queue import REACH_CAP
 from mediaguard.errors import MediaguardError
 from mediaguard.ingress.grant import GRANTED, REFUSED, client_actor, grant_chain, upload_key
 from mediaguard.ingress.kinds import STILL_KINDS, VIDEO_FORMATS
@@ -95,12 +97,15 @@ class UploadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     content_type: str = Field(min_length=3, max_length=100)
-    content_length: int = Field(gt=0)
+    # Strict: JSON's true is not a length (lax pydantic reads it as 1).
+    content_length: int = Field(gt=0, strict=True)
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     pdq: str | None = None
-    pdq_quality: int | None = Field(default=None, ge=0, le=100)
-    # Audience size of the uploader (followers); a later risk signal, recorded now.
-    reach: int | None = Field(default=None, ge=0)
+    pdq_quality: int | None = Field(default=None, ge=0, le=100, strict=True)
+    # Audience size of the uploader (followers); a later risk signal, recorded now. Capped
+    # where the review queue stops counting (REACH_CAP): a larger number changes no
+    # priority, and an unbounded integer would be stored in the audit chain as sent.
+    reach: int | None = Field(default=None, ge=0, le=REACH_CAP, strict=True)
 
     @field_validator("content_type")
     @classmethod
@@ -235,7 +240,7 @@ def request_upload(request: UploadRequest, caller: str, deps: Deps, presigner: P
 
 # --- the route ----------------------------------------------------------------------
 
-app = APIGatewayHttpResolver(enable_validation=True)
+app = errors.ApiResolver(enable_validation=True)
 # 422 for a malformed declaration, and media_id in every error body: what this API has
 # always answered, before the two APIs shared one error format.
 errors.install(app, validation_status=422, always={"media_id": None}, powertools_detail=True)

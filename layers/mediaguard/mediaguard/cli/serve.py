@@ -20,7 +20,9 @@ def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
                     "aws --endpoint-url, and serves the console at / and the APIs under /api/.",
     )
     serve.add_argument("--host", default="127.0.0.1",
-                       help="address to bind (default 127.0.0.1; anything else exposes the dev tokens' powers)")
+                       help="address the console, the APIs and the /s3/ stand-in listen on (default 127.0.0.1; "
+                            "anything else lets whoever reaches it use them with a dev token, over plain HTTP; "
+                            "moto's AWS endpoint always stays on 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="console and API port (default 8080)")
     serve.add_argument("--moto-port", type=int, default=None,
                        help="port of moto's AWS endpoint (default: --port + 1; 0 picks a free one)")

@@ -5,10 +5,13 @@ What runs, all in one process and on ONE moto state:
 
 * :class:`~mediaguard.local.runtime.LocalCloud`: template.yaml deployed into in-process
   moto, the real state machine, every Lambda handler invoked in-process;
-* moto's server (the app ``ThreadedMotoServer`` runs) on a second loopback port, so
+* moto's server (the app ``ThreadedMotoServer`` runs) on a second port, so
   ``aws --endpoint-url`` and boto3 see (and change) the very buckets and tables the pipeline uses: the server and
   ``mock_aws`` share moto's process-wide backends (measured: a bucket created through
-  either is listed by the other);
+  either is listed by the other). moto checks no credentials, so this port is always bound to
+  loopback, whatever ``--host`` says, and it refuses browsers (any request with an ``Origin``
+  or ``Sec-Fetch-*`` header) and sends no CORS headers: no web page, including one that
+  rebinds its DNS name to 127.0.0.1, can read the evidence bucket through it;
 * an HTTP server (werkzeug, which moto already brings) that serves the console at ``/``,
   the upload page at ``/upload``, and turns every request under ``/api/`` into an API
   Gateway HTTP API (payload v2) event for the same handler AWS runs:
@@ -24,6 +27,10 @@ stack's buckets point at ``/s3/<bucket>/...`` on this server, which plays S3's p
 * ``GET /s3/<media bucket>/<key>?X-Amz-...``: a reviewer's presigned GET of a
   sanitized copy, served only after its SigV4 query signature and expiry check out.
 
+Requests whose ``Host`` is not a name this server is bound to are refused (421) before
+anything else: a page that rebinds its own DNS name to 127.0.0.1 would otherwise be
+same-origin with the console and the APIs, and ``/config.json`` would name it as their base.
+
 Logging: request lines carry the method, the path without its query string (where the
 signatures live) and the status; never a body, a token or a presigned URL.
 """
@@ -37,6 +44,7 @@ import json
 import logging
 import re
 import secrets
+import socket
 import sys
 import threading
 import uuid
@@ -49,6 +57,7 @@ from typing import Any, TextIO
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from moto.moto_server.werkzeug_app import MotoRequestHandler
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
@@ -71,6 +80,8 @@ CONSOLE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src
 # Uploads larger than the pipeline accepts are refused by the POST policy; this only keeps
 # one request from filling the server's memory first (50 MiB limit + form overhead).
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
+# API Gateway HTTP APIs refuse larger payloads with 413 before any function runs.
+MAX_API_BODY_BYTES = 10 * 1024 * 1024
 UPLOADS_PATH = "/v1/uploads"
 
 logger = logging.getLogger("mediaguard.serve")
@@ -331,8 +342,9 @@ class _Function:
 class ServeApp:
     """The WSGI app behind ``mediaguard serve`` (see the module docstring for the routes)."""
 
-    def __init__(self, cloud: LocalCloud) -> None:
+    def __init__(self, cloud: LocalCloud, hosts: HostCheck | None = None) -> None:
         self.cloud = cloud
+        self.hosts = hosts
         self.uploads = self._function("uploads")
         self.api = self._function("api")
         stack = cloud.stack
@@ -360,10 +372,18 @@ class ServeApp:
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         request = Request(environ)
-        request.max_content_length = MAX_REQUEST_BYTES
-        request.max_form_memory_size = MAX_REQUEST_BYTES
+        limit = MAX_API_BODY_BYTES if request.path.startswith("/api/") else MAX_REQUEST_BYTES
+        request.max_content_length = limit
+        request.max_form_memory_size = limit
         try:
-            response = self.route(request)
+            if self.hosts is not None and not self.hosts.accepts(request.headers.get("host", "")):
+                # Before anything is read or answered: see the module docstring (DNS rebinding).
+                response = _json(421, {"reason": "misdirected_request",
+                                       "message": "this server does not answer for that host name"})
+            else:
+                response = self.route(request)
+        except RequestEntityTooLarge:
+            response = _too_large(request.path, limit)
         except Exception:  # noqa: BLE001 - one failed request must not stop the server
             logger.exception("serve: request failed", extra={"path": request.path})
             response = _json(500, {"reason": "internal_error", "message": "the local server failed; see its log"})
@@ -480,6 +500,95 @@ def _s3_error(error: PresignError) -> Response:
     return Response(error.xml(), status=error.status, content_type="application/xml")
 
 
+def _too_large(path: str, limit: int) -> Response:
+    """413 for a body over ``limit``: as S3 would for the storage stand-in, in the APIs' one
+    error format (``media_id`` null on the upload API, as before an id is assigned) otherwise."""
+    if path.startswith("/s3/"):
+        return _s3_error(PresignError("EntityTooLarge", "Your proposed upload exceeds the maximum allowed size", 413))
+    body: dict[str, Any] = {"reason": "body_too_large", "message": f"request bodies are limited to {limit} bytes"}
+    if path == f"/api{UPLOADS_PATH}":
+        body["media_id"] = None
+    response = _json(413, body)
+    # The body was not read: the connection cannot carry another request.
+    response.headers["connection"] = "close"
+    return response
+
+
+# --- host names -----------------------------------------------------------------------------------------
+
+
+# What binding to every interface is spelled as (compared against, never bound here).
+_WILDCARDS = {"", "0.0.0.0", "::"}  # noqa: S104
+
+
+@dataclass(frozen=True)
+class HostCheck:
+    """The ``Host`` values a server bound to ``host``:``port`` answers: the names it was
+    bound to (and ``localhost`` for a loopback address), with its port.
+
+    Bound to every interface, any IP address is accepted too: an IP literal cannot be
+    rebound, only a DNS name can. ``localhost`` always resolves to this machine.
+
+    >>> HostCheck.bound_to("127.0.0.1", 8080).accepts("localhost:8080")
+    True
+    >>> HostCheck.bound_to("127.0.0.1", 8080).accepts("attacker.example:8080")
+    False
+    """
+
+    names: frozenset[str]
+    port: int
+    any_address: bool = False
+
+    @classmethod
+    def bound_to(cls, host: str, port: int) -> HostCheck:
+        names = {host.lower().strip("[]")}
+        if host in _WILDCARDS:
+            names |= {"localhost", socket.gethostname().lower(), socket.getfqdn().lower()}
+        elif is_loopback(host):
+            names |= {"localhost", "127.0.0.1", "::1"}
+        return cls(frozenset(names - {""}), port, any_address=host in _WILDCARDS)
+
+    def accepts(self, value: str) -> bool:
+        if not value or "@" in value or "/" in value:
+            return False
+        try:
+            split = urlsplit(f"//{value}")
+            port = split.port or 80
+        except ValueError:
+            return False
+        name = (split.hostname or "").rstrip(".")
+        if port != self.port or not name:
+            return False
+        if name in self.names:
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return self.any_address
+
+
+class _AwsClientsOnly:
+    """moto's server for AWS clients only: a request a browser sent (it carries ``Origin``
+    or ``Sec-Fetch-*``; the AWS CLI and SDKs send neither) is refused, and the CORS headers
+    moto adds to every answer are dropped, so no page can read what it answers."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if any(k == "HTTP_ORIGIN" or k.startswith("HTTP_SEC_FETCH_") for k in environ):
+            response = _json(403, {"reason": "forbidden",
+                                   "message": "the local AWS endpoint answers AWS clients, not browsers"})
+            return response(environ, start_response)
+
+        def without_cors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+            kept = [(k, v) for k, v in headers if not k.lower().startswith("access-control-")]
+            return start_response(status, kept, exc_info)
+
+        return self.app(environ, without_cors)
+
+
 # --- the server ------------------------------------------------------------------------------------------------
 
 
@@ -567,11 +676,12 @@ class LocalServer:
         try:
             handler = type("RequestLog", (_RequestLog,), {"stream": self.request_log})
             self._http = make_server(self.host, self.port, self._app, threaded=True, request_handler=handler)
-            self._moto = make_server(self.host, self.moto_port, DomainDispatcherApplication(create_backend_app),
+            self._moto = make_server(self.moto_host, self.moto_port,
+                                     _AwsClientsOnly(DomainDispatcherApplication(create_backend_app)),
                                      threaded=True, request_handler=_QuietMotoHandler)
             self.cloud = LocalCloud(template, parameters={k: v for k, v in parameters.items() if k in declared})
             self.cloud.__enter__()
-            self._app.app = ServeApp(self.cloud)
+            self._app.app = ServeApp(self.cloud, HostCheck.bound_to(self.host, self._http.server_port))
             self._moto_thread = threading.Thread(target=self._moto.serve_forever, name="moto-server", daemon=True)
             self._moto_thread.start()
         except BaseException:
@@ -613,10 +723,16 @@ class LocalServer:
         return f"http://{_netloc(self.host, self._http.server_port)}"
 
     @property
+    def moto_host(self) -> str:
+        """Where moto's server listens: ``--host`` if that is loopback, else 127.0.0.1. moto
+        checks no credentials, so it must never be reachable from another machine."""
+        return self.host if is_loopback(self.host) else "127.0.0.1"
+
+    @property
     def moto_url(self) -> str:
         if self._moto is None:
             raise RuntimeError("not started")
-        return f"http://{_netloc(self.host, self._moto.server_port)}"
+        return f"http://{_netloc(self.moto_host, self._moto.server_port)}"
 
     @property
     def region(self) -> str:
@@ -634,10 +750,21 @@ class LocalServer:
         ]
         lines += [f"  {u.label:<16} {u.sub:<11} {u.token}" for u in self.users]
         if not is_loopback(self.host):
-            lines.append("WARNING: bound to a non-loopback address; anyone who can reach it and holds a token "
-                         "can act as that reviewer")
+            lines += exposure_warning(self.host)
         lines.append("Ctrl-C stops")
         return lines
+
+
+def exposure_warning(host: str) -> list[str]:
+    """What binding ``serve`` to a non-loopback ``host`` exposes, line by line."""
+    return [
+        f"WARNING: bound to {host}, not loopback. Anyone who can reach it, over plain HTTP (tokens and media",
+        "  travel unencrypted), can: load the console and upload pages; read the OpenAPI document at /api/docs;",
+        "  with a dev token above, use the review, admin and upload APIs with that token's roles (read items",
+        "  and audit trails, decide, appeal, change geofence rules, upload); fetch media and post uploads",
+        "  through /s3/ with the signed links the APIs hand out.",
+        "  moto's AWS endpoint (every bucket and table, no credentials checked) stays on 127.0.0.1 only.",
+    ]
 
 
 def is_loopback(host: str) -> bool:
@@ -653,5 +780,5 @@ def _netloc(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-__all__ = ["DevUser", "LocalServer", "PresignError", "ServeApp", "api_event", "console_config", "dev_users",
-           "export_console", "localize_s3_urls", "verify_presigned_get"]
+__all__ = ["DevUser", "HostCheck", "LocalServer", "PresignError", "ServeApp", "api_event", "console_config",
+           "dev_users", "exposure_warning", "export_console", "localize_s3_urls", "verify_presigned_get"]
