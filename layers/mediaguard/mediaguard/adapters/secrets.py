@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
+from mediaguard.decisions.history import Pseudonymiser
 from mediaguard.errors import MediaguardError
 
 if TYPE_CHECKING:
-    from mediaguard.decisions.history import Pseudonymiser
     from mediaguard.settings import Settings
 
 
@@ -51,8 +51,6 @@ def uploader_pseudonymiser(settings: Settings, *, secretsmanager: Any = None) ->
     The key is read once, not every few minutes like the webhook secret: rotating it changes
     every uploader's partition key (it resets every history), so it is never rotated live.
     """
-    from mediaguard.decisions.history import Pseudonymiser
-
     if settings.uploader_key_secret_arn:
         client = secretsmanager or boto3.client("secretsmanager", region_name=settings.region)
         value = SecretsManagerSecret(client, settings.uploader_key_secret_arn)()[0]
