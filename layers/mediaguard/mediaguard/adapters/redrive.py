@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 # Stack outputs that name the queue and the function (template.yaml).
@@ -53,8 +54,6 @@ class Outcome:
 
 def target_from_stack(stack: str, region: str | None = None, client: Any = None) -> RedriveTarget:
     """The queue and the start function of a deployed stack, from its outputs."""
-    import boto3
-
     cfn = client or boto3.client("cloudformation", region_name=region)
     try:
         described = cfn.describe_stacks(StackName=stack)["Stacks"][0]
