@@ -7,7 +7,7 @@ SAM := .tools/sam/bin/sam
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: setup demo test lint build build-edge bench clean
+.PHONY: setup demo test lint build build-edge bench clean checkov
 
 setup:
 	@scripts/setup.sh
@@ -31,6 +31,12 @@ build: setup
 # Lambda@Edge lives in its own stack in us-east-1 (edge/README.md).
 build-edge: setup
 	$(SAM) build --template edge/template.yaml --build-dir .aws-sam/edge
+
+# Security scan of both templates (scripts/checkov.sh installs checkov into .tools/checkov).
+# Not part of `make test`: it needs the package index once, and its findings are reviewed
+# in README.md ("checkov"), not gated per test run.
+checkov:
+	@scripts/checkov.sh
 
 bench: setup
 	$(PY) -m bench.pipeline

@@ -31,7 +31,10 @@ class Settings(BaseModel):
     # None: mediaguard.decisions.scoring.DEFAULT_POLICY, and no shadow.
     policy: str | None = None
     shadow_policy: str | None = None
-    # HMAC key (>= 16 bytes) for uploader ids in the history table and geofence scopes.
+    # HMAC key (>= 16 bytes) for uploader ids in the history table and geofence scopes. On
+    # AWS only the secret's ARN is in the environment and the value is read at run time
+    # (mediaguard.adapters.secrets); uploader_key itself is for the CLI and tests.
+    uploader_key_secret_arn: str | None = None
     uploader_key: SecretStr | None = None
     state_machine_arn: str | None = None
     region: str = "us-east-1"
@@ -112,6 +115,7 @@ _ENV = {
     "policy": "MEDIAGUARD_POLICY",
     "shadow_policy": "MEDIAGUARD_SHADOW_POLICY",
     "uploader_key": "MEDIAGUARD_UPLOADER_KEY",
+    "uploader_key_secret_arn": "MEDIAGUARD_UPLOADER_KEY_SECRET_ARN",
     "state_machine_arn": "STATE_MACHINE_ARN",
     "region": "AWS_REGION",
     "max_pixels": "MEDIAGUARD_MAX_PIXELS",

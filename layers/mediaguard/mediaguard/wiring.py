@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from mediaguard.adapters.aws import S3PostPresigner
     from mediaguard.adapters.enforcement import WebhookSink
     from mediaguard.api.review import GeofenceAdmin
+    from mediaguard.decisions.history import Pseudonymiser
     from mediaguard.decisions.review.queue import TaskQueue
     from mediaguard.decisions.review.service import ReviewService
 
@@ -47,7 +48,16 @@ def _items(settings: Settings) -> Any:
 def _history(settings: Settings) -> Any:
     from mediaguard.adapters.review import history_store
 
-    return history_store(settings)
+    return history_store(settings, uploader_keys()) if settings.history_table else None
+
+
+@lru_cache(maxsize=1)
+def uploader_keys() -> Pseudonymiser | None:
+    """The uploader-id HMAC, its key read from Secrets Manager once per container (the
+    history and the geofence admin share it)."""
+    from mediaguard.adapters.secrets import uploader_pseudonymiser
+
+    return uploader_pseudonymiser(get_settings())
 
 
 def _bank_reader(settings: Settings) -> Any:
@@ -188,7 +198,7 @@ def review_service() -> ReviewService:
 def geofence_admin() -> GeofenceAdmin:
     from mediaguard.adapters.review import make_geofence_admin
 
-    return make_geofence_admin(get_settings())
+    return make_geofence_admin(get_settings(), uploader_keys())
 
 
 def list_banks() -> list[dict[str, Any]]:
@@ -214,7 +224,7 @@ def webhook_sink() -> WebhookSink:
 
 _FACTORIES = (start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps, score_deps,
               enforce_deps, failure_deps, uploads_deps, presigner, operator_deps, task_queue, review_service,
-              geofence_admin, audit_store, webhook_sink)
+              geofence_admin, audit_store, webhook_sink, uploader_keys)
 _DEPS_FACTORIES = (start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
                    score_deps, enforce_deps, failure_deps, uploads_deps, operator_deps)
 

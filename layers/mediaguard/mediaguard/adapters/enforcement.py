@@ -19,6 +19,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
+from mediaguard.adapters.secrets import SecretsManagerSecret
 from mediaguard.decisions.events import (
     DETAIL_TYPE,
     EVENT_ID_HEADER,
@@ -252,24 +253,6 @@ class WebhookSink:
             return exc.code, None
         except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException, OSError) as exc:
             return None, type(exc).__name__
-
-
-class SecretsManagerSecret:
-    """The webhook secret (``AWSCURRENT``) from Secrets Manager, re-read every ``max_age``
-    seconds so a rotated secret signs without a deploy. Rotation: give the platform the new
-    value first (it verifies with old and new), then promote it to ``AWSCURRENT``."""
-
-    def __init__(self, client: Any, secret_id: str, *, max_age: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.client, self.secret_id, self.max_age, self.clock = client, secret_id, max_age, clock
-        self._value: list[str] | None = None
-        self._read_at = 0.0
-
-    def __call__(self) -> list[str]:
-        if self._value is None or self.clock() - self._read_at > self.max_age:
-            self._value = [self.client.get_secret_value(SecretId=self.secret_id)["SecretString"]]
-            self._read_at = self.clock()
-        return self._value
 
 
 def webhook_sink(settings: Settings, *, secretsmanager: Any = None) -> WebhookSink:

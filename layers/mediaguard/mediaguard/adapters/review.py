@@ -32,6 +32,7 @@ from pynamodb.models import Model
 
 from mediaguard.adapters.geofence import DynamoGeofence
 from mediaguard.adapters.history import DynamoHistory
+from mediaguard.adapters.secrets import uploader_pseudonymiser
 from mediaguard.api.review import GeofenceAdmin
 from mediaguard.decisions.history import HistoryStore, Pseudonymiser
 from mediaguard.decisions.review.appeals import Appeal, AppealState
@@ -364,15 +365,18 @@ def make_task_queue(settings: Settings, items: Any) -> TaskQueue:
     return TaskQueue(DynamoTaskStore(review_settings, settings), items, review_settings)
 
 
-def history_store(settings: Settings) -> HistoryStore | None:
+def history_store(settings: Settings, pseudonymiser: Pseudonymiser | None = None) -> HistoryStore | None:
     """The uploader history when its table and key are configured; review works without it
-    (no history in the item view, no strikes)."""
-    if not (settings.history_table and settings.uploader_key):
+    (no history in the item view, no strikes). ``pseudonymiser``: the caller's cached one
+    (``mediaguard.wiring``); else it is built from the settings (one secret read)."""
+    if not settings.history_table:
         return None
-    return DynamoHistory(settings.history_table, settings.region, Pseudonymiser(settings.uploader_key))
+    pseudonymiser = pseudonymiser or uploader_pseudonymiser(settings)
+    if pseudonymiser is None:
+        return None
+    return DynamoHistory(settings.history_table, settings.region, pseudonymiser)
 
 
-def make_geofence_admin(settings: Settings) -> GeofenceAdmin:
+def make_geofence_admin(settings: Settings, pseudonymiser: Pseudonymiser | None = None) -> GeofenceAdmin:
     """The geofence table for the admin routes; uploader scopes need the uploader key."""
-    return GeofenceAdmin(store=DynamoGeofence(settings),
-                         pseudonymiser=Pseudonymiser(settings.uploader_key) if settings.uploader_key else None)
+    return GeofenceAdmin(store=DynamoGeofence(settings), pseudonymiser=pseudonymiser or uploader_pseudonymiser(settings))

@@ -72,14 +72,14 @@ def run_geofence(args: argparse.Namespace, out: Out) -> int:
     from pynamodb.exceptions import PynamoDBException
 
     from mediaguard.adapters.geofence import TargetError
+    from mediaguard.adapters.secrets import uploader_pseudonymiser
     from mediaguard.decisions.geofence import GeofenceRuleError
-    from mediaguard.decisions.history import Pseudonymiser
     from mediaguard.settings import get_settings
 
     now = datetime.now(UTC)
     try:
         settings = get_settings()
-        pseudonymiser = Pseudonymiser(settings.uploader_key) if settings.uploader_key else None
+        pseudonymiser = uploader_pseudonymiser(settings)
         store, where = _store(args, settings)
         sys.stderr.write(f"geofence store: {where}\n")
         if args.geofence_command == "add":

@@ -250,6 +250,9 @@ class LocalCloud:
         events = self.client("events")
         for logical in stack.of_type("AWS::Events::EventBus"):
             events.create_event_bus(Name=stack.physical_name(logical))
+        sqs = self.client("sqs")
+        for logical in stack.of_type("AWS::SQS::Queue"):  # e.g. the start function's failed events
+            sqs.create_queue(QueueName=stack.physical_name(logical))
         self._create_secrets()
         self._create_functions(role)
         self._create_notifications(s3)

@@ -105,6 +105,8 @@ class Stack:
             return f"arn:aws:states:{self.region}:{ACCOUNT_ID}:stateMachine:{name}"
         if rtype == "AWS::Serverless::LayerVersion":
             return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:layer:{name}:1"
+        if rtype == "AWS::SQS::Queue":  # Ref is the queue URL, as moto builds it
+            return f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{name}"
         return name
 
     def get_att(self, logical: str, attribute: str) -> str:
@@ -118,8 +120,9 @@ class Stack:
                 "AWS::Logs::LogGroup": f"arn:aws:logs:{self.region}:{ACCOUNT_ID}:log-group:{name}:*",
                 "AWS::Serverless::StateMachine": self.ref(logical),
                 "AWS::Events::EventBus": f"arn:aws:events:{self.region}:{ACCOUNT_ID}:event-bus/{name}",
+                "AWS::SQS::Queue": f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{name}",
             }[rtype]
-        if attribute == "Name":
+        if attribute in ("Name", "QueueName"):
             return name
         raise KeyError(f"local mode does not resolve {logical}.{attribute}")
 
@@ -163,6 +166,10 @@ class Stack:
                 return self._condition(self.template["Conditions"][arg])
             if key == "Ref":
                 return self.parameters.get(arg, arg)
+            if key == "Fn::Join":  # over a CommaDelimitedList parameter, held here as "A,B"
+                values = self._condition(arg[1])
+                values = values.split(",") if isinstance(values, str) else [self._condition(v) for v in values]
+                return arg[0].join(str(v) for v in values)
         return expr
 
     def _sub(self, arg: Any) -> str:
