@@ -34,11 +34,15 @@ def _target(cloud) -> RedriveTarget:
                          function_name=cloud.stack.physical_name("StartFunction"), region=cloud.stack.region)
 
 
-def _on_failure_record(cloud, key: str) -> str:
+def _on_failure_record(cloud, key: str, version_id: str | None = None) -> str:
     """What Lambda sends to the on-failure destination once S3's async invocation gave up."""
     event = load_event("start")
     event["Records"][0]["s3"]["bucket"]["name"] = cloud.upload_bucket
     event["Records"][0]["s3"]["object"]["key"] = key
+    # The real object's version (the upload bucket is versioned), as S3's event carries it.
+    event["Records"][0]["s3"]["object"].pop("versionId", None)
+    if version_id:
+        event["Records"][0]["s3"]["object"]["versionId"] = version_id
     return json.dumps({
         "version": "1.0", "timestamp": "2026-12-02T09:00:00.000Z",
         "requestContext": {"requestId": str(uuid.uuid4()), "condition": "RetriesExhausted", "approximateInvokeCount": 3,
@@ -64,11 +68,11 @@ def lost_upload(cloud):
     s3.put_bucket_notification_configuration(Bucket=cloud.upload_bucket, NotificationConfiguration={})
     media_id = uuid.uuid4().hex
     try:
-        s3.put_object(Bucket=cloud.upload_bucket, Key=upload_key(media_id), Body=jpeg_bytes(photo("chelsea")),
-                      ContentType="image/jpeg")
+        put = s3.put_object(Bucket=cloud.upload_bucket, Key=upload_key(media_id), Body=jpeg_bytes(photo("chelsea")),
+                            ContentType="image/jpeg")
     finally:
         s3.put_bucket_notification_configuration(Bucket=cloud.upload_bucket, NotificationConfiguration=notifications)
-    record = _on_failure_record(cloud, upload_key(media_id))
+    record = _on_failure_record(cloud, upload_key(media_id), put.get("VersionId"))
     cloud.client("sqs").send_message(QueueUrl=_target(cloud).queue_url, MessageBody=record)
     return media_id
 

@@ -62,7 +62,11 @@ def test_every_function_fits_the_lambda_package_limit(build_dir):
 @pytest.mark.slow
 def test_built_layers_carry_the_package_and_the_model(build_dir):
     core = build_dir / "CoreLayer" / "python"
-    assert (core / "mediaguard" / "pipeline.py").exists()
+    assert (core / "mediaguard" / "stages" / "sanitize.py").exists()
+    assert (core / "mediaguard" / "wiring.py").exists()
+    # What only runs on a developer's machine stays out of every function.
+    for dev_only in ("local", "console", "cli"):
+        assert not (core / "mediaguard" / dev_only).exists(), dev_only
     assert (core / "mediaguard" / "policy").is_dir()
     assert any(core.glob("pdqhash*")), "pdqhash must be compiled into the core layer"
     model = build_dir / "ModelLayer" / "python"
