@@ -247,3 +247,21 @@ def test_pipeline_sample_events_parse_with_their_stage_models(event, model):
     from mediaguard import models
 
     getattr(models, model).model_validate(json.loads((REPO / "events" / f"{event}.json").read_text()))
+
+
+def test_verify_judges_staleness_by_the_digest_schedule_it_runs_on():
+    from datetime import timedelta
+
+    from mediaguard.audit.chain import DIGEST_PERIOD
+
+    schedule = RESOURCES["DigestFunction"]["Properties"]["Events"]["Schedule"]["Properties"]["ScheduleExpression"]
+    count, unit = re.fullmatch(r"rate\((\d+) (minutes?|hours?)\)", schedule).groups()
+    assert timedelta(**{unit.rstrip("s") + "s": int(count)}) == DIGEST_PERIOD
+
+
+def test_every_audit_table_write_reaches_the_change_log():
+    stream = RESOURCES["AuditTable"]["Properties"]["StreamSpecification"]
+    assert stream["StreamViewType"] == "NEW_AND_OLD_IMAGES"  # overwrites and deletes carry the old record
+    events = RESOURCES["AuditLogFunction"]["Properties"]["Events"].values()
+    assert [e["Properties"]["Stream"] for e in events if e["Type"] == "DynamoDB"] == [
+        {"Fn::GetAtt": ["AuditTable", "StreamArn"]}]
