@@ -74,8 +74,20 @@ def test_every_task_can_fail_into_a_terminal_state():
     for name, state in ASL["States"].items():
         if state["Type"] in ("Task", "Parallel") and not name.startswith("Record"):
             targets = {c["Next"] for c in state["Catch"]}
-            assert targets == {"RecordRejection", "RecordFailure"}, name
+            # The first stage claims the item for its run; a superseded run ends there, quietly.
+            first = {"Superseded"} if name == ASL["StartAt"] else set()
+            assert targets == {"RecordRejection", "RecordFailure"} | first, name
             assert state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], name
+
+
+def test_only_the_first_stage_claims_the_run_and_a_superseded_run_ends_quietly():
+    from mediaguard.errors import SupersededRunError
+
+    first = ASL["States"][ASL["StartAt"]]
+    assert first["Catch"][0] == {"ErrorEquals": [SupersededRunError.__name__], "ResultPath": "$.superseded",
+                                 "Next": "Superseded"}
+    assert ASL["States"]["Superseded"]["Type"] == "Succeed"
+    assert first["Parameters"]["execution.$"] == "$$.Execution.Id"
 
 
 def test_definition_substitutions_cover_every_placeholder():

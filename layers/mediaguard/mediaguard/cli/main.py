@@ -16,6 +16,7 @@ from typing import Any
 from mediaguard.cli.audit import add_audit_parser, run_audit
 from mediaguard.cli.bank import add_bank_parser, run_bank
 from mediaguard.cli.geofence import add_geofence_parser, run_geofence
+from mediaguard.cli.redrive import add_redrive_parser, run_redrive
 from mediaguard.cli.scan import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, Out, declared_type, progress, run_scan
 from mediaguard.cli.serve import add_serve_parser
 from mediaguard.errors import MediaguardError
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_bank_parser(sub)
     add_audit_parser(sub)
     add_geofence_parser(sub)
+    add_redrive_parser(sub)
     add_serve_parser(sub)
 
     sub.add_parser("demo", help="scan the bundled sample set against a demo bank and print a table")
@@ -121,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             code = run_serve(args, out)
         elif args.command == "audit":
             code = run_audit(args, out)
+        elif args.command == "redrive":
+            code = run_redrive(args, out)
         elif args.command == "bank":
             from mediaguard.analysis.featurize import media_featurizer
 
