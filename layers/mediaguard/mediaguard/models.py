@@ -44,8 +44,8 @@ class Upload(BaseModel):
 def run_name(media_id: str, first: bool = False) -> str:
     """The execution name of an attempt: the media id for the first (what people and
     ``LocalCloud.wait`` look for), a new suffix for every later one (S3's retry after a
-    failed start, the sweep, a re-drive), so no two attempts share a name. Express
-    workflows do not refuse a reused name; Standard ones would. At most 80 characters."""
+    failed start, the sweep, a re-drive), so no two attempts share a name and the first
+    stage's claim can tell them apart. At most 80 characters (Step Functions' limit)."""
     return media_id if first else f"{media_id[:69]}-r{secrets.token_hex(4)}"
 
 
