@@ -5,10 +5,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mediaguard.api import review as api
-from mediaguard.wiring import geofence_admin, list_banks, review_service
+from mediaguard.wiring import geofence_admin, list_banks, redrive_deps, review_service
 
 logger = Logger(service="mediaguard")
-api.use(review_service, geofence=geofence_admin, banks=list_banks)
+api.use(review_service, geofence=geofence_admin, banks=list_banks, redrive=redrive_deps)
 
 
 # Never log_event: bodies carry appeal statements and responses presigned media links.

@@ -150,7 +150,7 @@ def test_package_imports_inside_functions_are_only_where_they_buy_something():
 
 
 # The functions that only move records about must not pay for image decoding or models.
-LEAN = ("start", "score", "failure", "sla", "digest", "webhook", "uploads")
+LEAN = ("start", "score", "failure", "sla", "digest", "webhook", "uploads", "sweep", "audit_log")
 HEAVY = ("PIL", "numpy", "onnxruntime")
 
 

@@ -74,8 +74,20 @@ def test_every_task_can_fail_into_a_terminal_state():
     for name, state in ASL["States"].items():
         if state["Type"] in ("Task", "Parallel") and not name.startswith("Record"):
             targets = {c["Next"] for c in state["Catch"]}
-            assert targets == {"RecordRejection", "RecordFailure"}, name
+            # The first stage claims the item for its run; a superseded run ends there, quietly.
+            first = {"Superseded"} if name == ASL["StartAt"] else set()
+            assert targets == {"RecordRejection", "RecordFailure"} | first, name
             assert state["Catch"][-1]["ErrorEquals"] == ["States.ALL"], name
+
+
+def test_only_the_first_stage_claims_the_run_and_a_superseded_run_ends_quietly():
+    from mediaguard.errors import SupersededRunError
+
+    first = ASL["States"][ASL["StartAt"]]
+    assert first["Catch"][0] == {"ErrorEquals": [SupersededRunError.__name__], "ResultPath": "$.superseded",
+                                 "Next": "Superseded"}
+    assert ASL["States"]["Superseded"]["Type"] == "Succeed"
+    assert first["Parameters"]["execution.$"] == "$$.Execution.Id"
 
 
 def test_definition_substitutions_cover_every_placeholder():
@@ -247,3 +259,21 @@ def test_pipeline_sample_events_parse_with_their_stage_models(event, model):
     from mediaguard import models
 
     getattr(models, model).model_validate(json.loads((REPO / "events" / f"{event}.json").read_text()))
+
+
+def test_verify_judges_staleness_by_the_digest_schedule_it_runs_on():
+    from datetime import timedelta
+
+    from mediaguard.audit.chain import DIGEST_PERIOD
+
+    schedule = RESOURCES["DigestFunction"]["Properties"]["Events"]["Schedule"]["Properties"]["ScheduleExpression"]
+    count, unit = re.fullmatch(r"rate\((\d+) (minutes?|hours?)\)", schedule).groups()
+    assert timedelta(**{unit.rstrip("s") + "s": int(count)}) == DIGEST_PERIOD
+
+
+def test_every_audit_table_write_reaches_the_change_log():
+    stream = RESOURCES["AuditTable"]["Properties"]["StreamSpecification"]
+    assert stream["StreamViewType"] == "NEW_AND_OLD_IMAGES"  # overwrites and deletes carry the old record
+    events = RESOURCES["AuditLogFunction"]["Properties"]["Events"].values()
+    assert [e["Properties"]["Stream"] for e in events if e["Type"] == "DynamoDB"] == [
+        {"Fn::GetAtt": ["AuditTable", "StreamArn"]}]

@@ -475,6 +475,61 @@ def test_verify_without_a_trail_configured_exits_2(aws):
     assert code == 2
 
 
+# --- records written after the last digest (issue 14, defect 9) ---------------------------------
+
+
+def settings_for(names: AuditNames = NAMES) -> Settings:
+    return Settings(audit_table=names.audit_table, region=REGION).model_copy(
+        update={"audit_head_table": names.head_table, "digest_bucket": names.digest_bucket})
+
+
+def test_a_record_no_digest_anchors_for_two_periods_fails_verify(anchored):
+    # GIVEN a record appended after the last digest, without its chain marked pending (so
+    # no digest will ever anchor it), and more than two digest periods ago
+    record = next_record(CHAIN, anchored.head(CHAIN), "2026-11-23T10:01:00+00:00", "moderator:9", "approved", {})
+    anchored._commit(record, anchored.head(CHAIN), pending=None)
+    # WHEN verified now
+    code, lines = cli(["audit", "verify", "--chain", CHAIN], settings=settings_for())
+    # THEN it is a failure, not a note
+    assert code == 1
+    assert any(line.startswith(f"FAIL {CHAIN}#5 stale") for line in lines), lines
+
+
+def stream_batch(*writes: tuple[str, str, int, str | None, str | None]) -> list[dict]:
+    """Records as the audit table's stream delivers them (only the fields the log keeps)."""
+    return [{"eventID": f"{i}-{event}-{chain}-{seq}", "eventName": event,
+             "dynamodb": {"ApproximateCreationDateTime": 1795428000 + i,
+                          "Keys": {"chain": {"S": chain}, "seq": {"N": str(seq)}},
+                          **({"OldImage": {"hash": {"S": old}}} if old else {}),
+                          **({"NewImage": {"hash": {"S": new}}} if new else {})}}
+            for i, (event, chain, seq, old, new) in enumerate(writes)]
+
+
+def test_the_change_log_keeps_each_batch_once_under_a_lock_and_verify_names_overwrites(store):
+    from mediaguard.audit.chain import changes_from_stream
+
+    # GIVEN a chain whose newest record was deleted and written again, differently, before any digest
+    fill(store)
+    original = store.records(CHAIN)[4]
+    ddb().delete_item(TableName=NAMES.audit_table, Key=audit_key(CHAIN, 4))
+    store._commit(next_record(CHAIN, store.records(CHAIN)[3], original.at, "moderator:42", "appeal-upheld",
+                              {"action": "remove"}), Head(4, original.hash), pending=pending_shard(CHAIN))
+    assert problems(store) == []  # the table alone cannot tell
+    # WHEN the stream's batch reaches the change log (twice: the mapping retried it)
+    batch = changes_from_stream(stream_batch(("INSERT", CHAIN, 4, None, original.hash),
+                                             ("REMOVE", CHAIN, 4, original.hash, None),
+                                             ("INSERT", CHAIN, 4, None, store.head(CHAIN).hash)))
+    key = store.log_changes(batch)
+    assert store.log_changes(batch) == key
+    # THEN it is archived once, under a compliance lock
+    versions = client("s3").list_object_versions(Bucket=NAMES.digest_bucket, Prefix="changes/")["Versions"]
+    assert [v["Key"] for v in versions] == [key]
+    assert client("s3").head_object(Bucket=NAMES.digest_bucket, Key=key)["ObjectLockMode"] == "COMPLIANCE"
+    # AND verify names the deletion, even after a digest anchored the rewritten chain
+    store.write_digest()
+    assert problems(store) == [(CHAIN, 4, "deleted")]
+
+
 # --- the scheduled handler ----------------------------------------------------------------------
 
 

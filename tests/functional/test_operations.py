@@ -11,7 +11,7 @@ import pytest
 from mediaguard import wiring
 from mediaguard.adapters.redrive import RedriveTarget
 from mediaguard.cli.main import main
-from mediaguard.cli.redrive import run_redrive
+from mediaguard.cli.redrive_events import run_redrive_events
 from mediaguard.ingress.grant import upload_key
 from tests.conftest import jpeg_bytes, load_event, photo
 
@@ -84,7 +84,7 @@ def test_redrive_starts_the_lost_upload_and_keeps_what_still_fails(cloud, lost_u
     assert cloud.item(lost_upload) is None
     # WHEN the operator redrives
     out = _Lines()
-    code = run_redrive(_Args(), out, _target(cloud), clients=(sqs, cloud.client("lambda")))
+    code = run_redrive_events(_Args(), out, _target(cloud), clients=(sqs, cloud.client("lambda")))
     # THEN the lost upload runs through the pipeline and leaves the queue
     results = {tuple(r["keys"]): r for r in map(json.loads, out.lines)}
     assert results[(upload_key(lost_upload),)]["outcome"] == "redriven"
@@ -104,7 +104,7 @@ def test_redriving_an_event_twice_starts_the_upload_once(cloud, lost_upload):
     sqs.send_message(QueueUrl=_target(cloud).queue_url, MessageBody=_on_failure_record(cloud, upload_key(lost_upload)))
     # WHEN both are redriven
     out = _Lines()
-    code = run_redrive(_Args(), out, _target(cloud), clients=(sqs, cloud.client("lambda")))
+    code = run_redrive_events(_Args(), out, _target(cloud), clients=(sqs, cloud.client("lambda")))
     # THEN both succeed and leave the queue, and one execution ran (start dedupes)
     assert code == 0 and [json.loads(line)["outcome"] for line in out.lines] == ["redriven", "redriven"]
     assert _queued(cloud) == 0

@@ -145,3 +145,40 @@ def test_ai_generated_marker_is_read_from_the_original_and_labels_the_item(cloud
     assert any(s["name"] == "provenance.ai_generated" for s in item["signals"])
     # AND the prompt itself is never copied onto the item
     assert "portrait" not in json.dumps(item["provenance"])
+
+
+def audit_verify(cloud, chain: str) -> tuple[int, dict]:
+    import argparse
+
+    from mediaguard.cli.audit import run_audit
+
+    lines: list[str] = []
+
+    class Out:
+        def line(self, text: str) -> None:
+            lines.append(text)
+
+    args = argparse.Namespace(command="audit", audit_command="verify", chain=chain, json=True, stack=None, region=None)
+    code = run_audit(args, Out(), settings=cloud.deps().settings)
+    return code, json.loads(lines[0])
+
+
+def test_a_record_rewritten_before_any_digest_is_named_through_the_audit_stream(cloud):
+    # GIVEN a chain in the local stack, not yet anchored by a digest
+    items, chain = cloud.deps().items, "upload:streamcheck01"
+    for event in ("granted", "received", "scored"):
+        items.append_audit(chain, "system:test", event, {})
+    first = items.audit_chain(chain)
+    # WHEN someone with write access to the tables deletes the newest record and rewinds the head
+    ddb, table = cloud.client("dynamodb"), cloud.output("AuditTable")
+    ddb.delete_item(TableName=table, Key={"chain": {"S": chain}, "seq": {"N": "2"}})
+    ddb.update_item(TableName=cloud.output("AuditHeadTable"), Key={"chain": {"S": chain}},
+                    UpdateExpression="SET seq = :s, #h = :h", ExpressionAttributeNames={"#h": "hash"},
+                    ExpressionAttributeValues={":s": {"N": "1"}, ":h": {"S": first[1].hash}})
+    # AND the next digest anchors what is left
+    cloud.invoke("DigestFunction", load_event("digest"))
+    # THEN verify still names the deletion: the table's stream logged it where the tables cannot reach
+    code, report = audit_verify(cloud, chain)
+    assert code == 1, report
+    assert [(f["chain"], f["seq"], f["kind"]) for f in report["findings"] if f["failing"]] == [(chain, 2, "deleted")]
+    assert "change log" in report["findings"][-1]["message"]

@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from mediaguard.audit.chain import (
     DIGEST_CHAIN,
     GENESIS,
+    STALE_AFTER,
     Anchor,
     ArchivedDigest,
     AuditRecord,
     ChainState,
+    Change,
     Head,
     TrailSnapshot,
+    changes_from_stream,
+    changes_key,
+    decode_changes,
     decode_digest,
     digest_key,
+    encode_changes,
     encode_digest,
     heads_root,
     next_digest,
@@ -427,3 +434,81 @@ def test_a_grant_forged_before_the_real_one_does_not_change_the_uploader():
     facts = facts_from_chain([forged, real], "m1")
     # THEN alice is the uploader
     assert (facts.uploader, facts.reach) == ("alice", 10)
+
+
+# --- records written after the last digest (issue 14, defect 9) ---------------------------------
+
+WRITTEN = datetime(2026, 11, 23, 10, 0, 4, tzinfo=UTC)  # the newest record of build()
+
+
+def change_log(*changes: Change) -> list[ArchivedDigest]:
+    return [ArchivedDigest(changes_key(list(changes)), encode_changes(list(changes)), "COMPLIANCE")]
+
+
+def stream_record(event: str, chain: str, seq: int, old: str | None, new: str | None, at: float) -> dict:
+    images = {name: {"chain": {"S": chain}, "seq": {"N": str(seq)}, "hash": {"S": h}}
+              for name, h in (("OldImage", old), ("NewImage", new)) if h is not None}
+    return {"eventID": f"{event}-{chain}-{seq}", "eventName": event,
+            "dynamodb": {"ApproximateCreationDateTime": at, "Keys": {"chain": {"S": chain}, "seq": {"N": str(seq)}},
+                         **images}}
+
+
+def test_unanchored_records_older_than_two_digest_periods_fail():
+    one = build("media-1")
+    digests = digests_for({"media-1": Head(2, one[2].hash)})
+    snapshot = snapshot_of({"media-1": one}, digests)
+    # GIVEN #3 and #4 appended after the last digest; WHEN verified one period later
+    soon = dataclasses.replace(snapshot, taken_at=(WRITTEN + STALE_AFTER / 2).isoformat())
+    # THEN they are a note only
+    assert [(f.seq, f.kind, f.failing) for f in verify_trail(soon).findings] == [(3, "unanchored", False)]
+    # WHEN still unanchored after two digest periods THEN they are a failure
+    late = dataclasses.replace(snapshot, taken_at=(WRITTEN + STALE_AFTER + timedelta(minutes=1)).isoformat())
+    report = verify_trail(late)
+    assert not report.ok and [(f.chain, f.seq, f.kind) for f in report.problems] == [("media-1", 3, "stale")]
+
+
+def test_a_stream_batch_becomes_changes_and_round_trips_through_the_log():
+    records = [stream_record("INSERT", "media-1", 0, None, "a" * 64, 1795428000),
+               stream_record("MODIFY", "media-1", 0, "a" * 64, "b" * 64, 1795428001.5)]
+    changes = changes_from_stream(records)
+    assert [(c.event, c.chain, c.seq, c.old_hash, c.new_hash) for c in changes] == [
+        ("INSERT", "media-1", 0, None, "a" * 64), ("MODIFY", "media-1", 0, "a" * 64, "b" * 64)]
+    assert changes[0].at == "2026-11-23T10:00:00+00:00"
+    assert decode_changes(encode_changes(changes)) == changes
+    # The same batch delivered again lands on the same key
+    assert changes_key(changes_from_stream(records)) == changes_key(changes)
+
+
+def test_a_record_rewritten_after_the_last_digest_is_named_by_the_change_log():
+    # GIVEN a chain whose #4 was rewritten (record and head, consistently) before any digest
+    one = build("media-1")
+    forged = next_record("media-1", one[3], one[4].at, "moderator:42", "appeal-upheld", {"action": "remove"})
+    rewritten = [*one[:4], forged]
+    log = change_log(*changes_from_stream([
+        stream_record("INSERT", "media-1", 4, None, one[4].hash, 1795428004),
+        stream_record("MODIFY", "media-1", 4, one[4].hash, forged.hash, 1795428100)]))
+    # WHEN verified without and with the change log
+    bare = verify_trail(snapshot_of({"media-1": rewritten}, []))
+    report = verify_trail(dataclasses.replace(snapshot_of({"media-1": rewritten}, []), changes=log))
+    # THEN only the change log tells: the overwrite is named
+    assert bare.ok
+    assert [(f.chain, f.seq, f.kind) for f in report.problems] == [("media-1", 4, "overwritten")]
+
+
+def test_a_chain_created_and_deleted_between_two_digests_is_named():
+    # GIVEN a chain that was written and deleted (records and head) before any digest saw it
+    gone = build("media-9", EVENTS[:2])
+    log = change_log(*changes_from_stream(
+        [stream_record("INSERT", "media-9", r.seq, None, r.hash, 1795428000 + r.seq) for r in gone]
+        + [stream_record("REMOVE", "media-9", r.seq, r.hash, None, 1795428050 + r.seq) for r in gone]))
+    snapshot = dataclasses.replace(snapshot_of({"media-1": build("media-1")}, []), changes=log)
+    # THEN verify names both deleted records of the chain no table holds any more
+    report = verify_trail(snapshot)
+    assert [(f.chain, f.seq, f.kind) for f in report.problems] == [("media-9", 0, "deleted"), ("media-9", 1, "deleted")]
+    assert verify_trail(dataclasses.replace(snapshot, only="media-9")).checked == ["media-9"]
+
+
+def test_an_unlocked_or_unreadable_change_log_is_a_problem():
+    log = [ArchivedDigest("changes/20261123T100000Z-0123456789abcdef.json", b"{}", None)]
+    report = verify_trail(TrailSnapshot({}, ChainState([], None), [], changes=log))
+    assert sorted(f.kind for f in report.problems) == ["edited", "unlocked"]

@@ -79,6 +79,21 @@ class VideoTimeoutError(DecompressionBombError):
     reason = "video_timeout"
 
 
+class SupersededRunError(MediaguardError):
+    """This execution is not (or no longer) the item's current run: a duplicate of an
+    ambiguous StartExecution, or one a re-drive replaced. The state machine ends it
+    quietly (``Superseded``): the current run owns the item."""
+
+    reason = "superseded_run"
+
+
+class RedriveRefusedError(MediaguardError):
+    """The item is not in a state a re-drive may restart (e.g. already done, or moved on
+    while the re-drive was being prepared)."""
+
+    reason = "redrive_refused"
+
+
 # Names the state machine catches as rejections; kept here so a test can compare
 # them with the ASL file and the two never drift.
 REJECTION_ERRORS: tuple[type[MediaRejectedError], ...] = (

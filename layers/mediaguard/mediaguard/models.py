@@ -7,6 +7,7 @@ fails loudly on the other.
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model, model_validator
@@ -82,6 +83,21 @@ class Upload(BaseModel):
     # every read of the original (sanitize, frames) and every evidence copy names this
     # version, never "the latest". None only where the bucket has no versions (the CLI).
     version_id: str | None = None
+    # The execution name of this attempt (``mediaguard.decisions.redrive.run_name``). The
+    # first stage claims the item for it, so a duplicate or superseded execution stops
+    # there. None for executions started before runs existed: they claim nothing.
+    run: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,80}$")
+    # Set by the state machine for the first stage only ($$.Execution.Id): which execution
+    # holds the claim, so a Lambda retry of the same execution claims again.
+    execution: str | None = None
+
+
+def run_name(media_id: str, first: bool = False) -> str:
+    """The execution name of an attempt: the media id for the first (what people and
+    ``LocalCloud.wait`` look for), a new suffix for every later one (S3's retry after a
+    failed start, the sweep, a re-drive), so no two attempts share a name and the first
+    stage's claim can tell them apart. At most 80 characters (Step Functions' limit)."""
+    return media_id if first else f"{media_id[:69]}-r{secrets.token_hex(4)}"
 
 
 class _FingerprintsBase(BaseModel):
@@ -304,6 +320,7 @@ class FailureInput(BaseModel):
     # Upload.version_id: the version the run scanned is the one tagged, never a later
     # replacement of the same key (issue 14, defect 1).
     version_id: str | None = None
+    reach: int | None = None  # the upload's declared reach: the review task's priority
 
 
 class FailureResult(BaseModel):

@@ -39,19 +39,38 @@ class BlobStore(Protocol):
 
 
 class ItemStore(Protocol):
-    def create_once(self, upload: Upload) -> bool:
-        """Create the item if it does not exist yet (or its last start failed); False if another run owns it.
+    def create_once(self, upload: Upload) -> str | None:
+        """Create the item if it does not exist yet (or its last start failed) and return
+        the name of the run to start (``models.run_name``); None if another run owns it.
 
-        The duplicate-start guard (S3 may deliver an event twice). Not to be confused with a
-        reviewer claiming a review task."""
+        The duplicate-start guard (S3 may deliver an event twice). The item stays
+        ``start_pending`` until that run's execution claims it (``claim_run``), so an
+        item whose start never got that far is found by ``stuck``. Not to be confused
+        with a reviewer claiming a review task."""
 
     def record_replacement(self, media_id: str, version_id: str) -> bool:
         """Add ``version_id`` to the item's ``replaced_versions`` if the item pinned a
         different version; False when it is the pinned version itself (a redelivered event)
         or the item pinned none. Repeating it for the same version is harmless."""
 
-    def mark_start_failed(self, media_id: str) -> None:
-        """Let the next delivery of the same S3 event start the item again."""
+    def mark_start_failed(self, media_id: str, run: str | None = None) -> None:
+        """Let the next delivery of the same S3 event start the item again; with ``run``,
+        only while that run is current and unclaimed (its execution may have started
+        after all, and won)."""
+
+    def claim_run(self, media_id: str, run: str, execution: str) -> bool:
+        """The first stage of ``execution`` takes the item for ``run``: True when ``run`` is
+        the item's current run and no other execution claimed it (the same execution
+        again, a Lambda retry, is True). Clears ``start_pending``."""
+
+    def restart(self, media_id: str, status: str, run: str | None, new_run: str) -> dict[str, Any] | None:
+        """Make ``new_run`` the item's current run (status ``received``, ``start_pending``,
+        previous error cleared) if it is still in ``status`` under ``run``; the item as it
+        is now, or None when it moved on meanwhile."""
+
+    def stuck(self, requested_before: Any, limit: int) -> list[str]:
+        """Items whose current run was asked for before ``requested_before`` (a datetime)
+        and has not been claimed by an execution: the sparse ``start_pending`` index."""
 
     def update(self, media_id: str, fields: dict[str, Any]) -> None: ...
 
@@ -96,6 +115,7 @@ class Deps:
     bank_reader: BankReader | None = None
     history: HistoryStore | None = None
     enforcement: EnforcementPorts | None = None
+    review: ReviewQueue | None = None  # the failure stage's way to people (enforcement has its own)
     # Seconds since the epoch; replaceable so a test can let a minute pass without waiting one.
     clock: Callable[[], float] = time.time
     matching: MatcherSlot = field(default_factory=MatcherSlot)

@@ -128,8 +128,30 @@ def enforce_deps() -> Deps:
 
 @lru_cache(maxsize=1)
 def failure_deps() -> Deps:
+    """A failed item goes to people: the failure stage enqueues a review task."""
+    from mediaguard.adapters.review import make_task_queue
+
     settings = get_settings()
-    return _deps(blobs=_blobs(settings), items=_items(settings))
+    items = _items(settings)
+    return _deps(blobs=_blobs(settings), items=items, review=make_task_queue(settings, items))
+
+
+@lru_cache(maxsize=1)
+def sweep_deps() -> Deps:
+    """The items (the start_pending index) and StartExecution, as the start function has."""
+    from mediaguard.adapters.aws import workflow
+
+    settings = get_settings()
+    return _deps(items=_items(settings), workflow=workflow(settings))
+
+
+@lru_cache(maxsize=1)
+def redrive_deps() -> Deps:
+    """What ``POST /admin/items/{media_id}/redrive`` needs: the items and StartExecution."""
+    from mediaguard.adapters.aws import workflow
+
+    settings = get_settings()
+    return _deps(items=_items(settings), workflow=workflow(settings))
 
 
 @lru_cache(maxsize=1)
@@ -223,10 +245,10 @@ def webhook_sink() -> WebhookSink:
 
 
 _FACTORIES = (start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps, score_deps,
-              enforce_deps, failure_deps, uploads_deps, presigner, operator_deps, task_queue, review_service,
-              geofence_admin, audit_store, webhook_sink, uploader_keys)
+              enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, presigner, operator_deps, task_queue,
+              review_service, geofence_admin, audit_store, webhook_sink, uploader_keys)
 _DEPS_FACTORIES = (start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
-                   score_deps, enforce_deps, failure_deps, uploads_deps, operator_deps)
+                   score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, operator_deps)
 
 
 def set_clock(clock: Callable[[], float]) -> None:

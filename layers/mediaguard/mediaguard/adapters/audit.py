@@ -10,6 +10,10 @@ digest in the Object Lock bucket with ``If-None-Match: *`` (never over an existi
 then record it in the digest chain and clear ``pending`` where the head has not moved.
 The archive is written first because it is the one an intruder cannot edit; a run that
 stops between the two writes is finished by the next (it adopts the archived digest).
+
+Change log (``log_changes``, fed by the audit table's DynamoDB stream): each batch of
+changes is archived once, under Object Lock, beside the digests, so a write made between
+two digests stays visible after whoever made it has covered the table's tracks.
 """
 
 from __future__ import annotations
@@ -35,18 +39,22 @@ from pynamodb.transactions import TransactWrite
 
 from mediaguard.adapters import tables
 from mediaguard.audit.chain import (
+    CHANGES_PREFIX,
     DIGEST_CHAIN,
     DIGEST_PREFIX,
     GENESIS,
     ArchivedDigest,
     AuditRecord,
     ChainState,
+    Change,
     Digest,
     DigestOutcome,
     Head,
     TrailSnapshot,
+    changes_key,
     decode_digest,
     digest_key,
+    encode_changes,
     encode_digest,
     next_digest,
     next_record,
@@ -287,11 +295,7 @@ class DynamoAuditStore:
             return DigestOutcome(seq=None, chains=0, adopted=adopted)
         now = self._clock()
         digest = next_digest(head, now.isoformat(), heads)
-        lock = {}
-        if self.names.retention_days:
-            # Explicit, so a bucket default later weakened (GOVERNANCE, shorter, none) cannot weaken new digests.
-            lock = {"ObjectLockMode": "COMPLIANCE",
-                    "ObjectLockRetainUntilDate": now + timedelta(days=self.names.retention_days)}
+        lock = self._lock(now)
         try:
             self.s3.put_object(Bucket=bucket, Key=digest.key, Body=encode_digest(digest), ContentType="application/json",
                                IfNoneMatch="*", ChecksumAlgorithm="SHA256", **lock)
@@ -304,6 +308,28 @@ class DynamoAuditStore:
         logger.info("audit digest written", extra={"digest": digest.seq, "chains": len(heads)})
         return DigestOutcome(seq=digest.seq, chains=len(heads), key=digest.key, adopted=adopted,
                              more_pending=len(heads) >= max_heads)
+
+    def _lock(self, now: datetime) -> dict[str, Any]:
+        if not self.names.retention_days:
+            return {}
+        # Explicit, so a bucket default later weakened (GOVERNANCE, shorter, none) cannot weaken new objects.
+        return {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": now + timedelta(days=self.names.retention_days)}
+
+    def log_changes(self, changes: list[Change]) -> str | None:
+        """Archive one stream batch of audit-table changes in the locked bucket; returns its
+        key (None for an empty batch). A batch the stream delivers again lands on the same
+        key, which is written once: the retry is a no-op."""
+        if not changes:
+            return None
+        bucket, key = self._require_bucket(), changes_key(changes)
+        try:
+            self.s3.put_object(Bucket=bucket, Key=key, Body=encode_changes(changes), ContentType="application/json",
+                               IfNoneMatch="*", ChecksumAlgorithm="SHA256", **self._lock(self._clock()))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise
+            logger.info("audit change batch already logged", extra={"key": key})
+        return key
 
     def _adopt(self, orphan: Digest, head: Head | None) -> None:
         if orphan.record.prev_hash != (head.hash if head else GENESIS):
@@ -369,8 +395,10 @@ class DynamoAuditStore:
         nothing newer than the records read, so it cannot look like a deletion.
         """
         bucket = self._require_bucket()
+        taken_at = self._now()
         try:
-            archive = self._read_archive(bucket)
+            archive = self._read_archive(bucket, DIGEST_PREFIX)
+            changes = self._read_archive(bucket, CHANGES_PREFIX)
             digest_table = self._chain_state(DIGEST_CHAIN)
             if chain is not None:
                 state = self._chain_state(chain)
@@ -380,7 +408,8 @@ class DynamoAuditStore:
         except (BotoCoreError, ClientError, PynamoDBException) as exc:
             code = exc.response["Error"].get("Code") if isinstance(exc, ClientError) else type(exc).__name__
             raise AuditUnavailableError(f"could not read the audit trail ({code})") from exc
-        return TrailSnapshot(chains=chains, digest_table=digest_table, archive=archive, only=chain)
+        return TrailSnapshot(chains=chains, digest_table=digest_table, archive=archive, only=chain, changes=changes,
+                             taken_at=taken_at)
 
     def _all_chains(self) -> dict[str, ChainState]:
         heads = {row.chain: Head(int(row.seq), row.hash) for row in tables.AuditHead.scan(consistent_read=True)}
@@ -397,10 +426,10 @@ class DynamoAuditStore:
                 states[name] = ChainState(rows, head)
         return states
 
-    def _read_archive(self, bucket: str) -> list[ArchivedDigest]:
+    def _read_archive(self, bucket: str, prefix: str) -> list[ArchivedDigest]:
         originals: dict[str, str] = {}
         later: Counter[str] = Counter()
-        for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=DIGEST_PREFIX):
+        for page in self.s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
             # S3 lists a key's versions newest first, so the last one seen is the original.
             for version in page.get("Versions", []):
                 if version["Key"] in originals:

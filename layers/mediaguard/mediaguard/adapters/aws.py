@@ -4,23 +4,33 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from mediaguard.adapters import tables
 from mediaguard.adapters.audit import DynamoAuditStore, names_from_settings
 from mediaguard.audit.chain import AuditRecord
-from mediaguard.models import Upload
+from mediaguard.errors import MediaguardError
+from mediaguard.models import Upload, run_name
 from mediaguard.settings import Settings
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+# Partitions of the sparse start_pending index: a burst of uploads writes four, not one.
+START_SHARDS = 4
+
+
+def start_shard(run: str) -> int:
+    return int.from_bytes(sha256(run.encode()).digest()[:4], "big") % START_SHARDS
 
 
 class S3BlobStore:
@@ -63,20 +73,36 @@ class DynamoItemStore:
         self.settings = settings
         self._audit_store = None
 
-    def create_once(self, upload: Upload) -> bool:
-        item = tables.MediaItem(
-            upload.media_id, status="received", upload_bucket=upload.bucket, upload_key=upload.key,
-            upload_version_id=upload.version_id, received_at=_now(), updated_at=_now(),
-        )
-        try:
-            item.save(
-                condition=tables.MediaItem.media_id.does_not_exist() | (tables.MediaItem.status == "start_failed")
-            )
-            return True
-        except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
+    def create_once(self, upload: Upload) -> str | None:
+        m = tables.MediaItem
+        version = upload.version_id
+        # First delivery: the item is new and its run takes the media id's name. A later one
+        # (S3's retry after a failed start) gets a new name: the failed attempt's execution
+        # may exist after all (an ambiguous StartExecution error), and must lose the claim.
+        # A retry must carry the pinned version: another version of the key is a
+        # replacement (``record_replacement``), never a restart.
+        same_version = m.upload_version_id.does_not_exist() | (m.upload_version_id == version) if version else None
+        retry = (m.status == "start_failed") & same_version if version else m.status == "start_failed"
+        for condition, run in ((m.media_id.does_not_exist(), run_name(upload.media_id, first=True)),
+                               (retry, run_name(upload.media_id))):
+            now = _now()
+            pinned = [m.upload_version_id.set(version)] if version else []
+            try:
+                m(upload.media_id).update(actions=[
+                    m.status.set("received"), m.upload_bucket.set(upload.bucket), m.upload_key.set(upload.key),
+                    *pinned, m.received_at.set(m.received_at | now), m.updated_at.set(now),
+                    *self._pending_run(run, now)],
+                    condition=condition)
+                return run
+            except UpdateError as exc:
+                if exc.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+        return None
+
+    @staticmethod
+    def _pending_run(run: str, now: datetime) -> list:
+        m = tables.MediaItem
+        return [m.run.set(run), m.runs.add(1), m.start_pending.set(start_shard(run)), m.start_requested_at.set(now)]
 
     def record_replacement(self, media_id: str, version_id: str) -> bool:
         # One conditional write answers "is this another version?" atomically: the start
@@ -93,8 +119,54 @@ class DynamoItemStore:
                 return False
             raise
 
-    def mark_start_failed(self, media_id: str) -> None:
-        tables.MediaItem(media_id).update(actions=[tables.MediaItem.status.set("start_failed")])
+    def mark_start_failed(self, media_id: str, run: str | None = None) -> None:
+        m = tables.MediaItem
+        condition = None if run is None else (m.run == run) & m.start_pending.exists()
+        try:
+            m(media_id).update(actions=[m.status.set("start_failed"), m.updated_at.set(_now())], condition=condition)
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            # The run's execution claimed the item meanwhile: it started after all.
+
+    def claim_run(self, media_id: str, run: str, execution: str) -> bool:
+        m = tables.MediaItem
+        try:
+            m(media_id).update(
+                actions=[m.start_pending.remove(), m.claimed_by.set(execution), m.claimed_at.set(_now()),
+                         m.status.set("processing")],
+                condition=(m.run == run) & (m.start_pending.exists() | (m.claimed_by == execution)))
+            return True
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+
+    def restart(self, media_id: str, status: str, run: str | None, new_run: str) -> dict[str, Any] | None:
+        m = tables.MediaItem
+        condition = (m.status == status) & (m.run.does_not_exist() if run is None else m.run == run)
+        item = m(media_id)
+        try:
+            item.update(
+                actions=[m.status.set("received"), m.updated_at.set(_now()), m.claimed_by.remove(),
+                         m.error_type.remove(), m.error_reason.remove(), m.error_message.remove(),
+                         *self._pending_run(new_run, _now())],
+                condition=condition & m.media_id.exists())
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return None
+            raise
+        return item.attribute_values
+
+    def stuck(self, requested_before: datetime, limit: int) -> list[str]:
+        m = tables.MediaItem
+        found: list[str] = []
+        for shard in range(START_SHARDS):
+            if len(found) >= limit:
+                break
+            found.extend(row.media_id for row in m.start_pending_index.query(
+                shard, m.start_requested_at < requested_before, limit=limit - len(found)))
+        return found
 
     def update(self, media_id: str, fields: dict[str, Any]) -> None:
         actions = [tables.MediaItem.updated_at.set(_now())]
@@ -146,11 +218,19 @@ class StepFunctionsWorkflow:
         try:
             response = self.client.start_execution(stateMachineArn=self.arn, name=name, input=json.dumps(payload))
         except ClientError as exc:
-            # A Standard workflow refuses a second execution of the same name: already running.
+            # Every attempt has a name of its own (models.run_name), so an existing execution
+            # of this name says nothing about whether it runs, finished or failed: it is not
+            # "started". The caller marks the start failed; a later attempt takes a new name.
             if exc.response["Error"]["Code"] == "ExecutionAlreadyExists":
-                return name
+                raise ExecutionExistsError(f"an execution named {name} exists") from exc
             raise
         return response["executionArn"]
+
+
+class ExecutionExistsError(MediaguardError):
+    """StartExecution found an execution of the same name."""
+
+    reason = "execution_exists"
 
 
 def s3_blob_store(settings: Settings) -> S3BlobStore:

@@ -18,6 +18,19 @@ from pynamodb.models import Model
 from mediaguard.settings import Settings
 
 
+class StartPendingIndex(GlobalSecondaryIndex):
+    """Sparse: only items whose current run has not been claimed by its execution yet
+    carry ``start_pending`` (a shard, 0-3), by when that run was asked for. The sweep
+    (``decisions.redrive.sweep_stuck``) reads the old end of it instead of scanning."""
+
+    class Meta:
+        index_name = "start_pending"
+        projection = KeysOnlyProjection()
+
+    start_pending = NumberAttribute(hash_key=True)
+    start_requested_at = UTCDateTimeAttribute(range_key=True)
+
+
 class MediaItem(Model):
     class Meta:
         table_name = "mediaguard-media"
@@ -25,6 +38,13 @@ class MediaItem(Model):
 
     media_id = UnicodeAttribute(hash_key=True)
     status = UnicodeAttribute(default="received")
+    run = UnicodeAttribute(null=True)  # the execution name of the current attempt
+    runs = NumberAttribute(null=True)  # attempts so far (names the next one)
+    start_pending = NumberAttribute(null=True)
+    start_requested_at = UTCDateTimeAttribute(null=True)
+    claimed_by = UnicodeAttribute(null=True)  # the execution (id) that claimed the current run
+    claimed_at = UTCDateTimeAttribute(null=True)
+    start_pending_index = StartPendingIndex()
     upload_bucket = UnicodeAttribute(null=True)
     upload_key = UnicodeAttribute(null=True)
     upload_version_id = UnicodeAttribute(null=True)  # the scanned version (models.Upload.version_id)
@@ -52,7 +72,8 @@ class MediaItem(Model):
     model_sha256 = UnicodeAttribute(null=True)
     matches = JSONAttribute(null=True)
     risk = NumberAttribute(null=True)
-    action = UnicodeAttribute(null=True)
+    proposed_action = UnicodeAttribute(null=True)  # what scoring proposed
+    action = UnicodeAttribute(null=True)  # what enforcement applied: absent until it did
     signals = JSONAttribute(null=True)
     policy_version = UnicodeAttribute(null=True)
     override = UnicodeAttribute(null=True)

@@ -17,6 +17,8 @@ GET      /admin/geofence                       admin            {items: [rule]}
 POST     /admin/geofence                       admin            rule (201); 409 if it exists, unless replace
 DELETE   /admin/geofence?country=&scope=       admin            204
 GET      /admin/banks                          admin            {items: [bank]}
+POST     /admin/items/{media_id}/redrive       admin            the new run (202); 404, or 409 if the item
+                                                                is not failed, start_failed or received
 GET      /review/reasons                       reviewer         the documented reason codes
 GET      /openapi.json, /docs                  none             OpenAPI document, Swagger UI
 =======  ====================================  ===============  ====================================
@@ -49,6 +51,7 @@ from mediaguard.api import errors
 from mediaguard.api.auth import authenticate_reviewer, credentials
 from mediaguard.api.errors import ConflictError, InvalidRequestError, NotFoundError
 from mediaguard.decisions import geofence
+from mediaguard.decisions import redrive as redrives
 from mediaguard.decisions.history import Pseudonymiser
 from mediaguard.decisions.review.appeals import (
     AppealDecisionRequest,
@@ -62,6 +65,8 @@ from mediaguard.decisions.review.models import DecisionRequest, ItemView, Lane, 
 from mediaguard.decisions.review.reasons import APPEAL_REASONS, REVIEW_REASONS, reason_table
 from mediaguard.decisions.review.roles import Caller
 from mediaguard.decisions.review.service import ReviewService
+from mediaguard.errors import RedriveRefusedError
+from mediaguard.ports import Deps
 
 TITLE, VERSION = "mediaguard review API", "1.0.0"
 MEDIA_ID = r"^[A-Za-z0-9_-]{1,80}$"
@@ -122,16 +127,17 @@ class Services:
     review: Callable[[], ReviewService]
     geofence: Callable[[], GeofenceAdmin] | None = None
     banks: Callable[[], list[dict[str, Any]]] | None = None
+    redrive: Callable[[], Deps] | None = None
 
 
 _services: Services | None = None
 
 
 def use(review_service: Callable[[], ReviewService], *, geofence: Callable[[], GeofenceAdmin] | None = None,
-        banks: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+        banks: Callable[[], list[dict[str, Any]]] | None = None, redrive: Callable[[], Deps] | None = None) -> None:
     """Plug in the providers the routes call (each cached by whoever passes it)."""
     global _services
-    _services = Services(review_service, geofence, banks)
+    _services = Services(review_service, geofence, banks, redrive)
 
 
 def _svc() -> ReviewService:
@@ -323,6 +329,37 @@ def list_banks() -> BankPage:
     if _services is None or _services.banks is None:
         raise RuntimeError("no bank listing configured")
     return BankPage.model_validate({"items": _services.banks()})
+
+
+class RedriveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # A short code for the audit trail (what was fixed), never free text.
+    reason: str = Field(default="admin_redrive", pattern=r"^[a-z][a-z0-9_.:-]{0,63}$")
+
+
+class RedriveOut(BaseModel):
+    media_id: str
+    run: str
+    previous_run: str | None = None
+    previous_status: str
+
+
+@app.post("/admin/items/<media_id>/redrive", summary="Start a new run of a failed or stuck item (audited)")
+def redrive_item(media_id: Annotated[str, Path(pattern=MEDIA_ID)],
+                 request: Annotated[RedriveIn | None, Body()] = None) -> Response[RedriveOut]:
+    who = _admin()
+    if _services is None or _services.redrive is None:
+        raise RuntimeError("no re-drive configured")
+    try:
+        result = redrives.redrive(media_id, _services.redrive(), actor=f"admin:{who.sub}",
+                                  reason=(request or RedriveIn()).reason)
+    except redrives.ItemNotFoundError:
+        raise NotFoundError("no such item") from None
+    except RedriveRefusedError as error:
+        raise ConflictError(str(error), reason=error.reason) from None
+    # 202: the run has started, not finished.
+    return Response(202, content_types.APPLICATION_JSON, RedriveOut.model_validate(result.to_dict()))
 
 
 # --- documents ---------------------------------------------------------------------------

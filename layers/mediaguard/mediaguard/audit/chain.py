@@ -13,6 +13,16 @@ the last records and what is left still verifies), so two things anchor it:
   bucket under Object Lock in compliance mode, which nobody, root included, can rewrite
   or delete before its retention ends.
 
+Neither protects what was written after the last digest: a record forged, rewritten or
+deleted (a whole chain even) between two digests would be anchored by the next as if
+genuine. So every write to the audit table also reaches a change log: the table's
+DynamoDB stream (old and new images) feeds a function that archives each batch of
+changes in the same Object Lock bucket (``changes/``), which a table writer cannot edit.
+Records are only ever put once, so any overwrite (MODIFY) or delete (REMOVE) the log
+holds is a finding; and a record no digest has anchored two digest periods after it was
+written is a failure (``stale``), not a note: the digest job stopped, or someone wrote
+the record without marking its chain pending.
+
 ``verify_trail`` recomputes all of it and names each problem: chain, seq and kind.
 This module is pure (no AWS); ``mediaguard.adapters.audit`` stores and reads the trail.
 """
@@ -25,6 +35,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 GENESIS = "0" * 64
@@ -36,6 +47,17 @@ DIGEST_ACTOR = "system:digest"
 DIGEST_PREFIX = "digests/"
 DIGEST_FORMAT = "mediaguard.audit.digest/1"
 _DIGEST_KEY = re.compile(r"digests/(\d{12})\.json")
+# How often the digest job runs: template.yaml's DigestFunction schedule (a contract test
+# keeps the two equal). A record no digest anchors within two periods is ``stale``: one
+# period can pass with the job running late, two cannot.
+DIGEST_PERIOD = timedelta(minutes=5)
+STALE_AFTER = 2 * DIGEST_PERIOD
+
+# The change log: the audit table's stream, archived batch by batch beside the digests.
+CHANGES_CHAIN = "audit:changes"
+CHANGES_PREFIX = "changes/"
+CHANGES_FORMAT = "mediaguard.audit.changes/1"
+_CHANGES_KEY = re.compile(r"changes/\d{8}T\d{6}Z-[0-9a-f]{16}\.json")
 
 # Kinds of finding. Every kind but UNANCHORED means the trail was changed after the fact
 # (or, for UNLOCKED, that the archive could be).
@@ -46,6 +68,7 @@ INSERTED = "inserted"
 OVERWRITTEN = "overwritten"
 UNLOCKED = "unlocked"
 UNANCHORED = "unanchored"
+STALE = "stale"  # unanchored for longer than STALE_AFTER: a failure
 INFORMATIONAL = frozenset({UNANCHORED})
 
 
@@ -129,6 +152,7 @@ def verify(
     head: Head | None = None,
     anchors: Iterable[Anchor] | None = None,
     chain: str | None = None,
+    now: datetime | None = None,
 ) -> list[Finding]:
     """Everything wrong with one chain, as findings ordered by seq; empty means it verifies.
 
@@ -136,7 +160,8 @@ def verify(
     itself reported). ``head`` is the chain's head pointer, ``anchors`` what the digests
     state about it: either one reveals deleted newest records. With ``anchors`` given
     (even empty), records newer than the last anchor are reported as ``unanchored``,
-    a note rather than a failure. Example::
+    a note rather than a failure, unless ``now`` is given and the oldest of them was
+    written more than ``STALE_AFTER`` before it: then they are ``stale``, a failure. Example::
 
         problems = verify(records, head=Head(4, h4))
         [str(p) for p in problems]  # ['media-7f3a#4: deleted: newest record(s) deleted: ...']
@@ -182,9 +207,33 @@ def verify(
     else:
         findings.extend(Finding(name, seq, DELETED, why) for seq, why in missing.items())
     if anchors is not None and last > anchored:
-        findings.append(Finding(name, anchored + 1, UNANCHORED,
-                                f"#{anchored + 1}..#{last} appended after the latest digest that covers this chain"))
+        findings.append(_unanchored(name, anchored + 1, last, by_seq, now))
     return _unique(sorted(findings, key=lambda f: -1 if f.seq is None else f.seq))
+
+
+def _unanchored(name: str, first: int, last: int, by_seq: dict[int, AuditRecord], now: datetime | None) -> Finding:
+    span = f"#{first}..#{last}"
+    oldest = next((by_seq[seq] for seq in range(first, last + 1) if seq in by_seq), None)
+    written = _parse_time(oldest.at) if oldest is not None else None
+    if now is not None and (written is None or now - written > STALE_AFTER):
+        return Finding(name, first, STALE,
+                       f"{span} not anchored by any digest for more than {_minutes(STALE_AFTER)} min "
+                       f"(written {oldest.at if oldest else 'at an unknown time'}): the digest job is not running, "
+                       "or the records were written without marking the chain pending")
+    return Finding(name, first, UNANCHORED, f"{span} appended after the latest digest that covers this chain")
+
+
+def _minutes(delta: timedelta) -> int:
+    return int(delta.total_seconds() // 60)
+
+
+def _parse_time(text: str) -> datetime | None:
+    """A record's ``at`` (ISO 8601, as the store writes it); None when it is not one."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 def trusted(records: Sequence[AuditRecord], chain: str, head: Head | None = None) -> list[AuditRecord]:
@@ -346,6 +395,101 @@ class ArchivedDigest:
     later_versions: int = 0
 
 
+# --- the change log --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """One write to the audit table, as its DynamoDB stream reported it: ``event`` is
+    INSERT, MODIFY or REMOVE; ``at`` when DynamoDB made the change (not what the record
+    claims); the hashes those of the record before and after."""
+
+    event: str
+    chain: str
+    seq: int
+    at: str
+    old_hash: str | None
+    new_hash: str | None
+    event_id: str
+
+
+def changes_from_stream(records: Iterable[Mapping[str, Any]]) -> list[Change]:
+    """The changes in a DynamoDB stream batch (the Lambda event's ``Records``) of the
+    audit table. Example::
+
+        changes_from_stream(event["Records"])  # [Change('INSERT', 'media-7f3a', 0, ...)]
+    """
+    out = []
+    for record in records:
+        stream = record["dynamodb"]
+        keys = stream["Keys"]
+        # Epoch seconds, set by DynamoDB: when the write happened, whatever the record claims.
+        at = datetime.fromtimestamp(float(stream["ApproximateCreationDateTime"]), UTC).isoformat()
+        out.append(Change(
+            event=str(record["eventName"]), chain=str(keys["chain"]["S"]), seq=int(keys["seq"]["N"]), at=at,
+            old_hash=stream.get("OldImage", {}).get("hash", {}).get("S"),
+            new_hash=stream.get("NewImage", {}).get("hash", {}).get("S"),
+            event_id=str(record["eventID"]),
+        ))
+    return out
+
+
+def changes_key(changes: Sequence[Change]) -> str:
+    """S3 key of one archived batch: its first change's time (so keys list in time order)
+    and a hash of its event ids (so a retried batch lands on the same key, written once)."""
+    first = _parse_time(changes[0].at) or datetime.fromtimestamp(0, UTC)
+    ids = hashlib.sha256("\n".join(c.event_id for c in changes).encode()).hexdigest()[:16]
+    return f"{CHANGES_PREFIX}{first.astimezone(UTC):%Y%m%dT%H%M%SZ}-{ids}.json"
+
+
+def encode_changes(changes: Sequence[Change]) -> bytes:
+    body = {"format": CHANGES_FORMAT, "changes": [asdict(c) for c in changes]}
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+
+
+def decode_changes(data: bytes) -> list[Change]:
+    """Parse an archived batch; ``ValueError`` for anything that is not one."""
+    try:
+        body = json.loads(data)
+        if body.get("format") != CHANGES_FORMAT:
+            raise ValueError(f"unknown format {body.get('format')!r}")
+        return [Change(str(c["event"]), str(c["chain"]), int(c["seq"]), str(c["at"]), c["old_hash"], c["new_hash"],
+                       str(c["event_id"])) for c in body["changes"]]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"malformed change batch: {type(exc).__name__}") from exc
+
+
+def verify_changes(archive: Sequence[ArchivedDigest]) -> tuple[list[Finding], list[Change]]:
+    """Check the archived change log (locks, overwrites, readability) and name every
+    overwrite or deletion of an audit record it holds. The audit store only ever puts a
+    record once, so a MODIFY or REMOVE is always someone else's write."""
+    findings: list[Finding] = []
+    changes: list[Change] = []
+    for obj in archive:
+        if _CHANGES_KEY.fullmatch(obj.key) is None:
+            findings.append(Finding(CHANGES_CHAIN, None, INSERTED, f"unexpected object {obj.key} in the change log"))
+            continue
+        if obj.lock_mode != "COMPLIANCE":
+            findings.append(Finding(CHANGES_CHAIN, None, UNLOCKED,
+                                    f"{obj.key} is not under a compliance-mode lock ({obj.lock_mode or 'none'})"))
+        if obj.later_versions:
+            findings.append(Finding(CHANGES_CHAIN, None, OVERWRITTEN,
+                                    f"{obj.later_versions} version(s) or delete marker(s) written over {obj.key} "
+                                    "(the original was read)"))
+        try:
+            changes.extend(decode_changes(obj.body))
+        except ValueError:
+            findings.append(Finding(CHANGES_CHAIN, None, EDITED, f"{obj.key} is not a readable change batch"))
+    for change in sorted(changes, key=lambda c: c.at):
+        if change.event == "REMOVE":
+            findings.append(Finding(change.chain, change.seq, DELETED,
+                                    f"deleted from the table at {change.at} (change log)"))
+        elif change.event == "MODIFY":
+            findings.append(Finding(change.chain, change.seq, OVERWRITTEN,
+                                    f"overwritten in the table at {change.at} (change log)"))
+    return findings, changes
+
+
 @dataclass(frozen=True)
 class ChainState:
     records: list[AuditRecord]
@@ -361,6 +505,10 @@ class TrailSnapshot:
     digest_table: ChainState
     archive: list[ArchivedDigest]
     only: str | None = None
+    # The archived change log (``changes/``), and when the snapshot was taken (ISO 8601):
+    # what unanchored records are judged stale against.
+    changes: list[ArchivedDigest] = field(default_factory=list)
+    taken_at: str | None = None
 
 
 @dataclass
@@ -463,16 +611,19 @@ def _relabel(finding: Finding, source: str) -> Finding:
 
 
 def verify_trail(snapshot: TrailSnapshot) -> Report:
-    """Verify every chain (or ``snapshot.only``) against its head pointer and the digests,
-    and the digests against their archive. Example::
+    """Verify every chain (or ``snapshot.only``) against its head pointer, the digests and
+    the change log, and the digests against their archive. Example::
 
         report = verify_trail(store.snapshot())
         report.ok, [str(f) for f in report.problems]
     """
     findings, anchors, digests = verify_digests(snapshot.archive, snapshot.digest_table)
-    names = set(snapshot.chains) | set(anchors)
+    change_findings, changes = verify_changes(snapshot.changes)
+    # A chain the change log saw written and deleted is checked even though no table or digest names it.
+    names = set(snapshot.chains) | set(anchors) | {c.chain for c in changes if c.chain != DIGEST_CHAIN}
     if snapshot.only is not None:
         names &= {snapshot.only}
+    now = _parse_time(snapshot.taken_at) if snapshot.taken_at else None
     records = 0
     for name in sorted(names):
         state = snapshot.chains.get(name, ChainState([], None))
@@ -480,7 +631,10 @@ def verify_trail(snapshot: TrailSnapshot) -> Report:
         if state.records and state.head is None:
             findings.append(Finding(name, None, DELETED,
                                     "head pointer missing (deleted, or the chain predates head pointers)"))
-        findings.extend(verify(state.records, state.head, anchors.get(name, []), chain=name))
+        findings.extend(verify(state.records, state.head, anchors.get(name, []), chain=name, now=now))
+    findings.extend(f for f in change_findings
+                    if f.chain in names or (snapshot.only is None and f.chain in (DIGEST_CHAIN, CHANGES_CHAIN)))
+    findings = _unique(findings)  # a deletion the chain shows is also in the change log: name it once
     latest = digests[-1].record if digests else None
     return Report(
         findings=findings,

@@ -1,7 +1,8 @@
 """``mediaguard audit verify``: recompute the audit trail and name every problem.
 
 Exit codes: 0 verified (notes such as ``unanchored`` allowed), 1 problems found (each
-listed), 2 usage or configuration error (nothing was verified).
+listed; records no digest anchored within two digest periods are one: ``stale``), 2 usage
+or configuration error (nothing was verified).
 """
 
 from __future__ import annotations

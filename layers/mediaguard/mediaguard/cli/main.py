@@ -17,6 +17,7 @@ from mediaguard.cli.audit import add_audit_parser, run_audit
 from mediaguard.cli.bank import add_bank_parser, run_bank
 from mediaguard.cli.geofence import add_geofence_parser, run_geofence
 from mediaguard.cli.redrive import add_redrive_parser, run_redrive
+from mediaguard.cli.redrive_events import add_redrive_events_parser, run_redrive_events
 from mediaguard.cli.scan import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, Out, declared_type, progress, run_scan
 from mediaguard.cli.serve import add_serve_parser
 from mediaguard.errors import MediaguardError
@@ -97,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_bank_parser(sub)
     add_audit_parser(sub)
     add_geofence_parser(sub)
-    add_serve_parser(sub)
     add_redrive_parser(sub)
+    add_serve_parser(sub)
+    add_redrive_events_parser(sub)
 
     sub.add_parser("demo", help="scan the bundled sample set against a demo bank and print a table")
     return parser
@@ -124,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "audit":
             code = run_audit(args, out)
         elif args.command == "redrive-events":
+            code = run_redrive_events(args, out)
+        elif args.command == "redrive":
             code = run_redrive(args, out)
         elif args.command == "bank":
             from mediaguard.analysis.featurize import media_featurizer

@@ -250,6 +250,7 @@
       ['Media id', view.media_id],
       ['Status', view.status],
       ['Action in force', view.action],
+      ['Proposed by scoring', view.proposed_action],
       ['Risk', number(view.risk)],
       ['Policy', view.policy_version],
       ['Lane', task.lane],

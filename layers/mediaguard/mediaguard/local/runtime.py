@@ -139,6 +139,7 @@ class LocalCloud:
         self._mock = None
         self._original_invoke = None
         self._saved_env: dict[str, str | None] = {}
+        self._streams: dict[str, str] = {}  # table logical id -> its stream's ARN
         # S3's clock for POST-policy expiry; replace it to replay a request sent late.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
@@ -242,7 +243,11 @@ class LocalCloud:
             for index in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
                 if index in props:
                     kwargs[index] = props[index]
-            ddb.create_table(TableName=stack.physical_name(logical), **kwargs)
+            if "StreamSpecification" in props:
+                kwargs["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+            table = ddb.create_table(TableName=stack.physical_name(logical), **kwargs)["TableDescription"]
+            if "LatestStreamArn" in table:
+                self._streams[logical] = table["LatestStreamArn"]
         role = self.client("iam").create_role(
             RoleName="mediaguard-local",
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
@@ -256,6 +261,7 @@ class LocalCloud:
         self._create_secrets()
         self._create_functions(role)
         self._create_notifications(s3)
+        self._create_stream_mappings()
         self._create_state_machines(role)
 
     def _create_secrets(self) -> None:
@@ -338,6 +344,24 @@ class LocalCloud:
             s3.put_bucket_notification_configuration(
                 Bucket=bucket, NotificationConfiguration={"LambdaFunctionConfigurations": configs}
             )
+
+    def _create_stream_mappings(self) -> None:
+        """DynamoDB stream events as event source mappings: moto then calls the function
+        from inside the table write that caused the change, with every record since its
+        last successful call (one batch per write, in order)."""
+        lam = self.client("lambda")
+        for logical, resource in self.stack.of_type("AWS::Serverless::Function").items():
+            for event in resource.get("Properties", {}).get("Events", {}).values():
+                if event.get("Type") != "DynamoDB":
+                    continue
+                source = event["Properties"]["Stream"]
+                table = source.get("Fn::GetAtt", [None])[0] if isinstance(source, dict) else None
+                if table not in self._streams:
+                    raise LocalRuntimeError(f"{logical}: local mode reads streams as !GetAtt TABLE.StreamArn only")
+                lam.create_event_source_mapping(
+                    EventSourceArn=self._streams[table], FunctionName=self.stack.physical_name(logical),
+                    StartingPosition=event["Properties"].get("StartingPosition", "TRIM_HORIZON"),
+                    BatchSize=int(event["Properties"].get("BatchSize", 100)))
 
     def _create_state_machines(self, role: str) -> None:
         from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser

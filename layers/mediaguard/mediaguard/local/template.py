@@ -124,6 +124,10 @@ class Stack:
             }[rtype]
         if attribute in ("Name", "QueueName"):
             return name
+        if attribute == "StreamArn" and rtype == "AWS::DynamoDB::Table":
+            # Only a name for it: the real ARN carries a label moto picks at creation, which
+            # LocalCloud reads back when it wires the stream's event source mapping.
+            return f"arn:aws:dynamodb:{self.region}:{ACCOUNT_ID}:table/{name}/stream/local"
         raise KeyError(f"local mode does not resolve {logical}.{attribute}")
 
     # -- intrinsics ------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Failure: the state machine's Catch target; a reason on the item, the original kept and restricted."""
+"""Failure: the state machine's Catch target; a reason on the item, the original kept and
+restricted, and a failed (not rejected) item queued for people."""
 
 from __future__ import annotations
 
@@ -36,6 +37,12 @@ def record_failure(request: FailureInput, deps: Deps) -> FailureResult:
         {"status": status, "error_type": error_type, "error_reason": reason, "error_message": safe_message},
     )
     items.append_audit(request.media_id, "system:catch", status, {"error_type": error_type, "reason": reason})
+    if not rejected:
+        # Nothing was decided about this upload: people look at it (and may re-drive it after
+        # a fix, ``mediaguard redrive``). A retried Catch finds the open task: no second one.
+        item = items.get(request.media_id) or {}
+        deps.need("review").enqueue(request.media_id, float(item.get("risk") or 0.0), request.reach,
+                                    f"failed:{reason}")
     log = logger.info if rejected else logger.warning  # a rejection is an expected outcome
     log(status, extra={"media_id": request.media_id, "error_type": error_type, "reason": reason})
     return FailureResult(status=status, error_type=error_type, reason=reason)

@@ -26,6 +26,11 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
     """
     t0 = time.perf_counter()
     settings, blobs, items = deps.settings, deps.need("blobs"), deps.need("items")
+    if upload.run is not None and not items.claim_run(upload.media_id, upload.run, upload.execution or upload.run):
+        # A duplicate of an ambiguous StartExecution, or a run a re-drive replaced: the
+        # item's current run does the work; this one ends quietly (state ``Superseded``).
+        logger.info("superseded run stopped", extra={"media_id": upload.media_id, "run": upload.run})
+        raise errors.SupersededRunError("this execution is not the item's current run")
     # Exactly the pinned version: a reused upload form may have put newer bytes at the key.
     data, declared = blobs.get(upload.bucket, upload.key, version_id=upload.version_id)
     # Recorded before any check, so a rejected upload still carries its evidence hash.

@@ -25,7 +25,9 @@ def score_item(request: ScoreInput, deps: Deps) -> ScoreResult:
     models = {m.id: m.sha256 for batch in request.classify for m in batch.models}
     items.update(
         request.media_id,
-        {"risk": result.risk, "action": result.action, "signals": [s.model_dump() for s in result.signals],
+        # ``action`` is what is in force: enforcement sets it when it applied one. A crash
+        # between here and there must not show the proposal as done.
+        {"risk": result.risk, "proposed_action": result.action, "signals": [s.model_dump() for s in result.signals],
          "policy_version": result.policy_version, "override": result.override, "escalate": result.escalate,
          "shadow": result.shadow.model_dump() if result.shadow else None,
          "score_inputs": inputs.model_dump(mode="json"), "scores": inputs.classifier,

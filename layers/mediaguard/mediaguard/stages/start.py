@@ -27,12 +27,15 @@ def start(upload: Upload, deps: Deps) -> dict:
     """Start the workflow once per upload.
 
     Express workflows do not deduplicate by execution name, so creating the item with a
-    conditional write is what makes a duplicated S3 event a no-op. The grant is read
-    here, once, and travels in the execution input, so scoring and enforcement never
-    re-read the upload's chain.
+    conditional write is what makes a duplicated S3 event a no-op, and the first stage's
+    claim (``ItemStore.claim_run``) what makes a duplicated execution one. The grant is
+    read here, once, and travels in the execution input, so scoring and enforcement
+    never re-read the upload's chain. If this function dies before StartExecution
+    returns, the item stays ``start_pending`` and the sweep re-drives it.
     """
     items, workflow = deps.need("items"), deps.need("workflow")
-    if not items.create_once(upload):
+    run = items.create_once(upload)
+    if run is None:
         if upload.version_id and items.record_replacement(upload.media_id, upload.version_id):
             return _refuse_replacement(upload, deps)
         logger.info("duplicate upload event ignored", extra={"media_id": upload.media_id})
@@ -40,12 +43,14 @@ def start(upload: Upload, deps: Deps) -> dict:
     try:
         # Audited before the execution starts, so "received" is always the chain's first record.
         items.append_audit(upload.media_id, "system:start", "received",
-                           {"key": upload.key, "version_id": upload.version_id})
+                           {"key": upload.key, "version_id": upload.version_id, "run": run})
         facts = grant.read_facts(upload.media_id, items.audit_chain)
-        upload = upload.model_copy(update={"uploader": facts.uploader, "reach": facts.reach})
-        execution = workflow.start(upload.media_id, upload.model_dump())
+        upload = upload.model_copy(update={"uploader": facts.uploader, "reach": facts.reach, "run": run})
+        execution = workflow.start(run, upload.model_dump())
     except Exception:
-        items.mark_start_failed(upload.media_id)  # let S3's retry start it
+        # Let S3's retry (or the sweep) start it, under a new name; unless this run's
+        # execution started after all (an ambiguous error) and has claimed the item.
+        items.mark_start_failed(upload.media_id, run)
         raise
     if deps.history is not None and upload.uploader:  # uploads outside the API (the CLI) have no uploader
         deps.history.record_upload(upload.uploader, upload.media_id)

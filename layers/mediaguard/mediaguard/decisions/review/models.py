@@ -117,7 +117,8 @@ class AuditSummary(BaseModel):
 class ItemView(BaseModel):
     media_id: str
     status: str
-    action: str | None = None
+    action: str | None = None  # in force: set by enforcement, absent until it applied one
+    proposed_action: str | None = None  # what scoring proposed
     risk: float | None = None
     signals: list[SignalView] = []
     policy_version: str | None = None

@@ -157,6 +157,7 @@ class ReviewService:
             media_id=media_id,
             status=item.get("status", "unknown"),
             action=item.get("action"),
+            proposed_action=item.get("proposed_action"),
             risk=item.get("risk"),
             signals=[SignalView.model_validate(s) for s in item.get("signals") or []],
             policy_version=item.get("policy_version"),
