@@ -173,7 +173,7 @@ def may_append(logical: str, chain: str) -> bool:
 
 
 PIPELINE = {"StartFunction", "SanitizeFunction", "FramesFunction", "ScoreFunction", "EnforceFunction",
-            "FailureFunction", "SlaFunction"}
+            "FailureFunction", "SlaFunction", "SweepFunction"}
 
 
 @pytest.mark.parametrize(("chain", "writers"), [
