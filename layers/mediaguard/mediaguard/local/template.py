@@ -84,6 +84,8 @@ class Stack:
             return self.resolve(props["LogGroupName"])
         if rtype == "AWS::Events::EventBus":
             return self.resolve(props["Name"])
+        if rtype == "AWS::SQS::Queue" and "QueueName" in props:
+            return self.resolve(props["QueueName"])
         name = f"{self.name}-{logical}"
         return name.lower() if rtype == "AWS::S3::Bucket" else name
 
@@ -103,6 +105,8 @@ class Stack:
         name = self.physical_name(logical)
         if rtype == "AWS::Serverless::StateMachine":
             return f"arn:aws:states:{self.region}:{ACCOUNT_ID}:stateMachine:{name}"
+        if rtype == "AWS::SQS::Queue":  # Ref of a queue is its URL
+            return f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{name}"
         if rtype == "AWS::Serverless::LayerVersion":
             return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:layer:{name}:1"
         return name
@@ -118,6 +122,7 @@ class Stack:
                 "AWS::Logs::LogGroup": f"arn:aws:logs:{self.region}:{ACCOUNT_ID}:log-group:{name}:*",
                 "AWS::Serverless::StateMachine": self.ref(logical),
                 "AWS::Events::EventBus": f"arn:aws:events:{self.region}:{ACCOUNT_ID}:event-bus/{name}",
+                "AWS::SQS::Queue": f"arn:aws:sqs:{self.region}:{ACCOUNT_ID}:{name}",
             }[rtype]
         if attribute == "Name":
             return name
