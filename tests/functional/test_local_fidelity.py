@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
-
-from mediaguard.local.runtime import LocalCloud
-from mediaguard.local.schedules import scheduled_functions
 
 
 def _retention(mode: str, days: float) -> dict:
