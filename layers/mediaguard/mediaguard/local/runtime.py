@@ -30,7 +30,7 @@ from typing import Any
 
 from mediaguard import wiring
 from mediaguard.ingress.grant import upload_key
-from mediaguard.local import objectlock, postpolicy
+from mediaguard.local import concurrency, objectlock, postpolicy
 from mediaguard.local.asyncinvoke import AsyncInvoker, async_configs, create_queues, install_s3_delivery
 from mediaguard.local.check import check_transitions, render
 from mediaguard.local.faults import FaultInjector, FaultPlan, FaultStats
@@ -206,6 +206,7 @@ class LocalCloud:
         self._unpatch_s3 = _deliver_s3_events_after_write()
         self._unpatch_post = postpolicy.install(lambda: cloud.clock())  # moto enforces no POST policy
         self._unpatch_lock = objectlock.install(lambda: cloud.clock())  # nor Object Lock retention rules
+        self._unpatch_ddb = concurrency.serialize_dynamodb()  # moto's transactions race under threads
         self._unpatch_async = install_s3_delivery(lambda arn, event: cloud._deliver_async(arn, event))
         self.faults.install()
         try:
@@ -228,6 +229,7 @@ class LocalCloud:
         self.faults.uninstall()
         self._unpatch_async()
         self._unpatch_lock()
+        self._unpatch_ddb()
         LambdaFunction._invoke_lambda = self._original_invoke
         self._unpatch_post()
         self._unpatch_s3()
