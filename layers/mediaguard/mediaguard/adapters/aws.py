@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,9 +63,14 @@ class DynamoItemStore:
         self._audit_store = None
 
     def create_once(self, upload: Upload) -> bool:
+        # The claim token tells this call's own write from another delivery's: when the
+        # put reaches DynamoDB but its answer is lost (a timeout), the SDK's retry meets
+        # ConditionalCheckFailed against our own item, and must not drop the upload as a
+        # duplicate (found by local mode's fault injection: the execution never started).
+        token = secrets.token_hex(16)
         item = tables.MediaItem(
             upload.media_id, status="received", upload_bucket=upload.bucket, upload_key=upload.key,
-            received_at=_now(), updated_at=_now(),
+            received_at=_now(), updated_at=_now(), start_claim=token,
         )
         try:
             item.save(
@@ -73,7 +79,8 @@ class DynamoItemStore:
             return True
         except PutError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
+                current = self.get(upload.media_id)
+                return current is not None and current.get("start_claim") == token
             raise
 
     def mark_start_failed(self, media_id: str) -> None:

@@ -28,6 +28,7 @@ class MediaItem(Model):
     upload_key = UnicodeAttribute(null=True)
     received_at = UTCDateTimeAttribute(null=True)
     updated_at = UTCDateTimeAttribute(null=True)
+    start_claim = UnicodeAttribute(null=True)  # random token of the start call that created the item
     content_type = UnicodeAttribute(null=True)
     size = NumberAttribute(null=True)
     sha256 = UnicodeAttribute(null=True)

@@ -68,17 +68,22 @@ class FaultPlan:
     dynamodb, s3, events, states, lambda to touch. ``time_scale``: multiplies every retry
     wait (botocore's backoff, Step Functions' IntervalSeconds, Lambda's async retry
     delays) so a test of thousands of faults runs in minutes; the number and order of
-    retries do not change.
+    retries do not change. For a targeted test: ``operations`` (e.g. ``{"dynamodb.PutItem"}``)
+    and ``codes`` (e.g. ``{"timeout"}``) narrow what is failed, and ``first_attempt_only``
+    fails only a call's first attempt (so with ``rate=1.0`` every such call is retried once).
     """
 
     rate: float
     seed: int | None = None
     services: frozenset[str] = frozenset(_ERRORS)
     time_scale: float = 1.0
+    operations: frozenset[str] = frozenset()
+    codes: frozenset[str] = frozenset()
+    first_attempt_only: bool = False
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.rate < 1.0:
-            raise FaultPlanError(f"fault rate must be in [0, 1), got {self.rate}")
+        if not 0.0 <= self.rate <= (1.0 if self.first_attempt_only else 0.999):
+            raise FaultPlanError(f"fault rate must be in [0, 1) (1.0 with first_attempt_only), got {self.rate}")
         unknown = set(self.services) - set(_ERRORS)
         if unknown:
             raise FaultPlanError(f"no fault model for {sorted(unknown)}")
@@ -157,14 +162,22 @@ class FaultInjector:
         auth = auth.decode() if isinstance(auth, bytes) else auth
         return service == "lambda" and bool(_SFN_CREDENTIAL.search(auth or ""))
 
-    def roll(self, service: str) -> tuple[int, str] | None:
+    def roll(self, service: str, operation: str | None = None, attempt: int = 1) -> tuple[int, str] | None:
         """The fault for one call of ``service``, or None; counted when it is one."""
-        if not self.enabled or service not in self.plan.services:
+        plan = self.plan
+        if not self.enabled or service not in plan.services:
+            return None
+        if plan.operations and f"{service}.{operation}" not in plan.operations:
+            return None
+        if plan.first_attempt_only and attempt > 1:
+            return None
+        choices = [e for e in _ERRORS[service] if not plan.codes or e[1] in plan.codes]
+        if not choices:
             return None
         with self._random_lock:
-            if self._random.random() >= self.plan.rate:
+            if self._random.random() >= plan.rate:
                 return None
-            fault = self._random.choice(_ERRORS[service])
+            fault = self._random.choice(choices)
         with self.stats._lock:
             self.stats.injected[(service, fault[1])] += 1
         return fault
@@ -196,7 +209,7 @@ class FaultInjector:
             attempt, max_attempts = _attempt(request)
             if attempt > 1:
                 injector.stats.add("sdk_retries")
-            fault = injector.roll(service)
+            fault = injector.roll(service, parts[2] if len(parts) > 2 else None, attempt)
             if fault is None:
                 response = original(stub, event_name, request, **kwargs)
                 if attempt > 1 and response is not None and response.status_code < 400:

@@ -421,7 +421,7 @@ class LocalCloud:
             by_name = {self.stack.physical_name(k): k for k in configs}
             self._async = AsyncInvoker(
                 self._invoke, configs, by_name.get, lambda: self.client("sqs"),
-                roll_fault=lambda: self.faults.roll("lambda"), stats=self.faults.stats,
+                roll_fault=lambda: self.faults.roll("lambda", "Invoke"), stats=self.faults.stats,
                 time_scale=self.time_scale)
         name = function.rsplit(":function:", 1)[-1].split(":", 1)[0]  # an ARN or a name
         return self._async.deliver(name, event)
