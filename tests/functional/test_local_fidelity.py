@@ -50,3 +50,20 @@ def test_a_governance_lock_is_shortened_only_with_the_bypass_header(cloud):
     assert refused.value.response["Error"]["Code"] == "AccessDenied"
     s3.put_object_retention(Bucket=bucket, Key="lock-test", VersionId=version,
                             Retention=_retention("GOVERNANCE", 1), BypassGovernanceRetention=True)
+
+
+def test_a_retried_transaction_with_the_same_client_token_is_applied_once(cloud):
+    # GIVEN a transaction that adds 1 to a counter, sent with a ClientRequestToken
+    ddb = cloud.client("dynamodb")
+    table = cloud.output("MediaTable")
+    write = {"TransactItems": [{"Update": {
+        "TableName": table, "Key": {"media_id": {"S": "token-test"}},
+        "UpdateExpression": "ADD hits :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}}],
+        "ClientRequestToken": "a-retried-request"}
+    # WHEN the SDK sends it again (its first answer was lost), and then a new request is sent
+    ddb.transact_write_items(**write)
+    ddb.transact_write_items(**write)
+    ddb.transact_write_items(**{**write, "ClientRequestToken": "a-new-request"})
+    # THEN, as on DynamoDB, the retry changed nothing: two increments, not three
+    item = ddb.get_item(TableName=table, Key={"media_id": {"S": "token-test"}}, ConsistentRead=True)["Item"]
+    assert item["hits"] == {"N": "2"}

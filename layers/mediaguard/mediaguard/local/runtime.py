@@ -207,6 +207,7 @@ class LocalCloud:
         self._unpatch_post = postpolicy.install(lambda: cloud.clock())  # moto enforces no POST policy
         self._unpatch_lock = objectlock.install(lambda: cloud.clock())  # nor Object Lock retention rules
         self._unpatch_ddb = concurrency.serialize_dynamodb()  # moto's transactions race under threads
+        self._unpatch_tokens = concurrency.idempotent_transactions()  # and ignore ClientRequestToken
         self._unpatch_async = install_s3_delivery(lambda arn, event: cloud._deliver_async(arn, event))
         self.faults.install()
         try:
@@ -229,6 +230,7 @@ class LocalCloud:
         self.faults.uninstall()
         self._unpatch_async()
         self._unpatch_lock()
+        self._unpatch_tokens()
         self._unpatch_ddb()
         LambdaFunction._invoke_lambda = self._original_invoke
         self._unpatch_post()
