@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from datetime import UTC, datetime
 from hashlib import sha256
 from pathlib import Path
@@ -76,6 +77,11 @@ class DynamoItemStore:
     def create_once(self, upload: Upload) -> str | None:
         m = tables.MediaItem
         version = upload.version_id
+        # The claim token tells this call's own write from another delivery's: when the
+        # update reaches DynamoDB but its answer is lost (a timeout), the SDK's retry meets
+        # ConditionalCheckFailed against our own item, and must not drop the upload as a
+        # duplicate (found by local mode's fault injection: the execution never started).
+        token = secrets.token_hex(16)
         # First delivery: the item is new and its run takes the media id's name. A later one
         # (S3's retry after a failed start) gets a new name: the failed attempt's execution
         # may exist after all (an ambiguous StartExecution error), and must lose the claim.
@@ -91,13 +97,28 @@ class DynamoItemStore:
                 m(upload.media_id).update(actions=[
                     m.status.set("received"), m.upload_bucket.set(upload.bucket), m.upload_key.set(upload.key),
                     *pinned, m.received_at.set(m.received_at | now), m.updated_at.set(now),
-                    *self._pending_run(run, now)],
+                    m.start_claim.set(token), *self._pending_run(run, now)],
                     condition=condition)
                 return run
             except UpdateError as exc:
                 if exc.cause_response_code != "ConditionalCheckFailedException":
                     raise
+                if self._holds_claim(upload.media_id, token):
+                    return run
         return None
+
+    @staticmethod
+    def _holds_claim(media_id: str, token: str) -> bool:
+        """Whether this call's own write created the run: a conditional no-op rather than a
+        read, because the start function's role may update the item but not read it."""
+        m = tables.MediaItem
+        try:
+            m(media_id).update(actions=[m.updated_at.set(_now())], condition=m.start_claim == token)
+            return True
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
 
     @staticmethod
     def _pending_run(run: str, now: datetime) -> list:
@@ -116,7 +137,8 @@ class DynamoItemStore:
             return True
         except UpdateError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
+                current = self.get(upload.media_id)
+                return current is not None and current.get("start_claim") == token
             raise
 
     def mark_start_failed(self, media_id: str, run: str | None = None) -> None:

@@ -51,6 +51,7 @@ class MediaItem(Model):
     replaced_versions = UnicodeSetAttribute(null=True)  # later versions of the key: refused, never scanned
     received_at = UTCDateTimeAttribute(null=True)
     updated_at = UTCDateTimeAttribute(null=True)
+    start_claim = UnicodeAttribute(null=True)  # random token of the start call that created the item
     content_type = UnicodeAttribute(null=True)
     size = NumberAttribute(null=True)
     sha256 = UnicodeAttribute(null=True)

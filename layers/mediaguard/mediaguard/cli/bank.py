@@ -130,6 +130,14 @@ def _service(args: argparse.Namespace) -> BankService:
         settings = stack_settings(args.stack, args.region)
         audit = DynamoItemStore(settings).append_audit if settings.audit_table else None
         return BankService(DynamoBankStore(settings), audit=audit)
+    if getattr(args, "local_stack", None) is not None:  # a running `mediaguard serve` (cli.main)
+        from mediaguard.adapters.aws import DynamoItemStore
+        from mediaguard.adapters.banks import DynamoBankStore
+        from mediaguard.settings import get_settings
+
+        settings = get_settings()
+        audit = DynamoItemStore(settings).append_audit if settings.audit_table else None
+        return BankService(DynamoBankStore(settings), audit=audit)
     from mediaguard.local.bankfile import FileBankStore
 
     store = FileBankStore(args.store)

@@ -117,6 +117,10 @@ def _store(args: argparse.Namespace, settings: Settings) -> tuple[GeofenceStore,
         raise ValueError("--region applies to --stack only")
     from mediaguard.adapters.geofence import JsonGeofence
 
+    if getattr(args, "local_stack", None) is not None and settings.geofence_table:  # a running serve (cli.main)
+        from mediaguard.adapters.geofence import DynamoGeofence
+
+        return DynamoGeofence(settings), f"local stack {args.local_stack.endpoint}, {settings.geofence_table}"
     home = args.home or Path(os.environ.get("MEDIAGUARD_HOME") or ".mediaguard")
     return JsonGeofence(home / LOCAL_STORE), f"local {home / LOCAL_STORE}"
 

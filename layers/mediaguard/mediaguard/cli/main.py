@@ -106,9 +106,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def find_local_stack(args: argparse.Namespace) -> None:
+    """Given no ``--stack``, ``--store`` or ``--home``, and no stack named in the environment:
+    the stack of a running ``mediaguard serve``, from its serve.json (mediaguard.local.state).
+    Sets ``args.local_stack`` (None when there is none)."""
+    args.local_stack = None
+    if getattr(args, "stack", None) or getattr(args, "store", None) or getattr(args, "home", None):
+        return
+    from mediaguard.local.state import StateFileError, use_running_stack
+
+    try:
+        state = use_running_stack()
+    except StateFileError as exc:
+        sys.stderr.write(f"mediaguard: ignoring {exc}\n")
+        return
+    if state is not None:
+        sys.stderr.write(f"mediaguard: using the local stack of mediaguard serve ({state.endpoint})\n")
+        args.local_stack = state
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Out()
+    if args.command in ("audit", "bank", "geofence"):
+        find_local_stack(args)
     started = time.perf_counter()
     try:
         if args.command == "scan":

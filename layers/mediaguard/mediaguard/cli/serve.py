@@ -27,6 +27,13 @@ def add_serve_parser(sub: Any) -> argparse.ArgumentParser:
     serve.add_argument("--moto-port", type=int, default=None,
                        help="port of moto's AWS endpoint (default: --port + 1; 0 picks a free one)")
     serve.add_argument("--verbose", action="store_true", help="handler logs (INFO) on stderr")
+    serve.add_argument("--faults", type=float, default=0.0, metavar="RATE",
+                       help="fail this share of the stack's DynamoDB, S3, EventBridge, Step Functions and Lambda "
+                            "calls with the errors AWS returns (e.g. 0.1; default 0: off)")
+    serve.add_argument("--fault-seed", type=int, default=None, metavar="N", help="with --faults: a reproducible run")
+    serve.add_argument("--schedule-speed", type=float, default=1.0, metavar="X",
+                       help="run the template's scheduled functions (digest, SLA sweep, index build) X times "
+                            "faster than their rates (default 1: real time; 0: never)")
     serve.add_argument("--export-console", type=Path, metavar="DIR",
                        help="write the console's static files and config.json to DIR for the ConsoleBucket, "
                             "then exit (needs --api-base)")
@@ -49,8 +56,21 @@ def run_serve(args: argparse.Namespace, out: Any) -> int:
             out.line(str(path))
         return EXIT_OK
 
+    from mediaguard.local.faults import FaultPlan, FaultPlanError
+    from mediaguard.local.state import default_path
+
+    try:
+        faults = FaultPlan(rate=args.faults, seed=args.fault_seed) if args.faults else None
+    except FaultPlanError as exc:
+        sys.stderr.write(f"mediaguard serve: {exc}\n")
+        return EXIT_USAGE
+    if args.schedule_speed < 0:
+        sys.stderr.write("mediaguard serve: --schedule-speed must be 0 or positive\n")
+        return EXIT_USAGE
+    # serve.json tells `audit verify`, `bank` and `geofence` where this stack is (local/state.py).
     server = LocalServer(host=args.host, port=args.port, moto_port=args.moto_port,
-                         log_level="INFO" if args.verbose else "WARNING")
+                         log_level="INFO" if args.verbose else "WARNING", faults=faults,
+                         schedules=args.schedule_speed or None, state_file=default_path())
 
     stopping = False
 
@@ -79,6 +99,8 @@ def run_serve(args: argparse.Namespace, out: Any) -> int:
     finally:
         stopping = True
         sys.stderr.write("mediaguard serve: stopping\n")
+        if faults is not None and server.cloud is not None:
+            sys.stderr.write(f"mediaguard serve: faults {server.cloud.fault_stats.summary()}\n")
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)

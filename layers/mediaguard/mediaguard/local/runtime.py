@@ -30,8 +30,11 @@ from typing import Any
 
 from mediaguard import wiring
 from mediaguard.ingress.grant import upload_key
-from mediaguard.local import postpolicy
+from mediaguard.local import concurrency, objectlock, postpolicy
+from mediaguard.local.asyncinvoke import AsyncInvoker, async_configs, create_queues, install_s3_delivery
 from mediaguard.local.check import check_transitions, render
+from mediaguard.local.faults import FaultInjector, FaultPlan, FaultStats
+from mediaguard.local.schedules import Scheduler
 from mediaguard.local.template import ACCOUNT_ID, Stack
 from mediaguard.ports import Deps
 
@@ -126,7 +129,11 @@ class LocalCloud:
     """moto in-process, with the template's buckets, tables, functions and state machine."""
 
     def __init__(self, template: Path = DEFAULT_TEMPLATE, stack_name: str = "mediaguard-local",
-                 parameters: dict[str, str] | None = None) -> None:
+                 parameters: dict[str, str] | None = None, faults: FaultPlan | None = None,
+                 schedules: float | None = None) -> None:
+        """``faults``: fail a share of the stack's AWS calls (local/faults.py; off by default).
+        ``schedules``: run the template's scheduled functions on their rates, this many
+        times faster than AWS (1.0 = real time; None = not at all, as tests mostly want)."""
         self.stack = Stack.from_file(template, name=stack_name)
         unknown = set(parameters or {}) - set(self.stack.parameters)
         if unknown:
@@ -142,6 +149,13 @@ class LocalCloud:
         self._streams: dict[str, str] = {}  # table logical id -> its stream's ARN
         # S3's clock for POST-policy expiry; replace it to replay a request sent late.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self.faults = FaultInjector(faults)
+        # Lambda's async retry waits (about 1 and 2 minutes on AWS), compressed: without a
+        # plan, a failing S3 -> start delivery must not hold an upload for three minutes.
+        self.time_scale = faults.time_scale if faults else 0.002
+        self._schedule_speed = schedules
+        self.scheduler: Scheduler | None = None
+        self._async: AsyncInvoker | None = None
 
     # -- lifecycle -----------------------------------------------------------
     @classmethod
@@ -176,6 +190,9 @@ class LocalCloud:
                 "AWS_DEFAULT_REGION": self.stack.region,
                 "AWS_REGION": self.stack.region,
                 "AWS_PROFILE": None,
+                # botocore's standard retry mode (3 attempts, throttling-aware backoff) on every
+                # client the stack creates; pynamodb uses standard mode on its own.
+                "AWS_RETRY_MODE": "standard",
             }
         )
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
@@ -189,8 +206,16 @@ class LocalCloud:
         LambdaFunction._invoke_lambda = _invoke_in_process
         self._unpatch_s3 = _deliver_s3_events_after_write()
         self._unpatch_post = postpolicy.install(lambda: cloud.clock())  # moto enforces no POST policy
+        self._unpatch_lock = objectlock.install(lambda: cloud.clock())  # nor Object Lock retention rules
+        self._unpatch_ddb = concurrency.serialize_dynamodb()  # moto's transactions race under threads
+        self._unpatch_tokens = concurrency.idempotent_transactions()  # and ignore ClientRequestToken
+        self._unpatch_async = install_s3_delivery(lambda arn, event: cloud._deliver_async(arn, event))
+        self.faults.install()
         try:
             self._deploy()
+            if self._schedule_speed is not None:
+                self.scheduler = Scheduler(self.stack, self.invoke_async, speed=self._schedule_speed,
+                                           clock=lambda: cloud.clock()).start()
         except Exception:
             self.stop()
             raise
@@ -200,6 +225,14 @@ class LocalCloud:
             return
         from moto.awslambda.models import LambdaFunction
 
+        if self.scheduler is not None:
+            self.scheduler.stop()
+            self.scheduler = None
+        self.faults.uninstall()
+        self._unpatch_async()
+        self._unpatch_lock()
+        self._unpatch_tokens()
+        self._unpatch_ddb()
         LambdaFunction._invoke_lambda = self._original_invoke
         self._unpatch_post()
         self._unpatch_s3()
@@ -259,6 +292,7 @@ class LocalCloud:
         for logical in stack.of_type("AWS::SQS::Queue"):  # e.g. the start function's failed events
             sqs.create_queue(QueueName=stack.physical_name(logical))
         self._create_secrets()
+        create_queues(stack, self.client("sqs"))  # on-failure destinations and DLQs
         self._create_functions(role)
         self._create_notifications(s3)
         self._create_stream_mappings()
@@ -395,7 +429,8 @@ class LocalCloud:
         t0 = time.perf_counter()
         error = message = None
         try:
-            result = spec.callable()(event, context)
+            with self.faults.handler_scope():  # the handler's AWS calls are the stack's: faults apply
+                result = spec.callable()(event, context)
             payload, errored = json.dumps(result), False
         except Exception as exc:  # noqa: BLE001 - mirrors the Lambda runtime's error envelope
             error, message = type(exc).__name__, str(exc)
@@ -407,6 +442,27 @@ class LocalCloud:
         with self._inv_lock:
             self.invocations.append(Invocation(spec.logical_id, (time.perf_counter() - t0) * 1000, error, message))
         return payload, errored, ""
+
+    # -- asynchronous invocation (S3 notifications, schedules) ---------------------------
+    def _deliver_async(self, function: str, event: Any) -> bool:
+        if self._async is None:
+            configs = async_configs(self.stack)
+            by_name = {self.stack.physical_name(k): k for k in configs}
+            self._async = AsyncInvoker(
+                self._invoke, configs, by_name.get, lambda: self.client("sqs"),
+                roll_fault=lambda: self.faults.roll("lambda", "Invoke"), stats=self.faults.stats,
+                time_scale=self.time_scale)
+        name = function.rsplit(":function:", 1)[-1].split(":", 1)[0]  # an ARN or a name
+        return self._async.deliver(name, event)
+
+    def invoke_async(self, logical_id: str, event: dict) -> bool:
+        """Invoke a template function the way S3 and the schedulers do (InvocationType
+        Event): Lambda's async retries, then its on-failure destination; True if it ran."""
+        return self._deliver_async(self.stack.physical_name(logical_id), event)
+
+    @property
+    def fault_stats(self) -> FaultStats:
+        return self.faults.stats
 
     # -- using it --------------------------------------------------------------
     def invoke(self, logical_id: str, event: dict) -> Any:

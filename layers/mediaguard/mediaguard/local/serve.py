@@ -42,6 +42,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import os
 import re
 import secrets
 import socket
@@ -61,8 +62,10 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from mediaguard.local.faults import FaultPlan
 from mediaguard.local.postpolicy import S3ErrorResponse, sigv4_signature
 from mediaguard.local.runtime import ACCOUNT_ID, LocalCloud
+from mediaguard.local.state import LocalStackState, StateFileError, stack_environment
 
 CONSOLE_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -641,7 +644,15 @@ class LocalServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8080, moto_port: int | None = None,
                  log_level: str = "WARNING", users: list[DevUser] | None = None,
-                 request_log: TextIO | None = sys.stderr, template: Path | None = None) -> None:
+                 request_log: TextIO | None = sys.stderr, template: Path | None = None,
+                 faults: FaultPlan | None = None, schedules: float | None = 1.0,
+                 state_file: Path | None = None) -> None:
+        """``faults``: inject AWS faults (local/faults.py). ``schedules``: run the template's
+        scheduled functions at this speed (1.0 = their real rates; None = never).
+        ``state_file``: where to announce the stack to the CLI while serving (local/state.py)."""
+        self.faults = faults
+        self.schedules = schedules
+        self.state_file = state_file
         self.host = host
         self.template = template
         self.port = port
@@ -679,14 +690,32 @@ class LocalServer:
             self._moto = make_server(self.moto_host, self.moto_port,
                                      _AwsClientsOnly(DomainDispatcherApplication(create_backend_app)),
                                      threaded=True, request_handler=_QuietMotoHandler)
-            self.cloud = LocalCloud(template, parameters={k: v for k, v in parameters.items() if k in declared})
+            self.cloud = LocalCloud(template, parameters={k: v for k, v in parameters.items() if k in declared},
+                                    faults=self.faults, schedules=self.schedules)
             self.cloud.__enter__()
             self._app.app = ServeApp(self.cloud, HostCheck.bound_to(self.host, self._http.server_port))
             self._moto_thread = threading.Thread(target=self._moto.serve_forever, name="moto-server", daemon=True)
             self._moto_thread.start()
+            self._write_state()
         except BaseException:
             self.stop()
             raise
+
+    def _write_state(self) -> None:
+        if self.state_file is not None and self.cloud is not None:
+            LocalStackState(self.moto_url, self.region, os.getpid(), self.url,
+                            stack_environment(dict(os.environ))).write(self.state_file)
+
+    def _remove_state(self) -> None:
+        # Only our own: a second serve (another port) may have replaced it.
+        if self.state_file is not None:
+            try:
+                state = LocalStackState.read(self.state_file)
+            except StateFileError:
+                return
+            if state is not None and state.pid == os.getpid() and self._moto is not None \
+                    and state.endpoint == self.moto_url:
+                self.state_file.unlink(missing_ok=True)
 
     def serve_forever(self) -> None:
         if self._http is None or self._app.app is None:
@@ -699,6 +728,7 @@ class LocalServer:
 
     def stop(self) -> None:
         """Stop serving, stop moto's server, tear the stack down; safe to call twice."""
+        self._remove_state()
         if self._http is not None:
             # shutdown() waits for serve_forever to return: only ask one that is running.
             if self._serving.is_set():

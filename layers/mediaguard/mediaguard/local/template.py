@@ -84,6 +84,8 @@ class Stack:
             return self.resolve(props["LogGroupName"])
         if rtype == "AWS::Events::EventBus":
             return self.resolve(props["Name"])
+        if rtype == "AWS::SQS::Queue" and "QueueName" in props:
+            return self.resolve(props["QueueName"])
         name = f"{self.name}-{logical}"
         return name.lower() if rtype == "AWS::S3::Bucket" else name
 
@@ -103,6 +105,8 @@ class Stack:
         name = self.physical_name(logical)
         if rtype == "AWS::Serverless::StateMachine":
             return f"arn:aws:states:{self.region}:{ACCOUNT_ID}:stateMachine:{name}"
+        if rtype == "AWS::SQS::Queue":  # Ref of a queue is its URL
+            return f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{name}"
         if rtype == "AWS::Serverless::LayerVersion":
             return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:layer:{name}:1"
         if rtype == "AWS::SQS::Queue":  # Ref is the queue URL, as moto builds it
