@@ -137,8 +137,7 @@ class DynamoItemStore:
             return True
         except UpdateError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
-                current = self.get(upload.media_id)
-                return current is not None and current.get("start_claim") == token
+                return False
             raise
 
     def mark_start_failed(self, media_id: str, run: str | None = None) -> None:

@@ -288,9 +288,6 @@ class LocalCloud:
         events = self.client("events")
         for logical in stack.of_type("AWS::Events::EventBus"):
             events.create_event_bus(Name=stack.physical_name(logical))
-        sqs = self.client("sqs")
-        for logical in stack.of_type("AWS::SQS::Queue"):  # e.g. the start function's failed events
-            sqs.create_queue(QueueName=stack.physical_name(logical))
         self._create_secrets()
         create_queues(stack, self.client("sqs"))  # on-failure destinations and DLQs
         self._create_functions(role)

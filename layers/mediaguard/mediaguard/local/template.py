@@ -109,8 +109,6 @@ class Stack:
             return f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{name}"
         if rtype == "AWS::Serverless::LayerVersion":
             return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:layer:{name}:1"
-        if rtype == "AWS::SQS::Queue":  # Ref is the queue URL, as moto builds it
-            return f"https://sqs.{self.region}.amazonaws.com/{ACCOUNT_ID}/{name}"
         return name
 
     def get_att(self, logical: str, attribute: str) -> str:
