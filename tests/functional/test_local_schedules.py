@@ -17,7 +17,7 @@ def test_every_schedule_of_the_template_is_found_with_its_rate():
     # WHEN local mode reads its Schedule/ScheduleV2 events
     found = {s.function: s.period_seconds for s in scheduled_functions(Stack.from_file(DEFAULT_TEMPLATE))}
     # THEN the digest, the SLA sweep and the index build run at their declared rates
-    assert found == {"DigestFunction": 300.0, "SlaFunction": 300.0, "IndexBuildFunction": 900.0}
+    assert found == {"DigestFunction": 300.0, "SlaFunction": 300.0, "IndexBuildFunction": 900.0, "SweepFunction": 300.0}
 
 
 def test_the_digest_sla_sweep_and_index_build_run_on_their_rates():

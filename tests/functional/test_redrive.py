@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import hashlib
 import json
 import time
 import uuid
@@ -148,7 +149,8 @@ def enforce_crashes(cloud, monkeypatch):
 
 def test_a_failed_item_shows_no_action_goes_to_people_and_is_redriven_after_a_fix(cloud, enforce_crashes):
     # GIVEN an upload whose enforcement crashed
-    media_id = cloud.upload(jpeg_bytes(photo("astronaut")), "image/jpeg")
+    original = jpeg_bytes(photo("astronaut"))
+    media_id = cloud.upload(original, "image/jpeg")
     run = cloud.wait(media_id)
     assert run.states[-2:] == ["RecordFailure", "Failed"]
     item = cloud.item(media_id)
@@ -159,6 +161,10 @@ def test_a_failed_item_shows_no_action_goes_to_people_and_is_redriven_after_a_fi
     # AND the item is queued for people, with the reason
     task = view["task"]
     assert (task["state"], task["reason"]) == ("queued", "failed:internal_error")
+    # AND meanwhile the upload form was used again: other bytes, refused as a replacement
+    cloud.client("s3").put_object(Bucket=cloud.upload_bucket, Key=upload_key(media_id),
+                                  Body=jpeg_bytes(photo("coffee")), ContentType="image/jpeg")
+    assert cloud.item(media_id).get("replaced_versions")
     # WHEN enforcement is fixed and an admin re-drives the item
     enforce_crashes.undo()
     code, body = api(cloud, "POST", f"/admin/items/{media_id}/redrive", ADMIN, {"reason": "fixed_enforce"})
@@ -167,6 +173,8 @@ def test_a_failed_item_shows_no_action_goes_to_people_and_is_redriven_after_a_fi
     assert cloud.wait(body["run"]).status == "SUCCEEDED"
     item = cloud.item(media_id)
     assert (item["status"], item["action"], item.get("error_type")) == ("done", "allow", None)
+    # AND the re-run scanned the pinned version, not the refused replacement
+    assert item["sha256"] == hashlib.sha256(original).hexdigest()
     redriven = [r for r in cloud.deps().items.audit_chain(media_id) if r.event == "redriven"]
     assert [(r.actor, r.detail["reason"], r.detail["run"]) for r in redriven] == [
         ("admin:root-admin", "fixed_enforce", body["run"])]

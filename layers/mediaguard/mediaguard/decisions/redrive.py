@@ -82,8 +82,9 @@ def redrive(media_id: str, deps: Deps, *, actor: str, reason: str,
     items.append_audit(media_id, actor, "redriven",
                        {"run": run, "previous_run": previous, "previous_status": status, "reason": reason})
     facts = grant.read_facts(media_id, items.audit_chain)
+    # The pinned version: the key may hold a refused replacement by now (a reused form).
     upload = Upload(media_id=media_id, bucket=current["upload_bucket"], key=current["upload_key"],
-                    uploader=facts.uploader, reach=facts.reach, run=run)
+                    version_id=current.get("upload_version_id"), uploader=facts.uploader, reach=facts.reach, run=run)
     try:
         execution = workflow.start(run, upload.model_dump())
     except Exception:
