@@ -251,6 +251,14 @@ def test_main_stack_lets_only_the_edge_distribution_read_only_media(edge):
     assert allow["Principal"] == {"Service": "cloudfront.amazonaws.com"} and allow["Action"] == "s3:GetObject"
     assert allow["Resource"] == {"Fn::Sub": "${MediaBucket.Arn}/media/*"}  # never index/ (the bank index)
     assert "${EdgeDistributionId}" in allow["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
+    # AND only what the current decision serves: enforcement tags it, a blur or a hold untags it
+    assert allow["Condition"]["StringEquals"]["s3:ExistingObjectTag/mediaguard-served"] == "true"
+
+
+def test_edge_caches_media_for_minutes_not_a_day(edge):
+    behaviour = edge["MediaDistribution"]["Properties"]["DistributionConfig"]["DefaultCacheBehavior"]
+    assert behaviour["CachePolicyId"] == {"Ref": "MediaCachePolicy"}
+    assert edge["MediaCachePolicy"]["Properties"]["CachePolicyConfig"]["MaxTTL"] <= 300
 
 
 def test_edge_web_acl_blocks_listed_countries_with_451_when_configured(edge):

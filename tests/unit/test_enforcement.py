@@ -44,6 +44,7 @@ class Buckets:
         self.objects: dict[tuple[str, str], list[tuple[bytes, str, str]]] = defaultdict(list)
         self.journal, self.versioned = journal, versioned
         self.copies = 0
+        self.tags: dict[tuple[str, str], dict[str, str]] = {}
         self.crash_after_deletes: int | None = None  # crash once, after this many keys
         self._next_version = 0
 
@@ -67,7 +68,7 @@ class Buckets:
         return versions[-1][2]
 
     def tag(self, bucket, key, tags, version_id=None):
-        pass
+        self.tags[(bucket, key)] = dict(tags)
 
     # BlobCustody
     def head(self, bucket, key, version_id=None):
@@ -205,6 +206,22 @@ def test_blur_serves_a_blurred_labelled_derivative(world):
     assert item["served_key"] == decision.served_key and item["action"] == "blur"
     assert item["enforcement"]["decision"]["label"] == {"category": "sensitive", "text": "Sensitive content"}
     assert [e.label for e in world.sink.events] == ["sensitive"]
+
+
+def test_only_what_the_current_decision_serves_is_tagged_for_the_edge(world):
+    def served(key):
+        return world.buckets.tags.get((MEDIA, key), {}).get("mediaguard-served")
+
+    # GIVEN an item the pipeline allowed: its sanitized copy is served, and tagged so
+    system(world, "allow", reason="policy.no_signal")
+    assert served(SANITIZED) == "true"
+    # WHEN a reviewer blurs it
+    decision = system(world, "blur")
+    # THEN the edge may read only the blurred derivative, no longer the sanitized copy
+    assert (served(decision.derivative_key), served(SANITIZED)) == ("true", "false")
+    # AND a hold for review leaves nothing the edge may read
+    system(world, "review", reason="classifier.nsfw")
+    assert served(decision.derivative_key) == "false"
 
 
 @pytest.mark.parametrize(("action", "reason", "label", "distribution"), [

@@ -295,6 +295,7 @@ def _decide(media_id: str, action: str, actor: str, reason: str, context: dict |
 
     if state == "applying":
         served, derivative, detail = _reconcile(decision, item, record, ctx, deps, ports)
+        _mark_served(item.get("served_key"), served, action, deps)
         decision = decision.model_copy(update={"served_key": served, "derivative_key": derivative})
         deps.items.append_audit(
             media_id, actor, "restored" if decision.overturned else "enforced",
@@ -310,6 +311,23 @@ def _decide(media_id: str, action: str, actor: str, reason: str, context: dict |
     logger.info("enforced", extra={"media_id": media_id, "action": action, "previous_action": decision.previous_action,
                                    "decision_id": decision.decision_id, "overturned": decision.overturned})
     return decision
+
+
+# The edge distribution may read only objects carrying this tag (template.yaml,
+# MediaBucketPolicy): what a decision serves is tagged, what it stops serving untagged, so
+# a blurred or withheld item's sanitized copy is not one predictable URL away.
+SERVED_TAG = "mediaguard-served"
+
+
+def _mark_served(previous: str | None, served: str | None, action: str, deps: Deps) -> None:
+    bucket = deps.settings.media_bucket
+    if not bucket or deps.blobs is None:
+        return
+    if served:
+        deps.blobs.tag(bucket, served, {SERVED_TAG: "true"})
+    # A removal has already deleted what was served; anything else leaves it in place.
+    if previous and previous != served and action != "remove":
+        deps.blobs.tag(bucket, previous, {SERVED_TAG: "false"})
 
 
 def _float(value: Any) -> float | None:
