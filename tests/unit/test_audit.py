@@ -467,6 +467,19 @@ def test_unanchored_records_older_than_two_digest_periods_fail():
     assert not report.ok and [(f.chain, f.seq, f.kind) for f in report.problems] == [("media-1", 3, "stale")]
 
 
+def test_an_unanchored_record_dated_in_the_future_fails_at_once():
+    one = build("media-1")
+    digests = digests_for({"media-1": Head(2, one[2].hash)})
+    # GIVEN #3 and #4 appended after the last digest, the oldest dated an hour ahead
+    future = (WRITTEN + timedelta(hours=1)).isoformat()
+    forged = [*one[:3], dataclasses.replace(one[3], at=future), one[4]]
+    snapshot = snapshot_of({"media-1": forged}, digests)
+    # WHEN verified right after they were written
+    report = verify_trail(dataclasses.replace(snapshot, taken_at=WRITTEN.isoformat()))
+    # THEN the future date is itself a failure, not a reason to wait
+    assert "stale" in {f.kind for f in report.problems if f.seq == 3}
+
+
 def test_a_stream_batch_becomes_changes_and_round_trips_through_the_log():
     records = [stream_record("INSERT", "media-1", 0, None, "a" * 64, 1795428000),
                stream_record("MODIFY", "media-1", 0, "a" * 64, "b" * 64, 1795428001.5)]

@@ -52,6 +52,9 @@ _DIGEST_KEY = re.compile(r"digests/(\d{12})\.json")
 # period can pass with the job running late, two cannot.
 DIGEST_PERIOD = timedelta(minutes=5)
 STALE_AFTER = 2 * DIGEST_PERIOD
+# A record dated further ahead than clocks drift was not written by the store (which stamps
+# its own time): a forged future time must not keep a record out of STALE's reach.
+MAX_CLOCK_SKEW = timedelta(minutes=1)
 
 # The change log: the audit table's stream, archived batch by batch beside the digests.
 CHANGES_CHAIN = "audit:changes"
@@ -215,6 +218,9 @@ def _unanchored(name: str, first: int, last: int, by_seq: dict[int, AuditRecord]
     span = f"#{first}..#{last}"
     oldest = next((by_seq[seq] for seq in range(first, last + 1) if seq in by_seq), None)
     written = _parse_time(oldest.at) if oldest is not None else None
+    if now is not None and written is not None and written > now + MAX_CLOCK_SKEW:
+        return Finding(name, first, STALE, f"{span} not anchored by any digest and dated in the future "
+                                           f"({oldest.at}): not a time the audit store wrote")
     if now is not None and (written is None or now - written > STALE_AFTER):
         return Finding(name, first, STALE,
                        f"{span} not anchored by any digest for more than {_minutes(STALE_AFTER)} min "

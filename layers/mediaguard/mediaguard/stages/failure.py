@@ -34,7 +34,10 @@ def record_failure(request: FailureInput, deps: Deps) -> FailureResult:
               version_id=request.version_id)
     items.update(
         request.media_id,
-        {"status": status, "error_type": error_type, "error_reason": reason, "error_message": safe_message},
+        # start_pending removed: a run that ended here is not stuck, and left in the sweep's
+        # sparse index it would be read (and refused) on every sweep, crowding out real ones.
+        {"status": status, "error_type": error_type, "error_reason": reason, "error_message": safe_message,
+         "start_pending": None},
     )
     items.append_audit(request.media_id, "system:catch", status, {"error_type": error_type, "reason": reason})
     if not rejected:
