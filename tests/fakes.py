@@ -13,6 +13,7 @@ from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from mediaguard.audit import chain as audit
+from mediaguard.errors import SupersededRunError
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -65,7 +66,9 @@ class Items:
     def get(self, media_id):
         return copy.deepcopy(self.items.get(media_id))
 
-    def update(self, media_id, fields):
+    def update(self, media_id, fields, *, if_run=None):
+        if if_run is not None and (self.items.get(media_id) or {}).get("run") != if_run:
+            raise SupersededRunError("this execution is not the item's current run")
         item = self.items.setdefault(media_id, {"media_id": media_id} if self.keyed else {})
         for name, value in fields.items():
             if value is None:

@@ -85,6 +85,23 @@ def test_start_function_failures_go_to_an_encrypted_queue_that_alarms():
     assert "AlarmEmail" in TEMPLATE["Parameters"] and "AlarmTopicArn" in TEMPLATE["Outputs"]
 
 
+def test_stuck_uploads_and_failed_redrives_alarm_on_the_metrics_the_sweep_writes():
+    # GIVEN the sweep's metrics as Powertools writes them (namespace, service dimension)
+    from mediaguard.stages import sweep
+
+    written = {"Namespace": sweep.metrics.namespace, "Dimensions": [{"Name": "service", "Value": sweep.metrics.service}]}
+    # THEN each alarm watches exactly that metric and notifies the shared topic
+    for name, metric in (("StuckUploadsAlarm", "StuckUploads"), ("RedriveFailuresAlarm", "RedriveFailures")):
+        alarm = RESOURCES[name]["Properties"]
+        assert alarm["MetricName"] == metric
+        assert {"Namespace": alarm["Namespace"], "Dimensions": alarm["Dimensions"]} == written
+        assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    # AND a stuck item alarms only if three sweeps in a row found some (each re-drives them)
+    stuck = RESOURCES["StuckUploadsAlarm"]["Properties"]
+    assert (stuck["EvaluationPeriods"], stuck["DatapointsToAlarm"], stuck["Period"]) == (3, 3, 300)
+
+
 def test_sam_translates_the_failure_destination_for_the_start_function():
     translated = _translated(TEMPLATE)["Resources"]
     configs = [r["Properties"] for r in translated.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"

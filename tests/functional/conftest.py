@@ -1,8 +1,14 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+from moto import mock_aws
 
 from mediaguard.local.runtime import LocalCloud
+
+# The region of the moto account tests that build their own tables use.
+MOTO_REGION = "eu-west-1"
 
 
 @pytest.fixture(scope="module")
@@ -10,3 +16,21 @@ def cloud():
     """The real template and state machine deployed into in-process moto."""
     with LocalCloud(parameters={"LogLevel": "WARNING"}) as local:
         yield local
+
+
+@pytest.fixture(scope="module")
+def moto_account():
+    """One empty moto account for a module that creates its own tables (starting one costs
+    up to seconds on a busy machine); credentials are fake and any profile is hidden."""
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
+           "AWS_DEFAULT_REGION": MOTO_REGION}
+    saved = {var: os.environ.get(var) for var in [*env, "AWS_PROFILE"]}
+    os.environ.update(env)
+    os.environ.pop("AWS_PROFILE", None)
+    with mock_aws():
+        yield
+    for var, value in saved.items():
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value

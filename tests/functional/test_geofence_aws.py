@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
 from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
 from botocore.stub import Stubber
-from moto import mock_aws
 
 from mediaguard.adapters.geofence import DynamoGeofence
 from mediaguard.decisions.geofence import new_rule
@@ -21,27 +19,11 @@ from mediaguard.decisions.history import Pseudonymiser
 from mediaguard.local.template import load_template
 from mediaguard.settings import Settings
 from tests.conftest import REPO, load_event
+from tests.functional.conftest import MOTO_REGION
 from tests.geofence_contract import NOW, SECRET, UPLOADER, GeofenceStoreContract, geofence_cli
 
-REGION = "eu-west-1"
+REGION = MOTO_REGION
 GEOFENCE_TABLE = load_template(REPO / "template.yaml")["Resources"]["GeofenceTable"]
-
-
-@pytest.fixture(scope="module")
-def moto_account():
-    """One moto account for the module (starting one costs up to seconds on a busy machine)."""
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-           "AWS_DEFAULT_REGION": REGION}
-    saved = {var: os.environ.get(var) for var in [*env, "AWS_PROFILE"]}
-    os.environ.update(env)
-    os.environ.pop("AWS_PROFILE", None)
-    with mock_aws():
-        yield
-    for var, value in saved.items():
-        if value is None:
-            os.environ.pop(var, None)
-        else:
-            os.environ[var] = value
 
 
 @pytest.fixture

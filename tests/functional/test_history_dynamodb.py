@@ -4,17 +4,16 @@ through DynamoHistory and its pynamodb table."""
 from __future__ import annotations
 
 import itertools
-import os
 from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from mediaguard.adapters.history import DynamoHistory, HistoryItem
 from mediaguard.decisions.history import HistorySnapshot, Pseudonymiser
+from tests.functional.conftest import MOTO_REGION
 
-REGION = "eu-west-1"
+REGION = MOTO_REGION
 SECRET = "unit-test-uploader-key-0123456789"
 ALICE, BOB = "auth0|alice-5f2b9c1d", "auth0|bob-7e8a0b3c"
 # A quarter past two: a quarter of the current hour has elapsed.
@@ -22,20 +21,8 @@ NOW = datetime(2026, 11, 23, 14, 15, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def aws():
-    """One moto account for the module (starting one costs up to seconds on a busy machine)."""
-    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-           "AWS_DEFAULT_REGION": REGION}
-    saved = {var: os.environ.get(var) for var in [*env, "AWS_PROFILE"]}
-    os.environ.update(env)
-    os.environ.pop("AWS_PROFILE", None)
-    with mock_aws():
-        yield
-    for var, value in saved.items():
-        if value is None:
-            os.environ.pop(var, None)
-        else:
-            os.environ[var] = value
+def aws(moto_account):
+    """The shared moto account (tests/functional/conftest.py)."""
 
 
 _tables = itertools.count()

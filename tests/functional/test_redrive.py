@@ -120,6 +120,32 @@ def test_a_duplicate_or_replaced_execution_stops_at_the_first_stage(cloud, later
     assert events_of(cloud, media_id).count("sanitized") == 1
 
 
+def test_a_replaced_run_that_fails_cannot_mark_the_current_run_failed(cloud, later):
+    # GIVEN an item re-driven by the sweep and finished by its new run
+    media_id, first_run = upload_without_start(cloud, jpeg_bytes(photo("rocket")))
+    cloud.invoke("SweepFunction", load_event("sweep"))
+    run = cloud.item(media_id)["run"]
+    assert cloud.wait(run).status == "SUCCEEDED"
+    # WHEN the replaced run's execution fails in a stage and its Catch records the failure
+    # (before, RecordFailure carried no run and marked the finished item failed)
+    event = load_event("failure")
+    event.update(media_id=media_id, bucket=cloud.upload_bucket, key=upload_key(media_id),
+                 version_id=cloud.item(media_id).get("upload_version_id"), run=first_run,
+                 error={"Error": "States.Timeout", "Cause": "{}"})
+    result = cloud.invoke("FailureFunction", event)
+    # THEN nothing is recorded: the item keeps the current run's outcome, untagged and unqueued
+    assert result["status"] == "superseded"
+    item = cloud.item(media_id)
+    assert (item["status"], item.get("error_type")) == ("done", None)
+    tags = cloud.client("s3").get_object_tagging(Bucket=cloud.upload_bucket, Key=upload_key(media_id))["TagSet"]
+    assert not any(t["Key"] == "mediaguard-state" for t in tags)
+    assert "failed" not in events_of(cloud, media_id)
+    # AND the current run's own failure still is recorded
+    event["run"] = run
+    assert cloud.invoke("FailureFunction", event)["status"] == "failed"
+    assert cloud.item(media_id)["status"] == "failed"
+
+
 def test_an_existing_execution_name_is_not_taken_for_a_started_run(cloud):
     # GIVEN an execution of a name already started
     workflow = StepFunctionsWorkflow(cloud.client("stepfunctions"), cloud.state_machine_arn)
@@ -178,6 +204,12 @@ def test_a_failed_item_shows_no_action_goes_to_people_and_is_redriven_after_a_fi
     redriven = [r for r in cloud.deps().items.audit_chain(media_id) if r.event == "redriven"]
     assert [(r.actor, r.detail["reason"], r.detail["run"]) for r in redriven] == [
         ("admin:root-admin", "fixed_enforce", body["run"])]
+    # AND the failed run's review task is withdrawn, not left for someone to decide a run
+    # that no longer exists (audited); the new run's outcome stands
+    code, view = api(cloud, "GET", f"/items/{media_id}", REVIEWER)
+    assert code == 200 and (view["task"]["state"], view["task"]["decision_action"]) == ("decided", "withdrawn")
+    withdrawn = [r for r in cloud.deps().items.audit_chain(media_id) if r.event == "review_withdrawn"]
+    assert [(r.actor, r.detail["run"]) for r in withdrawn] == [("admin:root-admin", body["run"])]
 
 
 def test_only_admins_redrive_and_only_what_may_be_redriven(cloud):

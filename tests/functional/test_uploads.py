@@ -272,6 +272,33 @@ def test_a_reused_form_cannot_replace_the_scanned_original(cloud):
     assert verify(chain) == []
 
 
+def test_an_event_for_a_version_that_no_longer_exists_ends_without_parking(cloud):
+    # GIVEN a scanned upload
+    data = jpeg_bytes(photo("chelsea"))
+    status, grant = call_api(cloud, {"content_type": "image/jpeg", "content_length": len(data)})
+    assert status == 201 and cloud.post_upload(grant["upload"], data).stored
+    media_id, key = grant["media_id"], grant["key"]
+    assert cloud.wait(media_id).status == "SUCCEEDED"
+
+    # WHEN S3 delivers an ObjectCreated event naming a version of its key that does not exist
+    # (written and deleted before delivery): before, tagging it raised NoSuchVersion, the event
+    # failed every retry, parked on the on-failure queue and failed again on every redrive
+    event = load_event("start")
+    record = event["Records"][0]
+    record["s3"]["bucket"]["name"] = cloud.upload_bucket
+    record["s3"]["object"]["key"] = key
+    record["s3"]["object"]["versionId"] = "gone-version-0000"
+    delivered = cloud.invoke_async("StartFunction", event)
+
+    # THEN the start function succeeds first time, and the chain records the refusal
+    # with the version marked missing; the item's decision is untouched
+    assert delivered is True
+    refused = [r for r in cloud.deps().items.audit_chain(media_id) if r.event == "upload_replaced_refused"]
+    assert [(r.detail["version_id"], r.detail.get("version_missing")) for r in refused] == [
+        ("gone-version-0000", True)]
+    assert cloud.item(media_id)["status"] == "done"
+
+
 # --- declarations refused before any upload --------------------------------------------------
 
 

@@ -87,6 +87,13 @@ class SupersededRunError(MediaguardError):
     reason = "superseded_run"
 
 
+class ObjectMissingError(MediaguardError):
+    """The object (or the exact version) an event names no longer exists: deleted or
+    expired between the write and the event's delivery. Retrying cannot bring it back."""
+
+    reason = "object_missing"
+
+
 class RedriveRefusedError(MediaguardError):
     """The item is not in a state a re-drive may restart (e.g. already done, or moved on
     while the re-drive was being prepared)."""

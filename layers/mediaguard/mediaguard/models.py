@@ -321,9 +321,12 @@ class FailureInput(BaseModel):
     # replacement of the same key (issue 14, defect 1).
     version_id: str | None = None
     reach: int | None = None  # the upload's declared reach: the review task's priority
+    # Upload.run: the failure is recorded only while this run is the item's current one, so
+    # a run a re-drive replaced cannot mark the new run's item failed.
+    run: str | None = None
 
 
 class FailureResult(BaseModel):
-    status: Literal["rejected", "failed"]
+    status: Literal["rejected", "failed", "superseded"]
     error_type: str
     reason: str

@@ -29,7 +29,8 @@ class BlobStore(Protocol):
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None: ...
 
-    def tag(self, bucket: str, key: str, tags: dict[str, str], version_id: str | None = None) -> None: ...
+    def tag(self, bucket: str, key: str, tags: dict[str, str], version_id: str | None = None) -> None:
+        """Replace the object's (version's) tags; ``ObjectMissingError`` when it is gone."""
 
     def get_json(self, bucket: str, key: str) -> Any | None:
         """A small JSON object, or None when the key does not exist."""
@@ -72,7 +73,9 @@ class ItemStore(Protocol):
         """Items whose current run was asked for before ``requested_before`` (a datetime)
         and has not been claimed by an execution: the sparse ``start_pending`` index."""
 
-    def update(self, media_id: str, fields: dict[str, Any]) -> None: ...
+    def update(self, media_id: str, fields: dict[str, Any], *, if_run: str | None = None) -> None:
+        """Set (None: remove) fields. With ``if_run``, only while that run is the item's
+        current one; ``SupersededRunError`` otherwise (a re-drive replaced it)."""
 
     def get(self, media_id: str) -> dict[str, Any] | None: ...
 
@@ -171,6 +174,10 @@ class BlobCustody(Protocol):
 class ReviewQueue(Protocol):
     def enqueue(self, media_id: str, risk: float, reach: int | None, reason: str) -> Any:
         """Queue the item for people. Must be idempotent per ``media_id``: a retried stage calls again."""
+
+    def withdraw_failure(self, media_id: str, actor: str, run: str) -> bool:
+        """Close the open task a failed run queued (``failed:<reason>``), because a re-drive
+        replaces that run; True if one was closed. A task a person is deciding stays."""
 
 
 class DecisionSink(Protocol):

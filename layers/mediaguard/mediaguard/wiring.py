@@ -147,11 +147,14 @@ def sweep_deps() -> Deps:
 
 @lru_cache(maxsize=1)
 def redrive_deps() -> Deps:
-    """What ``POST /admin/items/{media_id}/redrive`` needs: the items and StartExecution."""
+    """What ``POST /admin/items/{media_id}/redrive`` needs: the items, StartExecution and
+    the review queue (a re-driven failed item's task is withdrawn)."""
     from mediaguard.adapters.aws import workflow
+    from mediaguard.adapters.review import make_task_queue
 
     settings = get_settings()
-    return _deps(items=_items(settings), workflow=workflow(settings))
+    items = _items(settings)
+    return _deps(items=items, workflow=workflow(settings), review=make_task_queue(settings, items))
 
 
 @lru_cache(maxsize=1)
@@ -183,9 +186,11 @@ def operator_deps() -> Deps:
     settings = get_settings()
     items = _items(settings)
     from mediaguard.adapters.aws import workflow
+    from mediaguard.adapters.review import make_task_queue
 
     return _deps(blobs=_blobs(settings), items=items, workflow=workflow(settings), history=_history(settings),
-                 bank_reader=_bank_reader(settings), enforcement=_enforcement(settings, items))
+                 bank_reader=_bank_reader(settings), enforcement=_enforcement(settings, items),
+                 review=make_task_queue(settings, items))
 
 
 @lru_cache(maxsize=1)

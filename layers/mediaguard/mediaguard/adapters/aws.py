@@ -17,7 +17,7 @@ from pynamodb.exceptions import UpdateError
 from mediaguard.adapters import tables
 from mediaguard.adapters.audit import DynamoAuditStore, names_from_settings
 from mediaguard.audit.chain import AuditRecord
-from mediaguard.errors import MediaguardError
+from mediaguard.errors import MediaguardError, ObjectMissingError, SupersededRunError
 from mediaguard.models import Upload, run_name
 from mediaguard.settings import Settings
 
@@ -49,7 +49,12 @@ class S3BlobStore:
     def tag(self, bucket: str, key: str, tags: dict[str, str], version_id: str | None = None) -> None:
         tagset = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
         version = {"VersionId": version_id} if version_id else {}
-        self.client.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tagset}, **version)
+        try:
+            self.client.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tagset}, **version)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "NoSuchVersion", "404"):
+                raise ObjectMissingError(f"{key} ({version_id or 'latest'}) does not exist") from exc
+            raise
 
     def get_json(self, bucket: str, key: str) -> Any | None:
         try:
@@ -189,12 +194,20 @@ class DynamoItemStore:
                 shard, m.start_requested_at < requested_before, limit=limit - len(found)))
         return found
 
-    def update(self, media_id: str, fields: dict[str, Any]) -> None:
+    def update(self, media_id: str, fields: dict[str, Any], *, if_run: str | None = None) -> None:
         actions = [tables.MediaItem.updated_at.set(_now())]
         for name, value in fields.items():
             attr = getattr(tables.MediaItem, name)
             actions.append(attr.remove() if value is None else attr.set(value))
-        tables.MediaItem(media_id).update(actions=actions)
+        if if_run is None:
+            tables.MediaItem(media_id).update(actions=actions)
+            return
+        try:
+            tables.MediaItem(media_id).update(actions=actions, condition=tables.MediaItem.run == if_run)
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise SupersededRunError("this execution is not the item's current run") from None
+            raise
 
     def get(self, media_id: str) -> dict[str, Any] | None:
         try:

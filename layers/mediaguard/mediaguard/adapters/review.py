@@ -283,6 +283,21 @@ class DynamoTaskStore:
             raise
         return _task(row)
 
+    def withdraw(self, media_id: str, by: str, now: datetime, *, reason_prefix: str) -> bool:
+        T = ReviewTaskItem
+        try:
+            T(media_id).update(
+                actions=[T.state.set("decided"), T.queue_pk.remove(), T.lease_until.remove(),
+                         T.decided_by.set(by), T.decided_at.set(now), T.decision_action.set("withdrawn"),
+                         T.decision_reason.set("redriven")],
+                # A claimed task stays: the reviewer holding it sees the re-drive on the chain.
+                condition=(T.state == "queued") & T.reason.startswith(reason_prefix))
+        except UpdateError as exc:
+            if _failed_condition(exc):
+                return False
+            raise
+        return True
+
     def overdue(self, lane: Lane, now: datetime) -> list[str]:
         return [row.media_id
                 for shard in range(self.shards)

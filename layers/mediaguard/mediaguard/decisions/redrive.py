@@ -81,6 +81,9 @@ def redrive(media_id: str, deps: Deps, *, actor: str, reason: str,
         raise RedriveRefusedError("the item changed while the re-drive was prepared")
     items.append_audit(media_id, actor, "redriven",
                        {"run": run, "previous_run": previous, "previous_status": status, "reason": reason})
+    if status == "failed" and deps.review is not None:
+        # The failed run queued the item for people; the new run decides again.
+        deps.review.withdraw_failure(media_id, actor, run)
     facts = grant.read_facts(media_id, items.audit_chain)
     # The pinned version: the key may hold a refused replacement by now (a reused form).
     upload = Upload(media_id=media_id, bucket=current["upload_bucket"], key=current["upload_key"],

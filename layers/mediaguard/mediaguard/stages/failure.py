@@ -30,15 +30,23 @@ def record_failure(request: FailureInput, deps: Deps) -> FailureResult:
     status = "rejected" if rejected else "failed"
     reason = _REJECTIONS[error_type].reason if rejected else "internal_error"
     safe_message = message if rejected else "processing failed; see the execution history"
+    try:
+        # The item first, conditional on this run being current: a run a re-drive replaced
+        # must not mark the new run's item failed, nor tag the object it is scanning.
+        items.update(
+            request.media_id,
+            # start_pending removed: a run that ended here is not stuck, and left in the sweep's
+            # sparse index it would be read (and refused) on every sweep, crowding out real ones.
+            {"status": status, "error_type": error_type, "error_reason": reason, "error_message": safe_message,
+             "start_pending": None},
+            if_run=request.run,
+        )
+    except errors.SupersededRunError:
+        logger.info("failure of a superseded run not recorded",
+                    extra={"media_id": request.media_id, "error_type": error_type})
+        return FailureResult(status="superseded", error_type=error_type, reason=reason)
     blobs.tag(request.bucket, request.key, {"mediaguard-state": status, "mediaguard-reason": reason},
               version_id=request.version_id)
-    items.update(
-        request.media_id,
-        # start_pending removed: a run that ended here is not stuck, and left in the sweep's
-        # sparse index it would be read (and refused) on every sweep, crowding out real ones.
-        {"status": status, "error_type": error_type, "error_reason": reason, "error_message": safe_message,
-         "start_pending": None},
-    )
     items.append_audit(request.media_id, "system:catch", status, {"error_type": error_type, "reason": reason})
     if not rejected:
         # Nothing was decided about this upload: people look at it (and may re-drive it after

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger
 
 from mediaguard.audit.chain import trusted
+from mediaguard.errors import ObjectMissingError
 from mediaguard.ingress import grant
 from mediaguard.models import Upload
 from mediaguard.ports import Deps
@@ -74,13 +75,20 @@ def _refuse_replacement(upload: Upload, deps: Deps) -> dict:
     harmless; a lost one would not be).
     """
     items, blobs = deps.need("items"), deps.need("blobs")
-    blobs.tag(upload.bucket, upload.key, REPLACED_TAGS, version_id=upload.version_id)
+    try:
+        blobs.tag(upload.bucket, upload.key, REPLACED_TAGS, version_id=upload.version_id)
+        missing = False
+    except ObjectMissingError:
+        # The event names a version that no longer exists (or never did): nothing to keep
+        # or to mark. Raising would only park the event and fail again on every redrive.
+        missing = True
     chain = trusted(items.audit_chain(upload.media_id), upload.media_id)
     if not any(r.event == REPLACED_REFUSED and r.detail.get("version_id") == upload.version_id for r in chain):
         # The role may not read the item: the pinned version comes from the "received" record.
         pinned = next((r.detail.get("version_id") for r in chain if r.event == "received"), None)
+        detail = {"key": upload.key, "version_id": upload.version_id, "pinned_version_id": pinned}
         items.append_audit(upload.media_id, "system:start", REPLACED_REFUSED,
-                           {"key": upload.key, "version_id": upload.version_id, "pinned_version_id": pinned})
+                           {**detail, "version_missing": True} if missing else detail)
     logger.warning("replacement of a scanned upload refused",
                    extra={"media_id": upload.media_id, "version_id": upload.version_id})
     return {"media_id": upload.media_id, "started": False, "refused": "upload_replaced"}

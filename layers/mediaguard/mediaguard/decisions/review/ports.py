@@ -37,6 +37,10 @@ class TaskStore(Protocol):
         """To the escalated lane, claim dropped: by the claiming ``reviewer``, or (reviewer
         None) by the SLA sweep, conditional on the task still being open and overdue."""
 
+    def withdraw(self, media_id: str, by: str, now: datetime, *, reason_prefix: str) -> bool:
+        """Open, unclaimed and queued for ``reason_prefix...`` -> decided (action
+        ``withdrawn``); False when no such task exists (none, claimed or decided)."""
+
     def overdue(self, lane: Lane, now: datetime) -> list[str]:
         """Ids of open tasks of a lane whose deadline is before ``now`` (a Query on the due index)."""
 

@@ -93,6 +93,15 @@ class TaskQueue:
         logger.info("review enqueued", extra={"media_id": media_id, "lane": lane, "priority": task.priority})
         return task
 
+    def withdraw_failure(self, media_id: str, actor: str, run: str) -> bool:
+        """Close the ``failed:...`` task of a run a re-drive replaces: the new run decides
+        again (and queues a new task if it fails too), so the old one must not linger."""
+        if not self.tasks.withdraw(media_id, actor, self.clock(), reason_prefix="failed:"):
+            return False
+        self.items.append_audit(media_id, actor, "review_withdrawn", {"reason": "redriven", "run": run})
+        logger.info("review task withdrawn", extra={"media_id": media_id})
+        return True
+
     # -- SLA ------------------------------------------------------------------------------
     def escalate_overdue(self) -> list[str]:
         """Move every open fast/normal task past its deadline to the escalated lane.
