@@ -90,6 +90,22 @@ def test_only_the_first_stage_claims_the_run_and_a_superseded_run_ends_quietly()
     assert first["Parameters"]["execution.$"] == "$$.Execution.Id"
 
 
+def test_the_catch_targets_read_only_paths_every_execution_input_has():
+    # GIVEN the execution input's fields (always dumped whole) and what a Catch adds ($.error)
+    from mediaguard.models import FailureInput, Upload
+
+    given = set(Upload.model_fields) | {"error"}
+    for name in ("RecordFailure", "RecordRejection"):
+        params = ASL["States"][name]["Parameters"]
+        paths = {v[2:] for k, v in params.items() if k.endswith(".$")}
+        # THEN each path exists in every input (a missing path would fail the Catch target
+        # itself) and lands on a field of the failure stage's model (the run among them, so
+        # a superseded run's failure is not recorded)
+        assert paths <= given, (name, paths - given)
+        assert {k[:-2] for k in params} <= set(FailureInput.model_fields), name
+        assert params["run.$"] == "$.run", name
+
+
 def test_definition_substitutions_cover_every_placeholder():
     machine = RESOURCES["PipelineStateMachine"]["Properties"]
     placeholders = set(re.findall(r"\$\{(\w+)\}", (REPO / machine["DefinitionUri"]).read_text()))

@@ -69,7 +69,13 @@ class Provenance(BaseModel):
 
 
 class Upload(BaseModel):
-    """Execution input, written by the start function from the S3 event."""
+    """Execution input, written by the start function from the S3 event.
+
+    Always dumped whole (``model_dump()``, never ``exclude_none``): the state machine's
+    Catch targets read ``$.version_id``, ``$.reach`` and ``$.run`` by path, and a path
+    missing from the input fails the state with ``States.Runtime`` instead of recording
+    the failure (tests/contract checks every path the ASL reads is a field here).
+    """
 
     media_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,80}$")
     bucket: str
