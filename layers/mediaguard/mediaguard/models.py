@@ -226,6 +226,29 @@ class ClassifyResult(BaseModel):
         return out
 
 
+class DetectInput(ClassifyInput):
+    """One Map iteration of the detect stage: the same batches the classifier scores."""
+
+
+class FrameDetection(BaseModel):
+    key: str
+    # "aigen.ai" (whole frame) and, when a face was scored, "aigen_face.ai" (max over crops).
+    scores: dict[str, float]
+    # [x, y, w, h, score] in pixels of the frame as stored (the sanitized image for a still).
+    faces: list[list[float]] = []
+
+
+class DetectResult(BaseModel):
+    """Faces and AI-image scores of one batch of frames."""
+
+    batch: int
+    frames: list[FrameDetection]
+    models: list[ModelRef]
+    face_model: str  # the model id of the boxes (also in ``models``, with its sha256)
+    # CLIP embeddings of the batch's frames (.npy, one 512-d row per frame), beside open_nsfw's.
+    embeddings_key: str | None = None
+
+
 class SimilarityInput(BaseModel):
     media_id: str
     fingerprints: Fingerprints | None = None
@@ -268,14 +291,23 @@ class ScoreInput(BaseModel):
     similarity: SimilarityResult
     provenance: Provenance | None = None
     uploader: str | None = None  # Upload.uploader
+    detect: list[DetectResult] | None = None  # one per Map iteration; None before the detect stage existed
 
     def classifier_scores(self) -> dict[str, float]:
-        """Every score key's maximum over all frames of all batches."""
+        """Every score key's maximum over all frames of all batches, the detect stage's included."""
         out: dict[str, float] = {}
         for batch in self.classify:
             for name, value in batch.max_scores().items():
                 out[name] = max(value, out.get(name, 0.0))
+        for frame in (f for batch in self.detect or [] for f in batch.frames):
+            for name, value in frame.scores.items():
+                out[name] = max(value, out.get(name, 0.0))
         return out
+
+    def faces_frame(self) -> FrameDetection | None:
+        """The analysed frame with the most faces (the first on a tie); None without a detect stage."""
+        frames = [f for batch in self.detect or [] for f in batch.frames]
+        return max(frames, key=lambda f: len(f.faces)) if frames else None
 
 
 class ShadowDecision(BaseModel):

@@ -101,6 +101,11 @@ def classify_deps() -> Deps:
 
 
 @lru_cache(maxsize=1)
+def detect_deps() -> Deps:
+    return _deps(blobs=_blobs(get_settings()))
+
+
+@lru_cache(maxsize=1)
 def similarity_deps() -> Deps:
     settings = get_settings()
     return _deps(blobs=_blobs(settings), items=_items(settings), bank_reader=_bank_reader(settings))

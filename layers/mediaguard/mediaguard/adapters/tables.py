@@ -60,6 +60,7 @@ class MediaItem(Model):
     frames = JSONAttribute(null=True)  # {count, method, truncated, duration_s}
     scores = JSONAttribute(null=True)  # per classifier score key: the max over frames
     models = JSONAttribute(null=True)  # [{id, sha256}] of every model that scored the item
+    faces = JSONAttribute(null=True)  # {count, model, frame, boxes}: the analysed frame with the most faces
     sanitized_key = UnicodeAttribute(null=True)
     sanitized_sha256 = UnicodeAttribute(null=True)
     metadata_removed = ListAttribute(of=UnicodeAttribute, null=True)

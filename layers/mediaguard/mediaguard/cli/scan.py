@@ -89,6 +89,7 @@ def scan_result(file: str, media_id: str, item: dict[str, Any], states: list[str
         ],
         "metadata_removed": item.get("metadata_removed") or [],
         "provenance": _provenance_summary(item.get("provenance")),
+        "faces": _faces_summary(item.get("faces")),
         "policy_version": item.get("policy_version"),
         "error": error,
         "states": states,
@@ -103,6 +104,15 @@ def _frames_summary(item: dict[str, Any]) -> dict[str, Any] | None:
     if item.get("media_type") == "image":
         return {"count": 1, "method": "still", "truncated": False}
     return None
+
+
+def _faces_summary(faces: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Faces of the analysed frame with the most (a still has one frame): boxes are
+    ``[x, y, w, h, score]`` in pixels of that frame (the sanitized image for a still)."""
+    if not faces:
+        return None
+    return {"count": int(faces["count"]), "model": faces.get("model"),
+            "boxes": [[float(v) for v in box] for box in faces.get("boxes") or []]}
 
 
 def _provenance_summary(provenance: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -14,6 +14,8 @@ raw value and contribution, so a decision can be explained line by line:
 * ``bank.<kind>.<signal>``: the closest match per bank kind (block, flag, allow) and
   match signal (pdq, pdq_dihedral, embedding, vpdq). One bank kind counts once, through
   its strongest signal: two signals matching the same entry are one piece of evidence.
+* ``faces.present`` (0 or 1) and ``faces.count`` (faces in the frame with the most):
+  from the detect stage; ``faces.count`` needs a ramp like the history counts.
 * ``history.<name>``: uploader behaviour (``HistorySnapshot.signals``), through a ramp
   that maps a count onto 0..1 before the weight applies.
 
@@ -44,7 +46,7 @@ from mediaguard.models import Action, BankKind, Match, Provenance, ScoreResult, 
 
 # The policy a deployment runs unless MEDIAGUARD_POLICY names another. Older files stay
 # in the package: a decision names its version, and an appeal must be able to replay it.
-DEFAULT_POLICY = "policy-2026-11-23.3.json"
+DEFAULT_POLICY = "policy-2026-12-02.1.json"
 _POLICY_NAME = re.compile(r"^(?:policy-)?(\d{4}-\d{2}-\d{2}\.\d+)(?:\.json)?$")
 # Which bank override wins when an item matches several kinds: a verified original
 # (allow) first, then block before flag.
@@ -154,9 +156,10 @@ class Policy(BaseModel):
         missing = {"block", "flag", "allow"} - set(self.banks)
         if missing:
             raise ValueError(f"the policy has no rule for bank kinds {sorted(missing)}")
-        unramped = sorted(n for n in self.weights if n.startswith("history.") and n not in self.ramps)
+        unramped = sorted(n for n in self.weights
+                          if (n.startswith("history.") or n == "faces.count") and n not in self.ramps)
         if unramped:  # counts are not in 0..1: without a ramp one burst would saturate risk
-            raise ValueError(f"history weights need a ramp: {unramped}")
+            raise ValueError(f"count weights need a ramp: {unramped}")
         self.thresholds.sort(key=lambda t: t.min_risk, reverse=True)
         return self
 
@@ -213,6 +216,8 @@ class ScoreInputs(BaseModel):
     matches: list[Match] = Field(default_factory=list)
     provenance: Provenance | None = None
     history: HistorySnapshot | None = None
+    # Faces in the analysed frame with the most; None when no detect stage ran (older decisions).
+    faces: int | None = Field(default=None, ge=0)
 
     @field_validator("classifier")
     @classmethod
@@ -290,6 +295,9 @@ def _evaluate(inputs: ScoreInputs, policy: Policy) -> _Decision:
         signals.append(_weighted("provenance.ai_generated", 1.0, policy))
     if provenance is not None and provenance.c2pa.state == "invalid":
         signals.append(_weighted("provenance.c2pa_invalid", 1.0, policy))
+    if inputs.faces is not None:
+        signals.append(_weighted("faces.present", 1.0 if inputs.faces else 0.0, policy))
+        signals.append(_weighted("faces.count", float(inputs.faces), policy))
     signals.extend(_bank_signals(inputs.matches, policy))
     if inputs.history is not None:
         signals.extend(_weighted(name, value, policy) for name, value in inputs.history.signals().items())
@@ -319,7 +327,7 @@ def score(inputs: ScoreInputs, active: Policy, shadow: Policy | None = None) -> 
 
     >>> result = score(ScoreInputs(classifier={"open_nsfw.nsfw": 0.9}), load_policy())  # doctest: +SKIP
     >>> result.action, result.policy_version                                            # doctest: +SKIP
-    ('limit', '2026-11-23.3')
+    ('limit', '2026-12-02.1')
     """
     decision = _evaluate(inputs, active)
     shadow_decision = None

@@ -24,3 +24,7 @@ def frame_key(media_id: str, index: int) -> str:
 
 def embeddings_key(media_id: str, batch: int) -> str:
     return f"media/{media_id}/embeddings/{batch:04d}.npy"
+
+
+def clip_embeddings_key(media_id: str, batch: int) -> str:
+    return f"media/{media_id}/embeddings-clip/{batch:04d}.npy"

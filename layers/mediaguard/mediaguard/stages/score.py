@@ -19,10 +19,17 @@ def score_item(request: ScoreInput, deps: Deps) -> ScoreResult:
     active, shadow = select_policies(settings.policy, settings.shadow_policy)
     history = deps.history
     snapshot = history.snapshot(request.uploader) if history is not None and request.uploader else None
+    busiest, face_model = request.faces_frame(), next((b.face_model for b in request.detect or []), None)
     inputs = ScoreInputs(classifier=request.classifier_scores(), matches=request.similarity.matches,
-                         provenance=request.provenance, history=snapshot)
+                         provenance=request.provenance, history=snapshot,
+                         faces=len(busiest.faces) if busiest is not None else None)
     result = score(inputs, active, shadow)
-    models = {m.id: m.sha256 for batch in request.classify for m in batch.models}
+    models = {m.id: m.sha256 for batch in [*request.classify, *(request.detect or [])] for m in batch.models}
+    # What ``scan --json`` shows: the boxes of the frame with the most faces (a still has one frame).
+    faces = None
+    if busiest is not None:
+        faces = {"count": len(busiest.faces), "model": face_model, "frame": busiest.key,
+                 "boxes": busiest.faces}
     items.update(
         request.media_id,
         # ``action`` is what is in force: enforcement sets it when it applied one. A crash
@@ -30,7 +37,7 @@ def score_item(request: ScoreInput, deps: Deps) -> ScoreResult:
         {"risk": result.risk, "proposed_action": result.action, "signals": [s.model_dump() for s in result.signals],
          "policy_version": result.policy_version, "override": result.override, "escalate": result.escalate,
          "shadow": result.shadow.model_dump() if result.shadow else None,
-         "score_inputs": inputs.model_dump(mode="json"), "scores": inputs.classifier,
+         "score_inputs": inputs.model_dump(mode="json"), "scores": inputs.classifier, "faces": faces,
          "models": [{"id": k, "sha256": v} for k, v in sorted(models.items())]},
     )
     items.append_audit(request.media_id, "system:score", "scored",
