@@ -5,7 +5,9 @@ resize) and, for each, its control (the same target through the same re-saves, n
 scores the face box of both with ``mediaguard.analysis.facecues.face_cues``, and prints per
 cue: ROC AUC (swaps vs controls; 0.5 is chance), the paired win rate (how often a swap
 scores above its own control) and the medians, overall and per final quality, blend,
-donor kind and resize. Then the time per face at one thread.
+donor kind and resize; the same against a grid of face-sized boxes on eight unswapped
+photos (false positives on real content); what one more step after the swap (heavy
+JPEG, added noise, halving, blur) does to the AUC; and the time per face at one thread.
 
     .venv/bin/python -m bench.facecues [--lfw 6] [--json]
 """
@@ -24,9 +26,10 @@ import math  # noqa: E402
 from collections import defaultdict  # noqa: E402
 
 import numpy as np  # noqa: E402
+from PIL import Image, ImageFilter  # noqa: E402
 
 from bench._timing import median_ms  # noqa: E402
-from bench.swaps import CONTROL_PHOTOS, control_recipes, make, recipes  # noqa: E402
+from bench.swaps import CONTROL_PHOTOS, control_recipes, jpeg, make, recipes  # noqa: E402
 from mediaguard.analysis.facecues import face_cues  # noqa: E402
 
 
@@ -73,6 +76,34 @@ def summarise(rows: list[dict], controls: list[dict], cue: str) -> dict:
             "n_swaps": len(pos), "n_controls": len(neg)}
 
 
+EVASIONS = {
+    "none": lambda im: im,
+    "jpeg_q40": lambda im: jpeg(im, 40),
+    "noise_sigma3": lambda im: Image.fromarray(np.clip(np.asarray(im, dtype=np.float32) + np.random.default_rng(0).normal(
+        0, 3, (im.height, im.width, 3)), 0, 255).astype(np.uint8)),
+    "half_size": lambda im: im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS),
+    "blur_r1": lambda im: im.filter(ImageFilter.GaussianBlur(1)),
+}
+
+
+def evasion() -> dict:
+    """What one more step after the swap does (applied to swap and control alike): AUC of ``score``."""
+    out = {}
+    rs = [r for r in recipes(donors_per_target=2, qualities=(80,), scales=(1.0,), blends=("feather",))]
+    for name, fn in EVASIONS.items():
+        pos, neg = [], []
+        for r in rs:
+            for swap, acc in ((True, pos), (False, neg)):
+                img, box = make(r, swap=swap)
+                img = fn(img)
+                if name == "half_size":
+                    box = tuple(v // 2 for v in box)
+                acc.append(face_cues(img, box))
+        out[name] = {c: round(roc_auc([p[c] for p in pos], [n[c] for n in neg]), 3) for c in pos[0]}
+        out[name]["n"] = len(rs)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lfw", type=int, default=6, help="LFW donor faces per target")
@@ -99,12 +130,19 @@ def main() -> None:
     img, box = make(recipes(donors_per_target=1)[0], swap=True)
     report["ms_per_face"] = round(median_ms(lambda: face_cues(img, box), 50), 2)
     report["face_box"] = box
+    # A 300 px face: the astronaut photo upscaled 2.5x (the cost grows with the face's area).
+    big = img.resize((img.width * 5 // 2, img.height * 5 // 2), Image.Resampling.BICUBIC)
+    big_box = tuple(v * 5 // 2 for v in box)
+    report["ms_per_300px_face"] = round(median_ms(lambda: face_cues(big, big_box), 20), 2)
+    report["big_face_box"] = big_box
+    report["evasion"] = evasion()
     if args.json:
         print(json.dumps(report, indent=1, default=str))
         return
     print(f"{len(rows)} swaps; {len(controls)} paired controls (the swap targets, no swap); "
           f"{len(extra)} grid controls (face-sized boxes across {len(CONTROL_PHOTOS)} photos)")
-    print(f"{report['ms_per_face']} ms per face (box {box}, 1 thread)")
+    print(f"{report['ms_per_face']} ms per face (box {box}), {report['ms_per_300px_face']} ms per face "
+          f"(box {report['big_face_box']}), 1 thread")
     for title, key in (("swaps vs paired controls", "overall"), ("swaps vs grid controls", "vs_grid_controls")):
         print(f"\n{title}:\n{'cue':18} {'AUC':>6} {'paired':>7} {'med swap':>9} {'med ctl':>8} {'ctl p95':>8}")
         for c, s in report[key].items():
@@ -115,6 +153,11 @@ def main() -> None:
         print(f"{'':18} " + " ".join(f"{v:>10}" for v in report[name]))
         for c in cues:
             print(f"{c:18} " + " ".join(f"{report[name][v][c]['auc']:10.3f}" for v in report[name]))
+    n = report["evasion"]["none"]["n"]
+    print(f"\nAUC after one more step on swap and control alike ({n} swap/control pairs, q80, feather):")
+    print(f"{'':18} " + " ".join(f"{v:>12}" for v in report["evasion"]))
+    for c in cues:
+        print(f"{c:18} " + " ".join(f"{report['evasion'][v][c]:12.3f}" for v in report["evasion"]))
 
 
 if __name__ == "__main__":
