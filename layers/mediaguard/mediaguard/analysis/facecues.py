@@ -32,7 +32,8 @@ step after the swap changes that: JPEG q40 0.88, Gaussian noise sigma 3 0.96, a 
 0.70 (``noise_mismatch`` alone 0.33: the blur takes the finest octave from the ring too).
 It is a one-sided, moderate cue: a swap that keeps full resolution (a donor at least as
 sharp as the target), a target that is itself soft, global noise or heavy re-compression on
-top, and a real face smoothed by a beauty filter all defeat it or fire it falsely. It feeds review, never removal.
+top, and a real face smoothed by a beauty filter all defeat it or fire it falsely. It feeds
+review, never removal.
 
 Works on the picture as decoded at full resolution: a downscale before it (``draft`` decode,
 model input size) erases the finest octave it measures. numpy and Pillow only; ~2 ms per
