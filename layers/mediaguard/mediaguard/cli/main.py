@@ -18,6 +18,7 @@ from mediaguard.cli.bank import add_bank_parser, run_bank
 from mediaguard.cli.geofence import add_geofence_parser, run_geofence
 from mediaguard.cli.redrive import add_redrive_parser, run_redrive
 from mediaguard.cli.redrive_events import add_redrive_events_parser, run_redrive_events
+from mediaguard.cli.redteam import add_redteam_parser, run_redteam
 from mediaguard.cli.scan import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, Out, declared_type, progress, run_scan
 from mediaguard.cli.serve import add_serve_parser
 from mediaguard.errors import MediaguardError
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_redrive_parser(sub)
     add_serve_parser(sub)
     add_redrive_events_parser(sub)
+    add_redteam_parser(sub)
 
     sub.add_parser("demo", help="scan the bundled sample set against a demo bank and print a table")
     return parser
@@ -150,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
             code = run_redrive_events(args, out)
         elif args.command == "redrive":
             code = run_redrive(args, out)
+        elif args.command == "redteam":
+            code = run_redteam(args, out)
         elif args.command == "bank":
             from mediaguard.analysis.featurize import media_featurizer
 
