@@ -161,3 +161,49 @@ def test_faces_are_scored_on_crops_with_a_margin_and_frames_without_faces_have_n
     assert with_face.faces_scored == 1 and 0.0 < with_face.ai_face < 1.0
     without = model.score(photo("coffee"), detect_faces(photo("coffee")))
     assert without.ai_face is None and without.faces_scored == 0
+
+
+class _Frames:
+    """The media bucket as the detect stage reads it (BlobStore get/put)."""
+
+    def __init__(self) -> None:
+        self.objects: dict[tuple[str, str], bytes] = {}
+
+    def get(self, bucket, key, version_id=None):
+        return self.objects[(bucket, key)], "image/jpeg"
+
+    def put(self, bucket, key, data, content_type):
+        self.objects[(bucket, key)] = data
+
+
+def _detect(frames: dict[str, Image.Image]):
+    from bench.corpus import jpeg_bytes
+    from mediaguard.models import DetectInput, FrameBatch
+    from mediaguard.ports import Deps
+    from mediaguard.settings import Settings
+    from mediaguard.stages.detect import detect
+
+    blobs = _Frames()
+    for key, img in frames.items():
+        blobs.put("media", key, jpeg_bytes(img, quality=95), "image/jpeg")
+    request = DetectInput(media_id="m1", batch=FrameBatch(batch=0, keys=list(frames)))
+    return detect(request, Deps(settings=Settings(media_bucket="media"), blobs=blobs))
+
+
+def test_the_stage_scores_the_swap_cue_on_frames_with_faces_only():
+    from bench.swaps import FACES, Recipe, make
+    from mediaguard.stages.detect import FACECUES_KEY
+
+    # GIVEN the astronaut with a 25 px LFW face pasted and blended in, its unswapped control,
+    # and a photo without a face
+    recipe = Recipe("astronaut", FACES["astronaut"], "lfw:0", "feather", prejpeg=90, quality=None)
+    swapped, _ = make(recipe, swap=True)
+    source, _ = make(recipe, swap=False)
+    # WHEN the detect stage runs on the three frames
+    result = _detect({"swap.jpg": swapped, "source.jpg": source, "coffee.jpg": photo("coffee").convert("RGB")})
+    swap, control, coffee = result.frames
+    # THEN both faces are found, the swap's cue is clearly above its source's
+    # (measured 0.2 or more apart on every bench pair), and a frame without faces has no cue
+    assert len(swap.faces) == 1 and len(control.faces) == 1
+    assert swap.scores[FACECUES_KEY] > control.scores[FACECUES_KEY] + 0.1
+    assert FACECUES_KEY not in coffee.scores and coffee.faces == []

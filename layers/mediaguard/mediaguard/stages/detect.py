@@ -8,6 +8,7 @@ import time
 import numpy as np
 from aws_lambda_powertools import Logger
 
+from mediaguard.analysis.facecues import face_cues
 from mediaguard.analysis.faces import MAX_SIDE, face_detector
 from mediaguard.analysis.synthetic import (
     AI_LABEL,
@@ -25,6 +26,21 @@ from mediaguard.stages.common import clip_embeddings_key, require
 logger = Logger(service="mediaguard", child=True)
 
 
+# The face-manipulation cue (analysis/facecues.py) scored like a model: the max over the
+# frame's faces, a signal ``classifier.facecues.swap`` that the policy weights.
+FACECUES_KEY = "facecues.swap"
+# Faces scored per frame, largest first (as the AI probe caps its face crops).
+MAX_CUE_FACES = 4
+
+
+def _swap_cue(data: bytes, max_pixels: int, boxes: list[list[float]]) -> float:
+    """The cue needs the frame at full resolution (a draft decode erases the finest octave
+    it measures), so it decodes again, only for frames with faces."""
+    full = load_rgb(open_image(data, max_pixels))
+    largest = sorted(boxes, key=lambda b: b[2] * b[3], reverse=True)[:MAX_CUE_FACES]
+    return max(face_cues(full, (x, y, w, h))["score"] for x, y, w, h, _ in largest)
+
+
 def detect(request: DetectInput, deps: Deps) -> DetectResult:
     """Every frame of the batch, one at a time (the INT8 CLIP tower is batch-sensitive).
     Boxes are in pixels of the frame as stored; the CLIP embeddings go to the media bucket
@@ -36,7 +52,8 @@ def detect(request: DetectInput, deps: Deps) -> DetectResult:
     synthetic = synthetic_detector(settings.onnx_threads)
     frames, embeddings = [], []
     for key in request.batch.keys:
-        img = open_image(blobs.get(bucket, key)[0], settings.max_pixels)
+        data = blobs.get(bucket, key)[0]
+        img = open_image(data, settings.max_pixels)
         width, height = img.size  # before the draft decode shrinks it
         # Draft-decode to >= MAX_SIDE: the face detector's input; CLIP needs only 224.
         rgb = load_rgb(img, min_side=MAX_SIDE)
@@ -48,6 +65,8 @@ def detect(request: DetectInput, deps: Deps) -> DetectResult:
         scores = {f"{AIGEN_ID}.{AI_LABEL}": round(scored.ai, 6)}
         if scored.ai_face is not None:
             scores[f"{AIGEN_FACE_ID}.{AI_LABEL}"] = round(scored.ai_face, 6)
+        if faces:
+            scores[FACECUES_KEY] = round(_swap_cue(data, settings.max_pixels, boxes), 6)
         frames.append(FrameDetection(key=key, scores=scores, faces=boxes))
         embeddings.append(scored.embedding)
     stored_key = None
