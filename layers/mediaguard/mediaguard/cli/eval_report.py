@@ -8,7 +8,7 @@ from typing import Any
 
 from mediaguard.decisions.evaluation import RISK, is_positive, pr_curve, roc_curve, signal_score
 
-# Colour-blind-safe (Okabe-Ito); the composite risk is always black.
+# Colour-blind-safe (Okabe-Ito); the composite risk is always pale black, drawn wide.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#999999")
 SIZE, PAD = 360, 44
 
@@ -40,10 +40,14 @@ def _axes(title: str, xlabel: str, ylabel: str) -> list[str]:
     return parts
 
 
-def _polyline(points: list[tuple[float, float]], colour: str, dashed: bool = False) -> str:
+def _colour(names: list[str], name: str) -> str:
+    return "#00000055" if name == RISK else PALETTE[names.index(name) % len(PALETTE)]
+
+
+def _polyline(points: list[tuple[float, float]], colour: str, dashed: bool = False, width: int = 2) -> str:
     coords = " ".join(f"{x:.1f},{y:.1f}" for x, y in (_xy(px, py) for px, py in points))
     dash = ' stroke-dasharray="4 3"' if dashed else ""
-    return f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>'
+    return f'<polyline points="{coords}" fill="none" stroke="{colour}" stroke-width="{width}"{dash}/>'
 
 
 def _svg(kind: str, parts: list[str]) -> str:
@@ -51,34 +55,40 @@ def _svg(kind: str, parts: list[str]) -> str:
             f'viewBox="0 0 {SIZE} {SIZE}" role="img">' + "".join(parts) + "</svg>")
 
 
-def curves_svg(results: list[dict[str, Any]], names: list[str], report_actions: list[dict[str, Any]],
-               title: str) -> tuple[str, str]:
+def curves_svg(results: list[dict[str, Any]], names: list[str],
+               report_actions: list[dict[str, Any]]) -> tuple[str, str]:
     """(ROC svg, PR svg) of every signal on ``results``; the policy's actions are dots on the ROC."""
     truth = [is_positive(r["label"]) for r in results]
-    roc = _axes(f"ROC: {title}", "false-positive rate", "true-positive rate (recall)")
+    roc = _axes("ROC", "false-positive rate", "true-positive rate (recall)")
     roc.append(_polyline([(0, 0), (1, 1)], "#bbb", dashed=True))
-    pr = _axes(f"Precision-recall: {title}", "recall", "precision")
+    pr = _axes("Precision-recall", "recall", "precision")
     base = sum(truth) / len(truth) if truth else 0.0
     pr.append(_polyline([(0, base), (1, base)], "#bbb", dashed=True))  # a random ranking's precision
-    for i, name in enumerate(names):
-        colour = "#000" if name == RISK else PALETTE[i % len(PALETTE)]
+    # The composite first, wide and pale: a signal it equals (one weighted signal) stays visible on top.
+    for name in sorted(names, key=lambda n: n != RISK):
+        colour = _colour(names, name)
+        width = 5 if name == RISK else 2
         scores = [signal_score(r, name) for r in results]
-        roc.append(_polyline([(fpr, tpr) for _, fpr, tpr in roc_curve(scores, truth)], colour))
+        roc.append(_polyline([(fpr, tpr) for _, fpr, tpr in roc_curve(scores, truth)], colour, width=width))
         pr_points = [(recall, precision) for _, recall, precision in pr_curve(scores, truth)]
-        pr.append(_polyline([(0.0, pr_points[0][1]), *pr_points] if pr_points else [], colour))
+        pr.append(_polyline([(0.0, pr_points[0][1]), *pr_points] if pr_points else [], colour, width=width))
+    # Actions at the same operating point share one dot and one caption.
+    points: dict[tuple[float, float], list[str]] = {}
     for a in report_actions:
         if a["fpr"] is not None and a["recall"] is not None:
-            x, y = _xy(a["fpr"], a["recall"])
-            roc.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#000"><title>{escape(a["action"])}</title>'
-                       f'</circle><text x="{x + 6:.1f}" y="{y - 4:.1f}" font-size="9">{escape(a["action"])}</text>')
+            points.setdefault((a["fpr"], a["recall"]), []).append(a["action"])
+    for (fpr, recall), actions in points.items():
+        x, y = _xy(fpr, recall)
+        caption = escape(", ".join(actions))
+        roc.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#D55E00"><title>{caption}</title></circle>'
+                   f'<text x="{x + 6:.1f}" y="{y - 5:.1f}" font-size="9">{caption}</text>')
     return _svg("roc", roc), _svg("pr", pr)
 
 
 def _legend(names: list[str]) -> str:
     items = []
-    for i, name in enumerate(names):
-        colour = "#000" if name == RISK else PALETTE[i % len(PALETTE)]
-        items.append(f'<span><i style="background:{colour}"></i>{escape(name)}</span>')
+    for name in names:
+        items.append(f'<span><i style="background:{_colour(names, name)}"></i>{escape(name)}</span>')
     return '<p class="legend">' + " ".join(items) + "</p>"
 
 
@@ -109,7 +119,7 @@ def _actions_table(rows: list[dict[str, Any]]) -> str:
 
 def _section(title: str, results: list[dict[str, Any]], measured: dict[str, Any]) -> str:
     names = [s["name"] for s in measured["signals"]]
-    roc, pr = curves_svg(results, names, measured["actions"], title)
+    roc, pr = curves_svg(results, names, measured["actions"])
     return (f"<section><h2>{escape(title)}</h2><p>{measured['positives']} positive, "
             f"{measured['negatives']} negative files.</p>"
             f'<div class="plots">{roc}{pr}</div>{_legend(names)}'

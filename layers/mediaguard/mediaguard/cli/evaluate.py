@@ -42,7 +42,6 @@ import csv
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -177,8 +176,8 @@ def write_outputs(folder: Path, report: dict[str, Any], results: list[dict[str, 
     files = {"results.jsonl": "".join(json.dumps(r) + "\n" for r in results),
              "report.html": render_html(report, results)}
     for name, text in files.items():
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        tmp = folder / f".{name}.{os.getpid()}.tmp"
+        with open(tmp, "x", encoding="utf-8") as fh:  # the umask's permissions, unlike mkstemp's 0600
             fh.write(text)
         os.replace(tmp, folder / name)
 
