@@ -15,6 +15,7 @@ from typing import Any
 
 from mediaguard.cli.audit import add_audit_parser, run_audit
 from mediaguard.cli.bank import add_bank_parser, run_bank
+from mediaguard.cli.evaluate import add_eval_parser, run_eval
 from mediaguard.cli.geofence import add_geofence_parser, run_geofence
 from mediaguard.cli.redrive import add_redrive_parser, run_redrive
 from mediaguard.cli.redrive_events import add_redrive_events_parser, run_redrive_events
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(sub)
     add_redrive_events_parser(sub)
     add_redteam_parser(sub)
+    add_eval_parser(sub)
 
     sub.add_parser("demo", help="scan the bundled sample set against a demo bank and print a table")
     return parser
@@ -154,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
             code = run_redrive(args, out)
         elif args.command == "redteam":
             code = run_redteam(args, out)
+        elif args.command == "eval":
+            code = run_eval(args, out)
         elif args.command == "bank":
             from mediaguard.analysis.featurize import media_featurizer
 
@@ -162,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
             from mediaguard.cli.demo import run_demo
 
             code = run_demo(out)
-    except ValueError as exc:  # bad arguments, e.g. a malformed --bank
+    except ValueError as exc:  # bad arguments, e.g. a malformed --bank or eval's LabelsError
         sys.stderr.write(f"mediaguard: {exc}\n")
         return EXIT_USAGE
     sys.stderr.write(f"mediaguard {args.command}: {time.perf_counter() - started:.1f}s\n")

@@ -129,6 +129,23 @@ def _provenance_summary(provenance: dict[str, Any] | None) -> dict[str, Any] | N
     }
 
 
+def scan_file(cloud: Any, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One file through ``cloud`` (a ``LocalCloud``) as a client uploads it: the contract's
+    result and the media item it left (``scan`` and ``eval`` share this). An unreadable
+    file is a ``failed`` result with no media id."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return {"file": str(path), "media_id": None, "status": "failed", "action": "review", "risk": 0.0,
+                "signals": [], "fingerprints": {}, "matches": [], "metadata_removed": [],
+                "policy_version": None, "states": [],
+                "error": {"type": type(exc).__name__, "reason": "unreadable", "message": exc.strerror or ""}}, {}
+    media_id = cloud.upload(data, declared_type(path))
+    run = cloud.wait(media_id)
+    item = cloud.item(media_id) or {}
+    return scan_result(str(path), media_id, item, run.states), item
+
+
 def run_scan(paths: list[Path], banks: list[str], out: Out, as_json: bool, log_level: str) -> int:
     from mediaguard.local.runtime import LocalCloud
 
@@ -138,18 +155,9 @@ def run_scan(paths: list[Path], banks: list[str], out: Out, as_json: bool, log_l
         load_banks(cloud, banks)
         for i, path in enumerate(paths, start=1):
             progress(i - 1, len(paths), path.name)
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                result = {"file": str(path), "media_id": None, "status": "failed", "action": "review", "risk": 0.0,
-                          "signals": [], "fingerprints": {}, "matches": [], "metadata_removed": [],
-                          "policy_version": None, "states": [],
-                          "error": {"type": type(exc).__name__, "reason": "unreadable", "message": exc.strerror or ""}}
+            result, _ = scan_file(cloud, path)
+            if result["media_id"] is None:
                 exit_code = EXIT_SOME_FAILED
-            else:
-                media_id = cloud.upload(data, declared_type(path))
-                run = cloud.wait(media_id)
-                result = scan_result(str(path), media_id, cloud.item(media_id) or {}, run.states)
             results.append(result)
             if as_json:
                 out.line(json.dumps(result, sort_keys=False))
