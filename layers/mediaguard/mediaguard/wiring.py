@@ -271,8 +271,8 @@ def webhook_sink() -> WebhookSink:
 
 
 _FACTORIES = (segment_deps, start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
-              score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, presigner, operator_deps, task_queue,
-              review_service, geofence_admin, audit_store, webhook_sink, uploader_keys)
+              score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, presigner, operator_deps,
+              task_queue, review_service, geofence_admin, audit_store, webhook_sink, uploader_keys)
 _DEPS_FACTORIES = (segment_deps, start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
                    score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, operator_deps)
 

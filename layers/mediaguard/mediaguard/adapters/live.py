@@ -48,7 +48,8 @@ class DynamoStreamStore:
                                  overlays=list(s.overlays) or None, clean_seconds=round(s.clean_seconds, 3),
                                  segments=s.segments, severity=s.severity, cause_segment=s.cause_segment,
                                  origin_s=record.origin_s, last=record.last, updated_at=datetime.now(UTC))
-        item.version = record.version  # save() then checks it (absent when None) and increments it
+        if record.version is not None:  # save() checks it (absent: the item must not exist) and increments it
+            item.version = record.version
         try:
             item.save()
         except PutError as exc:
