@@ -102,9 +102,10 @@ def run_live(args: argparse.Namespace, out: Out) -> int:
 
 
 def simulate(cloud: Any, segments: list[tuple[Path, float, float]], *, verified: bool,
-             rendition: str = RENDITION) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+             rendition: str = RENDITION, end: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Put each segment where IVS would, in order; return the per-segment lines and the summary.
-    ``cloud`` is a running ``LocalCloud`` (banks already loaded)."""
+    ``cloud`` is a running ``LocalCloud`` (banks already loaded). ``end=False`` leaves the
+    broadcast running (no ``recording-ended.json``), e.g. for a moderator to act on."""
     from mediaguard.adapters.live import VERIFIED_TAG, DynamoStreamStore
     from mediaguard.local.template import ACCOUNT_ID
     from mediaguard.stages.segment import stream_chain
@@ -134,8 +135,9 @@ def simulate(cloud: Any, segments: list[tuple[Path, float, float]], *, verified:
         lines.append({"segment": n, "t_start": t_start, "t_end": t_end, "state": last["state"],
                       "action": last["action"], "overlays": last["overlays"], "signals": last["signals"],
                       "matches": last["matches"], "latency_ms": last["latency_ms"]})
-    s3.put_object(Bucket=bucket, Key=f"{prefix}/events/recording-ended.json", Body=b'{"recording_status":"ended"}',
-                  ContentType="application/json")
+    if end:
+        s3.put_object(Bucket=bucket, Key=f"{prefix}/events/recording-ended.json",
+                      Body=b'{"recording_status":"ended"}', ContentType="application/json")
     chain = cloud.deps().items.audit_chain(stream_chain(recording))
     transitions = [f"{r.detail['from']}->{r.detail['to']}" for r in chain if r.detail.get("from") != r.detail.get("to")
                    or r.detail.get("added")]

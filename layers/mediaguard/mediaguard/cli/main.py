@@ -17,9 +17,9 @@ from mediaguard.cli.audit import add_audit_parser, run_audit
 from mediaguard.cli.bank import add_bank_parser, run_bank
 from mediaguard.cli.evaluate import add_eval_parser, run_eval
 from mediaguard.cli.geofence import add_geofence_parser, run_geofence
+from mediaguard.cli.live import add_live_parser, run_live
 from mediaguard.cli.redrive import add_redrive_parser, run_redrive
 from mediaguard.cli.redrive_events import add_redrive_events_parser, run_redrive_events
-from mediaguard.cli.live import add_live_parser, run_live
 from mediaguard.cli.redteam import add_redteam_parser, run_redteam
 from mediaguard.cli.scan import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, Out, declared_type, progress, run_scan
 from mediaguard.cli.serve import add_serve_parser
