@@ -114,8 +114,9 @@ class SegmentAnalysis:
     frames: int
     matches: list[Match]
     result: Any  # models.ScoreResult
-    served_key: str  # the remuxed segment in the media bucket (what a reviewer sees)
+    served_key: str  # where the remuxed segment goes if it is queued for review (what a reviewer sees)
     poster_key: str
+    mp4: bytes = b""  # the remuxed segment; stored only for a segment that goes to review
 
 
 def analyse(data: bytes, media_id: str, deps: Deps, ports: LivePorts) -> SegmentAnalysis:
@@ -130,8 +131,7 @@ def analyse(data: bytes, media_id: str, deps: Deps, ports: LivePorts) -> Segment
         info = video.probe(mp4, limits)
         frameset = video.extract_frames(mp4, limits)
         hashes = video.pdq_frames(frameset)
-        served = sanitized_key(media_id, "mp4")
-        blobs.put(bucket, served, mp4.read_bytes(), "video/mp4")
+        served, mp4_bytes = sanitized_key(media_id, "mp4"), mp4.read_bytes()
         audio = audio_window_matches(mp4, deps)
     keys = []
     for frame in frameset.frames:
@@ -159,7 +159,8 @@ def analyse(data: bytes, media_id: str, deps: Deps, ports: LivePorts) -> Segment
     active, shadow = select_policies(settings.policy, settings.shadow_policy)
     result = score(ScoreInputs(classifier=scores, matches=matches, faces=faces), active, shadow)
     return SegmentAnalysis(media_id=media_id, duration_s=info.duration_s, start_s=info.start_s,
-                           frames=len(keys), matches=matches, result=result, served_key=served, poster_key=keys[0])
+                           frames=len(keys), matches=matches, result=result, served_key=served, poster_key=keys[0],
+                           mp4=mp4_bytes)
 
 
 # --- the stage -----------------------------------------------------------------------------
@@ -277,6 +278,8 @@ def _queue_for_review(record: StreamRecord, analysis: SegmentAnalysis, deps: Dep
     """The segment that restricted the stream, as a review item in the fast lane: a
     live stream is urgent whatever its risk (the queue's lane comes from the wiring)."""
     result, items = analysis.result, deps.need("items")
+    bucket = require(deps.settings.media_bucket, "MEDIA_BUCKET")
+    deps.need("blobs").put(bucket, analysis.served_key, analysis.mp4, "video/mp4")
     items.update(analysis.media_id, {
         "status": "done", "media_type": "video", "stream_id": record.stream.stream_id,
         "sanitized_key": analysis.served_key, "poster_key": analysis.poster_key, "risk": result.risk,
