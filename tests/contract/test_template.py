@@ -26,7 +26,8 @@ ASL = json.loads((REPO / "statemachine" / "pipeline.asl.json").read_text())
 MODELS = {**tables.MODELS, **review_tables.MODELS, "history_table": HistoryItem}
 LOGICAL = {"media_table": "MediaTable", "banks_table": "BanksTable", "bank_entries_table": "BankEntriesTable",
            "audit_table": "AuditTable", "geofence_table": "GeofenceTable", "review_table": "ReviewTable",
-           "appeals_table": "AppealsTable", "history_table": "HistoryTable", "audit_head_table": "AuditHeadTable"}
+           "appeals_table": "AppealsTable", "history_table": "HistoryTable", "audit_head_table": "AuditHeadTable",
+           "streams_table": "StreamsTable"}
 
 
 def _table_for(model) -> dict:

@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # types only: importing them would pull numpy into every stag
     from mediaguard.audit.chain import AuditRecord
     from mediaguard.decisions.events import DecisionEvent
     from mediaguard.decisions.history import HistoryStore
+    from mediaguard.decisions.live import Stream
+    from mediaguard.models import ClassifyInput, ClassifyResult, DetectInput, DetectResult
 
 
 class BlobStore(Protocol):
@@ -119,6 +121,7 @@ class Deps:
     history: HistoryStore | None = None
     enforcement: EnforcementPorts | None = None
     review: ReviewQueue | None = None  # the failure stage's way to people (enforcement has its own)
+    live: LivePorts | None = None  # the segment stage's streams, IVS and frame analysis
     # Seconds since the epoch; replaceable so a test can let a minute pass without waiting one.
     clock: Callable[[], float] = time.time
     matching: MatcherSlot = field(default_factory=MatcherSlot)
@@ -192,3 +195,60 @@ class EnforcementPorts:
     custody: BlobCustody
     sinks: list[DecisionSink] = field(default_factory=list)
     review: ReviewQueue | None = None
+
+
+# --- live streams (mediaguard.stages.segment) -------------------------------------------------
+
+
+@dataclass
+class StreamRecord:
+    """One stream as stored: its state machine value plus what the rim needs to act on it.
+    ``version`` is the store's optimistic-lock counter (None: not stored yet)."""
+
+    stream: Stream
+    channel_arn: str
+    origin_s: float | None = None  # presentation time of the first segment seen (t_start = pts - origin)
+    last: dict[str, Any] | None = None  # the newest segment's result line (what `live simulate` prints)
+    version: int | None = None
+
+
+class StreamStore(Protocol):
+    def get(self, stream_id: str) -> StreamRecord | None: ...
+
+    def put(self, record: StreamRecord) -> bool:
+        """Write ``record`` if nobody wrote the stream since it was read (``record.version``;
+        None: only if it does not exist yet). False on a lost race: read again and re-apply."""
+
+
+class LiveControl(Protocol):
+    """What the platform's live service (Amazon IVS) does for us."""
+
+    def verified(self, channel_arn: str) -> bool:
+        """Whether the channel belongs to a verified streamer (the platform tags it)."""
+
+    def put_metadata(self, channel_arn: str, payload: str) -> None:
+        """Timed metadata into the running stream (players apply overlays from it); <= 1 KB."""
+
+    def stop(self, channel_arn: str) -> None:
+        """End the broadcast and delete the channel's stream keys (a block)."""
+
+
+class FrameAnalysis(Protocol):
+    """The classifier and detect stages, called as the upload pipeline calls them."""
+
+    def classify(self, request: ClassifyInput) -> ClassifyResult: ...
+
+    def detect(self, request: DetectInput) -> DetectResult: ...
+
+
+class StreamEventSink(Protocol):
+    def publish(self, stream_id: str, detail: dict[str, Any]) -> None:
+        """One ``mediaguard.stream`` event (ids, states and codes only)."""
+
+
+@dataclass
+class LivePorts:
+    streams: StreamStore
+    control: LiveControl
+    analysis: FrameAnalysis
+    events: StreamEventSink | None = None

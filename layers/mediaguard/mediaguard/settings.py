@@ -98,6 +98,14 @@ class Settings(BaseModel):
     # Cosine at or above which two open_nsfw embeddings count as the same picture. None:
     # signals.EmbeddingSignal.match_threshold, the measured default; banks may set their own.
     embedding_min_cosine: float | None = Field(default=None, gt=0.0, le=1.0)
+    # Live streams (mediaguard.stages.segment): the streams table, the functions each
+    # segment's frames go to, and how long a new streamer is gated, then shown reduced.
+    streams_table: str | None = None
+    classify_function: str | None = None
+    detect_function: str | None = None
+    # The issue asks for a 10-30 s pre-broadcast scan; 10 s keeps a clean streamer's wait short.
+    live_gate_seconds: float = Field(default=10.0, ge=0.0, le=60.0)
+    live_reveal_seconds: float = Field(default=10.0, ge=0.0, le=300.0)
 
 
 _ENV = {
@@ -140,6 +148,11 @@ _ENV = {
     "video_timeout_seconds": "MEDIAGUARD_VIDEO_TIMEOUT_SECONDS",
     "models_config": "MEDIAGUARD_MODELS_CONFIG",
     "embedding_min_cosine": "MEDIAGUARD_EMBEDDING_MIN_COSINE",
+    "streams_table": "STREAMS_TABLE",
+    "classify_function": "MEDIAGUARD_CLASSIFY_FUNCTION",
+    "detect_function": "MEDIAGUARD_DETECT_FUNCTION",
+    "live_gate_seconds": "MEDIAGUARD_LIVE_GATE_SECONDS",
+    "live_reveal_seconds": "MEDIAGUARD_LIVE_REVEAL_SECONDS",
 }
 
 

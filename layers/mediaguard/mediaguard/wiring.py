@@ -170,6 +170,22 @@ def uploads_deps() -> Deps:
 
 
 @lru_cache(maxsize=1)
+def segment_deps() -> Deps:
+    """A live segment: the recording and media buckets, the matcher, the streams table, IVS,
+    the classify/detect functions, and a review queue whose every task is fast lane (a
+    live stream cannot wait for the normal lane's day)."""
+    from mediaguard.adapters.live import live_ports
+    from mediaguard.adapters.review import make_task_queue
+
+    settings = get_settings()
+    items = _items(settings)
+    queue = make_task_queue(settings, items)
+    queue.settings = queue.settings.model_copy(update={"fast_lane_risk": 0.0})
+    return _deps(blobs=_blobs(settings), items=items, bank_reader=_bank_reader(settings), review=queue,
+                 live=live_ports(settings))
+
+
+@lru_cache(maxsize=1)
 def presigner() -> S3PostPresigner:
     from mediaguard.adapters.aws import s3_post_presigner
 
@@ -254,10 +270,10 @@ def webhook_sink() -> WebhookSink:
     return build(get_settings())
 
 
-_FACTORIES = (start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps, score_deps,
-              enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, presigner, operator_deps, task_queue,
-              review_service, geofence_admin, audit_store, webhook_sink, uploader_keys)
-_DEPS_FACTORIES = (start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
+_FACTORIES = (segment_deps, start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
+              score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, presigner, operator_deps,
+              task_queue, review_service, geofence_admin, audit_store, webhook_sink, uploader_keys)
+_DEPS_FACTORIES = (segment_deps, start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
                    score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, operator_deps)
 
 

@@ -11,6 +11,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
+    VersionAttribute,
 )
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
@@ -91,6 +92,7 @@ class MediaItem(Model):
     error_type = UnicodeAttribute(null=True)
     error_reason = UnicodeAttribute(null=True)
     error_message = UnicodeAttribute(null=True)
+    stream_id = UnicodeAttribute(null=True)  # a live segment's item: the stream it came from
 
 
 class BankRow(Model):
@@ -225,6 +227,32 @@ class GeofenceRule(Model):
     created_at = UTCDateTimeAttribute(null=True)
 
 
+class StreamItem(Model):
+    """One live stream's state (``decisions.live.Stream``) plus the newest segment's result.
+    Bounded: per-segment history lives in the audit chain ``stream:<id>`` (transitions) and
+    the logs, never in this item (a 4-hour stream has 7,200 two-second segments)."""
+
+    class Meta:
+        table_name = "mediaguard-streams"
+        billing_mode = "PAY_PER_REQUEST"
+
+    stream_id = UnicodeAttribute(hash_key=True)  # the IVS recording id
+    channel_arn = UnicodeAttribute()
+    state = UnicodeAttribute()
+    verified = BooleanAttribute(default=False)
+    overlays = ListAttribute(of=UnicodeAttribute, null=True)
+    clean_seconds = NumberAttribute(default=0)
+    segments = NumberAttribute(default=0)
+    severity = UnicodeAttribute(default="allow")
+    cause_segment = NumberAttribute(null=True)
+    origin_s = NumberAttribute(null=True)
+    last = JSONAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(null=True)
+    # Segments of one stream are analysed concurrently (one S3 event each): every write is
+    # conditional on the version read, and the loser re-applies its segment.
+    version = VersionAttribute()
+
+
 MODELS: dict[str, type[Model]] = {
     "media_table": MediaItem,
     "banks_table": BankRow,
@@ -232,6 +260,7 @@ MODELS: dict[str, type[Model]] = {
     "audit_table": AuditItem,
     "geofence_table": GeofenceRule,
     "audit_head_table": AuditHead,
+    "streams_table": StreamItem,
 }
 
 

@@ -17,6 +17,7 @@ from mediaguard.cli.audit import add_audit_parser, run_audit
 from mediaguard.cli.bank import add_bank_parser, run_bank
 from mediaguard.cli.evaluate import add_eval_parser, run_eval
 from mediaguard.cli.geofence import add_geofence_parser, run_geofence
+from mediaguard.cli.live import add_live_parser, run_live
 from mediaguard.cli.redrive import add_redrive_parser, run_redrive
 from mediaguard.cli.redrive_events import add_redrive_events_parser, run_redrive_events
 from mediaguard.cli.redteam import add_redteam_parser, run_redteam
@@ -105,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_redrive_events_parser(sub)
     add_redteam_parser(sub)
     add_eval_parser(sub)
+    add_live_parser(sub)
 
     sub.add_parser("demo", help="scan the bundled sample set against a demo bank and print a table")
     return parser
@@ -156,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
             code = run_redrive(args, out)
         elif args.command == "redteam":
             code = run_redteam(args, out)
+        elif args.command == "live":
+            code = run_live(args, out)
         elif args.command == "eval":
             code = run_eval(args, out)
         elif args.command == "bank":

@@ -330,6 +330,32 @@ def remux_clean(src: str | Path, dst: str | Path, *, timeout: float = 60.0) -> V
     return fmt
 
 
+# MPEG-TS: 188-byte packets, each starting with the sync byte 0x47 (ISO/IEC 13818-1).
+TS_PACKET = 188
+
+
+def is_mpegts(head: bytes) -> bool:
+    """True when ``head`` starts with at least three MPEG-TS packets (an HLS ``.ts`` segment)."""
+    return len(head) >= 3 * TS_PACKET and all(head[i * TS_PACKET] == 0x47 for i in range(3))
+
+
+def remux_segment(src: str | Path, dst: str | Path, *, timeout: float = 10.0) -> None:
+    """Copy a live HLS segment (MPEG-TS) into MP4 without re-encoding, so the same
+    :func:`probe` / :func:`extract_frames` that read uploads read it (they accept MP4,
+    MOV and WebM only: MPEG-TS stays refused as an upload). Keeps the first video and
+    audio stream, drops metadata; ~20-40 ms for a 2 s 720p segment. Raises
+    :class:`UnsupportedMediaError` for anything that is not MPEG-TS,
+    :class:`CorruptMediaError` when ffmpeg cannot remux it."""
+    with open(src, "rb") as fh:
+        if not is_mpegts(fh.read(3 * TS_PACKET)):
+            raise UnsupportedMediaError("the live segment is not MPEG-TS")
+    cmd = [*_base_cmd(), "-loglevel", "error", "-y", "-protocol_whitelist", "file", "-f", "mpegts", "-i", str(src),
+           "-map", "0:V:0", "-map", "0:a:0?", "-map_metadata", "-1", "-c", "copy", "-fflags", "+bitexact",
+           "-f", "mp4", str(dst)]
+    if _run(cmd, timeout).returncode != 0:
+        raise CorruptMediaError("the live segment could not be remuxed")
+
+
 # --- frame extraction ---------------------------------------------------------------
 
 

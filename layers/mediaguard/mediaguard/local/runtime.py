@@ -34,6 +34,7 @@ from mediaguard.local import concurrency, objectlock, postpolicy
 from mediaguard.local.asyncinvoke import AsyncInvoker, async_configs, create_queues, install_s3_delivery
 from mediaguard.local.check import check_transitions, render
 from mediaguard.local.faults import FaultInjector, FaultPlan, FaultStats
+from mediaguard.local.ivs import IvsRecorder
 from mediaguard.local.schedules import Scheduler
 from mediaguard.local.template import ACCOUNT_ID, Stack
 from mediaguard.ports import Deps
@@ -150,6 +151,7 @@ class LocalCloud:
         # S3's clock for POST-policy expiry; replace it to replay a request sent late.
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.faults = FaultInjector(faults)
+        self.ivs = IvsRecorder()  # IVS calls moto lacks (PutMetadata, StopStream, ...), answered and kept
         # Lambda's async retry waits (about 1 and 2 minutes on AWS), compressed: without a
         # plan, a failing S3 -> start delivery must not hold an upload for three minutes.
         self.time_scale = faults.time_scale if faults else 0.002
@@ -211,6 +213,7 @@ class LocalCloud:
         self._unpatch_tokens = concurrency.idempotent_transactions()  # and ignore ClientRequestToken
         self._unpatch_async = install_s3_delivery(lambda arn, event: cloud._deliver_async(arn, event))
         self.faults.install()
+        self._unpatch_ivs = self.ivs.install()  # after faults: an IVS call never meets a fault
         try:
             self._deploy()
             if self._schedule_speed is not None:
@@ -228,6 +231,7 @@ class LocalCloud:
         if self.scheduler is not None:
             self.scheduler.stop()
             self.scheduler = None
+        self._unpatch_ivs()
         self.faults.uninstall()
         self._unpatch_async()
         self._unpatch_lock()

@@ -1,0 +1,107 @@
+"""Live streams through the local stack: ffmpeg-made broadcasts cut into HLS segments, each
+stored in the live recording bucket, so S3 → SegmentFunction → Classify/Detect → matching →
+scoring → the stream's state runs as on AWS (IVS calls moto lacks are recorded locally)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mediaguard import wiring
+from mediaguard.audit import chain as audit
+from mediaguard.cli.live import cut_hls, simulate
+from mediaguard.cli.scan import load_banks
+from mediaguard.ingress.video import ffmpeg_exe
+from mediaguard.stages.segment import moderate_stream, segment_media_id, stream_chain
+from tests.conftest import photo
+
+
+def _video(path: Path, seconds: int, banked: Path | None = None, from_s: int = 8) -> Path:
+    """testsrc2 at 720p with a tone; with ``banked``, that photo fills the frame from ``from_s`` on."""
+    cmd = [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+           "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={seconds}",
+           "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}"]
+    if banked is not None:
+        cmd += ["-loop", "1", "-i", str(banked), "-filter_complex",
+                f"[2:v]scale=1280:720,setsar=1[p];[0:v][p]overlay=0:0:enable='gte(t,{from_s})'[v]", "-map", "[v]"]
+    else:
+        cmd += ["-map", "0:v"]
+    cmd += ["-map", "1:a", "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", str(path)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stack(cloud, tmp_path_factory):
+    """One local stack with a block bank holding a real photo (scikit-image's astronaut)."""
+    root = tmp_path_factory.mktemp("live")
+    (root / "bank").mkdir()
+    photo("astronaut").save(root / "bank" / "astronaut.png")
+    load_banks(cloud, [f"ncii:block={root / 'bank'}"])
+    return cloud, root
+
+
+def _segments(root: Path, name: str, video: Path, seconds: float):
+    out = root / name
+    out.mkdir()
+    return cut_hls(video, out, seconds)
+
+
+def test_a_banked_image_at_second_8_restricts_a_gated_stream_before_it_is_ever_shown(stack):
+    cloud, root = stack
+    # GIVEN an unverified streamer whose picture shows a banked photo from second 8
+    video = _video(root / "banked.mp4", 12, banked=root / "bank" / "astronaut.png")
+    # WHEN the broadcast's 2 s segments arrive
+    lines, summary = simulate(cloud, _segments(root, "banked", video, 2.0), verified=False)
+    # THEN the stream goes gating -> restricted (then ends with the recording)
+    assert summary["transitions"] == ["gating->restricted", "restricted->ended"]
+    states = [line["state"] for line in lines]
+    first = states.index("restricted")
+    # AND the segment that restricts it is the one holding second 8, decided by the block bank
+    assert (lines[first]["t_start"], lines[first]["action"]) == (8.0, "remove")
+    assert any(m["bank"] == "ncii" and m["signal"] == "pdq" for m in lines[first]["matches"])
+    # AND it was never shown unblurred: every segment before is still gating (not shown at all),
+    # every segment from then on is restricted under a blur
+    assert set(states[:first]) == {"gating"}
+    assert all(line["state"] == "restricted" and "blur" in line["overlays"] for line in lines[first:])
+    assert all(line["action"] != "remove" for line in lines[:first])
+    # AND players were told: the latest timed metadata names the blur
+    metadata = cloud.ivs.of("PutMetadata")
+    assert '"state":"restricted"' in metadata[-1]["metadata"] and '"blur"' in metadata[-1]["metadata"]
+    # AND the restricting segment waits for people in the fast lane
+    media_id = segment_media_id(summary["stream_id"], lines[first]["segment"])
+    task = wiring.task_queue().tasks.get(media_id)
+    assert task is not None and task.lane == "fast" and task.reason == "live:remove"
+    # AND each transition is an audit record on the stream's verified chain
+    records = cloud.deps().items.audit_chain(stream_chain(summary["stream_id"]))
+    assert [r.event for r in records] == ["stream_started", "stream_segment", "stream_ended"]
+    assert audit.verify(records) == []
+
+
+def test_a_clean_stream_is_revealed_then_live(stack):
+    cloud, root = stack
+    # GIVEN an unverified streamer with a clean 20 s picture (4 s segments)
+    video = _video(root / "clean.mp4", 20)
+    lines, summary = simulate(cloud, _segments(root, "clean", video, 4.0), verified=False, end=False)
+    # THEN it is gated for the first 10 s, shown reduced, and live after 20 s of clean analysis
+    assert [line["state"] for line in lines] == ["gating", "gating", "reduced", "reduced", "live"]
+    assert summary["final_state"] == "live"
+    assert summary["transitions"] == ["gating->reduced", "reduced->live"]
+
+
+def test_a_verified_streamer_starts_live_and_a_person_can_block_it(stack):
+    cloud, root = stack
+    # GIVEN a verified streamer
+    video = _video(root / "verified.mp4", 4)
+    lines, summary = simulate(cloud, _segments(root, "verified", video, 2.0), verified=True, end=False)
+    # THEN its first segment is already live
+    assert [line["state"] for line in lines] == ["live", "live"]
+    # WHEN a person blocks the stream
+    stream = moderate_stream(summary["stream_id"], "block", "reviewer:r1", wiring.segment_deps())
+    # THEN it is blocked, the broadcast stopped and its stream key deleted through IVS
+    assert stream.state == "blocked"
+    channel = cloud.ivs.of("StopStream")[-1]["channelArn"]
+    assert cloud.ivs.of("DeleteStreamKey")[-1]["arn"].startswith(channel.replace(":channel/", ":stream-key/"))
