@@ -146,6 +146,22 @@ def test_a_replaced_run_that_fails_cannot_mark_the_current_run_failed(cloud, lat
     assert cloud.item(media_id)["status"] == "failed"
 
 
+def test_a_failure_after_the_original_left_the_upload_bucket_still_ends_the_item(cloud):
+    # GIVEN an item whose original version is no longer in the upload bucket (a removal moved
+    # it to evidence, then a later step of the same run failed)
+    media_id, run = upload_without_start(cloud, jpeg_bytes(photo("coffee")))
+    event = load_event("failure")
+    event.update(media_id=media_id, bucket=cloud.upload_bucket, key=upload_key(media_id),
+                 version_id="moved-to-evidence-0000", run=run, error={"Error": "States.Timeout", "Cause": "{}"})
+    # WHEN the run's Catch records the failure (before: tagging the gone version raised on
+    # every retry and the item never reached a terminal status)
+    result = cloud.invoke("FailureFunction", event)
+    # THEN the item is failed, queued for people, and the chain says the original was elsewhere
+    assert result["status"] == "failed" and cloud.item(media_id)["status"] == "failed"
+    failed = [r for r in cloud.deps().items.audit_chain(media_id) if r.event == "failed"]
+    assert [r.detail.get("original") for r in failed] == ["not_in_upload_bucket"]
+
+
 def test_an_existing_execution_name_is_not_taken_for_a_started_run(cloud):
     # GIVEN an execution of a name already started
     workflow = StepFunctionsWorkflow(cloud.client("stepfunctions"), cloud.state_machine_arn)

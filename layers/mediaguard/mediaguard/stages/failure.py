@@ -45,9 +45,16 @@ def record_failure(request: FailureInput, deps: Deps) -> FailureResult:
         logger.info("failure of a superseded run not recorded",
                     extra={"media_id": request.media_id, "error_type": error_type})
         return FailureResult(status="superseded", error_type=error_type, reason=reason)
-    blobs.tag(request.bucket, request.key, {"mediaguard-state": status, "mediaguard-reason": reason},
-              version_id=request.version_id)
-    items.append_audit(request.media_id, "system:catch", status, {"error_type": error_type, "reason": reason})
+    detail = {"error_type": error_type, "reason": reason}
+    try:
+        blobs.tag(request.bucket, request.key, {"mediaguard-state": status, "mediaguard-reason": reason},
+                  version_id=request.version_id)
+    except errors.ObjectMissingError:
+        # Enforcement had already moved the original to the evidence bucket (a removal that
+        # failed after the move): the copy there is kept under its own record. Failing here
+        # instead would leave the item without a terminal status on every retry.
+        detail["original"] = "not_in_upload_bucket"
+    items.append_audit(request.media_id, "system:catch", status, detail)
     if not rejected:
         # Nothing was decided about this upload: people look at it (and may re-drive it after
         # a fix, ``mediaguard redrive``). A retried Catch finds the open task: no second one.
