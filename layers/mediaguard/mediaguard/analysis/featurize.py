@@ -18,6 +18,7 @@ from PIL import Image
 from mediaguard.analysis.banks.errors import InvalidEntryError
 from mediaguard.analysis.banks.model import Features, Featurizer
 from mediaguard.settings import Settings
+from mediaguard.signals import AudioSignal
 
 
 def media_featurizer(settings: Settings | None = None, *, embeddings: bool = True) -> Featurizer:
@@ -28,11 +29,9 @@ def media_featurizer(settings: Settings | None = None, *, embeddings: bool = Tru
     settings = settings or Settings()
 
     def featurize(data: bytes, declared: str | None) -> list[Features]:
-        from mediaguard.ingress import video
+        from mediaguard.ingress import audio, video
         from mediaguard.ingress.ingest import prepare
         from mediaguard.ingress.media import load_rgb, open_image
-
-        from mediaguard.ingress import audio
 
         limits = video.VideoLimits.from_settings(settings)
         fmt = video.sniff_video(data[:4096])
@@ -73,7 +72,6 @@ def media_featurizer(settings: Settings | None = None, *, embeddings: bool = Tru
 
     def _audio_features(path: Path, demuxer: str) -> Features | None:
         from mediaguard.ingress import audio
-        from mediaguard.signals import AudioSignal
 
         words = audio.fingerprint(path, demuxer, max_seconds=settings.max_audio_seconds)
         return Features(audio=AudioSignal.format(words)) if len(words) else None

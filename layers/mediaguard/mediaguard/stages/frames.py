@@ -14,8 +14,8 @@ from aws_lambda_powertools import Logger
 from mediaguard import errors
 from mediaguard.ingress import audio, video
 from mediaguard.models import AudioTrack, FrameBatch, FrameRef, FramesInput, FramesResult
-from mediaguard.signals import AudioSignal
 from mediaguard.ports import Deps
+from mediaguard.signals import AudioSignal
 from mediaguard.stages.common import frame_key, require, sanitized_key
 
 logger = Logger(service="mediaguard", child=True)
