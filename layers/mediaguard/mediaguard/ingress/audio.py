@@ -9,7 +9,8 @@ sub-fingerprints, ~8.1 a second, each covering ~0.12 s of audio resampled to 110
 mono; ``-algorithm 1`` is Chromaprint's default, the one fpcalc and AcoustID use).
 
 Measured with ``python -m bench.audio`` (espeak-ng speech and ``aevalsrc`` tones, one
-core): 50-150 ms per 10 s clip, decode included; ~4 bytes x 8.1 a second, i.e.
+core, shared machine): 50-150 ms per 10 s clip and ~320 ms per 30 s WAV, decode included;
+~4 bytes x 7.4-8.1 a second, i.e.
 ~1.9 KB of raw fingerprint per minute (~2.6 KB as base64).
 
 Codecs: only the ones in :data:`AUDIO_CODECS` are decoded at all, as video keeps to
