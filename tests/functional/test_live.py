@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import audio as clips
 from mediaguard import wiring
 from mediaguard.audit import chain as audit
 from mediaguard.cli.live import cut_hls, simulate
@@ -31,6 +32,17 @@ def _video(path: Path, seconds: int, banked: Path | None = None, from_s: int = 8
     cmd += ["-map", "1:a", "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
             "-c:a", "aac", str(path)]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    return path
+
+
+def _voiced(path: Path, seconds: int, voice: Path, from_s: int) -> Path:
+    """testsrc2 at 720p whose sound is ``voice`` from ``from_s`` on (silence before), AAC."""
+    delay = from_s * 1000
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+                    "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={seconds}", "-i", str(voice),
+                    "-filter_complex", f"[1:a]adelay={delay}|{delay},apad[a]", "-map", "0:v", "-map", "[a]",
+                    "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+                    "-c:a", "aac", "-b:a", "96k", str(path)], check=True, capture_output=True, timeout=120)
     return path
 
 
@@ -105,3 +117,49 @@ def test_a_verified_streamer_starts_live_and_a_person_can_block_it(stack):
     assert stream.state == "blocked"
     channel = cloud.ivs.of("StopStream")[-1]["channelArn"]
     assert cloud.ivs.of("DeleteStreamKey")[-1]["arn"].startswith(channel.replace(":channel/", ":stream-key/"))
+
+
+@pytest.fixture(scope="module")
+def voices(stack):
+    """A block bank holding one espeak-ng voice clip (MP3), loaded as ``--bank voices:block=DIR`` does."""
+    if clips.espeak() is None:
+        pytest.skip("espeak-ng is not installed (scripts/setup.sh installs it with apt)")
+    cloud, root = stack
+    (root / "voices").mkdir()
+    voice = clips.speech_wav(0, root)
+    clips.encode(voice, root / "voices" / "voice.mp3", "-c:a", "libmp3lame", "-b:a", "192k")
+    load_banks(cloud, [f"voices:block={root / 'voices'}"])
+    return cloud, root, voice
+
+
+def test_a_stream_carrying_a_banked_voice_is_muted_not_blurred(voices):
+    cloud, root, voice = voices
+    # GIVEN a verified streamer whose sound, from second 2, is the banked voice (re-encoded to AAC)
+    video = _voiced(root / "voiced.mp4", 12, voice, from_s=2)
+    # WHEN its 2 s segments arrive (each alone too short for a single Chromaprint word)
+    lines, summary = simulate(cloud, _segments(root, "voiced", video, 2.0), verified=True, end=False)
+    # THEN the stream goes live -> restricted once the last 10 s of audio hold enough of the voice
+    assert summary["transitions"] == ["live->restricted"]
+    first = [line["state"] for line in lines].index("restricted")
+    audio = [m for m in lines[first]["matches"] if m["signal"] == "audio"]
+    assert audio and audio[0]["bank"] == "voices" and audio[0]["frames_matched"] >= 0.5
+    assert lines[first]["action"] == "remove" and len(audio) == len(lines[first]["matches"])
+    # AND it is muted with a warning, not blurred: the evidence is in the sound, not the picture
+    assert lines[first]["overlays"] == ["mute", "warning"]
+    assert all(line["overlays"] == ["mute", "warning"] for line in lines[first:])
+    # AND no segment before it matched the voice (the window held too little of it)
+    assert all(not line["matches"] for line in lines[:first])
+    metadata = cloud.ivs.of("PutMetadata")[-1]["metadata"]
+    assert '"mute"' in metadata and '"blur"' not in metadata
+
+
+def test_a_stream_with_other_speech_is_not_muted(voices):
+    cloud, root, _ = voices
+    # GIVEN a verified streamer speaking other words in the same synthetic voice
+    other = clips.speech_wav(1, root)
+    video = _voiced(root / "other.mp4", 12, other, from_s=2)
+    # WHEN its segments arrive
+    lines, summary = simulate(cloud, _segments(root, "other", video, 2.0), verified=True, end=False)
+    # THEN nothing matches and it stays live, never muted
+    assert summary["transitions"] == []
+    assert all(line["state"] == "live" and not line["overlays"] and not line["matches"] for line in lines)

@@ -27,7 +27,8 @@ if TYPE_CHECKING:  # types only: importing them would pull numpy into every stag
 class BlobStore(Protocol):
     def get(self, bucket: str, key: str, version_id: str | None = None) -> tuple[bytes, str | None]:
         """Object bytes and the content type declared at upload; ``version_id`` reads that
-        version exactly (an upload's pinned version), None the latest."""
+        version exactly (an upload's pinned version), None the latest; ``ObjectMissingError``
+        when it does not exist."""
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None: ...
 

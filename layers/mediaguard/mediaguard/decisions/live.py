@@ -69,8 +69,8 @@ class LivePolicy:
 @dataclass(frozen=True)
 class SegmentVerdict:
     """One segment's decision, as scoring made it. ``visual``: the evidence came from the
-    frames (classifier, faces, image/video match); ``audio``: an audio-bank match (the
-    audio branch adds the ``audio`` signal; until then it is always False)."""
+    frames (classifier, faces, image/video match); ``audio``: an audio-bank match
+    (``signal="audio"``: the stream's audio window matched a banked clip)."""
 
     segment: int
     t_start: float
