@@ -4,8 +4,11 @@ scoring → the stream's state runs as on AWS (IVS calls moto lacks are recorded
 
 from __future__ import annotations
 
+import copy
+import json
 import subprocess
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
@@ -16,7 +19,7 @@ from mediaguard.cli.live import cut_hls, simulate
 from mediaguard.cli.scan import load_banks
 from mediaguard.ingress.video import ffmpeg_exe
 from mediaguard.stages.segment import moderate_stream, segment_media_id, stream_chain
-from tests.conftest import photo
+from tests.conftest import load_event, photo
 
 
 def _video(path: Path, seconds: int, banked: Path | None = None, from_s: int = 8) -> Path:
@@ -132,12 +135,19 @@ def voices(stack):
     return cloud, root, voice
 
 
-def test_a_stream_carrying_a_banked_voice_is_muted_not_blurred(voices):
+@pytest.fixture(scope="module")
+def voiced(voices):
+    """A verified streamer whose sound, from second 2, is the banked voice (re-encoded to AAC),
+    its 2 s segments fed through the stack (each alone too short for one Chromaprint word)."""
     cloud, root, voice = voices
-    # GIVEN a verified streamer whose sound, from second 2, is the banked voice (re-encoded to AAC)
     video = _voiced(root / "voiced.mp4", 12, voice, from_s=2)
-    # WHEN its 2 s segments arrive (each alone too short for a single Chromaprint word)
-    lines, summary = simulate(cloud, _segments(root, "voiced", video, 2.0), verified=True, end=False)
+    return simulate(cloud, _segments(root, "voiced", video, 2.0), verified=True, end=False)
+
+
+def test_a_stream_carrying_a_banked_voice_is_muted_not_blurred(voices, voiced):
+    cloud = voices[0]
+    # GIVEN / WHEN the stream carrying the banked voice (fixture ``voiced``)
+    lines, summary = voiced
     # THEN the stream goes live -> restricted once the last 10 s of audio hold enough of the voice
     assert summary["transitions"] == ["live->restricted"]
     first = [line["state"] for line in lines].index("restricted")
@@ -145,7 +155,6 @@ def test_a_stream_carrying_a_banked_voice_is_muted_not_blurred(voices):
     assert audio and audio[0]["bank"] == "voices" and audio[0]["frames_matched"] >= 0.5
     assert lines[first]["action"] == "remove" and len(audio) == len(lines[first]["matches"])
     # AND it is muted with a warning, not blurred: the evidence is in the sound, not the picture
-    assert lines[first]["overlays"] == ["mute", "warning"]
     assert all(line["overlays"] == ["mute", "warning"] for line in lines[first:])
     # AND no segment before it matched the voice (the window held too little of it)
     assert all(not line["matches"] for line in lines[:first])
@@ -163,3 +172,61 @@ def test_a_stream_with_other_speech_is_not_muted(voices):
     # THEN nothing matches and it stays live, never muted
     assert summary["transitions"] == []
     assert all(line["state"] == "live" and not line["overlays"] and not line["matches"] for line in lines)
+
+
+# --- moderation through the review API ---------------------------------------------------------------
+
+ALICE = {"sub": "alice", "cognito:groups": "[reviewer]"}
+SAM = {"sub": "sam", "cognito:groups": "[senior-reviewer]"}
+
+
+def _api(cloud, method: str, path: str, claims: dict | None, body: dict | None = None,
+         query: dict | None = None) -> tuple[int, dict | None]:
+    """One request to the review API function as API Gateway hands it over (JWT claims validated)."""
+    event = copy.deepcopy(load_event("api"))
+    event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {path}"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["requestContext"]["authorizer"]["jwt"]["claims"] = claims or {}
+    event["headers"].pop("authorization", None)
+    event["rawQueryString"], event["queryStringParameters"] = urlencode(query or {}), query
+    if body is not None:
+        event["body"] = json.dumps(body)
+        event["headers"]["content-type"] = "application/json"
+    result = cloud.invoke("ApiFunction", event)
+    return result["statusCode"], json.loads(result["body"]) if result.get("body") else None
+
+
+def test_a_reviewer_lists_and_clears_a_restricted_stream_and_only_a_senior_blocks(voices, voiced):
+    cloud = voices[0]
+    stream_id = voiced[1]["stream_id"]
+    # GIVEN the muted stream: it is listed among the restricted streams, with its restricting segment
+    code, page = _api(cloud, "GET", "/streams", ALICE, query={"state": "restricted"})
+    assert code == 200
+    view = next(v for v in page["items"] if v["stream_id"] == stream_id)
+    assert view["overlays"] == ["mute", "warning"] and view["cause_media_id"] == segment_media_id(
+        stream_id, view["cause_segment"])
+    assert _api(cloud, "GET", f"/streams/{stream_id}", ALICE)[1] == view
+    # WHEN a reviewer tries to block it THEN that needs a senior (the stream key would be deleted)
+    moderate = f"/streams/{stream_id}/moderate"
+    code, body = _api(cloud, "POST", moderate, ALICE, {"decision": "block", "reason": "voice_clone"})
+    assert (code, body["reason"]) == (403, "forbidden")
+    # WHEN the reviewer clears it with a reason code
+    code, cleared = _api(cloud, "POST", moderate, ALICE, {"decision": "clear", "reason": "licensed_voice"})
+    # THEN it is live without overlays, players are told, and the chain records who and why
+    assert code == 200 and (cleared["state"], cleared["overlays"]) == ("live", [])
+    assert '"state":"live"' in cloud.ivs.of("PutMetadata")[-1]["metadata"]
+    records = cloud.deps().items.audit_chain(stream_chain(stream_id))
+    assert (records[-1].event, records[-1].actor, records[-1].detail["reason"]) == (
+        "stream_moderator_clear", "reviewer:alice", "licensed_voice")
+    assert audit.verify(records) == []
+    # AND clearing again is a typed conflict; unknown streams are 404; no token is 401
+    code, body = _api(cloud, "POST", moderate, ALICE, {"decision": "clear", "reason": "licensed_voice"})
+    assert (code, body["reason"]) == (409, "stream_state")
+    assert _api(cloud, "GET", "/streams/no-such-stream", ALICE)[0] == 404
+    assert _api(cloud, "POST", "/streams/no-such-stream/moderate", SAM, {"decision": "block", "reason": "x"})[0] == 404
+    assert _api(cloud, "GET", "/streams", None)[0] == 401
+    # WHEN a senior blocks it THEN the broadcast is stopped through IVS
+    code, blocked = _api(cloud, "POST", moderate, SAM, {"decision": "block", "reason": "voice_clone"})
+    assert code == 200 and blocked["state"] == "blocked"
+    assert cloud.ivs.of("StopStream")[-1]["channelArn"] == blocked["channel_arn"]

@@ -216,6 +216,9 @@ class StreamRecord:
 class StreamStore(Protocol):
     def get(self, stream_id: str) -> StreamRecord | None: ...
 
+    def by_state(self, state: str, limit: int) -> list[StreamRecord]:
+        """Streams in ``state``, the most recently updated first (the moderation list)."""
+
     def put(self, record: StreamRecord) -> bool:
         """Write ``record`` if nobody wrote the stream since it was read (``record.version``;
         None: only if it does not exist yet). False on a lost race: read again and re-apply."""
@@ -251,5 +254,5 @@ class StreamEventSink(Protocol):
 class LivePorts:
     streams: StreamStore
     control: LiveControl
-    analysis: FrameAnalysis
+    analysis: FrameAnalysis | None = None  # None where only people act on streams (the review API)
     events: StreamEventSink | None = None

@@ -44,7 +44,7 @@ from mediaguard.decisions.scoring import ScoreInputs, score, select_policies
 from mediaguard.errors import MediaguardError, ObjectMissingError
 from mediaguard.ingress import audio, video
 from mediaguard.models import ClassifyInput, DetectInput, FrameBatch, Match
-from mediaguard.ports import Deps, LivePorts, StreamRecord
+from mediaguard.ports import Deps, LivePorts, MissingPortError, StreamRecord
 from mediaguard.signals import AudioSignal
 from mediaguard.stages.common import frame_key, require, sanitized_key
 from mediaguard.stages.similarity import get_matcher
@@ -77,6 +77,18 @@ class UnknownRecordingKeyError(MediaguardError):
     """An object in the recording bucket that is not an IVS segment or recording event."""
 
     reason = "unknown_recording_key"
+
+
+class StreamNotFoundError(MediaguardError):
+    """No stream with this id (no segment of that recording was ever analysed)."""
+
+    reason = "stream_not_found"
+
+
+class StreamContentionError(MediaguardError):
+    """The stream kept changing under a write (segments and a person acting at once)."""
+
+    reason = "contention"
 
 
 @dataclass(frozen=True)
@@ -214,9 +226,12 @@ def analyse(data: bytes, media_id: str, deps: Deps, ports: LivePorts,
     batch = FrameBatch(batch=0, keys=keys)
     # Classify (open_nsfw + plug-ins) and Detect (faces, AI probe) side by side: they are
     # separate functions, and the segment's latency is the slower of the two, not the sum.
+    frames = ports.analysis
+    if frames is None:
+        raise MissingPortError("the segment stage needs the classify/detect functions")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        classified = pool.submit(ports.analysis.classify, ClassifyInput(media_id=media_id, batch=batch))
-        detected = pool.submit(ports.analysis.detect, DetectInput(media_id=media_id, batch=batch))
+        classified = pool.submit(frames.classify, ClassifyInput(media_id=media_id, batch=batch))
+        detected = pool.submit(frames.detect, DetectInput(media_id=media_id, batch=batch))
         classify, detect = classified.result(), detected.result()
     embeddings = None
     if classify.embeddings_key:
@@ -312,7 +327,7 @@ def _apply(obj: RecordingObject, deps: Deps, ports: LivePorts, step, *, last: Se
         if ports.streams.put(updated):
             break
     else:
-        raise MediaguardError("the stream kept changing under this segment", reason="contention")
+        raise StreamContentionError("the stream kept changing under this segment")
     _act(updated, [*started, *transitions], deps, ports, last)
     return line or {"segment": None, "state": stream.state}
 
@@ -370,21 +385,24 @@ def _queue_for_review(record: StreamRecord, analysis: SegmentAnalysis, deps: Dep
     deps.need("review").enqueue(analysis.media_id, result.risk, None, f"live:{result.action}")
 
 
-def moderate_stream(stream_id: str, decision: live.ModeratorDecision, actor: str, deps: Deps) -> live.Stream:
+def moderate_stream(stream_id: str, decision: live.ModeratorDecision, actor: str, deps: Deps,
+                    reason: str | None = None) -> live.Stream:
     """A person clears or blocks a stream (``live.moderate``), with the same audit, event
-    and IVS effects as a segment's transition."""
+    and IVS effects as a segment's transition. Raises :class:`StreamNotFoundError`,
+    ``live.StreamStateError`` (e.g. clearing a stream that is not restricted) or
+    :class:`StreamContentionError`."""
     ports: LivePorts = deps.need("live")
     for _ in range(MAX_WRITE_ATTEMPTS):
         record = ports.streams.get(stream_id)
         if record is None:
-            raise MediaguardError("no such stream", reason="not_found")
-        stream, transition = live.moderate(record.stream, decision, actor)
+            raise StreamNotFoundError("no such stream")
+        stream, transition = live.moderate(record.stream, decision, actor, reason)
         updated = replace(record, stream=stream, last={**(record.last or {}), "state": stream.state,
                                                        "overlays": list(stream.overlays)})
         if ports.streams.put(updated):
             _act(updated, [transition], deps, ports, None)
             return stream
-    raise MediaguardError("the stream kept changing under this decision", reason="contention")
+    raise StreamContentionError("the stream kept changing under this decision")
 
 
 def handle_event(event: dict, deps: Deps) -> list[dict[str, Any]]:
