@@ -44,7 +44,7 @@ from mediaguard.decisions.scoring import ScoreInputs, score, select_policies
 from mediaguard.errors import MediaguardError, ObjectMissingError
 from mediaguard.ingress import audio, video
 from mediaguard.models import ClassifyInput, DetectInput, FrameBatch, Match
-from mediaguard.ports import Deps, LivePorts, MissingPortError, StreamRecord
+from mediaguard.ports import BlobStore, Deps, LivePorts, MissingPortError, StreamRecord
 from mediaguard.signals import AudioSignal
 from mediaguard.stages.common import frame_key, require, sanitized_key
 from mediaguard.stages.similarity import get_matcher
@@ -143,7 +143,7 @@ def window_segments(segment: int, duration_s: float) -> list[int]:
     return list(range(segment - count, segment))
 
 
-def _earlier_segments(bucket: str, key: str, segment: int, blobs) -> Callable[[float], list[bytes]]:
+def _earlier_segments(bucket: str, key: str, segment: int, blobs: BlobStore) -> Callable[[float], list[bytes]]:
     """Reads the window's earlier segments (in parallel) once the segment's duration is known.
     A missing or foreign one cuts the window there: only the contiguous run before the
     segment is used, so the audio that is fingerprinted is the audio that was broadcast."""
