@@ -230,6 +230,17 @@ class GeofenceRule(Model):
     created_at = UTCDateTimeAttribute(null=True)
 
 
+class StreamStateIndex(GlobalSecondaryIndex):
+    """Streams by state, most recently updated last: the moderators' list of restricted streams."""
+
+    class Meta:
+        index_name = "by_state"
+        projection = AllProjection()
+
+    state = UnicodeAttribute(hash_key=True)
+    updated_at = UTCDateTimeAttribute(range_key=True)
+
+
 class StreamItem(Model):
     """One live stream's state (``decisions.live.Stream``) plus the newest segment's result.
     Bounded: per-segment history lives in the audit chain ``stream:<id>`` (transitions) and
@@ -254,6 +265,7 @@ class StreamItem(Model):
     # Segments of one stream are analysed concurrently (one S3 event each): every write is
     # conditional on the version read, and the loser re-applies its segment.
     version = VersionAttribute()
+    by_state = StreamStateIndex()
 
 
 MODELS: dict[str, type[Model]] = {
