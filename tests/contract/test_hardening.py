@@ -199,7 +199,7 @@ PIPELINE = {"StartFunction", "SanitizeFunction", "FramesFunction", "ScoreFunctio
     ("bank:ncii-victims", set()),                                       # banks change from the CLI only
     ("geofence:DE", {"ApiFunction"}),                                   # admin geofence rules
     ("audit:digest", {"DigestFunction"}),
-    ("stream:j8Z9O91ndcVs", {"SegmentFunction"}),                       # a live stream's transitions
+    ("stream:j8Z9O91ndcVs", {"SegmentFunction", "ApiFunction"}),        # transitions; a moderator clears/blocks
     ("live-j8Z9O91ndcVs-000004", PIPELINE | {"ApiFunction", "SegmentFunction"}),  # a live segment's review item
 ])
 def test_each_audit_chain_is_writable_only_by_the_functions_that_append_to_it(chain, writers):

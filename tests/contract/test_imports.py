@@ -44,6 +44,7 @@ LAZY_ALLOWED = {
     # onnxruntime and ffmpeg: only featurizers that embed or cut video load them.
     ("mediaguard.analysis.featurize", "mediaguard.analysis.classify"),
     ("mediaguard.analysis.featurize", "mediaguard.ingress.video"),
+    ("mediaguard.analysis.featurize", "mediaguard.ingress.audio"),
     ("mediaguard.analysis.featurize", "mediaguard.ingress.ingest"),
     ("mediaguard.analysis.featurize", "mediaguard.ingress.media"),
     # numpy (the bank index): the upload API loads it only when a client declares a PDQ.

@@ -345,3 +345,33 @@ def test_the_api_docs_render_under_their_content_security_policy(server, page):
     sync_api.expect(page.locator(".opblock").first).to_be_visible()
     assert page.locator(".opblock").count() >= 10
     assert page.problems == []
+
+
+def test_a_reviewer_sees_a_restricted_live_stream_and_clears_it(server, page):
+    from mediaguard.adapters.live import DynamoStreamStore
+    from mediaguard.decisions.live import Stream
+    from mediaguard.ports import StreamRecord
+
+    # GIVEN a live stream a segment restricted under a mute and a warning (as the segment stage stores it)
+    store = DynamoStreamStore(server.cloud.deps().settings)
+    stream = Stream("e2e0stream01", "restricted", verified=True, overlays=("mute", "warning"), segments=4,
+                    severity="remove", cause_segment=3)
+    assert store.put(StreamRecord(stream, "arn:aws:ivs:us-east-1:123456789012:channel/e2eChannel",
+                                  last={"segment": 3, "t_start": 6.0, "t_end": 8.0, "action": "remove", "risk": 1.0}))
+    # WHEN a reviewer opens the live streams
+    sign_in(server, page, "reviewer")
+    page.get_by_role("button", name="Live streams").click()
+    card = page.locator('#streams [data-stream-id="e2e0stream01"]')
+    # THEN the stream shows its state, overlays and the segment that restricted it, and no Block
+    # button (blocking is for senior reviewers)
+    sync_api.expect(card).to_contain_text("mute; warning")
+    sync_api.expect(card).to_contain_text("Restricted by segment")
+    assert card.get_by_role("button", name="Block").count() == 0
+    # WHEN they clear it with a reason code
+    card.get_by_label("Reason code").fill("licensed_voice")
+    card.get_by_role("button", name="Clear").click()
+    # THEN it is live again and leaves the restricted list
+    sync_api.expect(page.locator("#status")).to_contain_text("now live")
+    sync_api.expect(card).to_have_count(0)
+    assert store.get("e2e0stream01").stream.state == "live"
+    assert page.problems == []

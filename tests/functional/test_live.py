@@ -4,18 +4,22 @@ scoring → the stream's state runs as on AWS (IVS calls moto lacks are recorded
 
 from __future__ import annotations
 
+import copy
+import json
 import subprocess
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 
+from bench import audio as clips
 from mediaguard import wiring
 from mediaguard.audit import chain as audit
 from mediaguard.cli.live import cut_hls, simulate
 from mediaguard.cli.scan import load_banks
 from mediaguard.ingress.video import ffmpeg_exe
 from mediaguard.stages.segment import moderate_stream, segment_media_id, stream_chain
-from tests.conftest import photo
+from tests.conftest import load_event, photo
 
 
 def _video(path: Path, seconds: int, banked: Path | None = None, from_s: int = 8) -> Path:
@@ -31,6 +35,17 @@ def _video(path: Path, seconds: int, banked: Path | None = None, from_s: int = 8
     cmd += ["-map", "1:a", "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
             "-c:a", "aac", str(path)]
     subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+    return path
+
+
+def _voiced(path: Path, seconds: int, voice: Path, from_s: int) -> Path:
+    """testsrc2 at 720p whose sound is ``voice`` from ``from_s`` on (silence before), AAC."""
+    delay = from_s * 1000
+    subprocess.run([ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+                    "-f", "lavfi", "-i", f"testsrc2=size=1280x720:rate=30:duration={seconds}", "-i", str(voice),
+                    "-filter_complex", f"[1:a]adelay={delay}|{delay},apad[a]", "-map", "0:v", "-map", "[a]",
+                    "-t", str(seconds), "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+                    "-c:a", "aac", "-b:a", "96k", str(path)], check=True, capture_output=True, timeout=120)
     return path
 
 
@@ -105,3 +120,113 @@ def test_a_verified_streamer_starts_live_and_a_person_can_block_it(stack):
     assert stream.state == "blocked"
     channel = cloud.ivs.of("StopStream")[-1]["channelArn"]
     assert cloud.ivs.of("DeleteStreamKey")[-1]["arn"].startswith(channel.replace(":channel/", ":stream-key/"))
+
+
+@pytest.fixture(scope="module")
+def voices(stack):
+    """A block bank holding one espeak-ng voice clip (MP3), loaded as ``--bank voices:block=DIR`` does."""
+    if clips.espeak() is None:
+        pytest.skip("espeak-ng is not installed (scripts/setup.sh installs it with apt)")
+    cloud, root = stack
+    (root / "voices").mkdir()
+    voice = clips.speech_wav(0, root)
+    clips.encode(voice, root / "voices" / "voice.mp3", "-c:a", "libmp3lame", "-b:a", "192k")
+    load_banks(cloud, [f"voices:block={root / 'voices'}"])
+    return cloud, root, voice
+
+
+@pytest.fixture(scope="module")
+def voiced(voices):
+    """A verified streamer whose sound, from second 2, is the banked voice (re-encoded to AAC),
+    its 2 s segments fed through the stack (each alone too short for one Chromaprint word)."""
+    cloud, root, voice = voices
+    video = _voiced(root / "voiced.mp4", 12, voice, from_s=2)
+    return simulate(cloud, _segments(root, "voiced", video, 2.0), verified=True, end=False)
+
+
+def test_a_stream_carrying_a_banked_voice_is_muted_not_blurred(voices, voiced):
+    cloud = voices[0]
+    # GIVEN / WHEN the stream carrying the banked voice (fixture ``voiced``)
+    lines, summary = voiced
+    # THEN the stream goes live -> restricted once the last 10 s of audio hold enough of the voice
+    assert summary["transitions"] == ["live->restricted"]
+    first = [line["state"] for line in lines].index("restricted")
+    audio = [m for m in lines[first]["matches"] if m["signal"] == "audio"]
+    assert audio and audio[0]["bank"] == "voices" and audio[0]["frames_matched"] >= 0.5
+    assert lines[first]["action"] == "remove" and len(audio) == len(lines[first]["matches"])
+    # AND it is muted with a warning, not blurred: the evidence is in the sound, not the picture
+    assert all(line["overlays"] == ["mute", "warning"] for line in lines[first:])
+    # AND no segment before it matched the voice (the window held too little of it)
+    assert all(not line["matches"] for line in lines[:first])
+    metadata = cloud.ivs.of("PutMetadata")[-1]["metadata"]
+    assert '"mute"' in metadata and '"blur"' not in metadata
+
+
+def test_a_stream_with_other_speech_is_not_muted(voices):
+    cloud, root, _ = voices
+    # GIVEN a verified streamer speaking other words in the same synthetic voice
+    other = clips.speech_wav(1, root)
+    video = _voiced(root / "other.mp4", 12, other, from_s=2)
+    # WHEN its segments arrive
+    lines, summary = simulate(cloud, _segments(root, "other", video, 2.0), verified=True, end=False)
+    # THEN nothing matches and it stays live, never muted
+    assert summary["transitions"] == []
+    assert all(line["state"] == "live" and not line["overlays"] and not line["matches"] for line in lines)
+
+
+# --- moderation through the review API ---------------------------------------------------------------
+
+ALICE = {"sub": "alice", "cognito:groups": "[reviewer]"}
+SAM = {"sub": "sam", "cognito:groups": "[senior-reviewer]"}
+
+
+def _api(cloud, method: str, path: str, claims: dict | None, body: dict | None = None,
+         query: dict | None = None) -> tuple[int, dict | None]:
+    """One request to the review API function as API Gateway hands it over (JWT claims validated)."""
+    event = copy.deepcopy(load_event("api"))
+    event["routeKey"] = event["requestContext"]["routeKey"] = f"{method} {path}"
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["requestContext"]["authorizer"]["jwt"]["claims"] = claims or {}
+    event["headers"].pop("authorization", None)
+    event["rawQueryString"], event["queryStringParameters"] = urlencode(query or {}), query
+    if body is not None:
+        event["body"] = json.dumps(body)
+        event["headers"]["content-type"] = "application/json"
+    result = cloud.invoke("ApiFunction", event)
+    return result["statusCode"], json.loads(result["body"]) if result.get("body") else None
+
+
+def test_a_reviewer_lists_and_clears_a_restricted_stream_and_only_a_senior_blocks(voices, voiced):
+    cloud = voices[0]
+    stream_id = voiced[1]["stream_id"]
+    # GIVEN the muted stream: it is listed among the restricted streams, with its restricting segment
+    code, page = _api(cloud, "GET", "/streams", ALICE, query={"state": "restricted"})
+    assert code == 200
+    view = next(v for v in page["items"] if v["stream_id"] == stream_id)
+    assert view["overlays"] == ["mute", "warning"] and view["cause_media_id"] == segment_media_id(
+        stream_id, view["cause_segment"])
+    assert _api(cloud, "GET", f"/streams/{stream_id}", ALICE)[1] == view
+    # WHEN a reviewer tries to block it THEN that needs a senior (the stream key would be deleted)
+    moderate = f"/streams/{stream_id}/moderate"
+    code, body = _api(cloud, "POST", moderate, ALICE, {"decision": "block", "reason": "voice_clone"})
+    assert (code, body["reason"]) == (403, "forbidden")
+    # WHEN the reviewer clears it with a reason code
+    code, cleared = _api(cloud, "POST", moderate, ALICE, {"decision": "clear", "reason": "licensed_voice"})
+    # THEN it is live without overlays, players are told, and the chain records who and why
+    assert code == 200 and (cleared["state"], cleared["overlays"]) == ("live", [])
+    assert '"state":"live"' in cloud.ivs.of("PutMetadata")[-1]["metadata"]
+    records = cloud.deps().items.audit_chain(stream_chain(stream_id))
+    assert (records[-1].event, records[-1].actor, records[-1].detail["reason"]) == (
+        "stream_moderator_clear", "reviewer:alice", "licensed_voice")
+    assert audit.verify(records) == []
+    # AND clearing again is a typed conflict; unknown streams are 404; no token is 401
+    code, body = _api(cloud, "POST", moderate, ALICE, {"decision": "clear", "reason": "licensed_voice"})
+    assert (code, body["reason"]) == (409, "stream_state")
+    assert _api(cloud, "GET", "/streams/no-such-stream", ALICE)[0] == 404
+    assert _api(cloud, "POST", "/streams/no-such-stream/moderate", SAM, {"decision": "block", "reason": "x"})[0] == 404
+    assert _api(cloud, "GET", "/streams", None)[0] == 401
+    # WHEN a senior blocks it THEN the broadcast is stopped through IVS
+    code, blocked = _api(cloud, "POST", moderate, SAM, {"decision": "block", "reason": "voice_clone"})
+    assert code == 200 and blocked["state"] == "blocked"
+    assert cloud.ivs.of("StopStream")[-1]["channelArn"] == blocked["channel_arn"]

@@ -6,7 +6,13 @@ import pytest
 
 from mediaguard.decisions import live
 from mediaguard.decisions.live import LivePolicy, SegmentVerdict
-from mediaguard.stages.segment import UnknownRecordingKeyError, parse_key, segment_media_id
+from mediaguard.stages.segment import (
+    UnknownRecordingKeyError,
+    parse_key,
+    segment_media_id,
+    sibling_key,
+    window_segments,
+)
 
 POLICY = LivePolicy(gate_seconds=10.0, reveal_seconds=10.0)
 
@@ -125,3 +131,25 @@ def test_ivs_recording_keys_name_the_channel_the_broadcast_and_the_segment():
         parse_key("ivs/v1/123456789012/AsXego4U6tnj/2020/6/23/20/12/j8Z9O91ndcVs/media/thumbnails/1.jpg", "us-east-1")
     # AND the review item id passes the review API's id pattern
     assert segment_media_id("j8Z9O91ndcVs", 17) == "live-j8Z9O91ndcVs-000017"
+
+
+def test_the_audio_window_is_the_last_ten_seconds_of_the_same_rendition():
+    key = "ivs/v1/123456789012/AsXego4U6tnj/2020/6/23/20/12/j8Z9O91ndcVs/media/hls/720p30/seg12.ts"
+    # GIVEN segment 12 of a recording WHEN its audio window is formed
+    # THEN it joins the four 2 s segments before it (10 s in all), or fewer at the start
+    assert window_segments(12, 2.0) == [8, 9, 10, 11]
+    assert window_segments(1, 2.0) == [0] and window_segments(0, 2.0) == []
+    assert window_segments(12, 6.0) == [11]  # 6 s segments: two make 12 s
+    assert window_segments(30, 0.1) == list(range(21, 30))  # capped at 10 segments
+    # AND the earlier segments are read from the same recording and rendition
+    assert sibling_key(key, 8) == key.replace("seg12.ts", "seg8.ts")
+
+
+def test_a_moderators_reason_is_in_the_transition_record():
+    stream, _ = live.start("s9", verified=True)
+    stream, _ = live.observe(stream, SegmentVerdict(0, 0.0, 2.0, "remove", 1.0, visual=False, audio=True), POLICY)
+    assert stream.overlays == ("mute", "warning")
+    _, transition = live.moderate(stream, "clear", "reviewer:r1", "licensed_voice")
+    assert transition.detail()["reason"] == "licensed_voice"
+    _, transition = live.moderate(stream, "block", "reviewer:r2")
+    assert "reason" not in transition.detail()

@@ -40,7 +40,7 @@ class TestSignalTypeContract:
     def test_declares_name_content_types_threshold_and_examples(self, signal: type[SignalType]):
         assert REGISTRY[signal.name] is signal
         assert signal.name.isidentifier() and signal.name == signal.name.lower()
-        assert signal.content_types and set(signal.content_types) <= {"photo", "video"}
+        assert signal.content_types and set(signal.content_types) <= {"photo", "video", "audio"}
         # The threshold is defined on the class, as a number (not a bool, not None)
         assert isinstance(signal.match_threshold, numbers.Real) and not isinstance(signal.match_threshold, bool)
         assert signal.match_threshold > 0
@@ -133,7 +133,7 @@ def test_fingerprints_item_fields_are_what_the_item_records():
 
 def test_only_what_banks_can_hold_is_matched():
     # pHash/dHash are recorded, not matched (signals' docstring says why)
-    assert {s.name for s in KINDS if s.matched} == {"pdq", "vpdq", "embedding"}
+    assert {s.name for s in KINDS if s.matched} == {"pdq", "vpdq", "embedding", "audio"}
 
 
 # --- vPDQ ------------------------------------------------------------------------------

@@ -72,6 +72,12 @@ class VideoTooLongError(MediaTooLargeError):
     reason = "video_too_long"
 
 
+class AudioTooLongError(MediaTooLargeError):
+    """An audio-only upload longer than ``max_audio_seconds`` (header or demuxed packets)."""
+
+    reason = "audio_too_long"
+
+
 class VideoTimeoutError(DecompressionBombError):
     """Decoding a video's keyframes did not finish within ``video_timeout_seconds``:
     a file that cheap to upload and that costly to decode is treated as a bomb."""
@@ -116,6 +122,7 @@ REJECTION_ERRORS: tuple[type[MediaRejectedError], ...] = (
     PolyglotError,
     VideoTooLongError,
     VideoTimeoutError,
+    AudioTooLongError,
 )
 
 

@@ -17,8 +17,8 @@ from mediaguard.signals import STILL_KINDS, item_fields, record_fields
 Action = Literal["allow", "label", "blur", "limit", "remove", "review"]
 BankKind = Literal["block", "flag", "allow"]
 # What the frames stage sees: a still goes straight to the classifier; an animation or a
-# video is cut into frames first.
-MediaType = Literal["image", "animation", "video"]
+# video is cut into frames first; audio has no frame (the frames stage fingerprints it).
+MediaType = Literal["image", "animation", "video", "audio"]
 
 
 # --- provenance, read by ingress.forensics from the original upload --------------
@@ -153,16 +153,31 @@ class FrameBatch(BaseModel):
     keys: list[str]
 
 
+class AudioTrack(BaseModel):
+    """The first audio track of a video or an audio-only upload, as the frames stage read it.
+
+    ``fingerprint`` travels in the payload to the similarity stage like a video's per-frame
+    PDQs (~2.6 KB a minute; 10 minutes stay far inside Step Functions' 256 KB)."""
+
+    codec: str
+    duration_s: float
+    fingerprint_kind: str  # ingress.audio.FINGERPRINT_KIND
+    fingerprint: str | None  # AudioSignal's string form; None when too short to fingerprint (< ~2 s)
+    # "copy": served as uploaded; "reencode": a codec the container cannot carry, re-encoded.
+    sanitize: Literal["copy", "reencode"] = "copy"
+
+
 class FramesResult(BaseModel):
     media_type: MediaType
     method: str  # "still", "keyframes+scene", "animation-scene"
     count: int
     truncated: bool = False
     duration_s: float | None = None
-    sanitized_key: str  # what is served: the sanitized image or the remuxed video
-    poster_key: str  # a still for derivatives (blur) and thumbnails
+    sanitized_key: str  # what is served: the sanitized image or the remuxed video or audio
+    poster_key: str | None  # a still for derivatives (blur) and thumbnails; None for audio
     frames: list[FrameRef]
     batches: list[FrameBatch]
+    audio: AudioTrack | None = None  # None: the media has no (decodable) audio track
 
 
 class SanitizeResult(BaseModel):

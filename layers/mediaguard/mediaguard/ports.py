@@ -27,7 +27,8 @@ if TYPE_CHECKING:  # types only: importing them would pull numpy into every stag
 class BlobStore(Protocol):
     def get(self, bucket: str, key: str, version_id: str | None = None) -> tuple[bytes, str | None]:
         """Object bytes and the content type declared at upload; ``version_id`` reads that
-        version exactly (an upload's pinned version), None the latest."""
+        version exactly (an upload's pinned version), None the latest; ``ObjectMissingError``
+        when it does not exist."""
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None: ...
 
@@ -215,6 +216,9 @@ class StreamRecord:
 class StreamStore(Protocol):
     def get(self, stream_id: str) -> StreamRecord | None: ...
 
+    def by_state(self, state: str, limit: int) -> list[StreamRecord]:
+        """Streams in ``state``, the most recently updated first (the moderation list)."""
+
     def put(self, record: StreamRecord) -> bool:
         """Write ``record`` if nobody wrote the stream since it was read (``record.version``;
         None: only if it does not exist yet). False on a lost race: read again and re-apply."""
@@ -250,5 +254,5 @@ class StreamEventSink(Protocol):
 class LivePorts:
     streams: StreamStore
     control: LiveControl
-    analysis: FrameAnalysis
+    analysis: FrameAnalysis | None = None  # None where only people act on streams (the review API)
     events: StreamEventSink | None = None

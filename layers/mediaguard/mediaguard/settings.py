@@ -92,6 +92,12 @@ class Settings(BaseModel):
     # Wall-clock budget for all ffmpeg work on one video, kept below the Lambda
     # timeout so a decode bomb becomes a typed rejection instead of a killed function.
     video_timeout_seconds: float = Field(default=60.0, gt=0)
+    # Bytes accepted for an audio-only upload: 10 minutes of 48 kHz 24-bit stereo WAV
+    # (the largest accepted form) is ~173 MB; compressed audio is 10-50x smaller.
+    max_audio_bytes: int = Field(default=192 * 1024 * 1024, gt=0)
+    # Longest audio-only upload analysed: the same 10 minutes as a video, for the same reason
+    # (one fingerprint pass grows with duration; a longer file is refused, not sampled).
+    max_audio_seconds: float = Field(default=600.0, gt=0)
     # JSON file declaring extra ONNX classifiers (mediaguard.analysis.classify.ModelsConfig); model
     # paths in it are relative to the file. None: open_nsfw only.
     models_config: str | None = None
@@ -146,6 +152,8 @@ _ENV = {
     "max_video_seconds": "MEDIAGUARD_MAX_VIDEO_SECONDS",
     "max_video_frames": "MEDIAGUARD_MAX_VIDEO_FRAMES",
     "video_timeout_seconds": "MEDIAGUARD_VIDEO_TIMEOUT_SECONDS",
+    "max_audio_bytes": "MEDIAGUARD_MAX_AUDIO_BYTES",
+    "max_audio_seconds": "MEDIAGUARD_MAX_AUDIO_SECONDS",
     "models_config": "MEDIAGUARD_MODELS_CONFIG",
     "embedding_min_cosine": "MEDIAGUARD_EMBEDDING_MIN_COSINE",
     "streams_table": "STREAMS_TABLE",

@@ -186,6 +186,17 @@ def segment_deps() -> Deps:
 
 
 @lru_cache(maxsize=1)
+def moderation_deps() -> Deps:
+    """What the review API's ``/streams`` routes need: the streams table, IVS (timed
+    metadata after a clear; stop and key deletion for a block), the stream events and
+    the audit chain ``stream:<id>``. No frame analysis: people act, nothing is analysed."""
+    from mediaguard.adapters.live import live_ports
+
+    settings = get_settings()
+    return _deps(items=_items(settings), live=live_ports(settings, analysis=False))
+
+
+@lru_cache(maxsize=1)
 def presigner() -> S3PostPresigner:
     from mediaguard.adapters.aws import s3_post_presigner
 
@@ -272,9 +283,11 @@ def webhook_sink() -> WebhookSink:
 
 _FACTORIES = (segment_deps, start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
               score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, presigner, operator_deps,
+              moderation_deps,
               task_queue, review_service, geofence_admin, audit_store, webhook_sink, uploader_keys)
 _DEPS_FACTORIES = (segment_deps, start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
-                   score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, operator_deps)
+                   score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, operator_deps,
+                   moderation_deps)
 
 
 def set_clock(clock: Callable[[], float]) -> None:

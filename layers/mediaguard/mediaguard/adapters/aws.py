@@ -40,7 +40,12 @@ class S3BlobStore:
 
     def get(self, bucket: str, key: str, version_id: str | None = None) -> tuple[bytes, str | None]:
         version = {"VersionId": version_id} if version_id else {}
-        response = self.client.get_object(Bucket=bucket, Key=key, **version)
+        try:
+            response = self.client.get_object(Bucket=bucket, Key=key, **version)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "NoSuchVersion", "404"):
+                raise ObjectMissingError(f"{key} ({version_id or 'latest'}) does not exist") from exc
+            raise
         return response["Body"].read(), response.get("ContentType")
 
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:

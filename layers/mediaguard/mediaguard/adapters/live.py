@@ -35,6 +35,14 @@ class DynamoStreamStore:
             item = tables.StreamItem.get(stream_id, consistent_read=True)
         except tables.StreamItem.DoesNotExist:
             return None
+        return self._record(item)
+
+    def by_state(self, state: str, limit: int) -> list[StreamRecord]:
+        items = tables.StreamItem.by_state.query(state, scan_index_forward=False, limit=limit)
+        return [self._record(item) for item in items]
+
+    @staticmethod
+    def _record(item: tables.StreamItem) -> StreamRecord:
         stream = Stream(stream_id=item.stream_id, state=item.state, verified=bool(item.verified),  # type: ignore[arg-type]
                         overlays=tuple(item.overlays or ()), clean_seconds=float(item.clean_seconds or 0),
                         segments=int(item.segments or 0), severity=item.severity,  # type: ignore[arg-type]
@@ -138,14 +146,16 @@ class EventBridgeStreamSink:
             raise EventDeliveryError(f"EventBridge refused the event: {response['Entries'][0].get('ErrorCode')}")
 
 
-def live_ports(settings: Settings) -> LivePorts:
-    if not (settings.streams_table and settings.classify_function and settings.detect_function):
+def live_ports(settings: Settings, *, analysis: bool = True) -> LivePorts:
+    """The segment stage's ports; ``analysis=False``: without the classify/detect functions,
+    for the review API, where people clear or block streams but nothing is analysed."""
+    if not settings.streams_table or (analysis and not (settings.classify_function and settings.detect_function)):
         raise MediaguardError("live streams need STREAMS_TABLE and the classify/detect function names",
                               reason="misconfigured")
     events = EventBridgeStreamSink(boto3.client("events", region_name=settings.region), settings.event_bus_name) \
         if settings.event_bus_name else None
+    frames = LambdaFrameAnalysis(boto3.client("lambda", region_name=settings.region), settings.classify_function,
+                                 settings.detect_function) if analysis else None
     return LivePorts(streams=DynamoStreamStore(settings),
                      control=IvsLiveControl(boto3.client("ivs", region_name=settings.region)),
-                     analysis=LambdaFrameAnalysis(boto3.client("lambda", region_name=settings.region),
-                                                  settings.classify_function, settings.detect_function),
-                     events=events)
+                     analysis=frames, events=events)

@@ -59,6 +59,8 @@ class MediaItem(Model):
     kind = UnicodeAttribute(null=True)
     media_type = UnicodeAttribute(null=True)  # image | animation | video
     frames = JSONAttribute(null=True)  # {count, method, truncated, duration_s}
+    # {present, codec, duration_s, fingerprint_kind, sanitize} of the first audio track (frames stage)
+    audio = JSONAttribute(null=True)
     scores = JSONAttribute(null=True)  # per classifier score key: the max over frames
     models = JSONAttribute(null=True)  # [{id, sha256}] of every model that scored the item
     faces = JSONAttribute(null=True)  # {count, model, frame, boxes}: the analysed frame with the most faces
@@ -143,6 +145,7 @@ class BankEntryItem(Model):
     value = UnicodeAttribute(null=True)  # PDQ, 64 lowercase hex
     quality = NumberAttribute(null=True)
     embedding = UnicodeAttribute(null=True)  # base64 of little-endian float16, L2-normalised
+    audio = UnicodeAttribute(null=True)  # base64 of Chromaprint's raw uint32 words (signals.AudioSignal)
     signals = ListAttribute(of=UnicodeAttribute, null=True)  # names carried (kept on tombstones)
     group = UnicodeAttribute(null=True)
     status = UnicodeAttribute(default="active")  # active | withdrawn | deleted (its bank was deleted)
@@ -227,6 +230,17 @@ class GeofenceRule(Model):
     created_at = UTCDateTimeAttribute(null=True)
 
 
+class StreamStateIndex(GlobalSecondaryIndex):
+    """Streams by state, most recently updated last: the moderators' list of restricted streams."""
+
+    class Meta:
+        index_name = "by_state"
+        projection = AllProjection()
+
+    state = UnicodeAttribute(hash_key=True)
+    updated_at = UTCDateTimeAttribute(range_key=True)
+
+
 class StreamItem(Model):
     """One live stream's state (``decisions.live.Stream``) plus the newest segment's result.
     Bounded: per-segment history lives in the audit chain ``stream:<id>`` (transitions) and
@@ -251,6 +265,7 @@ class StreamItem(Model):
     # Segments of one stream are analysed concurrently (one S3 event each): every write is
     # conditional on the version read, and the loser re-applies its segment.
     version = VersionAttribute()
+    by_state = StreamStateIndex()
 
 
 MODELS: dict[str, type[Model]] = {

@@ -2,8 +2,10 @@
 
 A still goes through ``ingest.prepare`` (its PDQ) and the classifier's draft decode
 (its embedding); an animation or a video is cut into frames by ``video`` like the
-frames stage does, and every frame gets a PDQ and an embedding. A banked file and
-its re-upload therefore hash alike, frame for frame.
+frames stage does, and every frame gets a PDQ and an embedding. The first audio track
+(of a video, or of an audio-only file) is rewritten and fingerprinted as the frames
+stage does and banked as one more entry carrying only the fingerprint. A banked file and
+its re-upload therefore hash alike, frame for frame and word for word.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from mediaguard.analysis.banks.errors import InvalidEntryError
 from mediaguard.analysis.banks.model import Features, Featurizer
 from mediaguard.settings import Settings
+from mediaguard.signals import AudioSignal
 
 
 def media_featurizer(settings: Settings | None = None, *, embeddings: bool = True) -> Featurizer:
@@ -25,7 +29,7 @@ def media_featurizer(settings: Settings | None = None, *, embeddings: bool = Tru
     settings = settings or Settings()
 
     def featurize(data: bytes, declared: str | None) -> list[Features]:
-        from mediaguard.ingress import video
+        from mediaguard.ingress import audio, video
         from mediaguard.ingress.ingest import prepare
         from mediaguard.ingress.media import load_rgb, open_image
 
@@ -35,9 +39,28 @@ def media_featurizer(settings: Settings | None = None, *, embeddings: bool = Tru
             with tempfile.TemporaryDirectory(prefix="mg-bank-") as tmp:
                 src = Path(tmp) / "original"
                 src.write_bytes(data)
-                video.probe(src, limits)
+                info = video.probe(src, limits)
                 frameset = video.extract_frames(src, limits)
-            return _features([f.image for f in frameset.frames], video.pdq_frames(frameset))
+                plan = audio.video_audio_plan(info.container, info.audio_codec)
+                track = None
+                if plan != "drop":  # the served copy's track, as the frames stage fingerprints it
+                    clean = Path(tmp) / "clean"
+                    video.remux_clean(src, clean, timeout=limits.timeout_s, audio=plan)
+                    track = _audio_features(clean, fmt.demuxer)
+            features = _features([f.image for f in frameset.frames], video.pdq_frames(frameset))
+            return features + ([track] if track else [])
+        audio_fmt = audio.sniff_audio(data[:4096])
+        if audio_fmt is not None:
+            alimits = audio.AudioLimits.from_settings(settings)
+            with tempfile.TemporaryDirectory(prefix="mg-bank-") as tmp:
+                src, clean = Path(tmp) / "original", Path(tmp) / "clean"
+                src.write_bytes(data)
+                audio.probe_audio(src, alimits)
+                written = audio.remux_audio_clean(src, clean, timeout=alimits.timeout_s)
+                track = _audio_features(clean, written.demuxer)
+            if track is None:
+                raise InvalidEntryError("the audio is too short to fingerprint (under ~2 s)")
+            return [track]
         prepared = prepare(data, declared, settings, forensics=False)
         image = open_image(prepared.sanitized.data, settings.max_pixels)
         if getattr(image, "n_frames", 1) > 1:
@@ -46,6 +69,12 @@ def media_featurizer(settings: Settings | None = None, *, embeddings: bool = Tru
         fps = prepared.fingerprints
         rgb = load_rgb(open_image(prepared.sanitized.data, settings.max_pixels), min_side=256)
         return _features([rgb], [(fps.pdq, fps.pdq_quality)])
+
+    def _audio_features(path: Path, demuxer: str) -> Features | None:
+        from mediaguard.ingress import audio
+
+        words = audio.fingerprint(path, demuxer, max_seconds=settings.max_audio_seconds)
+        return Features(audio=AudioSignal.format(words)) if len(words) else None
 
     def _features(images: list[Image.Image], hashes: list[tuple[str, int]]) -> list[Features]:
         vectors = [None] * len(images)

@@ -16,7 +16,10 @@ below ``PdqSignal.min_quality`` ignored on both sides; the eight rotations/mirro
 the query are searched too (``pdq_dihedral``); a video matches a banked video (vPDQ)
 when at least ``VpdqSignal.match_threshold`` of the query's frames match the banked
 video's frames and vice versa; embeddings match at cosine >= the bank's threshold
-(``EmbeddingSignal.match_threshold`` unless the settings or the bank say otherwise).
+(``EmbeddingSignal.match_threshold`` unless the settings or the bank say otherwise);
+an audio track matches a banked clip when, at the best alignment that sub-fingerprint
+voting proposes, at least ``AudioSignal.match_threshold`` of the aligned Chromaprint
+words are within ``AudioSignal.bit_threshold`` bits (``analysis.audio_index``).
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ from typing import Protocol
 
 import numpy as np
 
+from mediaguard.analysis.audio_index import AudioIndex
 from mediaguard.analysis.index import PdqIndex
 from mediaguard.models import Match
-from mediaguard.signals import EmbeddingSignal, PdqSignal, VpdqSignal
+from mediaguard.signals import AudioSignal, EmbeddingSignal, PdqSignal, VpdqSignal
 
 INDEX_PREFIX = "index/"
 MANIFEST_KEY = f"{INDEX_PREFIX}manifest.json"
@@ -60,8 +64,8 @@ class IndexEntry:
 
     bank: str
     ref: str
-    signal: str  # a matched kind of ``signals.REGISTRY`` that banks store: "pdq" | "embedding"
-    value: str | np.ndarray | None  # hex PDQ, or a float vector; None once withdrawn
+    signal: str  # a matched kind of ``signals.REGISTRY`` that banks store: "pdq" | "embedding" | "audio"
+    value: str | np.ndarray | None  # hex PDQ, a float vector, or AudioSignal's string; None once withdrawn
     quality: int | None = None
     group: str | None = None  # a banked video: its frames share a group
     active: bool = True
@@ -84,7 +88,7 @@ class BankReader(Protocol):
 
 @dataclass
 class BuiltIndex:
-    """An index build in memory: the PDQ multi-index plus the embedding matrix."""
+    """An index build in memory: the PDQ multi-index, the embedding matrix and the audio index."""
 
     built_at: float
     pdq: PdqIndex
@@ -92,11 +96,14 @@ class BuiltIndex:
     emb: np.ndarray  # (N, D) L2-normalised: float32 in memory, EmbeddingSignal.stored_dtype on disk
     emb_entries: list[tuple[str, str, str | None]]
     group_sizes: dict[tuple[str, str], int] = field(default_factory=dict)  # (bank, group) -> frames
+    audio: AudioIndex = field(default_factory=AudioIndex)
+    audio_entries: list[tuple[str, str, str | None]] = field(default_factory=list)
 
     @classmethod
     def build(cls, entries: Iterable[IndexEntry], built_at: float) -> BuiltIndex:
         pdq_hashes, pdq_quality, pdq_entries = [], [], []
         vectors, emb_entries = [], []
+        clips, audio_entries = [], []
         sizes: dict[tuple[str, str], int] = defaultdict(int)
         for e in entries:
             if not e.active or e.value is None:
@@ -110,10 +117,13 @@ class BuiltIndex:
             elif e.signal == "embedding":
                 vectors.append(np.asarray(e.value, dtype=EmbeddingSignal.dtype))
                 emb_entries.append((e.bank, e.ref, e.group))
+            elif e.signal == "audio":
+                clips.append(AudioSignal.words(str(e.value)))
+                audio_entries.append((e.bank, e.ref, e.group))
         pdq = PdqIndex.build(pdq_hashes, ids=np.arange(len(pdq_hashes)), quality=pdq_quality) if pdq_hashes \
             else PdqIndex()
         emb = _normalised(vectors)
-        return cls(built_at, pdq, pdq_entries, emb, emb_entries, dict(sizes))
+        return cls(built_at, pdq, pdq_entries, emb, emb_entries, dict(sizes), AudioIndex.build(clips), audio_entries)
 
     def __post_init__(self) -> None:
         self.emb = np.asarray(self.emb, dtype=EmbeddingSignal.dtype)
@@ -123,8 +133,9 @@ class BuiltIndex:
         directory.mkdir(parents=True, exist_ok=True)
         self.pdq.save(directory / "pdq")
         np.save(directory / "embeddings.npy", self.emb.astype(EmbeddingSignal.stored_dtype), allow_pickle=False)
+        self.audio.save(directory / "audio")
         (directory / "entries.json").write_text(json.dumps({
-            "pdq": self.pdq_entries, "embedding": self.emb_entries,
+            "pdq": self.pdq_entries, "embedding": self.emb_entries, "audio": self.audio_entries,
             "groups": [[b, g, n] for (b, g), n in self.group_sizes.items()],
         }))
         return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
@@ -135,8 +146,10 @@ class BuiltIndex:
         pdq = PdqIndex.load(directory / "pdq", mmap=True)
         # Stored as float16 (half the bytes to download); converted once here, not per query.
         emb = np.load(directory / "embeddings.npy", allow_pickle=False).astype(EmbeddingSignal.dtype)
+        # Builds published before audio existed have no audio directory and no "audio" list.
         return cls(built_at, pdq, [tuple(x) for x in entries["pdq"]], emb,
-                   [tuple(x) for x in entries["embedding"]], {(b, g): n for b, g, n in entries["groups"]})
+                   [tuple(x) for x in entries["embedding"]], {(b, g): n for b, g, n in entries["groups"]},
+                   AudioIndex.load(directory / "audio"), [tuple(x) for x in entries.get("audio", [])])
 
 
 def _normalised(vectors: list[np.ndarray]) -> np.ndarray:
@@ -159,6 +172,7 @@ class Query:
     dihedral: list[str] = field(default_factory=list)  # stills: 8 variants, index 0 == the PDQ
     embeddings: np.ndarray | None = None  # (frames, D)
     is_video: bool = False
+    audio: str | None = None  # the first audio track's fingerprint (AudioSignal's string form)
 
 
 class Matcher:
@@ -202,7 +216,7 @@ class Matcher:
 
     @property
     def delta_size(self) -> int:
-        return len(self._delta.pdq_entries) + len(self._delta.emb_entries)
+        return len(self._delta.pdq_entries) + len(self._delta.emb_entries) + len(self._delta.audio_entries)
 
     def match(self, query: Query) -> list[Match]:
         self.refresh()
@@ -230,6 +244,9 @@ class Matcher:
                                        "pdq_dihedral", distance=distance, action=info.action))
         if query.embeddings is not None and len(query.embeddings):
             for m in self._embedding_matches(query.embeddings):
+                keep(m)
+        if query.audio:
+            for m in self._audio_matches(AudioSignal.words(query.audio)):
                 keep(m)
         return sorted(best.values(), key=lambda m: (_rank(m), m.bank, m.ref))
 
@@ -303,13 +320,28 @@ class Matcher:
                                      distance=round(float(1.0 - sims[row]), 4), action=info.action))
         return out
 
+    def _audio_matches(self, words: np.ndarray) -> list[Match]:
+        out = []
+        for built, is_main in self._sources():
+            for row, alignment in built.audio.query(words):
+                bank, ref, group = built.audio_entries[row]
+                info = self._banks.get(bank)
+                if info is None or (is_main and (bank, ref) in self._stale):
+                    continue
+                # distance: the unmatched share of aligned words; frames_matched: the share matched.
+                out.append(Match(bank=bank, kind=info.kind, ref=group or ref, signal="audio",
+                                 distance=round(1.0 - alignment.share, 4), action=info.action,
+                                 frames_matched=round(alignment.share, 3)))
+        return out
+
     def _thresholds(self) -> list[float]:
         return [b.embedding_threshold or self.default_cosine for b in self._banks.values()] or [self.default_cosine]
 
 
 def _rank(m: Match) -> tuple[int, float]:
-    # Exact hashes first (their distances are bits), then embeddings (a cosine distance).
-    return (0 if m.signal != "embedding" else 1, float(m.distance))
+    # Exact hashes first (their distances are bits), then audio (an unmatched share of aligned
+    # words), then embeddings (a cosine distance).
+    return ({"embedding": 2, "audio": 1}.get(m.signal, 0), float(m.distance))
 
 
 def _merged_sizes(base: dict[tuple[str, str], int], changed: list[IndexEntry]) -> dict[tuple[str, str], int]:
@@ -333,7 +365,8 @@ def publish(build: BuiltIndex, put: Callable[[str, bytes], None]) -> dict:
         for name in files:
             put(f"{INDEX_PREFIX}{stamp}/{name}", (Path(tmp) / name).read_bytes())
     manifest = {"built_at": build.built_at, "prefix": f"{INDEX_PREFIX}{stamp}/", "files": files,
-                "pdq_entries": len(build.pdq_entries), "embedding_entries": len(build.emb_entries)}
+                "pdq_entries": len(build.pdq_entries), "embedding_entries": len(build.emb_entries),
+                "audio_entries": len(build.audio_entries)}
     put(MANIFEST_KEY, json.dumps(manifest).encode())
     return manifest
 

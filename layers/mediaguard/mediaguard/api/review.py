@@ -20,6 +20,12 @@ GET      /admin/banks                          admin            {items: [bank]}
 POST     /admin/items/{media_id}/redrive       admin            the new run (202); 404, or 409 if the item
                                                                 is not failed, start_failed or received
 GET      /review/reasons                       reviewer         the documented reason codes
+GET      /streams?state=&limit=                reviewer         {items: [stream]}, newest first;
+                                                                state defaults to restricted
+GET      /streams/{stream_id}                  reviewer         stream (state, overlays, the segment
+                                                                that restricted it and its review item)
+POST     /streams/{stream_id}/moderate         reviewer: clear  stream; 404, or 409 (reason stream_state)
+                                               senior: block    when the state does not allow it
 GET      /openapi.json, /docs                  none             OpenAPI document, Swagger UI
 =======  ====================================  ===============  ====================================
 
@@ -53,6 +59,7 @@ from mediaguard.api.errors import ConflictError, InvalidRequestError, NotFoundEr
 from mediaguard.decisions import geofence
 from mediaguard.decisions import redrive as redrives
 from mediaguard.decisions.history import Pseudonymiser
+from mediaguard.decisions.live import ModeratorDecision, Overlay, StreamState, StreamStateError
 from mediaguard.decisions.review.appeals import (
     AppealDecisionRequest,
     AppealPage,
@@ -66,11 +73,18 @@ from mediaguard.decisions.review.reasons import APPEAL_REASONS, REVIEW_REASONS, 
 from mediaguard.decisions.review.roles import Caller
 from mediaguard.decisions.review.service import ReviewService
 from mediaguard.errors import RedriveRefusedError
-from mediaguard.ports import Deps
+from mediaguard.ports import Deps, StreamRecord
+from mediaguard.stages.segment import (
+    StreamContentionError,
+    StreamNotFoundError,
+    moderate_stream,
+    segment_media_id,
+)
 
 TITLE, VERSION = "mediaguard review API", "1.0.0"
 MEDIA_ID = r"^[A-Za-z0-9_-]{1,80}$"
 APPEAL_ID = r"^ap-[A-Za-z0-9_-]{1,80}$"
+STREAM_ID = r"^[A-Za-z0-9-]{1,64}$"  # an IVS recording id
 
 app = errors.ApiResolver(enable_validation=True)
 _SECURITY = {"security_schemes": {"jwt": HTTPBearer(bearerFormat="JWT")}, "security": [{"jwt": []}]}
@@ -128,16 +142,18 @@ class Services:
     geofence: Callable[[], GeofenceAdmin] | None = None
     banks: Callable[[], list[dict[str, Any]]] | None = None
     redrive: Callable[[], Deps] | None = None
+    streams: Callable[[], Deps] | None = None
 
 
 _services: Services | None = None
 
 
 def use(review_service: Callable[[], ReviewService], *, geofence: Callable[[], GeofenceAdmin] | None = None,
-        banks: Callable[[], list[dict[str, Any]]] | None = None, redrive: Callable[[], Deps] | None = None) -> None:
+        banks: Callable[[], list[dict[str, Any]]] | None = None, redrive: Callable[[], Deps] | None = None,
+        streams: Callable[[], Deps] | None = None) -> None:
     """Plug in the providers the routes call (each cached by whoever passes it)."""
     global _services
-    _services = Services(review_service, geofence, banks, redrive)
+    _services = Services(review_service, geofence, banks, redrive, streams)
 
 
 def _svc() -> ReviewService:
@@ -360,6 +376,105 @@ def redrive_item(media_id: Annotated[str, Path(pattern=MEDIA_ID)],
         raise ConflictError(str(error), reason=error.reason) from None
     # 202: the run has started, not finished.
     return Response(202, content_types.APPLICATION_JSON, RedriveOut.model_validate(result.to_dict()))
+
+
+# --- live streams --------------------------------------------------------------------------
+
+
+class StreamSegment(BaseModel):
+    """The newest analysed segment of a stream (codes and scores only)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    segment: int | None = None
+    t_start: float | None = None
+    t_end: float | None = None
+    action: str | None = None
+    risk: float | None = None
+    latency_ms: float | None = None
+
+
+class StreamView(BaseModel):
+    stream_id: str
+    channel_arn: str
+    state: StreamState
+    verified: bool
+    overlays: list[Overlay]
+    segments: int
+    clean_seconds: float
+    severity: str
+    cause_segment: int | None = None  # the segment that restricted it
+    cause_media_id: str | None = None  # that segment's review item (GET /items/{media_id})
+    last: StreamSegment | None = None
+
+
+class StreamPage(BaseModel):
+    items: list[StreamView]
+
+
+class ModerateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    decision: ModeratorDecision
+    # A short code for the audit trail and the stream event, never free text.
+    reason: str = Field(pattern=r"^[a-z][a-z0-9_.:-]{0,63}$")
+
+
+# Who may do what to a stream. Clearing lifts overlays and can be undone by the next
+# restricting segment; blocking stops the broadcast and deletes the stream key, which
+# only the platform can undo: a second-tier person, as for the escalated lane.
+MODERATE_ROLE: dict[str, str] = {"clear": "reviewer", "block": "senior-reviewer"}
+
+
+def _streams() -> Deps:
+    if _services is None or _services.streams is None:
+        raise RuntimeError("no stream moderation configured")
+    return _services.streams()
+
+
+def _stream_view(record: StreamRecord) -> StreamView:
+    s = record.stream
+    cause = segment_media_id(s.stream_id, s.cause_segment) if s.cause_segment is not None else None
+    return StreamView(stream_id=s.stream_id, channel_arn=record.channel_arn, state=s.state, verified=s.verified,
+                      overlays=list(s.overlays), segments=s.segments, clean_seconds=s.clean_seconds,
+                      severity=s.severity, cause_segment=s.cause_segment, cause_media_id=cause,
+                      last=StreamSegment.model_validate(record.last) if record.last else None)
+
+
+@app.get("/streams", summary="Live streams in one state (restricted: what moderators must look at)")
+def list_streams(state: Annotated[StreamState, Query()] = "restricted",
+                 limit: Annotated[int, Query(ge=1, le=100)] = 50) -> StreamPage:
+    caller().require("reviewer")
+    records = _streams().need("live").streams.by_state(state, limit)
+    return StreamPage(items=[_stream_view(r) for r in records])
+
+
+@app.get("/streams/<stream_id>", summary="One live stream's state, overlays and restricting segment")
+def get_stream(stream_id: Annotated[str, Path(pattern=STREAM_ID)]) -> StreamView:
+    caller().require("reviewer")
+    record = _streams().need("live").streams.get(stream_id)
+    if record is None:
+        raise NotFoundError("no such stream")
+    return _stream_view(record)
+
+
+@app.post("/streams/<stream_id>/moderate", summary="Clear a restricted stream (reviewer) or block it (senior)")
+def moderate(stream_id: Annotated[str, Path(pattern=STREAM_ID)],
+             request: Annotated[ModerateIn, Body()]) -> StreamView:
+    who = caller()
+    who.require(MODERATE_ROLE[request.decision])
+    deps = _streams()
+    try:
+        moderate_stream(stream_id, request.decision, who.actor, deps, reason=request.reason)
+    except StreamNotFoundError:
+        raise NotFoundError("no such stream") from None
+    except StreamStateError as error:
+        raise ConflictError(str(error), reason="stream_state") from None
+    except StreamContentionError as error:
+        raise ConflictError(str(error), reason=error.reason) from None
+    record = deps.need("live").streams.get(stream_id)
+    assert record is not None
+    return _stream_view(record)
 
 
 # --- documents ---------------------------------------------------------------------------

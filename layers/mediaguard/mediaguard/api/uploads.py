@@ -39,7 +39,7 @@ from mediaguard.api.errors import ApiError
 from mediaguard.decisions.review.queue import REACH_CAP
 from mediaguard.errors import MediaguardError
 from mediaguard.ingress.grant import GRANTED, REFUSED, client_actor, grant_chain, upload_key
-from mediaguard.ingress.kinds import STILL_KINDS, VIDEO_FORMATS
+from mediaguard.ingress.kinds import AUDIO_FORMATS, STILL_KINDS, VIDEO_FORMATS
 from mediaguard.models import Match
 from mediaguard.ports import Deps
 from mediaguard.settings import Settings
@@ -51,11 +51,15 @@ logger = Logger(service="mediaguard", child=True)
 def accepted_content_types() -> tuple[str, ...]:
     """The content types the sanitize and frames stages can handle, so they never disagree."""
     stills = tuple(t for kind in STILL_KINDS for t in (kind.content_type, *getattr(kind, "aliases", ())))
-    return stills + tuple(fmt.content_type for fmt in VIDEO_FORMATS)
+    audio = tuple(t for fmt in AUDIO_FORMATS for t in (fmt.content_type, *fmt.aliases))
+    return stills + tuple(fmt.content_type for fmt in VIDEO_FORMATS) + audio
 
 
 def max_bytes_for(content_type: str, settings: Settings) -> int:
     videos = {fmt.content_type for fmt in VIDEO_FORMATS}
+    audio = {t for fmt in AUDIO_FORMATS for t in (fmt.content_type, *fmt.aliases)}
+    if content_type in audio:
+        return settings.max_audio_bytes
     return settings.max_video_bytes if content_type in videos else settings.max_image_bytes
 
 

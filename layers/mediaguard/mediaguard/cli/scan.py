@@ -82,6 +82,7 @@ def scan_result(file: str, media_id: str, item: dict[str, Any], states: list[str
         },
         "media_type": item.get("media_type"),
         "frames": _frames_summary(item),
+        "audio": _audio_summary(item),
         "matches": [
             {"bank": m["bank"], "ref": m["ref"], "distance": m["distance"], "signal": m["signal"], "kind": m["kind"],
              **({"frames_matched": m["frames_matched"]} if m.get("frames_matched") is not None else {})}
@@ -94,6 +95,15 @@ def scan_result(file: str, media_id: str, item: dict[str, Any], states: list[str
         "error": error,
         "states": states,
     }
+
+
+def _audio_summary(item: dict[str, Any]) -> dict[str, Any]:
+    """``{present, codec, duration_s, fingerprint_kind}`` of the first audio track. Media
+    without one (a still, a silent or rejected video) says ``present: false`` with the other
+    fields null, so the object always has the same keys."""
+    audio = item.get("audio") or {}
+    return {"present": bool(audio.get("present")), "codec": audio.get("codec"),
+            "duration_s": audio.get("duration_s"), "fingerprint_kind": audio.get("fingerprint_kind")}
 
 
 def _frames_summary(item: dict[str, Any]) -> dict[str, Any] | None:

@@ -159,6 +159,7 @@
     $('nav').hidden = true;
     $('queue-view').hidden = true;
     $('appeals-view').hidden = true;
+    $('streams-view').hidden = true;
     $('item').hidden = true;
     $('item-empty').hidden = false;
     $('media-img').removeAttribute('src');
@@ -425,6 +426,70 @@
     await loadAppeals();
   }
 
+  // --- live streams --------------------------------------------------------------------------------------
+
+  const REASON_CODE = '^[a-z][a-z0-9_.:\\-]{0,63}$';
+
+  async function loadStreams() {
+    const wanted = $('stream-state').value;
+    const page = await api('GET', `/streams?state=${encodeURIComponent(wanted)}&limit=50`);
+    const container = $('streams');
+    if (!page.items.length) {
+      container.replaceChildren(el('p', { class: 'help', text: `No ${wanted} streams.` }));
+      return;
+    }
+    container.replaceChildren(...page.items.map(streamCard));
+  }
+
+  function streamCard(stream) {
+    const id = stream.stream_id;
+    const last = stream.last || {};
+    const terminal = ['blocked', 'ended'].includes(stream.state);
+    const reason = el('input', { id: `stream-reason-${id}`, required: true, pattern: REASON_CODE, maxlength: 64,
+      placeholder: 'e.g. licensed_voice', 'aria-describedby': `stream-reason-help-${id}` });
+    const moderate = (decision) => {
+      if (!reason.reportValidity()) return;
+      moderateStream(id, decision, reason.value).catch(fail);
+    };
+    const form = terminal ? null : el('form', { class: 'stream-form', onsubmit: (event) => event.preventDefault() },
+      el('label', { for: reason.id, text: 'Reason code' }), reason,
+      el('p', { id: `stream-reason-help-${id}`, class: 'help', text: 'A short code for the audit trail.' }),
+      el('div', { class: 'actions' },
+        stream.state === 'restricted'
+          ? el('button', { type: 'button', dataset: { decision: 'clear' }, text: 'Clear', onclick: () => moderate('clear') })
+          : null,
+        state.senior
+          ? el('button', { type: 'button', class: 'danger', dataset: { decision: 'block' }, text: 'Block',
+            onclick: () => moderate('block') })
+          : null));
+    const dl = el('dl', { class: 'facts' });
+    facts(dl, [
+      ['State', stream.state],
+      ['Overlays', stream.overlays],
+      ['Verified streamer', stream.verified],
+      ['Segments analysed', stream.segments],
+      ['Restricted by segment', stream.cause_segment],
+      ['Newest segment', last.segment !== undefined && last.segment !== null
+        ? `#${last.segment} (${number(last.t_start, 1)}-${number(last.t_end, 1)} s): ${last.action}, risk ${number(last.risk)}`
+        : null],
+    ].filter(([, value]) => value !== undefined && value !== null));
+    return el('article', { class: 'card stream', dataset: { streamId: id, state: stream.state } },
+      el('h3', {}, el('span', { class: `badge badge-${stream.state}`, text: stream.state }), ` ${id}`),
+      dl,
+      stream.cause_media_id
+        ? el('button', { type: 'button', text: 'Open the restricting segment',
+          onclick: () => { show('queue-view'); openItem(stream.cause_media_id).catch(fail); } })
+        : null,
+      form);
+  }
+
+  async function moderateStream(streamId, decision, reasonCode) {
+    const result = await api('POST', `/streams/${encodeURIComponent(streamId)}/moderate`,
+      { decision, reason: reasonCode });
+    say(`Stream ${streamId}: ${decision} (${reasonCode}); now ${result.state}.`, 'ok');
+    await loadStreams();
+  }
+
   // --- wiring ----------------------------------------------------------------------------------------------
 
   async function boot() {
@@ -442,6 +507,9 @@
     $('refresh-appeals').addEventListener('click', () => loadAppeals().catch(fail));
     $('tab-queue').addEventListener('click', () => { show('queue-view'); loadQueue().catch(fail); });
     $('tab-appeals').addEventListener('click', () => { show('appeals-view'); loadAppeals().catch(fail); });
+    $('tab-streams').addEventListener('click', () => { show('streams-view'); loadStreams().catch(fail); });
+    $('refresh-streams').addEventListener('click', () => loadStreams().catch(fail));
+    $('stream-state').addEventListener('change', () => loadStreams().catch(fail));
     $('media-toggle').addEventListener('click', toggleMedia);
     $('reason').addEventListener('change', updateActions);
     for (const button of document.querySelectorAll('#decide-form [data-action]')) {

@@ -391,7 +391,8 @@ def _blur(media_id: str, bucket: str, item: dict, ctx: EnforcementContext, sanit
     if ports.custody.head(bucket, derivative) is not None:
         return derivative  # written by an earlier attempt
     source = ctx.poster_key or item.get("poster_key")
-    if source is None and item.get("media_type", "image") != "video":
+    # Audio has no picture to blur: like a video without its poster, a typed refusal.
+    if source is None and item.get("media_type", "image") not in ("video", "audio"):
         source = sanitized
     if not source:
         raise EnforcementError("blurring a video needs its poster frame (context poster_key)",

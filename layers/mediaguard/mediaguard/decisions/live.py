@@ -69,8 +69,8 @@ class LivePolicy:
 @dataclass(frozen=True)
 class SegmentVerdict:
     """One segment's decision, as scoring made it. ``visual``: the evidence came from the
-    frames (classifier, faces, image/video match); ``audio``: an audio-bank match (the
-    audio branch adds the ``audio`` signal; until then it is always False)."""
+    frames (classifier, faces, image/video match); ``audio``: an audio-bank match
+    (``signal="audio"``: the stream's audio window matched a banked clip)."""
 
     segment: int
     t_start: float
@@ -136,12 +136,14 @@ class Transition:
     action: Action | None = None
     risk: float | None = None
     added: tuple[Overlay, ...] = field(default=())
+    reason: str | None = None  # a moderator's reason code
 
     def detail(self) -> dict:
         """What the audit record and the event carry: ids, states, codes; never media."""
-        return {"from": self.from_state, "to": self.to_state, "overlays": list(self.overlays),
-                "added": list(self.added), "cause": self.cause, "segment": self.segment,
-                "action": self.action, "risk": self.risk}
+        detail = {"from": self.from_state, "to": self.to_state, "overlays": list(self.overlays),
+                  "added": list(self.added), "cause": self.cause, "segment": self.segment,
+                  "action": self.action, "risk": self.risk}
+        return {**detail, "reason": self.reason} if self.reason is not None else detail
 
 
 def start(stream_id: str, *, verified: bool) -> tuple[Stream, Transition]:
@@ -192,20 +194,23 @@ def observe(stream: Stream, verdict: SegmentVerdict, policy: LivePolicy = LivePo
     return stream, []
 
 
-def moderate(stream: Stream, decision: ModeratorDecision, actor: str) -> tuple[Stream, Transition]:
+def moderate(stream: Stream, decision: ModeratorDecision, actor: str,
+             reason: str | None = None) -> tuple[Stream, Transition]:
     """A person's decision on a restricted stream: ``clear`` lifts every overlay and
     returns it to ``live`` (the severity starts again from ``allow``); ``block`` ends it
-    as ``blocked``. A stream in any non-terminal state may be blocked by a person."""
+    as ``blocked``. A stream in any non-terminal state may be blocked by a person.
+    ``reason`` (a short code) goes into the transition's audit record and event."""
     if stream.state in TERMINAL:
         raise StreamStateError(f"stream is {stream.state}")
     if decision == "clear":
         if stream.state != "restricted":
             raise StreamStateError("only a restricted stream can be cleared")
         after = replace(stream, state="live", overlays=(), severity="allow", cause_segment=None)
-        return after, Transition(stream.stream_id, stream.state, "live", (), "moderator:clear", actor=actor)
+        return after, Transition(stream.stream_id, stream.state, "live", (), "moderator:clear", actor=actor,
+                                 reason=reason)
     after = replace(stream, state="blocked")
     return after, Transition(stream.stream_id, stream.state, "blocked", stream.overlays, "moderator:block",
-                             actor=actor)
+                             actor=actor, reason=reason)
 
 
 def end(stream: Stream) -> tuple[Stream, list[Transition]]:

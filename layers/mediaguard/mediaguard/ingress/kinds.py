@@ -47,3 +47,29 @@ MP4 = VideoFormat("mp4", "video/mp4", "mp4", "mov", "mp4")
 MOV = VideoFormat("mov", "video/quicktime", "mov", "mov", "mov")
 WEBM = VideoFormat("webm", "video/webm", "webm", "matroska", "webm")
 VIDEO_FORMATS = (MP4, MOV, WEBM)
+
+
+@dataclass(frozen=True)
+class AudioFormat:
+    """An audio-only container: read with ``demuxer``, rewritten (stream copy, no
+    metadata) with ``muxer``; ``codecs`` are the codecs it may carry (ffmpeg names)."""
+
+    name: str
+    content_type: str
+    extension: str
+    demuxer: str
+    muxer: str
+    codecs: frozenset[str]
+    aliases: tuple[str, ...] = ()
+
+
+_PCM = frozenset({"pcm_s16le", "pcm_s24le", "pcm_s32le", "pcm_u8", "pcm_f32le", "pcm_f64le"})
+MP3 = AudioFormat("mp3", "audio/mpeg", "mp3", "mp3", "mp3", frozenset({"mp3"}), ("audio/mp3",))
+AAC = AudioFormat("aac", "audio/aac", "aac", "aac", "adts", frozenset({"aac"}), ("audio/x-aac",))
+# "ipod" is ffmpeg's .m4a muxer: MP4 with the M4A brand, which iTunes and browsers expect.
+M4A = AudioFormat("m4a", "audio/mp4", "m4a", "mov", "ipod", frozenset({"aac", "alac", "mp3"}),
+                  ("audio/x-m4a", "audio/m4a"))
+OGG = AudioFormat("ogg", "audio/ogg", "ogg", "ogg", "ogg", frozenset({"vorbis", "opus"}), ("audio/opus",))
+WAV = AudioFormat("wav", "audio/wav", "wav", "wav", "wav", _PCM, ("audio/x-wav", "audio/wave", "audio/vnd.wave"))
+FLAC = AudioFormat("flac", "audio/flac", "flac", "flac", "flac", frozenset({"flac"}), ("audio/x-flac",))
+AUDIO_FORMATS = (MP3, AAC, M4A, OGG, WAV, FLAC)

@@ -157,6 +157,7 @@ class VideoInfo:
     has_audio: bool
     container: str  # VideoFormat.name: "mp4", "mov" or "webm"
     start_s: float = 0.0  # the first timestamp; frame times are relative to it
+    audio_codec: str | None = None  # of the first audio stream (None: no audio)
 
 
 @dataclass(frozen=True)
@@ -226,17 +227,18 @@ _ROTATION = re.compile(r"rotation of (-?\d+(?:\.\d+)?) degrees")
 _OUT_TIME = re.compile(rb"out_time_us=(\d+)")
 
 
-def _parse_streams(text: str) -> tuple[tuple[str, str, list[str]] | None, bool]:
-    """(codec, rest of line, following lines) of the first real video stream, and whether
-    there is audio. Cover art is a video stream marked "(attached pic)" and is skipped."""
+def _parse_streams(text: str) -> tuple[tuple[str, str, list[str]] | None, str | None]:
+    """(codec, rest of line, following lines) of the first real video stream, and the codec
+    of the first audio stream (None: no audio). Cover art is a video stream marked
+    "(attached pic)" and is skipped."""
     lines = text.splitlines()
-    video, audio = None, False
+    video, audio = None, None
     for i, line in enumerate(lines):
         m = _STREAM.match(line)
         if not m:
             continue
-        if m.group(1) == "Audio":
-            audio = True
+        if m.group(1) == "Audio" and audio is None:
+            audio = m.group(2)
         elif m.group(1) == "Video" and video is None and "(attached pic)" not in line:
             follow = []
             for nxt in lines[i + 1 :]:
@@ -270,7 +272,7 @@ def probe(path: str | Path, limits: VideoLimits | None = None, *, deadline: floa
     text = result.stderr.decode("utf-8", errors="replace")
     if "Input #0" not in text:
         raise CorruptMediaError("the video container cannot be read")
-    video, has_audio = _parse_streams(text)
+    video, audio_codec = _parse_streams(text)
     if video is None and not any(_STREAM.match(line) for line in text.splitlines()):
         raise CorruptMediaError("the video container lists no streams")
     if video is None:
@@ -297,7 +299,8 @@ def probe(path: str | Path, limits: VideoLimits | None = None, *, deadline: floa
     demuxed = packets[-1] / 1e6 + (1 / fps if fps > 0 else 0.0)
     info = VideoInfo(
         duration_s=round(max(declared, demuxed), 3), width=width, height=height, codec=codec, fps=fps,
-        has_audio=has_audio, container=fmt.name, start_s=float(start.group(1)) if start else 0.0,
+        has_audio=audio_codec is not None, container=fmt.name, start_s=float(start.group(1)) if start else 0.0,
+        audio_codec=audio_codec,
     )
     if limits is not None:
         check_dimensions(width, height, max_pixels=limits.max_pixels, max_side=limits.max_side)
@@ -306,10 +309,13 @@ def probe(path: str | Path, limits: VideoLimits | None = None, *, deadline: floa
     return info
 
 
-def remux_clean(src: str | Path, dst: str | Path, *, timeout: float = 60.0) -> VideoFormat:
+def remux_clean(src: str | Path, dst: str | Path, *, timeout: float = 60.0, audio: str = "copy") -> VideoFormat:
     """Copy a video without its metadata, without re-encoding; returns the format written.
 
-    Keeps the first real video stream and the first audio stream; drops global and
+    Keeps the first real video stream and the first audio stream. ``audio`` is
+    :func:`mediaguard.ingress.audio.video_audio_plan`'s answer: "copy" (as it is),
+    "reencode" (an allowed codec this muxer cannot carry: AAC 128k for MP4/MOV, Opus 96k
+    for WebM) or "drop" (a codec never decoded: the served copy is silent). Drops global and
     per-stream tags (title, location, device, creation time), chapters, subtitles,
     data tracks (GPS/telemetry such as GoPro GPMF or Apple's timed location) and
     attachments; ``+bitexact`` keeps ffmpeg's own version tag out. Rotation is stream
@@ -319,9 +325,11 @@ def remux_clean(src: str | Path, dst: str | Path, *, timeout: float = 60.0) -> V
     fmt = _sniff_file(src)
     cmd = [
         *_base_cmd(), "-loglevel", "error", "-y", *_input(src, fmt),
-        "-map", "0:V:0", "-map", "0:a:0?", "-map_metadata", "-1", "-map_chapters", "-1",
-        "-c", "copy", "-fflags", "+bitexact",
+        "-map", "0:V:0", *(["-map", "0:a:0?"] if audio != "drop" else []), "-map_metadata", "-1",
+        "-map_chapters", "-1", "-c", "copy", "-fflags", "+bitexact",
     ]
+    if audio == "reencode":
+        cmd += ["-c:a", "libopus", "-b:a", "96k"] if fmt.muxer == "webm" else ["-c:a", "aac", "-b:a", "128k"]
     if fmt.muxer in ("mp4", "mov"):
         cmd += ["-movflags", "+faststart"]
     result = _run([*cmd, "-f", fmt.muxer, str(dst)], timeout)

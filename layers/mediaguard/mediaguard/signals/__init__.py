@@ -5,12 +5,13 @@ validation of its string form, how it is computed, how two values compare, its m
 threshold(s) (defined once, on the class: every caller reads the attribute), the index
 class that searches it and examples. :data:`REGISTRY` maps names to kinds; the stored
 fingerprints of a still (``models.Fingerprints`` and the media item's fields) are derived
-from it. Adding a kind (audio next) is one class plus examples, registered here, and
+from it. Adding a kind is one class plus examples, registered here, and
 ``tests/unit/test_signals.py`` runs the shared contract over it.
 
 Kinds: :class:`PdqSignal` (stills, with its eight dihedral variants and a quality floor),
 :class:`VpdqSignal` (videos: per-frame PDQ and a frame share required both ways),
-:class:`EmbeddingSignal` (a model's pooled layer, by cosine), and :class:`PHashSignal` /
+:class:`EmbeddingSignal` (a model's pooled layer, by cosine), :class:`AudioSignal`
+(Chromaprint sub-fingerprints, by the share of aligned words that agree), and :class:`PHashSignal` /
 :class:`DHashSignal`.
 
 pHash and dHash are computed and recorded, not matched (``matched = False``, no index):
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mediaguard.signals.audio import AudioSignal
 from mediaguard.signals.base import Comparison, ContentType, HexHashSignal, SignalType, bits_to_hex, hamming
 from mediaguard.signals.embedding import EmbeddingSignal
 from mediaguard.signals.pdq import PdqSignal
@@ -43,7 +45,7 @@ from mediaguard.signals.phash import DHashSignal, PHashSignal
 from mediaguard.signals.vpdq import VpdqSignal
 
 REGISTRY: dict[str, type[SignalType]] = {
-    s.name: s for s in (PdqSignal, VpdqSignal, EmbeddingSignal, PHashSignal, DHashSignal)}
+    s.name: s for s in (PdqSignal, VpdqSignal, EmbeddingSignal, PHashSignal, DHashSignal, AudioSignal)}
 
 # The kinds computed from a still at sanitize time, in the order their fields are stored.
 STILL_KINDS: tuple[type[SignalType], ...] = tuple(s for s in REGISTRY.values() if s.record_fields)
@@ -60,6 +62,6 @@ def item_fields() -> tuple[str, ...]:
 
 
 __all__ = [
-    "REGISTRY", "STILL_KINDS", "Comparison", "ContentType", "DHashSignal", "EmbeddingSignal", "HexHashSignal",
+    "REGISTRY", "STILL_KINDS", "AudioSignal", "Comparison", "ContentType", "DHashSignal", "EmbeddingSignal", "HexHashSignal",
     "PHashSignal", "PdqSignal", "SignalType", "VpdqSignal", "bits_to_hex", "hamming", "item_fields", "record_fields",
 ]

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-ContentType = Literal["photo", "video"]
+ContentType = Literal["photo", "video", "audio"]
 
 _HEX = re.compile(r"^[0-9a-f]+$")
 

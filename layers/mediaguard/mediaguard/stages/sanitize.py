@@ -8,6 +8,7 @@ import time
 from aws_lambda_powertools import Logger
 
 from mediaguard import errors
+from mediaguard.ingress.audio import AudioFormat, sniff_audio
 from mediaguard.ingress.ingest import prepare
 from mediaguard.ingress.media import check_size, open_image
 from mediaguard.ingress.video import VideoFormat, sniff_video
@@ -39,6 +40,9 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
     fmt = sniff_video(data[:4096])
     if fmt is not None:
         return _accept_video(upload, data, declared, fmt, sha256, deps)
+    audio_fmt = sniff_audio(data[:4096])
+    if audio_fmt is not None:
+        return _accept_audio(upload, data, declared, audio_fmt, sha256, deps)
     prepared = prepare(data, declared, settings)
     clean, fps = prepared.sanitized, prepared.fingerprints
     served = clean.kind  # HEIC is served as JPEG/PNG, TIFF as PNG
@@ -96,6 +100,25 @@ def still_frames(key: str, fps: Fingerprints) -> FramesResult:
     frame = FrameRef(index=0, key=key, pdq=fps.pdq, pdq_quality=fps.pdq_quality)
     return FramesResult(media_type="image", method="still", count=1, sanitized_key=key, poster_key=key,
                         frames=[frame], batches=[FrameBatch(batch=0, keys=[key])])
+
+
+def _accept_audio(upload: Upload, data: bytes, declared: str | None, fmt: AudioFormat, sha256: str,
+                  deps: Deps) -> SanitizeResult:
+    """Audio, like video, is only sniffed and size-checked here: the frames stage (ffmpeg)
+    probes it, rewrites it without metadata and fingerprints it."""
+    settings, items = deps.settings, deps.need("items")
+    check_size(data, settings.max_audio_bytes)
+    declared_type = (declared or "").split(";")[0].strip().lower()
+    if declared_type not in ("", fmt.content_type, *fmt.aliases, "application/octet-stream"):
+        raise errors.ContentTypeMismatchError(f"declared {declared_type!r} but the bytes are {fmt.content_type}")
+    items.update(upload.media_id, {"status": "sanitized", "kind": fmt.name, "media_type": "audio"})
+    items.append_audit(upload.media_id, "system:sanitize", "audio_accepted", {"sha256": sha256, "kind": fmt.name})
+    logger.info("audio accepted for frames", extra={"media_id": upload.media_id, "sha256": sha256, "kind": fmt.name})
+    return SanitizeResult(
+        media_id=upload.media_id, kind=fmt.name, media_type="audio", content_type=fmt.content_type,
+        sanitized_key=None, sanitized_sha256=None, method="remux", metadata_removed=[], width=0, height=0,
+        fingerprints=None, provenance=None, original_version_id=upload.version_id,
+    )
 
 
 def _accept_video(upload: Upload, data: bytes, declared: str | None, fmt: VideoFormat, sha256: str,

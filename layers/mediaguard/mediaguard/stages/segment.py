@@ -4,7 +4,8 @@ analysis, then the stream's state machine (``decisions.live``) and its effects.
 Per segment: remux MPEG-TS to MP4 (no re-encode) → keyframes with the frames stage's
 ``video.extract_frames`` → PDQ per frame → the Classify and Detect functions on those
 frames (the very handlers uploads go through) → bank matching with the similarity
-stage's matcher (PDQ of each frame, a banked still seen in a frame, vPDQ, embeddings)
+stage's matcher (PDQ of each frame, a banked still seen in a frame, vPDQ, embeddings,
+and the Chromaprint fingerprint of the stream's last ~10 s of audio: ``audio_window``)
 → ``scoring.score`` with the active policy → ``live.observe``. A change of state or
 overlays is audited on ``stream:<id>``, published as a ``mediaguard.stream`` event and,
 when a stream is first restricted, the segment becomes a review item in the fast lane.
@@ -22,9 +23,11 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -38,10 +41,11 @@ from aws_lambda_powertools import Logger
 from mediaguard.analysis.matching import Query
 from mediaguard.decisions import live
 from mediaguard.decisions.scoring import ScoreInputs, score, select_policies
-from mediaguard.errors import MediaguardError
-from mediaguard.ingress import video
+from mediaguard.errors import MediaguardError, ObjectMissingError
+from mediaguard.ingress import audio, video
 from mediaguard.models import ClassifyInput, DetectInput, FrameBatch, Match
-from mediaguard.ports import Deps, LivePorts, StreamRecord
+from mediaguard.ports import BlobStore, Deps, LivePorts, MissingPortError, StreamRecord
+from mediaguard.signals import AudioSignal
 from mediaguard.stages.common import frame_key, require, sanitized_key
 from mediaguard.stages.similarity import get_matcher
 
@@ -56,12 +60,35 @@ ENDED_FILE = "events/recording-ended.json"
 MAX_SEGMENT_BYTES = 64 * 1024 * 1024
 # Concurrent writers on one stream (segments analysed in parallel) retry their write this often.
 MAX_WRITE_ATTEMPTS = 8
+# The audio a segment is matched by: the stream's last ~10 s, this segment included. A 2 s
+# segment alone yields no Chromaprint word at all (its filters need ~2.3 s of audio before
+# the first; measured: 0 words per 2 s HLS segment, 27 for 6 s, 59 for 10 s), and a
+# match needs AudioSignal.min_words (24) judged words, so one segment can never match.
+# 10 s is the pre-broadcast gate's length: a voice heard from the start is matched before
+# the gate opens. The window is re-read from the recording bucket (the earlier segments,
+# ~1-2 MB in all) rather than kept on the stream's row: it is the same bytes whatever
+# order the segments' events arrive in, it needs no write, and words cannot be kept per
+# segment anyway (each segment's words depend on the audio before it).
+AUDIO_WINDOW_SECONDS = 10.0
+MAX_WINDOW_SEGMENTS = 10
 
 
 class UnknownRecordingKeyError(MediaguardError):
     """An object in the recording bucket that is not an IVS segment or recording event."""
 
     reason = "unknown_recording_key"
+
+
+class StreamNotFoundError(MediaguardError):
+    """No stream with this id (no segment of that recording was ever analysed)."""
+
+    reason = "stream_not_found"
+
+
+class StreamContentionError(MediaguardError):
+    """The stream kept changing under a write (segments and a person acting at once)."""
+
+    reason = "contention"
 
 
 @dataclass(frozen=True)
@@ -96,11 +123,63 @@ def stream_chain(stream_id: str) -> str:
     return f"stream:{stream_id}"
 
 
-def audio_window_matches(segment_mp4: Path, deps: Deps) -> list[Match]:
-    """HOOK for the audio branch: the segment's audio window against the audio banks
-    (chromaprint fingerprints, ``signal="audio"``). Returns nothing until audio signals
-    land; ``live.overlays_for`` already turns an audio match into ``mute``."""
-    return []
+def sibling_key(key: str, segment: int) -> str:
+    """The key of segment ``segment`` of the same recording and rendition as ``key``."""
+    head, name = key.rsplit("/", 1)
+    m = SEGMENT_FILE.match(f"media/hls/x/{name}")
+    if not m:
+        raise UnknownRecordingKeyError("not an HLS segment of an IVS recording")
+    return f"{head}/{m['name']}{segment}.ts"
+
+
+def window_segments(segment: int, duration_s: float) -> list[int]:
+    """The earlier segments whose audio joins ``segment``'s in its audio window, oldest first.
+
+    >>> window_segments(7, 2.0)
+    [3, 4, 5, 6]
+    """
+    per = max(duration_s, AUDIO_WINDOW_SECONDS / MAX_WINDOW_SEGMENTS)
+    count = min(segment, math.ceil(AUDIO_WINDOW_SECONDS / per - 0.01) - 1)
+    return list(range(segment - count, segment))
+
+
+def _earlier_segments(bucket: str, key: str, segment: int, blobs: BlobStore) -> Callable[[float], list[bytes]]:
+    """Reads the window's earlier segments (in parallel) once the segment's duration is known.
+    A missing or foreign one cuts the window there: only the contiguous run before the
+    segment is used, so the audio that is fingerprinted is the audio that was broadcast."""
+
+    def get(n: int) -> bytes | None:
+        try:
+            data, _ = blobs.get(bucket, sibling_key(key, n))
+        except ObjectMissingError:
+            return None
+        return data if len(data) <= MAX_SEGMENT_BYTES and video.is_mpegts(data[:3 * video.TS_PACKET]) else None
+
+    def fetch(duration_s: float) -> list[bytes]:
+        numbers = window_segments(segment, duration_s)
+        if not numbers:
+            return []
+        with ThreadPoolExecutor(max_workers=len(numbers)) as pool:
+            found = list(pool.map(get, numbers))
+        kept: list[bytes] = []
+        for data in reversed(found):  # newest first: stop at the first gap
+            if data is None:
+                break
+            kept.append(data)
+        return kept[::-1]
+
+    return fetch
+
+
+def audio_window(segment_ts: Path, earlier: list[bytes], timeout: float) -> str | None:
+    """The Chromaprint fingerprint (``AudioSignal``'s string form) of the stream's last
+    ~``AUDIO_WINDOW_SECONDS``: the earlier segments' MPEG-TS bytes and this one's, joined
+    (HLS segments of one rendition are one continuous transport stream cut at keyframes)
+    and fingerprinted as one. None when the window is too short to fingerprint."""
+    window = segment_ts.with_name("window.ts")
+    window.write_bytes(b"".join([*earlier, segment_ts.read_bytes()]))
+    words = audio.fingerprint(window, "mpegts", timeout=timeout)
+    return AudioSignal.format(words) if len(words) else None
 
 
 # --- the per-segment analysis (library calls only; no stream state) ------------------------
@@ -119,8 +198,10 @@ class SegmentAnalysis:
     mp4: bytes = b""  # the remuxed segment; stored only for a segment that goes to review
 
 
-def analyse(data: bytes, media_id: str, deps: Deps, ports: LivePorts) -> SegmentAnalysis:
-    """Frames, classifier, faces/AI, matching and scoring of one segment's bytes."""
+def analyse(data: bytes, media_id: str, deps: Deps, ports: LivePorts,
+            earlier: Callable[[float], list[bytes]] | None = None) -> SegmentAnalysis:
+    """Frames, classifier, faces/AI, matching and scoring of one segment's bytes; with
+    ``earlier`` (the window's earlier segments, given this one's duration), its audio window too."""
     settings, blobs = deps.settings, deps.need("blobs")
     bucket = require(settings.media_bucket, "MEDIA_BUCKET")
     limits = video.VideoLimits.from_settings(settings)
@@ -129,10 +210,13 @@ def analyse(data: bytes, media_id: str, deps: Deps, ports: LivePorts) -> Segment
         src.write_bytes(data)
         video.remux_segment(src, mp4, timeout=limits.timeout_s)
         info = video.probe(mp4, limits)
-        frameset = video.extract_frames(mp4, limits)
-        hashes = video.pdq_frames(frameset)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # The audio window (S3 reads, then one ffmpeg) runs beside the keyframe extraction.
+            fingerprint = pool.submit(_window_fingerprint, src, info, earlier, limits.timeout_s)
+            frameset = video.extract_frames(mp4, limits)
+            hashes = video.pdq_frames(frameset)
+            window = fingerprint.result()
         served, mp4_bytes = sanitized_key(media_id, "mp4"), mp4.read_bytes()
-        audio = audio_window_matches(mp4, deps)
     keys = []
     for frame in frameset.frames:
         buf = io.BytesIO()
@@ -142,15 +226,18 @@ def analyse(data: bytes, media_id: str, deps: Deps, ports: LivePorts) -> Segment
     batch = FrameBatch(batch=0, keys=keys)
     # Classify (open_nsfw + plug-ins) and Detect (faces, AI probe) side by side: they are
     # separate functions, and the segment's latency is the slower of the two, not the sum.
+    frames = ports.analysis
+    if frames is None:
+        raise MissingPortError("the segment stage needs the classify/detect functions")
     with ThreadPoolExecutor(max_workers=2) as pool:
-        classified = pool.submit(ports.analysis.classify, ClassifyInput(media_id=media_id, batch=batch))
-        detected = pool.submit(ports.analysis.detect, DetectInput(media_id=media_id, batch=batch))
+        classified = pool.submit(frames.classify, ClassifyInput(media_id=media_id, batch=batch))
+        detected = pool.submit(frames.detect, DetectInput(media_id=media_id, batch=batch))
         classify, detect = classified.result(), detected.result()
     embeddings = None
     if classify.embeddings_key:
         embeddings = np.load(io.BytesIO(blobs.get(bucket, classify.embeddings_key)[0]), allow_pickle=False)
-    query = Query(frames=list(hashes), embeddings=embeddings, is_video=True)
-    matches = sorted([*get_matcher(deps).match(query), *audio], key=lambda m: (m.distance, m.bank, m.ref))
+    query = Query(frames=list(hashes), embeddings=embeddings, is_video=True, audio=window)
+    matches = sorted(get_matcher(deps).match(query), key=lambda m: (m.distance, m.bank, m.ref))
     scores = classify.max_scores()
     for frame in detect.frames:
         for name, value in frame.scores.items():
@@ -161,6 +248,13 @@ def analyse(data: bytes, media_id: str, deps: Deps, ports: LivePorts) -> Segment
     return SegmentAnalysis(media_id=media_id, duration_s=info.duration_s, start_s=info.start_s,
                            frames=len(keys), matches=matches, result=result, served_key=served, poster_key=keys[0],
                            mp4=mp4_bytes)
+
+
+def _window_fingerprint(src: Path, info: video.VideoInfo, earlier: Callable[[float], list[bytes]] | None,
+                        timeout: float) -> str | None:
+    if info.audio_codec is None or info.audio_codec not in audio.AUDIO_CODECS:
+        return None  # no track, or one in a codec that is never decoded
+    return audio_window(src, earlier(info.duration_s) if earlier else [], timeout)
 
 
 # --- the stage -----------------------------------------------------------------------------
@@ -195,7 +289,8 @@ def handle_record(record: dict, deps: Deps) -> dict[str, Any]:
     data, _ = deps.need("blobs").get(s3["bucket"]["name"], key)
     assert obj.segment is not None
     media_id = segment_media_id(obj.stream_id, obj.segment)
-    analysis = analyse(data, media_id, deps, ports)
+    earlier = _earlier_segments(s3["bucket"]["name"], key, obj.segment, deps.need("blobs"))
+    analysis = analyse(data, media_id, deps, ports, earlier)
     result = analysis.result
     audio = any(m.signal == "audio" for m in analysis.matches)
     visual = not analysis.matches or any(m.signal != "audio" for m in analysis.matches)
@@ -232,7 +327,7 @@ def _apply(obj: RecordingObject, deps: Deps, ports: LivePorts, step, *, last: Se
         if ports.streams.put(updated):
             break
     else:
-        raise MediaguardError("the stream kept changing under this segment", reason="contention")
+        raise StreamContentionError("the stream kept changing under this segment")
     _act(updated, [*started, *transitions], deps, ports, last)
     return line or {"segment": None, "state": stream.state}
 
@@ -290,21 +385,24 @@ def _queue_for_review(record: StreamRecord, analysis: SegmentAnalysis, deps: Dep
     deps.need("review").enqueue(analysis.media_id, result.risk, None, f"live:{result.action}")
 
 
-def moderate_stream(stream_id: str, decision: live.ModeratorDecision, actor: str, deps: Deps) -> live.Stream:
+def moderate_stream(stream_id: str, decision: live.ModeratorDecision, actor: str, deps: Deps,
+                    reason: str | None = None) -> live.Stream:
     """A person clears or blocks a stream (``live.moderate``), with the same audit, event
-    and IVS effects as a segment's transition."""
+    and IVS effects as a segment's transition. Raises :class:`StreamNotFoundError`,
+    ``live.StreamStateError`` (e.g. clearing a stream that is not restricted) or
+    :class:`StreamContentionError`."""
     ports: LivePorts = deps.need("live")
     for _ in range(MAX_WRITE_ATTEMPTS):
         record = ports.streams.get(stream_id)
         if record is None:
-            raise MediaguardError("no such stream", reason="not_found")
-        stream, transition = live.moderate(record.stream, decision, actor)
+            raise StreamNotFoundError("no such stream")
+        stream, transition = live.moderate(record.stream, decision, actor, reason)
         updated = replace(record, stream=stream, last={**(record.last or {}), "state": stream.state,
                                                        "overlays": list(stream.overlays)})
         if ports.streams.put(updated):
             _act(updated, [transition], deps, ports, None)
             return stream
-    raise MediaguardError("the stream kept changing under this decision", reason="contention")
+    raise StreamContentionError("the stream kept changing under this decision")
 
 
 def handle_event(event: dict, deps: Deps) -> list[dict[str, Any]]:

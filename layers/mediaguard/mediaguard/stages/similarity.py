@@ -19,7 +19,8 @@ logger = Logger(service="mediaguard", child=True)
 
 
 def similarity(request: SimilarityInput, deps: Deps) -> SimilarityResult:
-    """PDQ and, for stills, its eight rotations/mirrors; vPDQ for videos; embeddings."""
+    """PDQ and, for stills, its eight rotations/mirrors; vPDQ for videos; embeddings; the
+    first audio track's Chromaprint fingerprint (videos and audio-only uploads)."""
     t0 = time.perf_counter()
     settings, blobs, items = deps.settings, deps.need("blobs"), deps.need("items")
     matcher = get_matcher(deps)
@@ -34,6 +35,7 @@ def similarity(request: SimilarityInput, deps: Deps) -> SimilarityResult:
         dihedral=request.fingerprints.pdq_dihedral if request.fingerprints and frames.media_type == "image" else [],
         embeddings=np.concatenate(embeddings) if embeddings else None,
         is_video=frames.media_type != "image",
+        audio=frames.audio.fingerprint if frames.audio else None,
     )
     matches = matcher.match(query)
     result = SimilarityResult(matches=matches, banks_checked=matcher.banks_checked)

@@ -47,6 +47,7 @@ class Entry:
     pdq: str | None = None
     quality: int | None = None
     embedding: str | None = None
+    audio: str | None = None  # AudioSignal's string form (base64 Chromaprint words)
     signals: tuple[str, ...] = ()
     group: str | None = None
     source: str | None = None
@@ -65,7 +66,8 @@ class Entry:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form; the embedding is left out (it is large and opaque)."""
-        out = {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in asdict(self).items() if k != "embedding"}
+        out = {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in asdict(self).items()
+               if k not in ("embedding", "audio")}
         out["signals"] = list(self.signals)
         return out
 
@@ -83,15 +85,17 @@ class NewEntry:
     embedding: str | None = None
     group: str | None = None
     status: Literal["active", "withdrawn"] = "active"
+    audio: str | None = None  # an audio track's fingerprint (signal "audio" when there is no PDQ)
 
 
 @dataclass(frozen=True)
 class Features:
-    """What a featurizer computes for one photo or one video frame."""
+    """What a featurizer computes for one photo, one video frame, or one audio track."""
 
     pdq: str | None = None
     quality: int | None = None
     embedding: np.ndarray | Sequence[float] | str | None = None
+    audio: str | None = None  # AudioSignal's string form
 
 
 # (media bytes, declared content type) -> one Features per photo, or per video frame.

@@ -23,7 +23,7 @@ from mediaguard.analysis.banks.model import ACTIONS, BANK_KINDS, AddReport, Bank
 from mediaguard.analysis.banks.store import BankStore
 from mediaguard.analysis.banks.validation import check_bank_name, check_quality, check_ref
 from mediaguard.analysis.matching import BankInfo, IndexEntry
-from mediaguard.signals import PdqSignal
+from mediaguard.signals import AudioSignal, PdqSignal
 
 # Unrelated photos differ by ~128 +- 8 PDQ bits; past 63 a bank would match noise.
 PDQ_THRESHOLD_MAX = 63
@@ -45,8 +45,8 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def _signals_of(pdq: str | None, embedding: str | None) -> tuple[str, ...]:
-    return tuple(name for name, value in (("pdq", pdq), ("embedding", embedding)) if value)
+def _signals_of(pdq: str | None, embedding: str | None, audio: str | None = None) -> tuple[str, ...]:
+    return tuple(name for name, value in (("pdq", pdq), ("embedding", embedding), ("audio", audio)) if value)
 
 
 def _tombstone(entry: Entry, actor: str, now: datetime) -> Entry:
@@ -177,12 +177,13 @@ class BankService:
                 report.skipped_withdrawn += 1
                 continue
             entry = Entry(bank=bank, ref=ref, pdq=new.value, quality=new.quality, embedding=new.embedding,
-                          signals=_signals_of(new.value, new.embedding), group=new.group, source=source,
+                          audio=new.audio, signals=_signals_of(new.value, new.embedding, new.audio),
+                          group=new.group, source=source,
                           added_at=now, added_by=actor, updated_at=now)
             if old is None:
                 report.added += 1
-            elif (old.pdq, old.quality, old.embedding, old.group) == (entry.pdq, entry.quality, entry.embedding,
-                                                                      entry.group):
+            elif (old.pdq, old.quality, old.embedding, old.audio, old.group) == (
+                    entry.pdq, entry.quality, entry.embedding, entry.audio, entry.group):
                 report.unchanged += 1
                 continue
             else:
@@ -362,22 +363,26 @@ def _validated(new: NewEntry) -> NewEntry:
         return NewEntry(ref=ref, group=group, status="withdrawn")
     if new.status != "active":
         raise InvalidEntryError("status is active or withdrawn")
-    if new.signal not in ("pdq", "embedding") or (new.signal == "embedding" and new.value):
-        raise InvalidEntryError("signal is pdq (value = the PDQ hash) or embedding")
+    if new.signal not in ("pdq", "embedding", "audio") or (new.signal != "pdq" and new.value):
+        raise InvalidEntryError("signal is pdq (value = the PDQ hash), embedding or audio")
     try:
         value = PdqSignal.validate(new.value) if new.value else None
     except ValueError as exc:
         raise InvalidEntryError("a PDQ hash is 64 hex characters") from exc
     embedding = encode_embedding(decode_embedding(new.embedding)) if new.embedding else None
-    if value is None and embedding is None:
-        raise InvalidEntryError("an entry needs a PDQ hash or an embedding")
-    return NewEntry(ref=ref, signal="pdq" if value else "embedding", value=value,
-                    quality=check_quality(new.quality), embedding=embedding, group=group)
+    try:
+        audio = AudioSignal.validate(new.audio) if new.audio else None
+    except ValueError as exc:
+        raise InvalidEntryError("an audio fingerprint is base64 of 32-bit Chromaprint words") from exc
+    if value is None and embedding is None and audio is None:
+        raise InvalidEntryError("an entry needs a PDQ hash, an embedding or an audio fingerprint")
+    return NewEntry(ref=ref, signal="pdq" if value else "embedding" if embedding else "audio", value=value,
+                    quality=check_quality(new.quality), embedding=embedding, group=group, audio=audio)
 
 
 def _from_features(ref: str, f: Features, group: str | None) -> NewEntry:
     embedding = None
     if f.embedding is not None:
         embedding = f.embedding if isinstance(f.embedding, str) else encode_embedding(f.embedding)
-    return NewEntry(ref=ref, signal="pdq" if f.pdq else "embedding", value=f.pdq, quality=f.quality,
-                    embedding=embedding, group=group)
+    return NewEntry(ref=ref, signal="pdq" if f.pdq else "embedding" if embedding else "audio", value=f.pdq,
+                    quality=f.quality, embedding=embedding, group=group, audio=f.audio)
