@@ -118,7 +118,7 @@ def test_the_cases_cover_every_typed_rejection_each_with_its_own_reason():
     # test_media's size check rather than pushed through moto.
     # Video caps are rejected by the frames stage (test below); the decode deadline needs a slow
     # decoder and is covered by tests/unit/test_video.py.
-    covered = {reason for *_, reason in CASES.values()} | {"video_too_long"}
+    covered = {reason for *_, reason in CASES.values()} | {"video_too_long", "audio_too_long"}
     assert covered == {cls.reason for cls in REJECTION_ERRORS} - {"rejected", "too_large", "video_timeout"}
 
 
@@ -143,6 +143,30 @@ def test_video_over_the_duration_cap_is_rejected_by_the_frames_stage(cloud):
     item = cloud.item(media_id)
     assert (item["status"], item["error_type"], item["error_reason"]) == ("rejected", "VideoTooLongError",
                                                                           "video_too_long")
+    original = cloud.client("s3").get_object(Bucket=cloud.upload_bucket, Key=f"uploads/{media_id}")["Body"].read()
+    assert original == data
+
+
+def test_audio_over_the_duration_cap_is_rejected_with_its_own_reason(cloud):
+    # GIVEN an audio-only upload longer than the 10-minute cap (cheap: silence, 8 kHz Opus)
+    import subprocess
+    import tempfile
+
+    from bench.clips import ffmpeg
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = f"{tmp}/long.ogg"
+        subprocess.run([ffmpeg(), "-loglevel", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "601",
+                        "-c:a", "libopus", "-b:a", "6k", out], check=True, timeout=120)
+        data = open(out, "rb").read()
+    # WHEN it is uploaded
+    media_id = cloud.upload(data, "audio/ogg")
+    run = cloud.wait(media_id)
+    # THEN it is refused before any decode, with its own reason, and the original is kept
+    assert run.status == "SUCCEEDED" and run.states[-2:] == ["RecordRejection", "Rejected"]
+    item = cloud.item(media_id)
+    assert (item["status"], item["error_type"], item["error_reason"]) == ("rejected", "AudioTooLongError",
+                                                                          "audio_too_long")
     original = cloud.client("s3").get_object(Bucket=cloud.upload_bucket, Key=f"uploads/{media_id}")["Body"].read()
     assert original == data
 
