@@ -125,7 +125,7 @@ def _corpus() -> dict[str, object]:
 EXTRA_TRANSFORMS = ("crop_50",)
 
 
-def calibrate(thresholds: list[float], models: list[str]) -> None:
+def calibrate(thresholds: list[float], models: list[str], dump: str | None = None) -> None:
     from bench.corpus import TRANSFORMS, centre_crop, upload_features
     from mediaguard.analysis.classify import open_nsfw
     from mediaguard.analysis.neardup import PictureSignals, decide, pdq_distance, reference_views
@@ -207,6 +207,10 @@ def calibrate(thresholds: list[float], models: list[str]) -> None:
         table("scikit-image photos (the unit test's corpus)", skimage)
         table("whole corpus", np.ones(len(queries), dtype=bool))
 
+    if dump:  # every cosine, to try other rules without embedding again
+        np.savez_compressed(dump, pdq_hit=pdq_hit, is_extra=is_extra, own=own,
+                            transforms=np.array([t for _, t, _ in queries]), names=np.array(names),
+                            **{f"{m}_{k}": r[i] for m, r in results.items() for i, k in enumerate(("cos", "full"))})
     # The threshold table counts the unit test's transforms only (crop_50 is reported above).
     need = ~pdq_hit & ~is_extra
     base = ~is_extra
@@ -232,6 +236,20 @@ def calibrate(thresholds: list[float], models: list[str]) -> None:
                   f"{kept50:>15}/{int(crop50.sum()):<5}  {sorted(pairs.items(), key=lambda kv: -kv[1])[:3]}")
         missed = [(n, t, round(float(cos[i, own[i]]), 3)) for i, (n, t, _) in enumerate(queries) if need[i]]
         print(f"{model}: lowest cosines among copies PDQ missed:", sorted(missed, key=lambda x: x[2])[:8])
+    if {"open_nsfw", "clip"} <= set(results):
+        # Both signals beside each other, references as banks store them (the full frame only):
+        # a copy is caught, or an unrelated pair matched, when either signal says so.
+        (_, ns_full, _, ns_other), (_, cl_full, _, cl_other) = results["open_nsfw"], results["clip"]
+        crop50 = np.array([t == "crop_50" for _, t, _ in queries])
+        ns_own, cl_own = ns_full[rows, own], cl_full[rows, own]
+        base_th = EmbeddingSignal.match_threshold
+        print(f"\nopen_nsfw >= {base_th} or clip >= t (full-frame references):")
+        print(f"{'t':>6}{'missed':>8}{'false pairs':>13}{'crop_50 kept':>14}")
+        for th in thresholds:
+            caught = (ns_own >= base_th) | (cl_own >= th)
+            false = base[:, None] & ((ns_other >= base_th) | (cl_other >= th))
+            print(f"{th:>6.2f}{int((~caught[need]).sum()):>8}{int(false.sum()):>13}"
+                  f"{int(caught[crop50].sum()):>9}/{int(crop50.sum())}")
 
 
 def main() -> int:
@@ -239,11 +257,12 @@ def main() -> int:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--calibrate", action="store_true")
-    parser.add_argument("--thresholds", default="0.80,0.82,0.84,0.85,0.86,0.88,0.90,0.92,0.94")
+    parser.add_argument("--thresholds", default="0.85,0.88,0.90,0.92,0.94,0.95,0.96")
     parser.add_argument("--models", default="open_nsfw,clip", help="embeddings to calibrate: open_nsfw, clip")
+    parser.add_argument("--dump", help="write every cosine to this .npz")
     args = parser.parse_args()
     if args.calibrate:
-        calibrate([float(x) for x in args.thresholds.split(",")], args.models.split(","))
+        calibrate([float(x) for x in args.thresholds.split(",")], args.models.split(","), args.dump)
     else:
         search([int(x) for x in args.sizes.split(",")], args.runs)
     return 0
