@@ -14,7 +14,12 @@ reference views) next to the best cosine to any unrelated reference, then the mi
 false matches at candidate thresholds.
 
     .venv/bin/python -m bench.embedding [--sizes 10000,100000,1000000] [--runs 50]
-    .venv/bin/python -m bench.embedding --calibrate
+    .venv/bin/python -m bench.embedding --calibrate [--models open_nsfw,clip] [--dump cos.npz]
+
+Both models by default: open_nsfw's pooled embedding (batches of 16, as classify runs it)
+and the detect stage's CLIP embedding (one image per run), each with its own table, plus
+a 50 % centre crop reported beside the tested transforms and, last, the two signals
+together (either one matching) against full-frame references, as banks store them.
 """
 
 from __future__ import annotations
