@@ -149,6 +149,29 @@ class BankServiceContract:
         assert sorted((c.ref, c.signal, c.active, c.group) for c in changes) == [
             (f"vid-9#{i}", s, False, "vid-9") for i in range(3) for s in ("embedding", "pdq")]
 
+    def test_a_clip_embedding_is_stored_indexed_and_withdrawn_beside_the_others(self, ncii, clock):
+        # GIVEN a photo featurized with a PDQ, open_nsfw's embedding and CLIP's
+        rng = np.random.default_rng(11)
+        clip = rng.normal(size=512)
+        ncii.add_media("ncii", "p-1", [Features(pdq=H1, quality=90, embedding=rng.normal(size=64), clip=clip)],
+                       actor="ops:ana")
+        # THEN the entry names three signals and the matcher gets one row for each
+        (stored,) = [e for e in ncii.entries("ncii") if e.ref == "p-1"]
+        assert stored.signals == ("pdq", "embedding", "clip") and "clip" not in stored.to_dict()
+        rows = {r.signal: r.value for r in ncii.active_entries()}
+        assert sorted(rows) == ["clip", "embedding", "pdq"]
+        assert float(np.dot(rows["clip"], clip / np.linalg.norm(clip))) > 0.999
+        # AND banking the same features again changes nothing
+        assert ncii.add_media("ncii", "p-1", [Features(pdq=H1, quality=90, embedding=stored.embedding,
+                                                       clip=stored.clip)], actor="ops:ana").unchanged == 1
+        # WHEN it is withdrawn THEN the CLIP vector goes with the rest, and the delta says so
+        clock.tick()
+        ncii.withdraw("ncii", "p-1", actor="ops:bo")
+        (tomb,) = [e for e in ncii.entries("ncii") if e.ref == "p-1"]
+        assert tomb.clip is None and tomb.embedding is None and tomb.pdq is None
+        assert sorted((c.signal, c.active) for c in ncii.changed_since(clock.now.timestamp())) == [
+            ("clip", False), ("embedding", False), ("pdq", False)]
+
     def test_re_adding_a_shorter_version_of_a_video_drops_the_extra_frames(self, ncii, clock):
         ncii.add_media("ncii", "vid", [Features(pdq=near(H1, i + 1), quality=90) for i in range(4)], actor="ops:ana")
         clock.tick()

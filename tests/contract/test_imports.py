@@ -47,6 +47,9 @@ LAZY_ALLOWED = {
     ("mediaguard.analysis.featurize", "mediaguard.ingress.audio"),
     ("mediaguard.analysis.featurize", "mediaguard.ingress.ingest"),
     ("mediaguard.analysis.featurize", "mediaguard.ingress.media"),
+    # the CLIP tower (onnxruntime, 90 MB): only when banked media is embedded by CLIP too.
+    ("mediaguard.analysis.featurize", "mediaguard.analysis.synthetic"),
+    ("mediaguard.analysis.featurize", "mediaguard.analysis.faces"),
     # numpy (the bank index): the upload API loads it only when a client declares a PDQ.
     ("mediaguard.api.uploads", "mediaguard.analysis.matching"),
     ("mediaguard.api.uploads", "mediaguard.stages.similarity"),

@@ -91,3 +91,27 @@ def test_sanitize_writes_the_pipeline_output_and_reports_what_was_removed(files,
 def test_bad_bank_spec_is_a_usage_error(files):
     result = mediaguard("scan", "--bank", "no-path-given", str(files["clean"]))
     assert result.returncode == 2 and "NAME[:KIND]=PATH" in result.stderr
+
+
+def test_scan_json_reports_a_clip_match_with_its_signal(tmp_path):
+    # GIVEN a block bank holding retina, and a 75 % centre crop of it (PDQ and open_nsfw's
+    # embedding lose it: 0.856 < 0.90; CLIP keeps it: 0.982 >= 0.95) and an unrelated photo
+    from bench.corpus import centre_crop
+
+    bank = tmp_path / "bank"
+    bank.mkdir()
+    photo("retina").save(bank / "victim-1.png")
+    crop, other = tmp_path / "retina-crop.jpg", tmp_path / "coffee.jpg"
+    crop.write_bytes(jpeg_bytes(centre_crop(photo("retina"), 0.75), quality=90))
+    other.write_bytes(jpeg_bytes(photo("coffee")))
+    # WHEN both are scanned
+    result = mediaguard("scan", "--json", "--bank", f"victims:block={bank}", str(crop), str(other))
+    assert result.returncode == 0, result.stderr[-2000:]
+    cropped, unrelated = [json.loads(line) for line in result.stdout.splitlines()]
+    # THEN the crop's match names the clip signal, in the contract's fields, and goes to review
+    assert CONTRACT_FIELDS <= set(cropped)
+    (match,) = cropped["matches"]
+    assert (match["bank"], match["signal"]) == ("victims", "clip") and match["distance"] <= 0.05
+    assert cropped["action"] == "review"
+    # AND the unrelated photo matches nothing
+    assert unrelated["matches"] == [] and unrelated["status"] == "done"

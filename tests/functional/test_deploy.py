@@ -86,7 +86,7 @@ def test_a_shadow_policy_is_recorded_beside_the_active_one_and_never_acts():
         assert cloud.wait(media_id).status == "SUCCEEDED"
         item = cloud.item(media_id)
     # THEN the decision names the active policy, and the shadow's verdict is recorded beside it
-    assert item["policy_version"] == "2026-12-02.1"
+    assert item["policy_version"] == "2026-12-02.2"
     shadow = item["shadow"]
     assert shadow["policy_version"] == "2026-11-23.2" and 0.0 <= shadow["risk"] <= 1.0
     assert shadow["differs"] == (shadow["action"] != item["action"] or shadow["escalate"] != item["escalate"])

@@ -397,3 +397,17 @@ def test_the_item_view_links_only_the_sanitized_copy_and_audits_the_look(world):
     with pytest.raises(NotFoundError):
         world.service.item_view(ALICE, "nope")
 
+
+
+def test_the_item_view_shows_the_similar_banked_items_with_signal_and_similarity(world):
+    # GIVEN an item the pipeline matched to two banked items: one by PDQ, one by CLIP embedding only
+    scored_item(world, "m2")
+    world.deps.items.update("m2", {"matches": [
+        {"bank": "ncii", "kind": "block", "ref": "case-7", "signal": "clip", "distance": 0.0812, "action": None},
+        {"bank": "deepfakes", "kind": "flag", "ref": "df-3", "signal": "pdq", "distance": 12, "action": None},
+    ]})
+    # WHEN a reviewer opens it
+    view = world.service.item_view(ALICE, "m2")
+    # THEN both banked items are listed with bank, ref, signal and a 0..1 similarity
+    shown = [(m.bank, m.ref, m.signal, m.similarity) for m in view.matches]
+    assert shown == [("ncii", "case-7", "clip", pytest.approx(0.9188)), ("deepfakes", "df-3", "pdq", 0.9531)]

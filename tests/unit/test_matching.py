@@ -108,3 +108,78 @@ def test_a_published_build_round_trips_through_the_stored_form(tmp_path):
     # THEN it answers like the original
     assert loaded.pdq.query(A) == [(0, 0)] and loaded.pdq_entries == [("b", "r", None)]
     assert loaded.emb.shape == (1, 8) and abs(float(loaded.emb[0] @ (vec / np.linalg.norm(vec))) - 1) < 1e-3
+
+
+# --- CLIP embeddings beside open_nsfw's -------------------------------------------------------------
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return (v / np.linalg.norm(v)).astype(np.float32)
+
+
+def _at_cosine(ref: np.ndarray, cos: float, seed: int) -> np.ndarray:
+    """A unit vector at exactly ``cos`` from unit ``ref``."""
+    other = np.random.default_rng(seed).normal(size=ref.size).astype(np.float32)
+    other = _unit(other - (other @ ref) * ref)
+    return _unit(cos * ref + np.sqrt(1 - cos * cos) * other)
+
+
+def test_clip_entries_match_at_the_clip_threshold_not_the_embedding_one():
+    from mediaguard.signals import ClipSignal, EmbeddingSignal
+
+    rng = np.random.default_rng(3)
+    clip_ref, nsfw_ref = _unit(rng.normal(size=512)), _unit(rng.normal(size=1024))
+    # GIVEN a flag bank entry with both embeddings, and a bank threshold for open_nsfw's only
+    reader = Reader([BankInfo("known", "flag", embedding_threshold=0.99)],
+                    [IndexEntry("known", "k", "embedding", nsfw_ref, updated_at=1.0),
+                     IndexEntry("known", "k", "clip", clip_ref, updated_at=1.0)])
+    matcher = Matcher(reader, clock=Clock(1000.0))
+    just_in = ClipSignal.match_threshold + 0.005
+    # WHEN a query is just inside CLIP's threshold and far outside open_nsfw's
+    query = Query(frames=[], embeddings=_at_cosine(nsfw_ref, EmbeddingSignal.match_threshold - 0.2, 1)[None],
+                  clip=_at_cosine(clip_ref, just_in, 2)[None])
+    # THEN it matches by clip, at the cosine distance (the bank's open_nsfw threshold does not apply)
+    (match,) = matcher.match(query)
+    assert (match.ref, match.signal) == ("k", "clip") and abs(match.distance - (1 - just_in)) < 2e-3
+    # AND just outside CLIP's threshold nothing matches
+    query.clip = _at_cosine(clip_ref, ClipSignal.match_threshold - 0.005, 2)[None]
+    assert matcher.match(query) == []
+
+
+def test_index_build_and_delta_carry_clip_entries(tmp_path):
+    rng = np.random.default_rng(4)
+    old, new = _unit(rng.normal(size=512)), _unit(rng.normal(size=512))
+    # GIVEN a published build holding one CLIP entry, fetched by another process
+    reader = Reader([BankInfo("ncii", "block")], [IndexEntry("ncii", "old", "clip", old, updated_at=900.0)])
+    stored: dict[str, bytes] = {}
+    manifest = publish(BuiltIndex.build(reader.active_entries(), 950.0), stored.__setitem__)
+    assert manifest["clip_entries"] == 1 and manifest["embedding_entries"] == 0
+    build = fetch(manifest, lambda key, path: path.write_bytes(stored[key]), tmp_path)
+    assert build.clip.shape == (1, 512) and build.clip_entries == [("ncii", "old", None)]
+    clock = Clock(1000.0)
+    matcher = Matcher(reader, build, clock=clock)
+    # WHEN a second CLIP entry is banked after the build and the first is withdrawn
+    reader.entries = [IndexEntry("ncii", "old", "clip", None, active=False, updated_at=1001.0),
+                      IndexEntry("ncii", "new", "clip", new, updated_at=1001.0)]
+    clock.now += DELTA_SECONDS + 1
+    # THEN the delta answers for both: the new entry matches, the withdrawn one no longer does
+    assert [(m.ref, m.signal) for m in matcher.match(Query(frames=[], clip=new[None]))] == [("new", "clip")]
+    assert matcher.match(Query(frames=[], clip=old[None])) == []
+    assert matcher.delta_size == 1
+
+
+def test_a_build_published_before_clip_existed_still_loads(tmp_path):
+    # GIVEN a build's files as they were before CLIP entries (no clip.npy, no "clip" list)
+    build = BuiltIndex.build([IndexEntry("b", "r", "pdq", A, 100)], 5.0)
+    files = build.save(tmp_path)
+    (tmp_path / "clip.npy").unlink()
+    import json
+    entries = json.loads((tmp_path / "entries.json").read_text())
+    del entries["clip"]
+    (tmp_path / "entries.json").write_text(json.dumps(entries))
+    assert "clip.npy" in files
+    # WHEN it is loaded THEN it holds no CLIP entries and a CLIP query matches nothing
+    loaded = BuiltIndex.load(tmp_path, 5.0)
+    assert loaded.clip_entries == [] and loaded.pdq_entries == [("b", "r", None)]
+    matcher = Matcher(Reader([BankInfo("b", "flag")], []), loaded, clock=Clock(1000.0))
+    assert matcher.match(Query(frames=[], clip=_unit(np.ones(512))[None])) == []

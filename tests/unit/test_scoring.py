@@ -394,3 +394,28 @@ def test_a_face_count_weight_needs_a_ramp():
     data["weights"]["faces.count"] = 0.1
     with pytest.raises(ValidationError, match="faces.count"):
         Policy.model_validate(data)
+
+
+# --- CLIP bank matches (policy 2026-12-02.2) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [None, "2026-12-02.1"])
+def test_a_clip_match_on_a_block_bank_goes_to_review_escalated_never_removal(version):
+    # GIVEN the default policy, and the one before it that predates clip matches
+    policy = load_policy(version) if version else load_policy()
+    # WHEN an upload matches a block bank by CLIP embedding only
+    result = score(inputs(0.0, match("block", 0.08, signal="clip")), policy)
+    # THEN it goes to people, escalated, like an open_nsfw embedding match: a likeness is not proof
+    assert (result.action, result.escalate) == ("review", True)
+    assert "bank.block.clip" in result.override
+    assert by_name(result)["bank.block.clip"].contribution == pytest.approx(0.6)
+
+
+def test_a_clip_match_weighs_like_an_embedding_match_and_a_kind_counts_once(policy):
+    assert policy.version == "2026-12-02.2"
+    # GIVEN a flag-bank entry matched by both embeddings
+    result = score(inputs(0.0, match("flag", 0.07, signal="clip"), match("flag", 0.09, signal="embedding")), policy)
+    signals = by_name(result)
+    # THEN the flag kind contributes 0.35 once; the other signal is recorded with 0 and a note
+    assert sum(s.contribution for n, s in signals.items() if n.startswith("bank.flag.")) == pytest.approx(0.35)
+    assert result.action == "label"

@@ -133,7 +133,7 @@ def test_fingerprints_item_fields_are_what_the_item_records():
 
 def test_only_what_banks_can_hold_is_matched():
     # pHash/dHash are recorded, not matched (signals' docstring says why)
-    assert {s.name for s in KINDS if s.matched} == {"pdq", "vpdq", "embedding", "audio"}
+    assert {s.name for s in KINDS if s.matched} == {"pdq", "vpdq", "embedding", "clip", "audio"}
 
 
 # --- vPDQ ------------------------------------------------------------------------------

@@ -269,15 +269,18 @@ class SimilarityInput(BaseModel):
     fingerprints: Fingerprints | None = None
     frames: FramesResult
     classify: list[ClassifyResult] = []
+    # The detect stage's batches, for their CLIP embeddings (``signal: "clip"`` matches).
+    detect: list[DetectResult] = []
 
 
 class Match(BaseModel):
     bank: str
     kind: BankKind
     ref: str
-    # A matched kind's name in ``signals.REGISTRY``: pdq (Hamming bits), embedding (cosine
-    # distance 1 - cos) or vpdq (bits: the median over matching frames); or pdq_dihedral
-    # (PDQ bits, matched through a rotated/mirrored variant of the query).
+    # A matched kind's name in ``signals.REGISTRY``: pdq (Hamming bits), embedding or clip
+    # (cosine distance 1 - cos: open_nsfw's and CLIP's embeddings) or vpdq (bits: the median
+    # over matching frames); or pdq_dihedral (PDQ bits, matched through a rotated/mirrored
+    # variant of the query).
     signal: str
     distance: int | float
     action: Action | None = None

@@ -129,7 +129,8 @@ def _item(e: Entry) -> tables.BankEntryItem:
         e.bank, e.ref,
         # signal/value as the table has always had them (see tables.BankEntryItem)
         signal=e.signals[0] if e.signals and "pdq" not in e.signals else "pdq",
-        value=e.pdq, quality=e.quality, embedding=e.embedding, audio=e.audio, signals=signals, group=e.group,
+        value=e.pdq, quality=e.quality, embedding=e.embedding, audio=e.audio, clip=e.clip, signals=signals,
+        group=e.group,
         status=e.status, source=e.source, added_at=e.added_at, added_by=e.added_by, updated_at=e.updated_at,
         confirmed_at=e.confirmed_at, confirmed_by=e.confirmed_by, withdrawn_at=e.withdrawn_at,
         withdrawn_by=e.withdrawn_by,
@@ -147,6 +148,7 @@ def _entry(row: tables.BankEntryItem) -> Entry:
     return Entry(
         bank=row.bank, ref=row.ref, status=row.status, pdq=row.value,
         quality=None if row.quality is None else int(row.quality), embedding=row.embedding, audio=row.audio,
+        clip=row.clip,
         signals=signals,
         group=row.group, source=row.source, added_at=row.added_at, added_by=row.added_by, updated_at=row.updated_at,
         confirmed_at=row.confirmed_at, confirmed_by=row.confirmed_by, withdrawn_at=row.withdrawn_at,

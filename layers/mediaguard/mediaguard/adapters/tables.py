@@ -146,6 +146,7 @@ class BankEntryItem(Model):
     quality = NumberAttribute(null=True)
     embedding = UnicodeAttribute(null=True)  # base64 of little-endian float16, L2-normalised
     audio = UnicodeAttribute(null=True)  # base64 of Chromaprint's raw uint32 words (signals.AudioSignal)
+    clip = UnicodeAttribute(null=True)  # CLIP's embedding, stored like ``embedding``
     signals = ListAttribute(of=UnicodeAttribute, null=True)  # names carried (kept on tombstones)
     group = UnicodeAttribute(null=True)
     status = UnicodeAttribute(default="active")  # active | withdrawn | deleted (its bank was deleted)

@@ -6,11 +6,16 @@ frames stage does, and every frame gets a PDQ and an embedding. The first audio 
 (of a video, or of an audio-only file) is rewritten and fingerprinted as the frames
 stage does and banked as one more entry carrying only the fingerprint. A banked file and
 its re-upload therefore hash alike, frame for frame and word for word.
+
+When the CLIP tower is installed, every frame also gets CLIP's embedding (the detect
+stage's ``SyntheticDetector.embed``, one image per run as that stage does: the INT8
+tower is batch-sensitive), so the entry matches by ``clip`` too.
 """
 
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
@@ -21,10 +26,13 @@ from mediaguard.settings import Settings
 from mediaguard.signals import AudioSignal
 
 
-def media_featurizer(settings: Settings | None = None, *, embeddings: bool = True) -> Featurizer:
+def media_featurizer(settings: Settings | None = None, *, embeddings: bool = True,
+                     clip: bool | None = None) -> Featurizer:
     """A featurizer for ``BankService.add_media`` / ``mediaguard bank add``.
 
-    ``embeddings=False`` skips the classifier (PDQ only), for machines without onnxruntime.
+    ``embeddings=False`` skips the models (PDQ only), for machines without onnxruntime.
+    ``clip``: compute CLIP's embedding too; None (the default) does when the tower is
+    installed (``synthetic.clip_available``), True requires it.
     """
     settings = settings or Settings()
 
@@ -68,7 +76,13 @@ def media_featurizer(settings: Settings | None = None, *, embeddings: bool = Tru
             return _features([f.image for f in frameset.frames], video.pdq_frames(frameset))
         fps = prepared.fingerprints
         rgb = load_rgb(open_image(prepared.sanitized.data, settings.max_pixels), min_side=256)
-        return _features([rgb], [(fps.pdq, fps.pdq_quality)])
+
+        def detect_view() -> Image.Image:
+            # The detect stage decodes a still's frame at >= faces.MAX_SIDE before CLIP.
+            from mediaguard.analysis.faces import MAX_SIDE
+            return load_rgb(open_image(prepared.sanitized.data, settings.max_pixels), min_side=MAX_SIDE)
+
+        return _features([rgb], [(fps.pdq, fps.pdq_quality)], detect_view)
 
     def _audio_features(path: Path, demuxer: str) -> Features | None:
         from mediaguard.ingress import audio
@@ -76,14 +90,21 @@ def media_featurizer(settings: Settings | None = None, *, embeddings: bool = Tru
         words = audio.fingerprint(path, demuxer, max_seconds=settings.max_audio_seconds)
         return Features(audio=AudioSignal.format(words)) if len(words) else None
 
-    def _features(images: list[Image.Image], hashes: list[tuple[str, int]]) -> list[Features]:
+    def _features(images: list[Image.Image], hashes: list[tuple[str, int]],
+                  detect_view: Callable[[], Image.Image] | None = None) -> list[Features]:
         vectors = [None] * len(images)
+        clips = [None] * len(images)
         if embeddings and images:
             from mediaguard.analysis.classify import get_classifiers
+            from mediaguard.analysis.synthetic import clip_available, synthetic_detector
 
             outputs = get_classifiers(settings)[0].classify_batch(images)
             vectors = [o.embedding for o in outputs]
-        return [Features(pdq=pdq, quality=quality, embedding=vec) for (pdq, quality), vec in zip(hashes, vectors,
-                                                                                             strict=True)]
+            if clip or (clip is None and clip_available()):
+                detector = synthetic_detector(settings.onnx_threads)
+                views = [detect_view()] if detect_view is not None else images
+                clips = [detector.embed(image) for image in views]
+        return [Features(pdq=pdq, quality=quality, embedding=vec, clip=c)
+                for (pdq, quality), vec, c in zip(hashes, vectors, clips, strict=True)]
 
     return featurize

@@ -16,7 +16,9 @@ below ``PdqSignal.min_quality`` ignored on both sides; the eight rotations/mirro
 the query are searched too (``pdq_dihedral``); a video matches a banked video (vPDQ)
 when at least ``VpdqSignal.match_threshold`` of the query's frames match the banked
 video's frames and vice versa; embeddings match at cosine >= the bank's threshold
-(``EmbeddingSignal.match_threshold`` unless the settings or the bank say otherwise);
+(``EmbeddingSignal.match_threshold`` unless the settings or the bank say otherwise), and
+CLIP embeddings, a second cosine kind beside them, at ``ClipSignal.match_threshold`` (a
+bank's ``embedding_threshold`` is a cosine of open_nsfw's space and does not apply);
 an audio track matches a banked clip when, at the best alignment that sub-fingerprint
 voting proposes, at least ``AudioSignal.match_threshold`` of the aligned Chromaprint
 words are within ``AudioSignal.bit_threshold`` bits (``analysis.audio_index``).
@@ -40,13 +42,15 @@ import numpy as np
 from mediaguard.analysis.audio_index import AudioIndex
 from mediaguard.analysis.index import PdqIndex
 from mediaguard.models import Match
-from mediaguard.signals import AudioSignal, EmbeddingSignal, PdqSignal, VpdqSignal
+from mediaguard.signals import AudioSignal, ClipSignal, EmbeddingSignal, PdqSignal, VpdqSignal
 
 INDEX_PREFIX = "index/"
 MANIFEST_KEY = f"{INDEX_PREFIX}manifest.json"
 # How stale the delta may be. The issue asks for new entries matchable within 60 s;
 # 30 s leaves room for GSI propagation and a Lambda that was busy when the entry landed.
 DELTA_SECONDS = 30.0
+# The kinds compared by cosine, each searched in its own matrix (their spaces differ).
+COSINE_SIGNALS = (EmbeddingSignal.name, ClipSignal.name)
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ class IndexEntry:
 
     bank: str
     ref: str
-    signal: str  # a matched kind of ``signals.REGISTRY`` that banks store: "pdq" | "embedding" | "audio"
+    signal: str  # a matched kind of ``signals.REGISTRY`` that banks store: "pdq" | "embedding" | "clip" | "audio"
     value: str | np.ndarray | None  # hex PDQ, a float vector, or AudioSignal's string; None once withdrawn
     quality: int | None = None
     group: str | None = None  # a banked video: its frames share a group
@@ -88,7 +92,8 @@ class BankReader(Protocol):
 
 @dataclass
 class BuiltIndex:
-    """An index build in memory: the PDQ multi-index, the embedding matrix and the audio index."""
+    """An index build in memory: the PDQ multi-index, one matrix per cosine kind
+    (open_nsfw's ``emb``, CLIP's ``clip``) and the audio index."""
 
     built_at: float
     pdq: PdqIndex
@@ -96,13 +101,16 @@ class BuiltIndex:
     emb: np.ndarray  # (N, D) L2-normalised: float32 in memory, EmbeddingSignal.stored_dtype on disk
     emb_entries: list[tuple[str, str, str | None]]
     group_sizes: dict[tuple[str, str], int] = field(default_factory=dict)  # (bank, group) -> frames
+    clip: np.ndarray = field(default_factory=lambda: _normalised([]))  # (M, 512), stored like ``emb``
+    clip_entries: list[tuple[str, str, str | None]] = field(default_factory=list)
     audio: AudioIndex = field(default_factory=AudioIndex)
     audio_entries: list[tuple[str, str, str | None]] = field(default_factory=list)
 
     @classmethod
     def build(cls, entries: Iterable[IndexEntry], built_at: float) -> BuiltIndex:
         pdq_hashes, pdq_quality, pdq_entries = [], [], []
-        vectors, emb_entries = [], []
+        vectors: dict[str, list[np.ndarray]] = {s: [] for s in COSINE_SIGNALS}
+        labels: dict[str, list[tuple[str, str, str | None]]] = {s: [] for s in COSINE_SIGNALS}
         clips, audio_entries = [], []
         sizes: dict[tuple[str, str], int] = defaultdict(int)
         for e in entries:
@@ -114,28 +122,36 @@ class BuiltIndex:
                 pdq_entries.append((e.bank, e.ref, e.group))
                 if e.group:
                     sizes[(e.bank, e.group)] += 1
-            elif e.signal == "embedding":
-                vectors.append(np.asarray(e.value, dtype=EmbeddingSignal.dtype))
-                emb_entries.append((e.bank, e.ref, e.group))
+            elif e.signal in vectors:
+                vectors[e.signal].append(np.asarray(e.value, dtype=EmbeddingSignal.dtype))
+                labels[e.signal].append((e.bank, e.ref, e.group))
             elif e.signal == "audio":
                 clips.append(AudioSignal.words(str(e.value)))
                 audio_entries.append((e.bank, e.ref, e.group))
         pdq = PdqIndex.build(pdq_hashes, ids=np.arange(len(pdq_hashes)), quality=pdq_quality) if pdq_hashes \
             else PdqIndex()
-        emb = _normalised(vectors)
-        return cls(built_at, pdq, pdq_entries, emb, emb_entries, dict(sizes), AudioIndex.build(clips), audio_entries)
+        return cls(built_at, pdq, pdq_entries, _normalised(vectors["embedding"]), labels["embedding"], dict(sizes),
+                   clip=_normalised(vectors["clip"]), clip_entries=labels["clip"],
+                   audio=AudioIndex.build(clips), audio_entries=audio_entries)
 
     def __post_init__(self) -> None:
         self.emb = np.asarray(self.emb, dtype=EmbeddingSignal.dtype)
+        self.clip = np.asarray(self.clip, dtype=ClipSignal.dtype)
+
+    def cosine_rows(self, signal: str) -> tuple[np.ndarray, list[tuple[str, str, str | None]]]:
+        """The matrix and its (bank, ref, group) rows for one cosine kind."""
+        return (self.clip, self.clip_entries) if signal == ClipSignal.name else (self.emb, self.emb_entries)
 
     def save(self, directory: Path) -> list[str]:
         """Write the build as flat files; returns their names (the manifest lists them)."""
         directory.mkdir(parents=True, exist_ok=True)
         self.pdq.save(directory / "pdq")
         np.save(directory / "embeddings.npy", self.emb.astype(EmbeddingSignal.stored_dtype), allow_pickle=False)
+        np.save(directory / "clip.npy", self.clip.astype(ClipSignal.stored_dtype), allow_pickle=False)
         self.audio.save(directory / "audio")
         (directory / "entries.json").write_text(json.dumps({
-            "pdq": self.pdq_entries, "embedding": self.emb_entries, "audio": self.audio_entries,
+            "pdq": self.pdq_entries, "embedding": self.emb_entries, "clip": self.clip_entries,
+            "audio": self.audio_entries,
             "groups": [[b, g, n] for (b, g), n in self.group_sizes.items()],
         }))
         return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
@@ -146,10 +162,15 @@ class BuiltIndex:
         pdq = PdqIndex.load(directory / "pdq", mmap=True)
         # Stored as float16 (half the bytes to download); converted once here, not per query.
         emb = np.load(directory / "embeddings.npy", allow_pickle=False).astype(EmbeddingSignal.dtype)
-        # Builds published before audio existed have no audio directory and no "audio" list.
+        # A build published before CLIP entries existed has no clip.npy, and one published
+        # before audio existed no audio directory and no "audio" list: each holds none.
+        clip = np.load(directory / "clip.npy", allow_pickle=False).astype(ClipSignal.dtype) \
+            if (directory / "clip.npy").exists() else _normalised([])
         return cls(built_at, pdq, [tuple(x) for x in entries["pdq"]], emb,
                    [tuple(x) for x in entries["embedding"]], {(b, g): n for b, g, n in entries["groups"]},
-                   AudioIndex.load(directory / "audio"), [tuple(x) for x in entries.get("audio", [])])
+                   clip=clip, clip_entries=[tuple(x) for x in entries.get("clip", [])],
+                   audio=AudioIndex.load(directory / "audio"),
+                   audio_entries=[tuple(x) for x in entries.get("audio", [])])
 
 
 def _normalised(vectors: list[np.ndarray]) -> np.ndarray:
@@ -166,12 +187,13 @@ def _normalised(vectors: list[np.ndarray]) -> np.ndarray:
 @dataclass
 class Query:
     """What one upload brings: its frames' PDQs (a still has one frame, with its eight
-    dihedral variants) and one embedding per frame."""
+    dihedral variants) and one embedding per frame of each cosine kind."""
 
     frames: list[tuple[str, int]]  # (pdq hex, quality) per frame
     dihedral: list[str] = field(default_factory=list)  # stills: 8 variants, index 0 == the PDQ
-    embeddings: np.ndarray | None = None  # (frames, D)
+    embeddings: np.ndarray | None = None  # (frames, D): open_nsfw
     is_video: bool = False
+    clip: np.ndarray | None = None  # (frames, 512): the detect stage's CLIP
     audio: str | None = None  # the first audio track's fingerprint (AudioSignal's string form)
 
 
@@ -184,6 +206,7 @@ class Matcher:
         self.build = build or BuiltIndex.build([], 0.0)
         self.clock = clock
         self.default_cosine = default_cosine if default_cosine is not None else EmbeddingSignal.match_threshold
+        self.clip_cosine = ClipSignal.match_threshold
         self._refreshed = float("-inf")
         self._banks: dict[str, BankInfo] = {}
         self._delta = BuiltIndex.build([], 0.0)
@@ -216,7 +239,8 @@ class Matcher:
 
     @property
     def delta_size(self) -> int:
-        return len(self._delta.pdq_entries) + len(self._delta.emb_entries) + len(self._delta.audio_entries)
+        return (len(self._delta.pdq_entries) + len(self._delta.emb_entries) + len(self._delta.clip_entries)
+                + len(self._delta.audio_entries))
 
     def match(self, query: Query) -> list[Match]:
         self.refresh()
@@ -242,9 +266,10 @@ class Matcher:
                         if info and distance <= info.pdq_threshold:
                             keep(Match(bank=bank, kind=info.kind, ref=group or ref, signal="pdq" if i == 0 else
                                        "pdq_dihedral", distance=distance, action=info.action))
-        if query.embeddings is not None and len(query.embeddings):
-            for m in self._embedding_matches(query.embeddings):
-                keep(m)
+        for signal, vectors in ((EmbeddingSignal.name, query.embeddings), (ClipSignal.name, query.clip)):
+            if vectors is not None and len(vectors):
+                for m in self._embedding_matches(vectors, signal):
+                    keep(m)
         if query.audio:
             for m in self._audio_matches(AudioSignal.words(query.audio)):
                 keep(m)
@@ -299,24 +324,26 @@ class Matcher:
             out.append(Match(bank=bank, kind=info.kind, ref=ref, signal="pdq", distance=distance, action=info.action))
         return out
 
-    def _embedding_matches(self, vectors: np.ndarray) -> list[Match]:
+    def _embedding_matches(self, vectors: np.ndarray, signal: str = EmbeddingSignal.name) -> list[Match]:
         q = np.asarray(vectors, dtype=EmbeddingSignal.dtype)
         q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
         out = []
         for built, is_main in self._sources():
-            if not len(built.emb_entries):
+            matrix, labels = built.cosine_rows(signal)
+            if not len(labels):
                 continue
+            if matrix.shape[1] != q.shape[1]:
+                raise ValueError(f"{signal} query has {q.shape[1]} dimensions, the index {matrix.shape[1]}")
             # Exact search: (N, D) @ (D, F), all frames in one product. bench/embedding.py: p50
             # 4.3 ms at 10k rows, 34 ms at 100k, 329 ms at 1M on one core; past ~100k, faiss.
-            sims = (built.emb @ q.T).max(axis=1)
-            for row in np.flatnonzero(sims >= min(self._thresholds())).tolist():
-                bank, ref, group = built.emb_entries[row]
+            sims = (matrix @ q.T).max(axis=1)
+            for row in np.flatnonzero(sims >= min(self._thresholds(signal))).tolist():
+                bank, ref, group = labels[row]
                 info = self._banks.get(bank)
                 if info is None or (is_main and (bank, ref) in self._stale):
                     continue
-                threshold = info.embedding_threshold or self.default_cosine
-                if sims[row] >= threshold:
-                    out.append(Match(bank=bank, kind=info.kind, ref=group or ref, signal="embedding",
+                if sims[row] >= self._threshold(info, signal):
+                    out.append(Match(bank=bank, kind=info.kind, ref=group or ref, signal=signal,
                                      distance=round(float(1.0 - sims[row]), 4), action=info.action))
         return out
 
@@ -334,14 +361,20 @@ class Matcher:
                                  frames_matched=round(alignment.share, 3)))
         return out
 
-    def _thresholds(self) -> list[float]:
-        return [b.embedding_threshold or self.default_cosine for b in self._banks.values()] or [self.default_cosine]
+    def _threshold(self, info: BankInfo, signal: str) -> float:
+        if signal == ClipSignal.name:
+            return self.clip_cosine
+        return info.embedding_threshold or self.default_cosine
+
+    def _thresholds(self, signal: str = EmbeddingSignal.name) -> list[float]:
+        return [self._threshold(b, signal) for b in self._banks.values()] or [
+            self.clip_cosine if signal == ClipSignal.name else self.default_cosine]
 
 
 def _rank(m: Match) -> tuple[int, float]:
     # Exact hashes first (their distances are bits), then audio (an unmatched share of aligned
     # words), then embeddings (a cosine distance).
-    return ({"embedding": 2, "audio": 1}.get(m.signal, 0), float(m.distance))
+    return (2 if m.signal in COSINE_SIGNALS else 1 if m.signal == "audio" else 0, float(m.distance))
 
 
 def _merged_sizes(base: dict[tuple[str, str], int], changed: list[IndexEntry]) -> dict[tuple[str, str], int]:
@@ -366,7 +399,7 @@ def publish(build: BuiltIndex, put: Callable[[str, bytes], None]) -> dict:
             put(f"{INDEX_PREFIX}{stamp}/{name}", (Path(tmp) / name).read_bytes())
     manifest = {"built_at": build.built_at, "prefix": f"{INDEX_PREFIX}{stamp}/", "files": files,
                 "pdq_entries": len(build.pdq_entries), "embedding_entries": len(build.emb_entries),
-                "audio_entries": len(build.audio_entries)}
+                "clip_entries": len(build.clip_entries), "audio_entries": len(build.audio_entries)}
     put(MANIFEST_KEY, json.dumps(manifest).encode())
     return manifest
 

@@ -39,6 +39,32 @@ abstracts reached 0.894. A pooled classifier embedding says what a picture looks
 not which picture it is, and the margin to unrelated pictures is a few hundredths: treat
 an embedding match as grounds for review, not removal, and measure again on the
 platform's own content (a bank may set its own threshold).
+
+**CLIP beside it** (``ClipSignal``, signal ``clip``: the detect stage's 512-d CLIP ViT-B/16
+embedding, one image per run). Same 54 pictures and 11 copies, plus a 50 % centre crop;
+references as banks store them today (``featurize``: the full frame only, no views),
+648 copies of which PDQ missed 215, 34,344 unrelated (copy, reference) pairs::
+
+    rule                             missed of 215   unrelated pairs   50 % crops kept (of 54)
+    open_nsfw >= 0.90 (today)             15               17                 10
+    clip >= 0.90                          40              152                 29
+    clip >= 0.94                          88               19                 12
+    clip >= 0.95                         112                1                  3
+    open_nsfw >= 0.90 or clip >= 0.94      9               32                 20
+    open_nsfw >= 0.90 or clip >= 0.95     10               17                 11
+
+Per transform, median / worst full-frame cosine to the source, CLIP vs open_nsfw: 50 %
+crop 0.905/0.744 vs 0.853/0.754; 75 % crop 0.953/0.860 vs 0.941/0.851; quarter turns
+0.94/0.77 vs 0.88/0.68; caption 0.724/0.592 vs 0.974/0.951 (CLIP reads the text); and
+unrelated pairs reach 0.955 vs 0.923 (p99.9 0.938 vs 0.871): CLIP places two pictures
+of one genre (flower close-ups, flat vector art) close. Alone, CLIP is the weaker
+near-duplicate signal on this corpus; beside open_nsfw at 0.95 it catches 5 of the 15
+copies open_nsfw misses and adds no unrelated pair (its one pair above 0.95 is the
+vector pair open_nsfw already matches), so that is its threshold; 0.94 would double the
+50 % crops kept and add 15 unrelated pairs. On the scikit-image photos (people and
+objects, the unit test's corpus) CLIP's margin is wider: a 75 % crop of ``retina`` keeps
+0.982 (open_nsfw 0.856), the closest unrelated photo 0.778; two different people
+scored 0.52 (open_nsfw 0.67) when the detect stage was measured (FIELD-NOTES).
 """
 
 from __future__ import annotations

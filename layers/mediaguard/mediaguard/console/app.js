@@ -281,8 +281,9 @@
     const matches = $('matches').tBodies[0];
     matches.replaceChildren(...(view.matches || []).map((m) => el('tr', {},
       el('td', { text: m.bank }), el('td', { text: m.kind }), el('td', { text: m.ref }),
-      el('td', { text: m.signal }), el('td', { text: number(m.distance, m.signal === 'embedding' ? 3 : 0) }))));
-    if (!(view.matches || []).length) matches.append(el('tr', {}, el('td', { colspan: 5, text: 'No bank matches.' })));
+      el('td', { text: m.signal }), el('td', { text: number(m.distance, Number.isInteger(m.distance) ? 0 : 3) }),
+      el('td', { text: m.similarity == null ? '-' : number(m.similarity, 3) }))));
+    if (!(view.matches || []).length) matches.append(el('tr', {}, el('td', { colspan: 6, text: 'No bank matches.' })));
 
     const history = view.uploader_history || {};
     facts($('history'), [['Uploader', view.uploader || 'unknown'], ...Object.entries(history)]);

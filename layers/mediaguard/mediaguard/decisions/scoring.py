@@ -12,7 +12,7 @@ raw value and contribution, so a decision can be explained line by line:
 * ``provenance.ai_generated`` / ``provenance.c2pa_invalid``: positive-only evidence
   from the forensics stage; no marker never lowers risk.
 * ``bank.<kind>.<signal>``: the closest match per bank kind (block, flag, allow) and
-  match signal (pdq, pdq_dihedral, embedding, vpdq). One bank kind counts once, through
+  match signal (pdq, pdq_dihedral, embedding, clip, vpdq). One bank kind counts once, through
   its strongest signal: two signals matching the same entry are one piece of evidence.
 * ``faces.present`` (0 or 1) and ``faces.count`` (faces in the frame with the most):
   from the detect stage; ``faces.count`` needs a ramp like the history counts.
@@ -46,13 +46,18 @@ from mediaguard.models import Action, BankKind, Match, Provenance, ScoreResult, 
 
 # The policy a deployment runs unless MEDIAGUARD_POLICY names another. Older files stay
 # in the package: a decision names its version, and an appeal must be able to replay it.
-DEFAULT_POLICY = "policy-2026-12-02.1.json"
+DEFAULT_POLICY = "policy-2026-12-02.2.json"
 _POLICY_NAME = re.compile(r"^(?:policy-)?(\d{4}-\d{2}-\d{2}\.\d+)(?:\.json)?$")
 # Which bank override wins when an item matches several kinds: a verified original
 # (allow) first, then block before flag.
 OVERRIDE_ORDER: tuple[BankKind, ...] = ("allow", "block", "flag")
 # Least to most restrictive, to pick one action when several signals of a kind force one.
 SEVERITY: tuple[Action, ...] = ("allow", "label", "blur", "limit", "review", "remove")
+# A match signal newer than a policy is ruled like its older sibling there: a policy
+# written before ``clip`` existed treats a clip match as an open_nsfw embedding match,
+# rather than letting a block bank's clip match inherit the kind's "remove". (Decisions
+# made before clip existed hold no clip match, so their replay is unchanged.)
+SIGNAL_FALLBACK: dict[str, str] = {"clip": "embedding"}
 
 
 # --- policy ---------------------------------------------------------------------------------
@@ -93,12 +98,12 @@ class BankRule(BaseModel):
     # Forced action for a match of this kind, whatever the risk (None: thresholds decide).
     action: Action | None = None
     escalate: bool = False
-    # Keyed by match signal: pdq, pdq_dihedral, embedding, vpdq.
+    # Keyed by match signal: pdq, pdq_dihedral, embedding, clip, vpdq.
     signals: dict[str, BankSignalRule] = Field(default_factory=dict)
 
     def for_signal(self, signal: str) -> tuple[float, Action | None, bool]:
         """(contribution, forced action, escalate) of a match through ``signal``."""
-        rule = self.signals.get(signal, BankSignalRule())
+        rule = self.signals.get(signal) or self.signals.get(SIGNAL_FALLBACK.get(signal, ""), BankSignalRule())
         return (
             self.contribution if rule.contribution is None else rule.contribution,
             self.action if rule.action is None else rule.action,
@@ -327,7 +332,7 @@ def score(inputs: ScoreInputs, active: Policy, shadow: Policy | None = None) -> 
 
     >>> result = score(ScoreInputs(classifier={"open_nsfw.nsfw": 0.9}), load_policy())  # doctest: +SKIP
     >>> result.action, result.policy_version                                            # doctest: +SKIP
-    ('limit', '2026-12-02.1')
+    ('limit', '2026-12-02.2')
     """
     decision = _evaluate(inputs, active)
     shadow_decision = None

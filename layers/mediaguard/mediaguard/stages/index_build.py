@@ -23,6 +23,6 @@ def build_index(deps: Deps) -> dict:
     bucket = require(deps.settings.media_bucket, "MEDIA_BUCKET")
     manifest = publish(build, lambda key, data: blobs.put(bucket, key, data, "application/octet-stream"))
     logger.info("index published", extra={"built_at": built_at, "pdq": manifest["pdq_entries"],
-                                          "embeddings": manifest["embedding_entries"],
+                                          "embeddings": manifest["embedding_entries"], "clip": manifest["clip_entries"],
                                           "ms": round((time.perf_counter() - t0) * 1000, 1)})
-    return {k: manifest[k] for k in ("built_at", "pdq_entries", "embedding_entries")}
+    return {k: manifest[k] for k in ("built_at", "pdq_entries", "embedding_entries", "clip_entries")}

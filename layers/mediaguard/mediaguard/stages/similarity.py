@@ -1,4 +1,5 @@
-"""Similarity: match every frame and embedding against the banks (newest index build + delta)."""
+"""Similarity: match every frame and embedding (open_nsfw's and CLIP's) against the banks
+(newest index build + delta)."""
 
 from __future__ import annotations
 
@@ -19,23 +20,29 @@ logger = Logger(service="mediaguard", child=True)
 
 
 def similarity(request: SimilarityInput, deps: Deps) -> SimilarityResult:
-    """PDQ and, for stills, its eight rotations/mirrors; vPDQ for videos; embeddings; the
-    first audio track's Chromaprint fingerprint (videos and audio-only uploads)."""
+    """PDQ and, for stills, its eight rotations/mirrors; vPDQ for videos; open_nsfw's
+    embeddings (classify) and CLIP's (detect); the first audio track's Chromaprint
+    fingerprint (videos and audio-only uploads)."""
     t0 = time.perf_counter()
     settings, blobs, items = deps.settings, deps.need("blobs"), deps.need("items")
     matcher = get_matcher(deps)
-    embeddings = []
-    for batch in sorted(request.classify, key=lambda b: b.batch):
-        if batch.embeddings_key:
-            data, _ = blobs.get(require(settings.media_bucket, "MEDIA_BUCKET"), batch.embeddings_key)
-            embeddings.append(np.load(io.BytesIO(data), allow_pickle=False))
+
+    def load(batches) -> np.ndarray | None:
+        arrays = []
+        for batch in sorted(batches, key=lambda b: b.batch):
+            if batch.embeddings_key:
+                data, _ = blobs.get(require(settings.media_bucket, "MEDIA_BUCKET"), batch.embeddings_key)
+                arrays.append(np.load(io.BytesIO(data), allow_pickle=False))
+        return np.concatenate(arrays) if arrays else None
+
     frames = request.frames
     query = Query(
         frames=[(f.pdq, f.pdq_quality) for f in frames.frames],
         dihedral=request.fingerprints.pdq_dihedral if request.fingerprints and frames.media_type == "image" else [],
-        embeddings=np.concatenate(embeddings) if embeddings else None,
+        embeddings=load(request.classify),
         is_video=frames.media_type != "image",
         audio=frames.audio.fingerprint if frames.audio else None,
+        clip=load(request.detect),
     )
     matches = matcher.match(query)
     result = SimilarityResult(matches=matches, banks_checked=matcher.banks_checked)
@@ -69,5 +76,6 @@ def get_matcher(deps: Deps) -> Matcher:
             root = Path(tempfile.gettempdir()) / "mediaguard-index"
             matcher.use_build(fetch(manifest, lambda key, path: blobs.download(bucket, key, path), root))
             logger.info("index loaded", extra={"built_at": manifest["built_at"], "pdq": manifest["pdq_entries"],
-                                               "embeddings": manifest["embedding_entries"]})
+                                               "embeddings": manifest["embedding_entries"],
+                                               "clip": manifest.get("clip_entries", 0)})
     return matcher

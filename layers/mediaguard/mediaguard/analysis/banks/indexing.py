@@ -21,6 +21,9 @@ def index_entries(e: Entry) -> list[IndexEntry]:
         if e.audio:
             rows.append(IndexEntry(bank=e.bank, ref=e.ref, signal="audio", value=e.audio, group=e.group, active=True,
                                    updated_at=at))
+        if e.clip:
+            rows.append(IndexEntry(bank=e.bank, ref=e.ref, signal="clip", value=decode_embedding(e.clip),
+                                   group=e.group, active=True, updated_at=at))
         return rows
     return [IndexEntry(bank=e.bank, ref=e.ref, signal=s, value=None, group=e.group, active=False, updated_at=at)
             for s in (e.signals or ("pdq",))]

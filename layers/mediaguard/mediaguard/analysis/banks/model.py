@@ -51,6 +51,7 @@ class Entry:
     signals: tuple[str, ...] = ()
     group: str | None = None
     source: str | None = None
+    clip: str | None = None  # CLIP's embedding, stored like ``embedding`` (``ClipSignal.encode``)
     added_at: datetime | None = None
     added_by: str | None = None
     updated_at: datetime | None = None
@@ -65,9 +66,9 @@ class Entry:
         return self.status == "active"
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly form; the embedding is left out (it is large and opaque)."""
+        """JSON-friendly form; the embeddings and the audio fingerprint are left out (large and opaque)."""
         out = {k: (_iso(v) if isinstance(v, datetime) else v) for k, v in asdict(self).items()
-               if k not in ("embedding", "audio")}
+               if k not in ("embedding", "clip", "audio")}
         out["signals"] = list(self.signals)
         return out
 
@@ -75,7 +76,8 @@ class Entry:
 @dataclass(frozen=True)
 class NewEntry:
     """An entry to add. ``value`` is the PDQ (the name the table has always used);
-    ``signal`` is ``"pdq"`` when there is one, ``"embedding"`` for an embedding-only entry.
+    ``signal`` is ``"pdq"`` when there is one, ``"embedding"`` for an embedding-only entry
+    (``clip`` may sit beside either).
     ``status="withdrawn"`` (from a CSV) withdraws ``ref`` instead of adding it."""
 
     ref: str
@@ -86,6 +88,7 @@ class NewEntry:
     group: str | None = None
     status: Literal["active", "withdrawn"] = "active"
     audio: str | None = None  # an audio track's fingerprint (signal "audio" when there is no PDQ)
+    clip: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class Features:
     quality: int | None = None
     embedding: np.ndarray | Sequence[float] | str | None = None
     audio: str | None = None  # AudioSignal's string form
+    clip: np.ndarray | Sequence[float] | str | None = None  # CLIP's 512-d embedding, when computed
 
 
 # (media bytes, declared content type) -> one Features per photo, or per video frame.

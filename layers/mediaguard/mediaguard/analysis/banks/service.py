@@ -45,8 +45,10 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
-def _signals_of(pdq: str | None, embedding: str | None, audio: str | None = None) -> tuple[str, ...]:
-    return tuple(name for name, value in (("pdq", pdq), ("embedding", embedding), ("audio", audio)) if value)
+def _signals_of(pdq: str | None, embedding: str | None, audio: str | None = None,
+                clip: str | None = None) -> tuple[str, ...]:
+    return tuple(name for name, value in (("pdq", pdq), ("embedding", embedding), ("clip", clip), ("audio", audio))
+                 if value)
 
 
 def _tombstone(entry: Entry, actor: str, now: datetime) -> Entry:
@@ -177,13 +179,14 @@ class BankService:
                 report.skipped_withdrawn += 1
                 continue
             entry = Entry(bank=bank, ref=ref, pdq=new.value, quality=new.quality, embedding=new.embedding,
-                          audio=new.audio, signals=_signals_of(new.value, new.embedding, new.audio),
+                          audio=new.audio, clip=new.clip,
+                          signals=_signals_of(new.value, new.embedding, new.audio, new.clip),
                           group=new.group, source=source,
                           added_at=now, added_by=actor, updated_at=now)
             if old is None:
                 report.added += 1
-            elif (old.pdq, old.quality, old.embedding, old.audio, old.group) == (
-                    entry.pdq, entry.quality, entry.embedding, entry.audio, entry.group):
+            elif (old.pdq, old.quality, old.embedding, old.clip, old.audio, old.group) == (
+                    entry.pdq, entry.quality, entry.embedding, entry.clip, entry.audio, entry.group):
                 report.unchanged += 1
                 continue
             else:
@@ -370,19 +373,23 @@ def _validated(new: NewEntry) -> NewEntry:
     except ValueError as exc:
         raise InvalidEntryError("a PDQ hash is 64 hex characters") from exc
     embedding = encode_embedding(decode_embedding(new.embedding)) if new.embedding else None
+    clip = encode_embedding(decode_embedding(new.clip)) if new.clip else None
     try:
         audio = AudioSignal.validate(new.audio) if new.audio else None
     except ValueError as exc:
         raise InvalidEntryError("an audio fingerprint is base64 of 32-bit Chromaprint words") from exc
-    if value is None and embedding is None and audio is None:
+    if value is None and embedding is None and clip is None and audio is None:
         raise InvalidEntryError("an entry needs a PDQ hash, an embedding or an audio fingerprint")
-    return NewEntry(ref=ref, signal="pdq" if value else "embedding" if embedding else "audio", value=value,
-                    quality=check_quality(new.quality), embedding=embedding, group=group, audio=audio)
+    return NewEntry(ref=ref, signal="pdq" if value else "embedding" if (embedding or clip) else "audio", value=value,
+                    quality=check_quality(new.quality), embedding=embedding, group=group, audio=audio, clip=clip)
 
 
 def _from_features(ref: str, f: Features, group: str | None) -> NewEntry:
-    embedding = None
-    if f.embedding is not None:
-        embedding = f.embedding if isinstance(f.embedding, str) else encode_embedding(f.embedding)
-    return NewEntry(ref=ref, signal="pdq" if f.pdq else "embedding" if embedding else "audio", value=f.pdq,
-                    quality=f.quality, embedding=embedding, group=group, audio=f.audio)
+    def stored(vector):
+        if vector is None:
+            return None
+        return vector if isinstance(vector, str) else encode_embedding(vector)
+
+    embedding, clip = stored(f.embedding), stored(f.clip)
+    return NewEntry(ref=ref, signal="pdq" if f.pdq else "embedding" if (embedding or clip) else "audio", value=f.pdq,
+                    quality=f.quality, embedding=embedding, group=group, audio=f.audio, clip=clip)

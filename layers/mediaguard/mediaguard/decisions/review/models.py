@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mediaguard.decisions.review.reasons import REVIEW_REASONS, ReviewReason
+from mediaguard.signals import REGISTRY, EmbeddingSignal
 
 Lane = Literal["fast", "normal", "escalated"]
 TaskState = Literal["queued", "claimed", "decided"]
@@ -85,6 +86,11 @@ class SignalView(BaseModel):
 
 
 class MatchView(BaseModel):
+    """A banked item the upload matched, as a reviewer sees it. Banks hold hashes and
+    embeddings, never the banked media (StopNCII practice), so the entry is named by its
+    bank and ref. ``similarity`` puts every signal on one 0..1 scale: the cosine for an
+    embedding (``embedding``, ``clip``), the share of PDQ's 256 bits that agree for a hash."""
+
     model_config = ConfigDict(extra="ignore")
 
     bank: str
@@ -92,6 +98,16 @@ class MatchView(BaseModel):
     ref: str
     signal: str
     distance: float
+    similarity: float | None = None
+
+    @model_validator(mode="after")
+    def _similarity(self) -> MatchView:
+        kind = REGISTRY.get(self.signal)
+        if kind is not None and issubclass(kind, EmbeddingSignal):
+            self.similarity = round(1.0 - self.distance, 4)
+        elif self.signal in ("pdq", "pdq_dihedral", "vpdq"):
+            self.similarity = round(1.0 - self.distance / 256, 4)
+        return self
 
 
 class MediaLink(BaseModel):
