@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import subprocess
+import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -14,6 +15,7 @@ import pytest
 
 from bench import audio as clips
 from mediaguard import wiring
+from mediaguard.analysis.matching import DELTA_SECONDS
 from mediaguard.audit import chain as audit
 from mediaguard.cli.live import cut_hls, simulate
 from mediaguard.cli.scan import load_banks
@@ -132,7 +134,12 @@ def voices(stack):
     voice = clips.speech_wav(0, root)
     clips.encode(voice, root / "voices" / "voice.mp3", "-c:a", "libmp3lame", "-b:a", "192k")
     load_banks(cloud, [f"voices:block={root / 'voices'}"])
-    return cloud, root, voice
+    # A running matcher (the earlier tests' segments made one) looks for a new index build
+    # every DELTA_SECONDS: let the stack's clock pass that, as it would between a bank load and
+    # a broadcast. Without it the test passed or failed by how slowly the module had run.
+    cloud.set_clock(lambda: time.time() + DELTA_SECONDS + 1)
+    yield cloud, root, voice
+    cloud.set_clock(time.time)
 
 
 @pytest.fixture(scope="module")
