@@ -37,7 +37,7 @@ def events_of(cloud, media_id: str) -> list[str]:
     return [r.event for r in cloud.deps().items.audit_chain(media_id)]
 
 
-def upload_without_start(cloud, data: bytes) -> tuple[str, str]:
+def upload_without_start(cloud, data: bytes, *, audited: bool = True) -> tuple[str, str]:
     """What a start function that died right after creating the item leaves: the object,
     the item in ``received``, its first audit record, and no execution."""
     s3, bucket = cloud.client("s3"), cloud.upload_bucket
@@ -51,7 +51,8 @@ def upload_without_start(cloud, data: bytes) -> tuple[str, str]:
         s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration=saved)
     items = cloud.deps().items
     run = items.create_once(Upload(media_id=media_id, bucket=bucket, key=upload_key(media_id)))
-    items.append_audit(media_id, "system:start", "received", {"key": upload_key(media_id), "run": run})
+    if audited:  # False: the start died between creating the item and its first audit record
+        items.append_audit(media_id, "system:start", "received", {"key": upload_key(media_id), "run": run})
     return media_id, run
 
 
@@ -99,6 +100,20 @@ def test_an_upload_whose_start_died_is_redriven_by_the_sweep(cloud, later):
     assert verify(cloud.deps().items.audit_chain(media_id)) == []
     # AND the next sweep finds nothing left to do for it
     assert run not in cloud.invoke("SweepFunction", load_event("sweep"))["redriven"]
+
+
+def test_a_stuck_upload_never_audited_gets_its_receipt_recorded_first(cloud, later):
+    # GIVEN an item whose start died before writing the chain's first record (found by the
+    # fault test: the chain began with "redriven")
+    media_id, _ = upload_without_start(cloud, jpeg_bytes(photo("rocket")), audited=False)
+    # WHEN the sweep re-drives it
+    cloud.invoke("SweepFunction", load_event("sweep"))
+    assert cloud.wait(cloud.item(media_id)["run"]).status == "SUCCEEDED"
+    # THEN its chain still begins with the receipt, marked as recorded late, and verifies
+    chain = cloud.deps().items.audit_chain(media_id)
+    assert [r.event for r in chain[:2]] == ["received", "redriven"]
+    assert chain[0].detail["recorded_late"] is True and chain[0].detail["key"] == upload_key(media_id)
+    assert [r.event for r in chain].count("received") == 1 and verify(chain) == []
 
 
 def test_a_duplicate_or_replaced_execution_stops_at_the_first_stage(cloud, later):

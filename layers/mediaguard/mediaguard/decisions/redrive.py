@@ -79,6 +79,12 @@ def redrive(media_id: str, deps: Deps, *, actor: str, reason: str,
     current = items.restart(media_id, status, previous, run)
     if current is None:
         raise RedriveRefusedError("the item changed while the re-drive was prepared")
+    if status in STUCK and not any(r.event == "received" for r in items.audit_chain(media_id)):
+        # The start died (or its write failed) between creating the item and auditing it:
+        # every chain begins with the receipt, so it is recorded now, marked late.
+        items.append_audit(media_id, actor, "received",
+                           {"key": current["upload_key"], "version_id": current.get("upload_version_id"),
+                            "run": run, "recorded_late": True})
     items.append_audit(media_id, actor, "redriven",
                        {"run": run, "previous_run": previous, "previous_status": status, "reason": reason})
     if status == "failed" and deps.review is not None:
