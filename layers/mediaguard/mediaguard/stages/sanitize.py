@@ -39,10 +39,11 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
     items.update(upload.media_id, {"sha256": sha256, "size": len(data), "content_type": declared})
     fmt = sniff_video(data[:4096])
     if fmt is not None:
-        return _accept_video(upload, data, declared, fmt, sha256, deps)
+        return _accept_for_frames(upload, data, declared, fmt, sha256, deps, "video", deps.settings.max_video_bytes)
     audio_fmt = sniff_audio(data[:4096])
     if audio_fmt is not None:
-        return _accept_audio(upload, data, declared, audio_fmt, sha256, deps)
+        return _accept_for_frames(upload, data, declared, audio_fmt, sha256, deps, "audio",
+                                  deps.settings.max_audio_bytes)
     prepared = prepare(data, declared, settings)
     clean, fps = prepared.sanitized, prepared.fingerprints
     served = clean.kind  # HEIC is served as JPEG/PNG, TIFF as PNG
@@ -102,37 +103,21 @@ def still_frames(key: str, fps: Fingerprints) -> FramesResult:
                         frames=[frame], batches=[FrameBatch(batch=0, keys=[key])])
 
 
-def _accept_audio(upload: Upload, data: bytes, declared: str | None, fmt: AudioFormat, sha256: str,
-                  deps: Deps) -> SanitizeResult:
-    """Audio, like video, is only sniffed and size-checked here: the frames stage (ffmpeg)
-    probes it, rewrites it without metadata and fingerprints it."""
-    settings, items = deps.settings, deps.need("items")
-    check_size(data, settings.max_audio_bytes)
+def _accept_for_frames(upload: Upload, data: bytes, declared: str | None, fmt: AudioFormat | VideoFormat,
+                       sha256: str, deps: Deps, media_type: str, max_bytes: int) -> SanitizeResult:
+    """Video and audio are only sniffed and size-checked here: the frames stage (ffmpeg)
+    probes them, rewrites them without metadata and fingerprints them."""
+    items = deps.need("items")
+    check_size(data, max_bytes)
     declared_type = (declared or "").split(";")[0].strip().lower()
-    if declared_type not in ("", fmt.content_type, *fmt.aliases, "application/octet-stream"):
+    if declared_type not in ("", fmt.content_type, *getattr(fmt, "aliases", ()), "application/octet-stream"):
         raise errors.ContentTypeMismatchError(f"declared {declared_type!r} but the bytes are {fmt.content_type}")
-    items.update(upload.media_id, {"status": "sanitized", "kind": fmt.name, "media_type": "audio"})
-    items.append_audit(upload.media_id, "system:sanitize", "audio_accepted", {"sha256": sha256, "kind": fmt.name})
-    logger.info("audio accepted for frames", extra={"media_id": upload.media_id, "sha256": sha256, "kind": fmt.name})
+    items.update(upload.media_id, {"status": "sanitized", "kind": fmt.name, "media_type": media_type})
+    items.append_audit(upload.media_id, "system:sanitize", f"{media_type}_accepted", {"sha256": sha256, "kind": fmt.name})
+    logger.info(f"{media_type} accepted for frames",
+                extra={"media_id": upload.media_id, "sha256": sha256, "kind": fmt.name})
     return SanitizeResult(
-        media_id=upload.media_id, kind=fmt.name, media_type="audio", content_type=fmt.content_type,
-        sanitized_key=None, sanitized_sha256=None, method="remux", metadata_removed=[], width=0, height=0,
-        fingerprints=None, provenance=None, original_version_id=upload.version_id,
-    )
-
-
-def _accept_video(upload: Upload, data: bytes, declared: str | None, fmt: VideoFormat, sha256: str,
-                  deps: Deps) -> SanitizeResult:
-    settings, items = deps.settings, deps.need("items")
-    check_size(data, settings.max_video_bytes)
-    declared_type = (declared or "").split(";")[0].strip().lower()
-    if declared_type not in ("", fmt.content_type, "application/octet-stream"):
-        raise errors.ContentTypeMismatchError(f"declared {declared_type!r} but the bytes are {fmt.content_type}")
-    items.update(upload.media_id, {"status": "sanitized", "kind": fmt.name, "media_type": "video"})
-    items.append_audit(upload.media_id, "system:sanitize", "video_accepted", {"sha256": sha256, "kind": fmt.name})
-    logger.info("video accepted for frames", extra={"media_id": upload.media_id, "sha256": sha256, "kind": fmt.name})
-    return SanitizeResult(
-        media_id=upload.media_id, kind=fmt.name, media_type="video", content_type=fmt.content_type,
+        media_id=upload.media_id, kind=fmt.name, media_type=media_type, content_type=fmt.content_type,
         sanitized_key=None, sanitized_sha256=None, method="remux", metadata_removed=[], width=0, height=0,
         fingerprints=None, provenance=None, original_version_id=upload.version_id,
     )
