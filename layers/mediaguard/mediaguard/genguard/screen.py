@@ -313,6 +313,9 @@ class Lexicon:
         object.__setattr__(self, "_prefixes", prefixes)
         object.__setattr__(self, "_multi", multi)
         object.__setattr__(self, "_phrases", tuple(re.compile(rf"\b(?:{p})\b") for p in self.phrases))
+        # Matches are reported as the lexicon spells them ("topless", not the squeezed "toples").
+        object.__setattr__(self, "_canon", {squeeze(t.rstrip("*")) + ("*" if t.endswith("*") else ""): t
+                                            for t in self.terms})
 
     def find(self, text: str) -> list[str]:
         """The lexicon entries found in one view (canonical forms, never the prompt's text)."""
@@ -335,6 +338,8 @@ class Lexicon:
         found += [m for m in self._multi if re.search(rf"\b{re.escape(m)}\b", joined)]  # type: ignore[attr-defined]
         compact = {a + b for a, b in zip(squeezed, squeezed[1:], strict=False)}
         found += [c for c in compact if c in self._exact and len(c) >= 6]  # type: ignore[attr-defined]
+        canon = self._canon  # type: ignore[attr-defined]
+        found = [canon.get(f, canon.get(f + "*", f)) for f in found]
         for pattern in self._phrases:  # type: ignore[attr-defined]
             m = pattern.search(text)
             if m:
