@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -186,3 +188,30 @@ def test_without_a_token_the_request_is_401_and_with_the_dev_token_the_tenant_is
     assert status == 200
     chain = cloud.deps().items.audit_chain(generation_chain(body["generation_id"]))
     assert chain[0].detail["tenant"] == "dev" and chain[0].actor == "platform:dev"
+
+
+# --- mediaguard genguard screen --------------------------------------------------------------------
+
+
+def genguard(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mediaguard.cli", "genguard", *args], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_cli_screen_runs_the_face_detector_and_open_nsfw_on_local_references(tmp_path):
+    # GIVEN a photo with a face and one without
+    face, cup = tmp_path / "astronaut.jpg", tmp_path / "coffee.jpg"
+    face.write_bytes(jpeg_bytes(photo("astronaut")))
+    cup.write_bytes(jpeg_bytes(photo("coffee")))
+    # WHEN "put her in a bikini" is screened against each
+    refused = genguard("screen", "--json", "--user", "u1", "--prompt", "put her in a bikini", "--reference", str(face))
+    allowed = genguard("screen", "--json", "--user", "u1", "--prompt", "put her in a bikini", "--reference", str(cup))
+    # THEN the face makes it NCII (exit 1), the cup does not (exit 0), and the output keeps the contract
+    first, second = json.loads(refused.stdout), json.loads(allowed.stdout)
+    assert refused.returncode == 1 and first["allowed"] is False and first["reasons"] == ["ncii.reference_face"]
+    assert first["references"][0]["faces"] == 1 and first["generation_id"] is None
+    assert allowed.returncode == 0 and second["allowed"] is True and second["generation_id"]
+    assert second["references"][0]["faces"] == 0 and second["quota"]["user"]["minute"]["remaining"] == 5
+    # AND the plain output names the reasons
+    plain = genguard("screen", "--user", "u1", "--prompt", "Emma Watson nude")
+    assert plain.returncode == 1 and plain.stdout.strip() == "refused\treasons=ncii.named_person"
