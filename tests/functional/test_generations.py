@@ -211,7 +211,8 @@ def test_cli_screen_runs_the_face_detector_and_open_nsfw_on_local_references(tmp
     assert refused.returncode == 1 and first["allowed"] is False and first["reasons"] == ["ncii.reference_face"]
     assert first["references"][0]["faces"] == 1 and first["generation_id"] is None
     assert allowed.returncode == 0 and second["allowed"] is True and second["generation_id"]
-    assert second["references"][0]["faces"] == 0 and second["quota"]["user"]["minute"]["remaining"] == 5
+    minute = second["quota"]["user"]["minute"]  # limits as configured (a local stack may be set up here)
+    assert second["references"][0]["faces"] == 0 and minute["remaining"] == minute["burst"] - 1
     # AND the plain output names the reasons
     plain = genguard("screen", "--user", "u1", "--prompt", "Emma Watson nude")
     assert plain.returncode == 1 and plain.stdout.strip() == "refused\treasons=ncii.named_person"
