@@ -68,16 +68,17 @@ RULES: dict[str, str] = {
     RATE_LIMITED: "a per-user or per-tenant quota is spent (429)",
 }
 
-# --- lexicons (normalised: lower case, no accents; "*" ends a prefix) --------------------------
+# --- lexicons (normalised: lower case, no accents; "*" ends a prefix; "=" matches the word only
+# as written, not with its letter runs squeezed: squeezed, "boobs" is "bobs" and "xxx" is "x") ----
 
 # Nudity and sex. "nude" as a colour ("nude heels") is excluded by NUDE_COLOUR below.
 SEXUAL = (
-    "nude", "nudes", "naked", "nakedness", "nudity", "nsfw", "porn*", "xxx", "sex", "sexual*", "sexually",
-    "erotic*", "hentai", "onlyfans", "boobs", "boobies", "tits", "titties", "nipple*", "genital*", "penis",
+    "nude", "nudes", "naked", "nakedness", "nudity", "nsfw", "porn*", "=xxx", "sex", "sexual*", "sexually",
+    "erotic*", "hentai", "onlyfans", "=boobs", "=boobies", "tits", "titties", "nipple*", "genital*", "penis",
     "vagina", "pussy", "cum", "orgasm*", "masturbat*", "blowjob", "handjob", "intercourse", "fuck*", "horny",
     "lewd", "topless", "bottomless", "striptease", "stripper", "deepnude", "nekkid", "nakid", "nakey",
     "nudez", "noods", "nood", "nued", "neked", "nudy", "nudie*", "n00d*", "smut*", "fetish*", "bdsm",
-    "bondage", "explicit",
+    "bondage",
     # es / fr / de / pt / it
     "desnud*", "encuerad*", "sexo", "nue", "nues", "nackt*", "nackig", "sexe", "pelad*", "nua", "nuas",
     "nuda", "nude", "pelada", "porno", "sesso", "sexy",
@@ -86,7 +87,8 @@ SEXUAL = (
 SEXUAL_PHRASES = (
     r"bare (breasts?|chest|body|skin|butt)", r"exposed (breasts?|body|genitals?)", r"having sex",
     r"making love", r"spread(ing)? (her|his|their) legs", r"sexually explicit", r"in the nude",
-    r"oben ohne", r"a poil", r"tout nue?", r"senza veli",
+    r"oben ohne", r"a poil", r"tout nue?", r"senza veli", r"x{3,}",
+    r"explicit (photos?|images?|pics?|pictures?|content|scenes?|videos?|shots?|version|nudes?)",
 )
 UNDRESS = (
     "undress*", "unclothe*", "disrob*", "nudif*", "nudfy", "nudefy", "declothe*", "unclad", "deshabill*",
@@ -274,6 +276,8 @@ def views(prompt: str) -> list[str]:
 def _term_matcher(terms: Iterable[str]) -> tuple[frozenset[str], tuple[str, ...], frozenset[str]]:
     exact, prefixes, multi = set(), [], set()
     for term in terms:
+        if term.startswith("="):
+            continue  # matched unsqueezed (Lexicon.find)
         if " " in term:
             multi.add(squeeze(term))
         elif term.endswith("*"):
@@ -322,6 +326,8 @@ class Lexicon:
         found: list[str] = []
         tokens = text.split()
         squeezed = [squeeze(t) for t in tokens]
+        verbatim = {t[1:] for t in self.terms if t.startswith("=")}
+        found += [t for t in tokens if t in verbatim]
         for token in squeezed:
             if token in self._exact:  # type: ignore[attr-defined]
                 found.append(token)
@@ -347,10 +353,11 @@ class Lexicon:
         return found
 
 
-_SEXUAL = Lexicon("sexual", SEXUAL, SEXUAL_PHRASES, fuzzy=("nudity", "topless", "erotic", "pornographic"))
+# Fuzzy only where one edit away is no other word: not "erotic" (exotic), "seductive" (deductive).
+_SEXUAL = Lexicon("sexual", SEXUAL, SEXUAL_PHRASES, fuzzy=("nudity", "topless", "pornographic"))
 _UNDRESS = Lexicon("undress", UNDRESS, UNDRESS_PHRASES, fuzzy=("undress", "undressed", "nudify", "unclothed"))
-_REVEALING = Lexicon("revealing", REVEALING, REVEALING_PHRASES, fuzzy=("lingerie", "seductive", "underwear"))
-_SEXUALISING = Lexicon("sexualising", SEXUALISING, fuzzy=("lingerie", "seductive"))
+_REVEALING = Lexicon("revealing", REVEALING, REVEALING_PHRASES, fuzzy=("lingerie", "underwear"))
+_SEXUALISING = Lexicon("sexualising", SEXUALISING, fuzzy=("lingerie",))
 _MINOR = Lexicon("minor", MINOR, MINOR_PHRASES, fuzzy=("schoolgirl", "toddler", "underage", "teenager"))
 
 
@@ -369,7 +376,7 @@ def _minor_ages(text: str) -> list[str]:
 _HANDLE = re.compile(r"(?<![\w.@])@[A-Za-z0-9_](?:[A-Za-z0-9_.]{0,28}[A-Za-z0-9_])?\b")
 _CAP_WORD = r"[A-Z][a-z]+(?:[-'][A-Z][a-z]+)?"
 _NAME_PAIR = re.compile(rf"\b({_CAP_WORD})\s+(?:(?:de|da|di|del|van|von|le|la|al|bin)\s+)?({_CAP_WORD})\b")
-_LEXICON_WORDS = frozenset(squeeze(t.rstrip("*")) for t in (*SEXUAL, *UNDRESS, *REVEALING, *MINOR) if " " not in t)
+_LEXICON_WORDS = frozenset(squeeze(t.strip("=*")) for t in (*SEXUAL, *UNDRESS, *REVEALING, *MINOR) if " " not in t)
 _PLACE_WORDS = frozenset("in at from near on to across around over visiting into outside inside above below "
                          "through under via toward towards".split())
 _PARTICLES = {"de", "da", "di", "del", "van", "von", "le", "la", "al", "bin"}
