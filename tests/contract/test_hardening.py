@@ -201,6 +201,8 @@ PIPELINE = {"StartFunction", "SanitizeFunction", "FramesFunction", "ScoreFunctio
     ("audit:digest", {"DigestFunction"}),
     ("stream:j8Z9O91ndcVs", {"SegmentFunction", "ApiFunction"}),        # transitions; a moderator clears/blocks
     ("live-j8Z9O91ndcVs-000004", PIPELINE | {"ApiFunction", "SegmentFunction"}),  # a live segment's review item
+    ("generation:0f3c8a1e6b2d4c59a7e1f0b2c3d4e5f6", {"GenerationsFunction"}),  # an allowed generation
+    ("generation-refused:acme/user-42", {"GenerationsFunction"}),               # a user's refusals
 ])
 def test_each_audit_chain_is_writable_only_by_the_functions_that_append_to_it(chain, writers):
     assert {logical for logical in FUNCTIONS if may_append(logical, chain)} == writers

@@ -26,7 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("ports",),
     ("ingress",),
     ("analysis",),
-    ("decisions",),
+    ("decisions", "genguard"),
     ("stages",),
     ("api",),
     ("adapters",),
@@ -154,7 +154,7 @@ def test_package_imports_inside_functions_are_only_where_they_buy_something():
 
 
 # The functions that only move records about must not pay for image decoding or models.
-LEAN = ("start", "score", "failure", "sla", "digest", "webhook", "uploads", "sweep", "audit_log")
+LEAN = ("start", "score", "failure", "sla", "digest", "webhook", "uploads", "sweep", "audit_log", "generations")
 HEAVY = ("PIL", "numpy", "onnxruntime")
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from mediaguard.adapters import review as review_tables
 from mediaguard.adapters import tables
+from mediaguard.adapters.generations import MODELS as GENERATION_MODELS
 from mediaguard.adapters.history import HistoryItem
 from mediaguard.errors import REJECTION_ERRORS
 from mediaguard.local.template import load_template
@@ -23,11 +24,11 @@ ASL = json.loads((REPO / "statemachine" / "pipeline.asl.json").read_text())
 
 
 # Every pynamodb model in the package, by the settings field that names its table.
-MODELS = {**tables.MODELS, **review_tables.MODELS, "history_table": HistoryItem}
+MODELS = {**tables.MODELS, **review_tables.MODELS, "history_table": HistoryItem, **GENERATION_MODELS}
 LOGICAL = {"media_table": "MediaTable", "banks_table": "BanksTable", "bank_entries_table": "BankEntriesTable",
            "audit_table": "AuditTable", "geofence_table": "GeofenceTable", "review_table": "ReviewTable",
            "appeals_table": "AppealsTable", "history_table": "HistoryTable", "audit_head_table": "AuditHeadTable",
-           "streams_table": "StreamsTable"}
+           "streams_table": "StreamsTable", "generations_table": "GenerationsTable", "quota_table": "GenQuotaTable"}
 
 
 def _table_for(model) -> dict:

@@ -90,6 +90,19 @@ def test_an_unreadable_body_through_serve_is_400(server):
                                "media_id": None}
 
 
+def test_serve_exposes_the_generation_guard(server):
+    # GIVEN the platform's (local) token
+    headers = {"Authorization": f"Bearer {uploader_token(server)}"}
+    # WHEN a benign and an NCII request reach POST /api/v1/generations
+    ok = requests.post(f"{server.url}/api/v1/generations", json={"user": "u1", "prompt": "a red fox in snow"},
+                       headers=headers, timeout=60)
+    refused = requests.post(f"{server.url}/api/v1/generations", json={"user": "u1", "prompt": "Emma Watson nude"},
+                            headers=headers, timeout=60)
+    # THEN the generations function answers both, in its contract
+    assert ok.status_code == 200 and ok.json()["allowed"] is True and ok.json()["generation_id"]
+    assert refused.status_code == 403 and refused.json()["reasons"] == ["ncii.named_person"]
+
+
 # --- Host names (DNS rebinding) --------------------------------------------------------------------------
 
 

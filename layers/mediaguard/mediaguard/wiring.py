@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from mediaguard.decisions.history import Pseudonymiser
     from mediaguard.decisions.review.queue import TaskQueue
     from mediaguard.decisions.review.service import ReviewService
+    from mediaguard.genguard.service import GenGuard
 
 _clock: Callable[[], float] = time.time
 
@@ -170,6 +171,29 @@ def uploads_deps() -> Deps:
 
 
 @lru_cache(maxsize=1)
+def generations_guard() -> GenGuard:
+    """The generation guard: quota and record tables, the media table (references are read
+    from what the pipeline stored) and the audit trail; a text model only if configured."""
+    from mediaguard.adapters.generations import DynamoGenerationStore, DynamoQuotaStore, bind
+    from mediaguard.genguard.config import get_genguard_settings
+    from mediaguard.genguard.records import GenerationLedger
+    from mediaguard.genguard.service import GenGuard, reference_from_item
+
+    settings, guard_settings = get_settings(), get_genguard_settings()
+    bind(guard_settings, settings.region)
+    items = _items(settings)
+    scorer = None
+    if guard_settings.text_models_config:
+        from mediaguard.genguard.textmodel import text_scorer
+
+        scorer = text_scorer(guard_settings.text_models_config, settings.onnx_threads)
+    return GenGuard(settings=guard_settings, quota=DynamoQuotaStore(settings.region),
+                    ledger=GenerationLedger(DynamoGenerationStore(), items),
+                    references=lambda media_id: reference_from_item(media_id, items.get(media_id)),
+                    text_scorer=scorer, clock=lambda: _clock())
+
+
+@lru_cache(maxsize=1)
 def segment_deps() -> Deps:
     """A live segment: the recording and media buckets, the matcher, the streams table, IVS,
     the classify/detect functions, and a review queue whose every task is fast lane (a
@@ -284,7 +308,7 @@ def webhook_sink() -> WebhookSink:
 _FACTORIES = (segment_deps, start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
               score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, presigner, operator_deps,
               moderation_deps,
-              task_queue, review_service, geofence_admin, audit_store, webhook_sink, uploader_keys)
+              task_queue, review_service, geofence_admin, audit_store, webhook_sink, uploader_keys, generations_guard)
 _DEPS_FACTORIES = (segment_deps, start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
                    score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, operator_deps,
                    moderation_deps)
@@ -310,3 +334,6 @@ def reset() -> None:
     from mediaguard.decisions.review.settings import get_review_settings
 
     get_review_settings.cache_clear()
+    from mediaguard.genguard.config import get_genguard_settings
+
+    get_genguard_settings.cache_clear()

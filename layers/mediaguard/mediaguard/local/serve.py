@@ -15,7 +15,8 @@ What runs, all in one process and on ONE moto state:
 * an HTTP server (werkzeug, which moto already brings) that serves the console at ``/``,
   the upload page at ``/upload``, and turns every request under ``/api/`` into an API
   Gateway HTTP API (payload v2) event for the same handler AWS runs:
-  ``/api/v1/uploads`` -> the uploads function, everything else -> the review API function.
+  ``/api/v1/uploads`` -> the uploads function, ``/api/v1/generations`` (and below) -> the
+  generations function, everything else -> the review API function.
 
 Presigned URLs name S3 (``https://<bucket>.s3.amazonaws.com/...``), which a browser cannot
 reach in local mode. Answers of the API are therefore rewritten so that S3 URLs of the
@@ -86,6 +87,7 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 # API Gateway HTTP APIs refuse larger payloads with 413 before any function runs.
 MAX_API_BODY_BYTES = 10 * 1024 * 1024
 UPLOADS_PATH = "/v1/uploads"
+GENERATIONS_PATH = "/v1/generations"
 
 logger = logging.getLogger("mediaguard.serve")
 
@@ -349,6 +351,7 @@ class ServeApp:
         self.cloud = cloud
         self.hosts = hosts
         self.uploads = self._function("uploads")
+        self.generations = self._function("generations")
         self.api = self._function("api")
         stack = cloud.stack
         self.upload_bucket = cloud.upload_bucket
@@ -410,6 +413,8 @@ class ServeApp:
     # -- the APIs ----------------------------------------------------------------------------------
     def api_call(self, request: Request, path: str) -> Response:
         target = self.uploads if path == UPLOADS_PATH else self.api
+        if path == GENERATIONS_PATH or path.startswith(GENERATIONS_PATH + "/"):
+            target = self.generations
         if target is None:
             return _json(503, {"reason": "not_deployed", "message": "the template has no function for this API"})
         payload = self.invoke(target, api_event(request, path))
