@@ -1,0 +1,1 @@
+"""Generative-AI guard: screening, quotas, records (genscreen); marking and verification (genmark)."""
