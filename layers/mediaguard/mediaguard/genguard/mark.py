@@ -1,0 +1,155 @@
+"""Mark, sign and remember one generated output.
+
+:func:`mark_output` takes the image the platform's model produced for a recorded
+generation and returns it watermarked (``genguard.watermark``, payload = this
+generation) and carrying a signed C2PA manifest (``genguard.provenance``); it records
+the output's sha256 and PDQ on the generation (once: a second output is refused),
+banks the PDQ in the ``own-generations`` flag bank (action ``label``, created on
+first use), and appends ``output_marked`` to the generation's audit chain.
+
+The bank is what outlives everything else: metadata strippers remove the manifest,
+a resize or a crop removes the watermark, but a re-upload still matches the banked
+PDQ and the normal pipeline labels it AI-generated (enforcement's reason
+``ai_generated_own``). PDQ only: the embeddings need the model layer, which the
+output-marking function does not carry, and they would not change verify's answer
+for the copies PDQ already finds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from mediaguard.analysis.banks.errors import BankExistsError, BankNotFoundError
+from mediaguard.analysis.banks.model import Features
+from mediaguard.analysis.banks.service import BankService
+from mediaguard.genguard import provenance, watermark
+from mediaguard.genguard.records import GenerationNotFoundError, GenerationStore, OutputAlreadyRecordedError
+from mediaguard.ingress.media import load_rgb, open_image, sniff
+from mediaguard.settings import Settings
+
+OWN_GENERATIONS_BANK = "own-generations"
+OWN_GENERATIONS_ACTION = "label"
+# An output travels base64 in a JSON body: 4 MB of image is ~5.4 MB of body, under
+# Lambda's 6 MB synchronous payload (API Gateway's own limit is 10 MB).
+MAX_OUTPUT_BYTES = 4 * 1024 * 1024
+JPEG_QUALITY = 95
+
+# (chain, actor, event, detail): ItemStore.append_audit.
+AuditHook = Callable[[str, str, str, dict], Any]
+
+
+def generation_chain(generation_id: str) -> str:
+    """The audit chain of one generation."""
+    return f"generation:{generation_id}"
+
+
+def bank_ref(generation_id: str) -> str:
+    """The own-generations entry ref: the watermark's digest first, so ``verify`` finds the
+    entry of a decoded mark with one prefix query, then the generation id."""
+    return f"{watermark.generation_digest(generation_id).hex()}:{generation_id}"
+
+
+def generation_of_ref(ref: str) -> str:
+    return ref.split(":", 1)[1] if ":" in ref else ref
+
+
+@dataclass(frozen=True)
+class MarkedOutput:
+    generation_id: str
+    data: bytes
+    content_type: str
+    output_sha256: str
+    pdq: str
+    pdq_quality: int
+
+
+class OutputRejectedError(ValueError):
+    """The output cannot be marked: not a still image we read, too large, or under 256x256."""
+
+    reason = "invalid_output"
+
+
+def ensure_bank(banks: BankService, *, actor: str) -> None:
+    """Create the own-generations bank (flag, action label) unless it exists."""
+    try:
+        banks.get_bank(OWN_GENERATIONS_BANK)
+    except BankNotFoundError:
+        try:
+            banks.create_bank(OWN_GENERATIONS_BANK, "flag", action=OWN_GENERATIONS_ACTION, actor=actor)
+        except BankExistsError:  # created meanwhile by a concurrent mark
+            pass
+
+
+def mark_output(image: bytes, generation_id: str, *, records: GenerationStore, banks: BankService,
+                signing: provenance.SigningMaterial, audit: AuditHook, settings: Settings,
+                actor: str = "system:genguard") -> MarkedOutput:
+    """Watermark, sign, record and bank the output of ``generation_id``.
+
+    Raises :class:`GenerationNotFoundError` (unknown id), :class:`OutputAlreadyRecordedError`
+    (the generation has its output), :class:`OutputRejectedError` (unusable image).
+
+    Example::
+
+        out = mark_output(png_bytes, "g-1", records=store, banks=svc, signing=dev_signing_material(),
+                          audit=bank_store.append_audit, settings=Settings())
+        Path("out.png").write_bytes(out.data)
+    """
+    record = records.get(generation_id)
+    if record is None:
+        raise GenerationNotFoundError()
+    if record.output_sha256 is not None:
+        raise OutputAlreadyRecordedError()
+    marked, content_type = _watermarked(image, generation_id, settings)
+    signed = provenance.sign(marked, content_type, signing, generation_id=generation_id, model=record.model)
+    sha256 = hashlib.sha256(signed).hexdigest()
+    pdq, quality = pipeline_pdq(signed, settings)
+    # The conditional write claims the output first: of two concurrent marks one wins,
+    # and only the winner's PDQ is banked.
+    records.record_output(generation_id, sha256, pdq)
+    ensure_bank(banks, actor=actor)
+    banks.add_media(OWN_GENERATIONS_BANK, bank_ref(generation_id), [Features(pdq=pdq, quality=quality)],
+                    actor=actor, source="genguard")
+    audit(generation_chain(generation_id), actor, "output_marked", {
+        "output_sha256": sha256, "pdq": pdq, "watermark": watermark.generation_digest(generation_id).hex(),
+        "c2pa": provenance.TRAINED_ALGORITHMIC_MEDIA.rsplit("/", 1)[-1], "bank": OWN_GENERATIONS_BANK,
+    })
+    return MarkedOutput(generation_id, signed, content_type, sha256, pdq, quality)
+
+
+def pipeline_pdq(data: bytes, settings: Settings) -> tuple[str, int]:
+    """The PDQ the pipeline computes for these bytes (sanitized, reduced, hashed)."""
+    from mediaguard.ingress.ingest import prepare
+
+    fingerprints = prepare(data, None, settings, forensics=False).fingerprints
+    return fingerprints.pdq, fingerprints.pdq_quality
+
+
+def _watermarked(image: bytes, generation_id: str, settings: Settings) -> tuple[bytes, str]:
+    """The image with the mark, as PNG (a PNG came in) or JPEG q95 4:4:4 (anything else)."""
+    from mediaguard.errors import MediaRejectedError
+
+    if len(image) > MAX_OUTPUT_BYTES:
+        raise OutputRejectedError(f"an output is at most {MAX_OUTPUT_BYTES // (1024 * 1024)} MB")
+    try:
+        kind = sniff(image)
+        rgb = np.asarray(load_rgb(open_image(image, settings.max_pixels)))
+    except (MediaRejectedError, OSError, ValueError) as exc:
+        raise OutputRejectedError("the output is not a still image mediaguard reads") from exc
+    try:
+        marked = watermark.embed(np.ascontiguousarray(rgb[..., :3]), watermark.payload_for(generation_id))
+    except watermark.WatermarkError as exc:
+        raise OutputRejectedError(str(exc)) from exc
+    buf = io.BytesIO()
+    if kind.name == "png":
+        Image.fromarray(marked).save(buf, "PNG", optimize=False)
+        return buf.getvalue(), "image/png"
+    # 4:4:4: the mark lives in chroma, and our own save should not be the first to thin it.
+    Image.fromarray(marked).save(buf, "JPEG", quality=JPEG_QUALITY, subsampling=0)
+    return buf.getvalue(), "image/jpeg"
