@@ -16,6 +16,7 @@ from typing import Any
 from mediaguard.cli.audit import add_audit_parser, run_audit
 from mediaguard.cli.bank import add_bank_parser, run_bank
 from mediaguard.cli.evaluate import add_eval_parser, run_eval
+from mediaguard.cli.genguard import add_genguard_parser, run_genguard
 from mediaguard.cli.geofence import add_geofence_parser, run_geofence
 from mediaguard.cli.live import add_live_parser, run_live
 from mediaguard.cli.redrive import add_redrive_parser, run_redrive
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_redteam_parser(sub)
     add_eval_parser(sub)
     add_live_parser(sub)
+    add_genguard_parser(sub)
 
     sub.add_parser("demo", help="scan the bundled sample set against a demo bank and print a table")
     return parser
@@ -134,7 +136,7 @@ def find_local_stack(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Out()
-    if args.command in ("audit", "bank", "geofence"):
+    if args.command in ("audit", "bank", "geofence", "genguard"):
         find_local_stack(args)
     started = time.perf_counter()
     try:
@@ -160,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             code = run_redteam(args, out)
         elif args.command == "live":
             code = run_live(args, out)
+        elif args.command == "genguard":
+            code = run_genguard(args, out)
         elif args.command == "eval":
             code = run_eval(args, out)
         elif args.command == "bank":

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from mediaguard import models
 from mediaguard.analysis.banks.errors import BankExistsError, BankNotFoundError
 from mediaguard.analysis.banks.model import Features
 from mediaguard.analysis.banks.service import BankService
@@ -34,7 +35,7 @@ from mediaguard.genguard.records import GenerationNotFoundError, GenerationStore
 from mediaguard.ingress.media import load_rgb, open_image, sniff
 from mediaguard.settings import Settings
 
-OWN_GENERATIONS_BANK = "own-generations"
+OWN_GENERATIONS_BANK = models.OWN_GENERATIONS_BANK
 OWN_GENERATIONS_ACTION = "label"
 # An output travels base64 in a JSON body: 4 MB of image is ~5.4 MB of body, under
 # Lambda's 6 MB synchronous payload (API Gateway's own limit is 10 MB).
