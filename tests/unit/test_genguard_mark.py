@@ -16,16 +16,17 @@ from mediaguard.decisions.scoring import ScoreInputs, load_policy, score
 from mediaguard.genguard import provenance, watermark
 from mediaguard.genguard.mark import (
     OWN_GENERATIONS_BANK,
+    OutputExistsError,
     OutputRejectedError,
     bank_ref,
-    generation_chain,
     mark_output,
 )
 from mediaguard.genguard.records import (
+    GenerationLedger,
     GenerationNotFoundError,
     GenerationRecord,
     InMemoryGenerationStore,
-    OutputAlreadyRecordedError,
+    generation_chain,
 )
 from mediaguard.genguard.verify import verify
 from mediaguard.ingress.forensics import detect_watermark, inspect
@@ -93,16 +94,17 @@ def test_too_small_an_image_cannot_carry_the_mark():
 def world(tmp_path):
     store = FileBankStore(tmp_path / "banks")
     banks = BankService(store, audit=store.append_audit)
-    records = InMemoryGenerationStore()
-    records.create(GenerationRecord("gen-1", "user-1", "tenant-1", "ab" * 32, model="test-diffusion"))
+    ledger = GenerationLedger(InMemoryGenerationStore(), store)
+    ledger.create(GenerationRecord(generation_id="gen-1", user="user-1", tenant="tenant-1", prompt_sha256="ab" * 32,
+                                   model="test-diffusion", created="2026-12-02T23:00:00+00:00"), "platform:test")
     signing = provenance.dev_signing_material(tmp_path)
-    return {"store": store, "banks": banks, "records": records, "signing": signing,
+    return {"store": store, "banks": banks, "ledger": ledger, "signing": signing,
             "ca": str(tmp_path / "genguard" / "dev-ca.pem"), "settings": Settings()}
 
 
 def mark(world, image: bytes, generation_id: str = "gen-1"):
-    return mark_output(image, generation_id, records=world["records"], banks=world["banks"],
-                       signing=world["signing"], audit=world["store"].append_audit, settings=world["settings"])
+    return mark_output(image, generation_id, ledger=world["ledger"], banks=world["banks"],
+                       signing=world["signing"], settings=world["settings"])
 
 
 def test_a_marked_output_resaved_as_jpeg_q75_without_metadata_is_recognised(world):
@@ -156,15 +158,16 @@ def test_the_output_is_banked_recorded_and_audited_once(world):
     entry = next(iter(world["banks"].entries(OWN_GENERATIONS_BANK)))
     assert (entry.ref, entry.pdq) == (bank_ref("gen-1"), out.pdq)
     # AND the record has the output's sha256 and PDQ
-    record = world["records"].get("gen-1")
+    record = world["ledger"].get("gen-1")
     assert (record.output_sha256, record.pdq) == (out.output_sha256, out.pdq)
     # AND the generation's audit chain verifies and names the output by hash
     chain = world["store"].audit_chain(generation_chain("gen-1"))
-    assert [r.event for r in chain] == ["output_marked"]
-    assert chain[0].detail["output_sha256"] == out.output_sha256
+    assert [r.event for r in chain] == ["created", "output"]
+    assert chain[1].detail["output_sha256"] == out.output_sha256
+    assert chain[1].detail["watermark"] == watermark.generation_digest("gen-1").hex()
     assert verify_chain(chain, chain=generation_chain("gen-1")) == []
     # WHEN a second output is offered, or one for an unknown generation
-    with pytest.raises(OutputAlreadyRecordedError):
+    with pytest.raises(OutputExistsError):
         mark(world, png(photo("rocket")))
     with pytest.raises(GenerationNotFoundError):
         mark(world, png(photo("rocket")), "gen-unknown")

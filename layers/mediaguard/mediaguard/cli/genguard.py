@@ -14,7 +14,6 @@ use). Exit codes: 0 done, 1 failed (unreadable file, unusable image), 2 bad argu
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import uuid
@@ -78,24 +77,30 @@ def _home() -> Path:
 
 
 def _mark(args: argparse.Namespace, banks, settings) -> dict[str, Any]:
-    from mediaguard.genguard.mark import generation_chain, mark_output
+    from datetime import UTC, datetime
+
+    from mediaguard.genguard.mark import mark_output
     from mediaguard.genguard.provenance import dev_signing_material
-    from mediaguard.genguard.records import GenerationRecord, InMemoryGenerationStore
+    from mediaguard.genguard.records import (
+        GenerationLedger,
+        GenerationRecord,
+        InMemoryGenerationStore,
+        prompt_sha256,
+    )
 
     image = args.input.read_bytes()
-    # No screening here yet (genguard screen): the caller vouches that the request passed it.
-    record = GenerationRecord(generation_id=uuid.uuid4().hex, user=args.user, tenant=args.tenant,
-                              prompt_sha256=hashlib.sha256(args.prompt.encode()).hexdigest(), model=args.model)
-    records = InMemoryGenerationStore()
-    records.create(record)
-    audit = banks.audit or (lambda *a: None)
+    # The audit trail the banks write to (the local files, or the running stack's table).
+    trail = getattr(banks.audit, "__self__", None)
+    if trail is None:
+        raise ValueError("no audit trail to record the generation in")
+    ledger = GenerationLedger(InMemoryGenerationStore(), trail)
     actor = f"cli:{args.user}"
-    audit(generation_chain(record.generation_id), actor, "generation_recorded", {
-        "user": record.user, "tenant": record.tenant, "prompt_sha256": record.prompt_sha256,
-        "reference_media_ids": list(record.reference_media_ids), "model": record.model,
-    })
-    marked = mark_output(image, record.generation_id, records=records, banks=banks,
-                         signing=dev_signing_material(_home()), audit=audit, settings=settings, actor=actor)
+    # Screening (genguard screen) is not run here: the caller vouches that the request passed it.
+    record = ledger.create(GenerationRecord(
+        generation_id=uuid.uuid4().hex, user=args.user, tenant=args.tenant or args.user,
+        prompt_sha256=prompt_sha256(args.prompt), model=args.model, created=datetime.now(UTC).isoformat()), actor)
+    marked = mark_output(image, record.generation_id, ledger=ledger, banks=banks,
+                         signing=dev_signing_material(_home()), settings=settings, actor=actor)
     args.output.write_bytes(marked.data)
     return {"file": str(args.input), "output": str(args.output), "generation_id": marked.generation_id,
             "content_type": marked.content_type, "output_sha256": marked.output_sha256, "pdq": marked.pdq}

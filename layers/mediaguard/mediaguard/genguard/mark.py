@@ -3,9 +3,10 @@
 :func:`mark_output` takes the image the platform's model produced for a recorded
 generation and returns it watermarked (``genguard.watermark``, payload = this
 generation) and carrying a signed C2PA manifest (``genguard.provenance``); it records
-the output's sha256 and PDQ on the generation (once: a second output is refused),
+the output's sha256 and PDQ on the generation (once: a second output is refused,
+409),
 banks the PDQ in the ``own-generations`` flag bank (action ``label``, created on
-first use), and appends ``output_marked`` to the generation's audit chain.
+first use), and appends ``output`` to the generation's audit chain (``records``).
 
 The bank is what outlives everything else: metadata strippers remove the manifest,
 a resize or a crop removes the watermark, but a re-upload still matches the banked
@@ -19,9 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -30,8 +29,9 @@ from mediaguard import models
 from mediaguard.analysis.banks.errors import BankExistsError, BankNotFoundError
 from mediaguard.analysis.banks.model import Features
 from mediaguard.analysis.banks.service import BankService
+from mediaguard.errors import ApiError
 from mediaguard.genguard import provenance, watermark
-from mediaguard.genguard.records import GenerationNotFoundError, GenerationStore, OutputAlreadyRecordedError
+from mediaguard.genguard.records import GenerationLedger, GenerationNotFoundError
 from mediaguard.ingress.media import load_rgb, open_image, sniff
 from mediaguard.settings import Settings
 
@@ -41,15 +41,6 @@ OWN_GENERATIONS_ACTION = "label"
 # Lambda's 6 MB synchronous payload (API Gateway's own limit is 10 MB).
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 JPEG_QUALITY = 95
-
-# (chain, actor, event, detail): ItemStore.append_audit.
-AuditHook = Callable[[str, str, str, dict], Any]
-
-
-def generation_chain(generation_id: str) -> str:
-    """The audit chain of one generation."""
-    return f"generation:{generation_id}"
-
 
 def bank_ref(generation_id: str) -> str:
     """The own-generations entry ref: the watermark's digest first, so ``verify`` finds the
@@ -71,10 +62,23 @@ class MarkedOutput:
     pdq_quality: int
 
 
-class OutputRejectedError(ValueError):
-    """The output cannot be marked: not a still image we read, too large, or under 256x256."""
+class OutputRejectedError(ApiError):
+    """The output cannot be marked: not a still image we read, or under 256x256."""
 
+    status = 400
     reason = "invalid_output"
+
+
+class OutputTooLargeError(OutputRejectedError):
+    status = 413
+    reason = "output_too_large"
+
+
+class OutputExistsError(ApiError):
+    """The generation has its output already: one generation, one marked output."""
+
+    status = 409
+    reason = "output_exists"
 
 
 def ensure_bank(banks: BankService, *, actor: str) -> None:
@@ -88,38 +92,38 @@ def ensure_bank(banks: BankService, *, actor: str) -> None:
             pass
 
 
-def mark_output(image: bytes, generation_id: str, *, records: GenerationStore, banks: BankService,
-                signing: provenance.SigningMaterial, audit: AuditHook, settings: Settings,
+def mark_output(image: bytes, generation_id: str, *, ledger: GenerationLedger, banks: BankService,
+                signing: provenance.SigningMaterial, settings: Settings,
                 actor: str = "system:genguard") -> MarkedOutput:
     """Watermark, sign, record and bank the output of ``generation_id``.
 
-    Raises :class:`GenerationNotFoundError` (unknown id), :class:`OutputAlreadyRecordedError`
-    (the generation has its output), :class:`OutputRejectedError` (unusable image).
+    Raises :class:`~mediaguard.genguard.records.GenerationNotFoundError` (404, unknown id),
+    :class:`OutputExistsError` (409, the generation has its output),
+    :class:`OutputRejectedError` (400/413, unusable image). The generation's chain gets
+    ``output`` with the output's sha256, PDQ, the watermark digest and the bank entry.
 
     Example::
 
-        out = mark_output(png_bytes, "g-1", records=store, banks=svc, signing=dev_signing_material(),
-                          audit=bank_store.append_audit, settings=Settings())
+        out = mark_output(png_bytes, "g-1", ledger=GenerationLedger(store, items), banks=svc,
+                          signing=dev_signing_material(), settings=Settings())
         Path("out.png").write_bytes(out.data)
     """
-    record = records.get(generation_id)
+    record = ledger.get(generation_id)
     if record is None:
-        raise GenerationNotFoundError()
+        raise GenerationNotFoundError("no such generation")
     if record.output_sha256 is not None:
-        raise OutputAlreadyRecordedError()
+        raise OutputExistsError("the generation already has an output")
     marked, content_type = _watermarked(image, generation_id, settings)
     signed = provenance.sign(marked, content_type, signing, generation_id=generation_id, model=record.model)
     sha256 = hashlib.sha256(signed).hexdigest()
     pdq, quality = pipeline_pdq(signed, settings)
-    # The conditional write claims the output first: of two concurrent marks one wins,
-    # and only the winner's PDQ is banked.
-    records.record_output(generation_id, sha256, pdq)
     ensure_bank(banks, actor=actor)
     banks.add_media(OWN_GENERATIONS_BANK, bank_ref(generation_id), [Features(pdq=pdq, quality=quality)],
                     actor=actor, source="genguard")
-    audit(generation_chain(generation_id), actor, "output_marked", {
-        "output_sha256": sha256, "pdq": pdq, "watermark": watermark.generation_digest(generation_id).hex(),
-        "c2pa": provenance.TRAINED_ALGORITHMIC_MEDIA.rsplit("/", 1)[-1], "bank": OWN_GENERATIONS_BANK,
+    ledger.record_output(generation_id, sha256, pdq, actor, detail={
+        "watermark": watermark.generation_digest(generation_id).hex(), "content_type": content_type,
+        "c2pa": provenance.TRAINED_ALGORITHMIC_MEDIA.rsplit("/", 1)[-1],
+        "bank": OWN_GENERATIONS_BANK, "ref": bank_ref(generation_id),
     })
     return MarkedOutput(generation_id, signed, content_type, sha256, pdq, quality)
 
@@ -137,7 +141,7 @@ def _watermarked(image: bytes, generation_id: str, settings: Settings) -> tuple[
     from mediaguard.errors import MediaRejectedError
 
     if len(image) > MAX_OUTPUT_BYTES:
-        raise OutputRejectedError(f"an output is at most {MAX_OUTPUT_BYTES // (1024 * 1024)} MB")
+        raise OutputTooLargeError(f"an output is at most {MAX_OUTPUT_BYTES // (1024 * 1024)} MB")
     try:
         kind = sniff(image)
         rgb = np.asarray(load_rgb(open_image(image, settings.max_pixels)))
