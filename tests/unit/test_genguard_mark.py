@@ -4,6 +4,7 @@ C2PA manifest, the own-generations bank, verify, and the generation's audit chai
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -191,3 +192,34 @@ def test_a_match_on_the_own_generations_bank_is_labelled_made_with_ai():
     assert result.action == "label"
     reason = reason_from_score(result)
     assert reason == "ai_generated_own" and DEFAULT_LABELS[reason] == AI_GENERATED
+
+
+def test_the_signing_key_comes_from_a_secret_on_aws(monkeypatch):
+    # GIVEN a Secrets Manager secret (moto) holding the platform's chain and key
+    import boto3
+    from moto import mock_aws
+
+    from mediaguard.adapters.secrets import genguard_signing_material
+
+    for var, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(var, value)
+    chain_pem, key_pem, _ = provenance.make_es256_chain("mediaguard test platform", days=2)
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name="eu-west-1")
+        arn = client.create_secret(Name="genguard-signer", SecretString=json.dumps(
+            {"certificate_chain": chain_pem.decode(), "private_key": key_pem.decode()}))["ARN"]
+        # WHEN the signer is built from settings naming it
+        material = genguard_signing_material(Settings(genguard_signing_secret_arn=arn, region="eu-west-1"))
+    # THEN it is that material, and it signs a manifest c2pa validates
+    assert (material.chain_pem, material.key_pem) == (chain_pem, key_pem)
+    signed = provenance.sign(png(photo("coffee")), "image/png", material, generation_id="g-aws")
+    assert provenance.read(signed, "image/png").state == "valid"
+
+
+def test_a_malformed_signing_secret_is_a_misconfiguration():
+    from mediaguard.errors import MediaguardError
+
+    with pytest.raises(MediaguardError) as caught:
+        provenance.SigningMaterial.from_secret('{"private_key": "x"}')
+    assert caught.value.reason == "misconfigured"
