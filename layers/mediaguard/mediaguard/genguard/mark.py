@@ -29,9 +29,10 @@ from mediaguard import models
 from mediaguard.analysis.banks.errors import BankExistsError, BankNotFoundError
 from mediaguard.analysis.banks.model import Features
 from mediaguard.analysis.banks.service import BankService
-from mediaguard.errors import ApiError
+from mediaguard.errors import ApiError, MediaRejectedError
 from mediaguard.genguard import provenance, watermark
 from mediaguard.genguard.records import GenerationLedger, GenerationNotFoundError
+from mediaguard.ingress.ingest import prepare
 from mediaguard.ingress.media import load_rgb, open_image, sniff
 from mediaguard.settings import Settings
 
@@ -130,16 +131,12 @@ def mark_output(image: bytes, generation_id: str, *, ledger: GenerationLedger, b
 
 def pipeline_pdq(data: bytes, settings: Settings) -> tuple[str, int]:
     """The PDQ the pipeline computes for these bytes (sanitized, reduced, hashed)."""
-    from mediaguard.ingress.ingest import prepare
-
     fingerprints = prepare(data, None, settings, forensics=False).fingerprints
     return fingerprints.pdq, fingerprints.pdq_quality
 
 
 def _watermarked(image: bytes, generation_id: str, settings: Settings) -> tuple[bytes, str]:
     """The image with the mark, as PNG (a PNG came in) or JPEG q95 4:4:4 (anything else)."""
-    from mediaguard.errors import MediaRejectedError
-
     if len(image) > MAX_OUTPUT_BYTES:
         raise OutputTooLargeError(f"an output is at most {MAX_OUTPUT_BYTES // (1024 * 1024)} MB")
     try:

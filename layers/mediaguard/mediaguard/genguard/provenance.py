@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mediaguard.errors import MediaguardError
+from mediaguard.ingress.forensics import _c2pa_context, _c2pa_summary
 
 TRAINED_ALGORITHMIC_MEDIA = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 GENERATION_ASSERTION = "org.mediaguard.generation"
@@ -104,8 +105,6 @@ class ManifestReading:
 def read(data: bytes, mime: str, *, trust_anchors: str | None = None) -> ManifestReading:
     """Read and validate the active manifest; never raises for media without one."""
     import c2pa
-
-    from mediaguard.ingress.forensics import _c2pa_context, _c2pa_summary
 
     try:
         context = _c2pa_context(trust_anchors)

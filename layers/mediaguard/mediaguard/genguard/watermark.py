@@ -33,7 +33,9 @@ import numpy as np
 
 from mediaguard.ingress.forensics import (
     _DWT_DCT_SCALE,
+    _HAAR,
     WATERMARK_MIN_PIXELS,
+    _u_channel,
     decode_watermark,
     watermark_block_bits,
 )
@@ -141,8 +143,6 @@ def _u_delta(rgb: np.ndarray, bits: np.ndarray) -> np.ndarray:
     multiple of 18 of each other, so JPEG's chroma upsampling blurs at most a few
     units across a block edge. The cost is chroma detail inside 8x8 pixels (PSNR ~31 dB).
     """
-    from mediaguard.ingress.forensics import _HAAR, _u_channel
-
     h, w = rgb.shape[:2]
     hh, ww = h // 4 * 4, w // 4 * 4
     u = _u_channel(rgb[:hh, :ww]).astype(np.float64)
