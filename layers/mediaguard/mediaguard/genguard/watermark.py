@@ -158,10 +158,10 @@ def _u_delta(rgb: np.ndarray, bits: np.ndarray) -> np.ndarray:
     # Blue cannot go under 0 or over 255: where the nearer grid value needs that (black or
     # saturated areas), the other one is taken. Judged per 2x2 cell, on its darkest and
     # brightest blue.
-    blue = rgb[: br * 8, : bc * 8, 2].astype(np.float64)
-    cells = blue.reshape(br * 4, 2, bc * 4, 2)
-    lo = _blocks(cells.min(axis=(1, 3)), br, bc)
-    hi = _blocks(cells.max(axis=(1, 3)), br, bc)
+    blue = rgb[: br * 8, : bc * 8, 2]
+    corners = (blue[0::2, 0::2], blue[1::2, 0::2], blue[0::2, 1::2], blue[1::2, 1::2])
+    lo = _blocks(np.minimum(np.minimum(corners[0], corners[1]), np.minimum(corners[2], corners[3])), br, bc)
+    hi = _blocks(np.maximum(np.maximum(corners[0], corners[1]), np.maximum(corners[2], corners[3])), br, bc)
 
     def feasible(target: np.ndarray) -> np.ndarray:
         db = (target[:, None] - blocks) / 2.0 / _U_PER_B
@@ -174,7 +174,7 @@ def _u_delta(rgb: np.ndarray, bits: np.ndarray) -> np.ndarray:
     delta = change.reshape(br, bc, 4, 4).transpose(0, 2, 1, 3).reshape(br * 4, bc * 4)
     du = np.zeros((h, w))
     # approx = (a + b + c + d) / 2 over a 2x2 pixel cell: each pixel moves by delta / 2.
-    du[: br * 8, : bc * 8] = np.kron(delta, np.ones((2, 2))) / 2.0
+    du[: br * 8, : bc * 8] = np.repeat(np.repeat(delta / 2.0, 2, axis=0), 2, axis=1)
     return du
 
 
