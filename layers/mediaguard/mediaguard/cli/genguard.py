@@ -36,6 +36,8 @@ def add_genguard_parser(subparsers: Any) -> argparse.ArgumentParser:
     mark.add_argument("--prompt", required=True, help="kept only as its sha256")
     mark.add_argument("--tenant")
     mark.add_argument("--model")
+    mark.add_argument("--pdq-only", action="store_true",
+                      help="bank the PDQ only, not the embeddings (which need onnxruntime and the models)")
     mark.add_argument("input", type=Path, metavar="IN")
     mark.add_argument("output", type=Path, metavar="OUT")
     verify = sub.add_parser("verify", parents=[common], help="is FILE one of our generated outputs?")
@@ -99,7 +101,12 @@ def _mark(args: argparse.Namespace, banks, settings) -> dict[str, Any]:
     record = ledger.create(GenerationRecord(
         generation_id=uuid.uuid4().hex, user=args.user, tenant=args.tenant or args.user,
         prompt_sha256=prompt_sha256(args.prompt), model=args.model, created=datetime.now(UTC).isoformat()), actor)
-    marked = mark_output(image, record.generation_id, ledger=ledger, banks=banks,
+    featurizer = None
+    if not args.pdq_only:
+        from mediaguard.analysis.featurize import media_featurizer
+
+        featurizer = media_featurizer(settings)
+    marked = mark_output(image, record.generation_id, ledger=ledger, banks=banks, featurizer=featurizer,
                          signing=dev_signing_material(_home()), settings=settings, actor=actor)
     args.output.write_bytes(marked.data)
     return {"file": str(args.input), "output": str(args.output), "generation_id": marked.generation_id,

@@ -11,9 +11,10 @@ first use), and appends ``output`` to the generation's audit chain (``records``)
 The bank is what outlives everything else: metadata strippers remove the manifest,
 a resize or a crop removes the watermark, but a re-upload still matches the banked
 PDQ and the normal pipeline labels it AI-generated (enforcement's reason
-``ai_generated_own``). PDQ only: the embeddings need the model layer, which the
-output-marking function does not carry, and they would not change verify's answer
-for the copies PDQ already finds.
+``ai_generated_own``). PDQ does not survive a 10 % crop (bench/watermark.py); the
+embeddings do (the pipeline's open_nsfw and CLIP likeness), and are banked when the
+caller passes a featurizer (the CLI does; the output API does not, its function
+carries no model layer).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from PIL import Image
 
 from mediaguard import models
 from mediaguard.analysis.banks.errors import BankExistsError, BankNotFoundError
-from mediaguard.analysis.banks.model import Features
+from mediaguard.analysis.banks.model import Features, Featurizer
 from mediaguard.analysis.banks.service import BankService
 from mediaguard.errors import ApiError, MediaRejectedError
 from mediaguard.genguard import provenance, watermark
@@ -95,13 +96,17 @@ def ensure_bank(banks: BankService, *, actor: str) -> None:
 
 def mark_output(image: bytes, generation_id: str, *, ledger: GenerationLedger, banks: BankService,
                 signing: provenance.SigningMaterial, settings: Settings,
-                actor: str = "system:genguard") -> MarkedOutput:
+                actor: str = "system:genguard", featurizer: Featurizer | None = None) -> MarkedOutput:
     """Watermark, sign, record and bank the output of ``generation_id``.
 
     Raises :class:`~mediaguard.genguard.records.GenerationNotFoundError` (404, unknown id),
     :class:`OutputExistsError` (409, the generation has its output),
     :class:`OutputRejectedError` (400/413, unusable image). The generation's chain gets
     ``output`` with the output's sha256, PDQ, the watermark digest and the bank entry.
+
+    ``featurizer`` (``analysis.featurize.media_featurizer``, where the models are installed)
+    banks the embeddings too, so the pipeline also finds crops PDQ loses (open_nsfw / CLIP
+    likeness); without one only the PDQ is banked.
 
     Example::
 
@@ -117,10 +122,14 @@ def mark_output(image: bytes, generation_id: str, *, ledger: GenerationLedger, b
     marked, content_type = _watermarked(image, generation_id, settings)
     signed = provenance.sign(marked, content_type, signing, generation_id=generation_id, model=record.model)
     sha256 = hashlib.sha256(signed).hexdigest()
-    pdq, quality = pipeline_pdq(signed, settings)
+    if featurizer is not None:
+        features = featurizer(signed, content_type)[0]
+        pdq, quality = features.pdq, features.quality
+    else:
+        pdq, quality = pipeline_pdq(signed, settings)
+        features = Features(pdq=pdq, quality=quality)
     ensure_bank(banks, actor=actor)
-    banks.add_media(OWN_GENERATIONS_BANK, bank_ref(generation_id), [Features(pdq=pdq, quality=quality)],
-                    actor=actor, source="genguard")
+    banks.add_media(OWN_GENERATIONS_BANK, bank_ref(generation_id), [features], actor=actor, source="genguard")
     ledger.record_output(generation_id, sha256, pdq, actor, detail={
         "watermark": watermark.generation_digest(generation_id).hex(), "content_type": content_type,
         "c2pa": provenance.TRAINED_ALGORITHMIC_MEDIA.rsplit("/", 1)[-1],
