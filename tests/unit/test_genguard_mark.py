@@ -223,3 +223,30 @@ def test_a_malformed_signing_secret_is_a_misconfiguration():
     with pytest.raises(MediaguardError) as caught:
         provenance.SigningMaterial.from_secret('{"private_key": "x"}')
     assert caught.value.reason == "misconfigured"
+
+
+def test_cli_mark_then_verify_answers_with_the_contract_fields(tmp_path, monkeypatch, capfd):
+    # GIVEN a generated image on disk and a fresh local home (banks, audit, dev signer)
+    from mediaguard.cli.main import main
+
+    monkeypatch.setenv("MEDIAGUARD_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MEDIAGUARD_C2PA_TRUST_ANCHORS", raising=False)
+    source, marked = tmp_path / "gen.png", tmp_path / "gen-marked.png"
+    photo("astronaut").save(source)
+    # WHEN it is marked (PDQ only: no models needed) and a JPEG q75 re-save of the output is verified
+    assert main(["genguard", "mark", "--json", "--pdq-only", "--user", "u-1", "--prompt", "an astronaut",
+                 str(source), str(marked)]) == 0
+    mark_line = json.loads(capfd.readouterr().out.strip().splitlines()[-1])
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(resaved_jpeg(marked.read_bytes()))
+    assert main(["genguard", "verify", "--json", str(copy)]) == 0
+    verdict = json.loads(capfd.readouterr().out.strip().splitlines()[-1])
+    # THEN verify names the generation mark created, with exactly the contract's fields
+    assert {k: verdict[k] for k in ("own_generation", "generation_id", "evidence", "distance")} == {
+        "own_generation": True, "generation_id": mark_line["generation_id"],
+        "evidence": ["watermark", "bank"], "distance": verdict["distance"]}
+    assert set(verdict) == {"file", "own_generation", "generation_id", "evidence", "distance"}
+    assert 0 <= verdict["distance"] <= 31
+    # AND the prompt is kept only as its sha256: no file of the local state holds its text
+    state = [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
+    assert state and not any(b"an astronaut" in p.read_bytes() for p in state)
