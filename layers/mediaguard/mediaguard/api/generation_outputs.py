@@ -17,6 +17,18 @@ that is rare for a still. Answers:
   ``413 output_too_large`` / ``body_too_large``, ``422`` for a body off the schema, ``401``.
 
 The handler plugs in the ports with :func:`use`; this module knows no AWS client.
+
+Deploying (done at merge, with the generation records' table): a function of its own,
+``functions/generation_outputs`` on the upload API's route ``POST
+/v1/generations/{generation_id}/outputs``, not the lean generations function: marking
+decodes images and signs with c2pa, so it carries the core layer plus the ForensicsLayer
+(c2pa-python, as the sanitize function does; no model layer, so PDQ only is banked),
+~1 GB memory. Its role: GetItem/UpdateItem on the generations table, the bank tables'
+Get/Put/Query (``add_media``), audit appends on ``generation:*`` and ``bank:*`` chains,
+``secretsmanager:GetSecretValue`` on the signing secret (template parameter, e.g.
+``GenguardSigningSecretArn``, passed as ``MEDIAGUARD_GENGUARD_SIGNING_SECRET_ARN``).
+The records store's ``record_output`` should be conditional on no output yet, so that
+two concurrent requests cannot both pass the 409 check made here.
 """
 
 from __future__ import annotations
