@@ -53,6 +53,9 @@ LAZY_ALLOWED = {
     # numpy (the bank index): the upload API loads it only when a client declares a PDQ.
     ("mediaguard.api.uploads", "mediaguard.analysis.matching"),
     ("mediaguard.api.uploads", "mediaguard.stages.similarity"),
+    # the C2PA signer (numpy, Pillow, c2pa): only the function that marks generated outputs
+    # reads it; the lean functions that read the uploader key from the same module must not.
+    ("mediaguard.adapters.secrets", "mediaguard.genguard.provenance"),
 }
 
 

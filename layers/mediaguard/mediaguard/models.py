@@ -16,6 +16,9 @@ from mediaguard.signals import STILL_KINDS, item_fields, record_fields
 
 Action = Literal["allow", "label", "blur", "limit", "remove", "review"]
 BankKind = Literal["block", "flag", "allow"]
+# The flag bank (action label) where genguard remembers the platform's own generated
+# outputs; enforcement labels its matches "Made with AI" (reason ai_generated_own).
+OWN_GENERATIONS_BANK = "own-generations"
 # What the frames stage sees: a still goes straight to the classifier; an animation or a
 # video is cut into frames first; audio has no frame (the frames stage fingerprints it).
 MediaType = Literal["image", "animation", "video", "audio"]

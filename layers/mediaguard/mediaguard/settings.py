@@ -112,6 +112,9 @@ class Settings(BaseModel):
     # The issue asks for a 10-30 s pre-broadcast scan; 10 s keeps a clean streamer's wait short.
     live_gate_seconds: float = Field(default=10.0, ge=0.0, le=60.0)
     live_reveal_seconds: float = Field(default=10.0, ge=0.0, le=300.0)
+    # genguard: the Secrets Manager secret holding the C2PA signing key and chain
+    # ({"certificate_chain", "private_key"}, PEM). None: the local development signer.
+    genguard_signing_secret_arn: str | None = None
 
 
 _ENV = {
@@ -161,6 +164,7 @@ _ENV = {
     "detect_function": "MEDIAGUARD_DETECT_FUNCTION",
     "live_gate_seconds": "MEDIAGUARD_LIVE_GATE_SECONDS",
     "live_reveal_seconds": "MEDIAGUARD_LIVE_REVEAL_SECONDS",
+    "genguard_signing_secret_arn": "MEDIAGUARD_GENGUARD_SIGNING_SECRET_ARN",
 }
 
 

@@ -18,6 +18,7 @@ from mediaguard.decisions.history import Pseudonymiser
 from mediaguard.errors import MediaguardError
 
 if TYPE_CHECKING:
+    from mediaguard.genguard.provenance import SigningMaterial
     from mediaguard.settings import Settings
 
 
@@ -60,3 +61,16 @@ def uploader_pseudonymiser(settings: Settings, *, secretsmanager: Any = None) ->
     if settings.uploader_key:
         return Pseudonymiser(settings.uploader_key)
     return None
+
+
+def genguard_signing_material(settings: Settings, *, secretsmanager: Any = None) -> SigningMaterial:
+    """The C2PA signer of generated outputs: the secret ``MEDIAGUARD_GENGUARD_SIGNING_SECRET_ARN``
+    names (``{"certificate_chain": PEM, "private_key": PEM}``, read once; callers cache it),
+    or, where none is configured (local mode, tests), the development signer that
+    ``genguard.provenance.dev_signing_material`` creates under ``$MEDIAGUARD_HOME``."""
+    from mediaguard.genguard.provenance import SigningMaterial, dev_signing_material
+
+    if settings.genguard_signing_secret_arn:
+        client = secretsmanager or boto3.client("secretsmanager", region_name=settings.region)
+        return SigningMaterial.from_secret(SecretsManagerSecret(client, settings.genguard_signing_secret_arn)()[0])
+    return dev_signing_material()

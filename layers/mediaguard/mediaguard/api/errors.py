@@ -79,7 +79,7 @@ def json_depth(text: str) -> int:
     return deepest
 
 
-def check_body(event: Mapping[str, Any]) -> None:
+def check_body(event: Mapping[str, Any], max_bytes: int = MAX_BODY_BYTES) -> None:
     """Refuse an HTTP API (payload v2) request body before anything parses it.
 
     API Gateway base64-encodes a body it does not take for text (``isBase64Encoded``); the
@@ -95,8 +95,8 @@ def check_body(event: Mapping[str, Any]) -> None:
         raise MalformedBodyError("the request body is not text")
     encoded = bool(event.get("isBase64Encoded"))
     # Measured before decoding: an oversized body costs no more than its length.
-    if (len(body) * 3 // 4 if encoded else len(body)) > MAX_BODY_BYTES:
-        raise BodyTooLargeError(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+    if (len(body) * 3 // 4 if encoded else len(body)) > max_bytes:
+        raise BodyTooLargeError(f"request bodies are limited to {max_bytes} bytes")
     try:
         raw = base64.b64decode(body, validate=True) if encoded else body.encode("utf-8")
     except binascii.Error:
@@ -107,8 +107,8 @@ def check_body(event: Mapping[str, Any]) -> None:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise MalformedBodyError("the request body is not UTF-8 text") from None
-    if len(raw) > MAX_BODY_BYTES:
-        raise BodyTooLargeError(f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+    if len(raw) > max_bytes:
+        raise BodyTooLargeError(f"request bodies are limited to {max_bytes} bytes")
     headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
     content_type = str(headers.get("content-type") or "").strip()
     if content_type and not content_type.startswith("application/json"):
@@ -135,13 +135,15 @@ class ApiResolver(APIGatewayHttpResolver):
 
     refusal_defaults: dict[str, Any]
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, max_body_bytes: int = MAX_BODY_BYTES, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.refusal_defaults = {}
+        # Only a route that takes media in its body (a generated output) raises this.
+        self.max_body_bytes = max_body_bytes
 
     def resolve(self, event: dict, context: Any) -> dict[str, Any]:
         try:
-            check_body(event)
+            check_body(event, self.max_body_bytes)
         except ApiError as error:
             return {"statusCode": error.status, "headers": {"Content-Type": content_types.APPLICATION_JSON},
                     "body": json.dumps(self.refusal_defaults | error.body()), "isBase64Encoded": False}

@@ -136,7 +136,7 @@ def find_local_stack(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Out()
-    if args.command in ("audit", "bank", "geofence"):
+    if args.command in ("audit", "bank", "geofence", "genguard"):
         find_local_stack(args)
     started = time.perf_counter()
     try:

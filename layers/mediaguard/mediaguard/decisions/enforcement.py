@@ -42,7 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mediaguard.decisions.events import DecisionEvent, Distribution, EventDeliveryError
 from mediaguard.errors import MediaguardError
 from mediaguard.ingress.media import load_rgb, open_image
-from mediaguard.models import Action
+from mediaguard.models import OWN_GENERATIONS_BANK, Action
 from mediaguard.ports import Deps, EnforcementPorts
 
 logger = Logger(service="mediaguard", child=True)
@@ -87,6 +87,8 @@ AI_GENERATED = Label(category="ai_generated", text="Made with AI")
 DEFAULT_LABELS: dict[str, Label] = {
     "provenance.ai_generated": AI_GENERATED,
     "synthetic_undisclosed": AI_GENERATED,
+    # A re-upload of the platform's own generated output (models.OWN_GENERATIONS_BANK).
+    "ai_generated_own": AI_GENERATED,
 }
 LABELLED = frozenset({"label", "blur"})  # blurred media gets a click-through label too
 
@@ -191,6 +193,10 @@ def reason_from_score(score: Any) -> str:
     """The reason code of an automated decision (``models.ScoreResult``): the bank
     override that forced the action, else the signal that contributed most."""
     if score.override:
+        # The own-generations bank's entries carry action "label" (no policy rule covers
+        # flag banks' actions), so its matches arrive as "bank own-generations entry action".
+        if score.override.startswith(f"bank {OWN_GENERATIONS_BANK} "):
+            return "ai_generated_own"
         head = score.override.split(" ", 1)[0].lower()
         return head if head.startswith("bank.") and REASON.match(head) else "bank.action"
     top = max(score.signals, key=lambda s: s.contribution, default=None)
