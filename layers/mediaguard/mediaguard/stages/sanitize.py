@@ -7,7 +7,7 @@ import time
 
 from aws_lambda_powertools import Logger
 
-from mediaguard import errors
+from mediaguard import errors, observability
 from mediaguard.ingress.audio import AudioFormat, sniff_audio
 from mediaguard.ingress.ingest import prepare
 from mediaguard.ingress.media import check_size, open_image
@@ -114,6 +114,7 @@ def _accept_for_frames(upload: Upload, data: bytes, declared: str | None, fmt: A
         raise errors.ContentTypeMismatchError(f"declared {declared_type!r} but the bytes are {fmt.content_type}")
     items.update(upload.media_id, {"status": "sanitized", "kind": fmt.name, "media_type": media_type})
     items.append_audit(upload.media_id, "system:sanitize", f"{media_type}_accepted", {"sha256": sha256, "kind": fmt.name})
+    observability.count("Uploads", media_type=media_type)
     logger.info(f"{media_type} accepted for frames",
                 extra={"media_id": upload.media_id, "sha256": sha256, "kind": fmt.name})
     return SanitizeResult(
