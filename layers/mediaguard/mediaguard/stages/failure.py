@@ -63,6 +63,9 @@ def record_failure(request: FailureInput, deps: Deps) -> FailureResult:
                                     f"failed:{reason}")
     log = logger.info if rejected else logger.warning  # a rejection is an expected outcome
     # Reason codes are a closed set (errors.REJECTION_ERRORS), safe as a dimension.
-    observability.count("Rejections" if rejected else "Failures", reason=reason)
+    if rejected:
+        observability.count("Rejections", reason=reason)
+    else:
+        observability.count("Failures", reason=reason)
     log(status, extra={"media_id": request.media_id, "error_type": error_type, "reason": reason})
     return FailureResult(status=status, error_type=error_type, reason=reason)

@@ -93,6 +93,7 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
         extra={"media_id": upload.media_id, "sha256": fps.sha256, "pdq_quality": fps.pdq_quality,
                "media_type": result.media_type, "ms": round((time.perf_counter() - t0) * 1000, 1)},
     )
+    observability.count("Uploads", media_type=result.media_type)
     return result
 
 

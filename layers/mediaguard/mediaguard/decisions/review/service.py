@@ -218,7 +218,7 @@ class ReviewService:
         signal contributions, policy, bank matches (a match all but names the action), the
         uploader's counters (they count this item's outcome) and which audit events exist
         beyond sanitizing and sampling (``enforced``, ``evidence_preserved`` would tell)."""
-        shown = {"image_accepted", "animation_accepted", "video_accepted", "audio_accepted", "qa_sampled",
+        shown = {"sanitized", "image_accepted", "animation_accepted", "video_accepted", "audio_accepted", "qa_sampled",
                  "media_viewed", "review_escalated"}
         return ItemView(
             media_id=media_id, status=item.get("status", "unknown"), provenance=item.get("provenance"),
