@@ -200,8 +200,6 @@ class LocalCloud:
                 # botocore's standard retry mode (3 attempts, throttling-aware backoff) on every
                 # client the stack creates; pynamodb uses standard mode on its own.
                 "AWS_RETRY_MODE": "standard",
-                # No X-Ray daemon here: the Tracer must not try to send segments.
-                "POWERTOOLS_TRACE_DISABLED": "true",
                 "POWERTOOLS_METRICS_DISABLED": "false" if self._metrics else "true",
             }
         )
@@ -368,6 +366,8 @@ class LocalCloud:
                 memory=int(props.get("MemorySize", 128)),
                 arn=stack.get_att(logical, "Arn"),
             )
+        # No X-Ray daemon here, whatever the template's TraceAwsCalls says: no Tracer is built.
+        env["POWERTOOLS_TRACE_DISABLED"] = "true"
         self._set_env(env)
         _reset_library_caches()
 
