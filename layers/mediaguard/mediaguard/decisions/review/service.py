@@ -247,14 +247,13 @@ class ReviewService:
             if preserved is None or not (caller.senior or sample):
                 return None
             bucket, key, source = settings.evidence_bucket, preserved["evidence_key"], "evidence"
-        if sample:
-            source = "sample"
         if not bucket or not key:
             return None
         url = self.signer.presign_get(bucket, key, ttl)
+        # The chain records where the copy really was; only the reviewer's link is blind.
         self.deps.items.append_audit(media_id, caller.actor, "media_viewed",
-                                     {"key": key, "source": source, "expires_in": ttl})
-        return MediaLink(url=url, expires_in=ttl, source=source)
+                                     {"key": key, "source": source, "expires_in": ttl, "sample": sample})
+        return MediaLink(url=url, expires_in=ttl, source="sample" if sample else source)
 
     # -- appeals ------------------------------------------------------------------------------
     def open_appeal(self, caller: Caller, media_id: str, request: AppealRequest) -> AppealReceipt:
