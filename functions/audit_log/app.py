@@ -4,11 +4,13 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mediaguard.audit.chain import changes_from_stream
+from mediaguard.observability import observed
 from mediaguard.wiring import audit_store
 
 logger = Logger(service="mediaguard")
 
 
+@observed("audit_log")
 @logger.inject_lambda_context
 def handler(event: dict, context: LambdaContext) -> dict:
     # An error fails the whole batch: the event source mapping retries it until it is

@@ -5,12 +5,14 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mediaguard.models import ClassifyInput
+from mediaguard.observability import observed
 from mediaguard.stages.classify import classify
 from mediaguard.wiring import classify_deps
 
 logger = Logger(service="mediaguard")
 
 
+@observed("classify")
 @logger.inject_lambda_context
 @event_parser(model=ClassifyInput)
 def handler(event: ClassifyInput, context: LambdaContext) -> dict:

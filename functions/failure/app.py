@@ -5,12 +5,14 @@ from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mediaguard.models import FailureInput
+from mediaguard.observability import observed
 from mediaguard.stages.failure import record_failure
 from mediaguard.wiring import failure_deps
 
 logger = Logger(service="mediaguard")
 
 
+@observed("failure")
 @logger.inject_lambda_context
 @event_parser(model=FailureInput)
 def handler(event: FailureInput, context: LambdaContext) -> dict:

@@ -3,12 +3,15 @@
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mediaguard.observability import observed
+from mediaguard.stages.sla import sla_sweep
 from mediaguard.wiring import task_queue
 
 logger = Logger(service="mediaguard")
 
 
+@observed("sla")
 @logger.inject_lambda_context
 def handler(event: dict, context: LambdaContext) -> dict:
-    escalated = task_queue().escalate_overdue()
-    return {"escalated": len(escalated), "media_ids": escalated}
+    # The scheduled event carries nothing we need; the sweep also reports the queue's levels.
+    return sla_sweep(task_queue())

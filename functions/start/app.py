@@ -6,6 +6,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from mediaguard.observability import observed
 from mediaguard.stages.start import start, upload_from_key
 from mediaguard.wiring import start_deps
 
@@ -14,6 +15,7 @@ logger = Logger(service="mediaguard")
 
 # The S3Event data class (not the strict S3Model): it reads only the fields used here,
 # so the same handler accepts real S3 events and moto's leaner ones.
+@observed("start")
 @logger.inject_lambda_context
 @event_source(data_class=S3Event)
 def handler(event: S3Event, context: LambdaContext) -> dict:

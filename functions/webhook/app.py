@@ -5,11 +5,13 @@ from aws_lambda_powertools.utilities.parser import envelopes, event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from mediaguard.decisions.events import DecisionEvent
+from mediaguard.observability import observed
 from mediaguard.wiring import webhook_sink
 
 logger = Logger(service="mediaguard")
 
 
+@observed("webhook")
 @logger.inject_lambda_context
 @event_parser(model=DecisionEvent, envelope=envelopes.EventBridgeEnvelope)
 def handler(event: DecisionEvent, context: LambdaContext) -> dict:

@@ -20,7 +20,7 @@ PACKAGE = REPO / "layers" / "mediaguard" / "mediaguard"
 
 # Lowest first. A module may import its own layer or any layer below, never above.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "settings"),
+    ("errors", "settings", "observability"),
     ("formats", "signals", "audit"),
     ("models",),
     ("ports",),

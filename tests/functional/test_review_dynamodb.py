@@ -411,3 +411,78 @@ def test_the_item_view_shows_the_similar_banked_items_with_signal_and_similarity
     # THEN both banked items are listed with bank, ref, signal and a 0..1 similarity
     shown = [(m.bank, m.ref, m.signal, m.similarity) for m in view.matches]
     assert shown == [("ncii", "case-7", "clip", pytest.approx(0.9188)), ("deepfakes", "df-3", "pdq", 0.9531)]
+
+
+# --- quality sampling (issue 13 #3) ----------------------------------------------------------------
+
+
+def sampling(w: World, rate: float) -> TaskQueue:
+    """The pipeline's queue over the same tables, with quality sampling at ``rate``."""
+    return TaskQueue(w.queue.tasks, w.deps.items, ReviewSettings(review_table="review", appeals_table="appeals",
+                                                                 queue_shards=4, qa_sample_rate=rate),
+                     clock=w.clock)
+
+
+def test_at_rate_one_an_allow_goes_to_the_qa_lane_once_and_review_is_never_sampled(world):
+    # GIVEN sampling at 1.0 and two automated decisions: an allow and a review
+    queue = sampling(world, 1.0)
+    scored_item(world, "a1", risk=0.1, action="allow")
+    world.deps.items.update("a1", {"proposed_action": "allow", "signals": [
+        {"name": "classifier.nsfw", "value": 0.1, "contribution": 0.1}]})
+    scored_item(world, "r1", risk=0.9, action="review")
+    # WHEN enforcement offers both to quality sampling, the allow twice (a retried stage)
+    first = queue.sample_for_qa("a1", "allow")
+    again = queue.sample_for_qa("a1", "allow")
+    # THEN the allow waits in the qa lane with its automated action kept, sampled once
+    assert (first.lane, first.action, again.enqueued_at) == ("qa", "allow", first.enqueued_at)
+    assert events(world, "a1").count("qa_sampled") == 1
+    # AND the item queued for review is not sampled (people see it anyway)
+    assert queue.sample_for_qa("r1", "review") is None and world.service.tasks.get("r1").lane != "qa"
+    # AND at rate 0 nothing is
+    assert sampling(world, 0.0).sample_for_qa("a2", "allow") is None
+
+
+def test_a_qa_reviewer_sees_the_item_blind_and_agreement_is_recorded_without_enforcing(world):
+    # GIVEN a sampled allow with scores, a policy and a bank match on the item
+    scored_item(world, "a1", risk=0.42, action="allow")
+    world.deps.items.update("a1", {"proposed_action": "allow", "policy_version": "p1", "matches": [
+        {"bank": "ncii", "kind": "flag", "ref": "case-1", "signal": "pdq", "distance": 40}],
+        "signals": [{"name": "classifier.nsfw", "value": 0.42, "contribution": 0.42}]})
+    sampling(world, 1.0).sample_for_qa("a1", "allow")
+    # WHEN a reviewer lists the qa lane and opens the item
+    listed = world.service.queue(ALICE, "qa", 10).items
+    view = world.service.item_view(ALICE, "a1")
+    # THEN nothing tells the automated action: no action, score, contributions, policy or matches
+    assert [(t.media_id, t.action) for t in listed] == [("a1", None)]
+    assert (view.action, view.proposed_action, view.risk, view.policy_version) == (None, None, None, None)
+    assert (view.signals, view.matches, view.uploader_history, view.task.action) == ([], [], None, None)
+    assert view.media.source == "sample"
+    # WHEN the reviewer approves it
+    decided_by(world, "a1", ALICE, action="approve", reason="no_violation")
+    # THEN agreement is stored, and nothing was enforced
+    task = world.service.tasks.get("a1")
+    assert (task.decision_action, task.agree, world.enforcer.calls) == ("approve", True, [])
+    record = world.deps.items.audit_chain("a1")[-1]
+    assert (record.event, record.detail["automated_action"], record.detail["reviewer_action"],
+            record.detail["agree"]) == ("qa_decided", "allow", "allow", True)
+
+
+def test_a_qa_removal_of_an_allowed_item_enforces_it_and_counts_as_a_miss(world):
+    from mediaguard.decisions.review.quality import qa_outcomes
+
+    # GIVEN two sampled decisions: an allow and a label
+    queue = sampling(world, 1.0)
+    for media_id, action in (("a1", "allow"), ("l1", "label")):
+        scored_item(world, media_id, risk=0.3, action=action)
+        queue.sample_for_qa(media_id, action)
+    # WHEN the reviewer removes the allowed one and labels the labelled one
+    decided_by(world, "a1", ALICE, action="remove", reason="ncii")
+    world.clock.tick(5)
+    decided_by(world, "l1", ALICE, action="label", reason="graphic_violence")
+    # THEN only the removal was enforced (a person found what automation let through)
+    assert [(c[0], c[1], c[2]) for c in world.enforcer.calls] == [("apply", "a1", "remove")]
+    # AND the report reads both outcomes: a disagreement (a miss) and an agreement
+    outcomes = qa_outcomes(world.service.tasks, T0, T0 + timedelta(hours=1))
+    assert [(o.media_id, o.automated_action, o.reviewer_action, o.agree) for o in outcomes] == [
+        ("a1", "allow", "remove", False), ("l1", "label", "label", True)]
+    assert qa_outcomes(world.service.tasks, T0 + timedelta(hours=1), T0 + timedelta(hours=2)) == []

@@ -179,6 +179,10 @@ class ReviewQueue(Protocol):
     def enqueue(self, media_id: str, risk: float, reach: int | None, reason: str) -> Any:
         """Queue the item for people. Must be idempotent per ``media_id``: a retried stage calls again."""
 
+    def sample_for_qa(self, media_id: str, automated_action: str) -> Any:
+        """Queue a blind quality sample of an automated decision when sampling picks the
+        item (a hash of the id: the same items on every retry); None when it does not."""
+
     def withdraw_failure(self, media_id: str, actor: str, run: str) -> bool:
         """Close the open task a failed run queued (``failed:<reason>``), because a re-drive
         replaces that run; True if one was closed. A task a person is deciding stays."""

@@ -19,6 +19,7 @@ import boto3
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
+from mediaguard import observability
 from mediaguard.adapters.secrets import SecretsManagerSecret
 from mediaguard.decisions.events import (
     DETAIL_TYPE,
@@ -180,6 +181,11 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def _status_class(status: int | None) -> str:
+    """``4xx`` / ``5xx`` / ``none`` (no answer): a status code family, never the URL."""
+    return f"{status // 100}xx" if status else "none"
+
+
 def _check_url(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     local = parts.hostname in ("localhost", "127.0.0.1", "::1")
@@ -238,6 +244,7 @@ class WebhookSink:
             if self.clock() + delay + min(self.timeout, 0.1) > deadline:
                 break
             self.sleep(delay)
+        observability.count("WebhookFailures", status=_status_class(status))
         raise WebhookDeliveryError(f"webhook not delivered after {attempt} attempts (status {status}, {error})")
 
     def _post(self, body: bytes, header: str, event_id: str, timeout: float) -> tuple[int | None, str | None]:

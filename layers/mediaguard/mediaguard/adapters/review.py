@@ -36,7 +36,7 @@ from mediaguard.adapters.secrets import uploader_pseudonymiser
 from mediaguard.api.review import GeofenceAdmin
 from mediaguard.decisions.history import HistoryStore, Pseudonymiser
 from mediaguard.decisions.review.appeals import Appeal, AppealState
-from mediaguard.decisions.review.models import Lane, Task
+from mediaguard.decisions.review.models import QA_REASON, Lane, Task
 from mediaguard.decisions.review.queue import TaskQueue, queue_partition, queue_sort_key, shard_of
 from mediaguard.decisions.review.settings import ReviewSettings, get_review_settings
 from mediaguard.errors import ConflictError, ForbiddenError, NotFoundError
@@ -91,6 +91,7 @@ class ReviewTaskItem(Model):
     decision_action = UnicodeAttribute(null=True)
     decision_reason = UnicodeAttribute(null=True)
     decision_note = UnicodeAttribute(null=True)
+    agree = BooleanAttribute(null=True)  # quality samples only
 
     queue_index = QueueIndex()
     due_index = DueIndex()
@@ -226,7 +227,7 @@ class DynamoTaskStore:
         return ConflictError(otherwise, reason="claimed")
 
     def decide(self, media_id: str, reviewer: str, action: str, reason_code: str, note: str | None,
-               now: datetime, *, senior: bool) -> Task:
+               now: datetime, *, senior: bool, agree: bool | None = None) -> Task:
         T = ReviewTaskItem
         condition = (T.state == "claimed") & (T.claimed_by == reviewer)
         if not senior:
@@ -237,7 +238,8 @@ class DynamoTaskStore:
                 actions=[T.state.set("decided"), T.queue_pk.remove(), T.lease_until.remove(),
                          T.decided_by.set(reviewer), T.decided_at.set(now), T.decision_action.set(action),
                          T.decision_reason.set(reason_code),
-                         T.decision_note.set(note) if note else T.decision_note.remove()],
+                         T.decision_note.set(note) if note else T.decision_note.remove(),
+                         T.agree.set(agree) if agree is not None else T.agree.remove()],
                 condition=condition,
             )
         except UpdateError as exc:
@@ -254,7 +256,7 @@ class DynamoTaskStore:
         T(media_id).update(
             actions=[T.state.set("claimed"), T.queue_pk.set(queue_partition(current.lane, int(current.shard))),
                      T.decided_by.remove(), T.decided_at.remove(), T.decision_action.remove(),
-                     T.decision_reason.remove(), T.decision_note.remove()],
+                     T.decision_reason.remove(), T.decision_note.remove(), T.agree.remove()],
             condition=(T.state == "decided") & (T.decided_by == reviewer),
         )
 
@@ -303,6 +305,20 @@ class DynamoTaskStore:
                 for shard in range(self.shards)
                 for row in ReviewTaskItem.due_index.query(queue_partition(lane, shard),
                                                            range_key_condition=ReviewTaskItem.due_at < now)]
+
+    def open_since(self, lane: Lane) -> list[datetime]:
+        # The queue index holds open tasks only; one Query per shard, two attributes read.
+        return [row.enqueued_at
+                for shard in range(self.shards)
+                for row in ReviewTaskItem.queue_index.query(queue_partition(lane, shard),
+                                                             attributes_to_get=["media_id", "enqueued_at"])]
+
+    def decided_samples(self, start: datetime, end: datetime) -> list[Task]:
+        # A Scan: a report's read over history (run by an operator, not per upload); decided
+        # tasks have left both indexes, and a reporting index is not worth its writes yet.
+        T = ReviewTaskItem
+        condition = (T.reason == QA_REASON) & (T.state == "decided") & T.decided_at.between(start, end)
+        return [_task(row) for row in T.scan(condition) if row.decided_at < end]
 
 
 def _appeal(row: AppealItem) -> Appeal:

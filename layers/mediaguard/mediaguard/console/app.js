@@ -14,6 +14,7 @@
     ['fast', 'Fast lane'],
     ['normal', 'Normal lane'],
     ['escalated', 'Escalated (senior reviewers)'],
+    ['qa', 'Quality samples (blind)'],
   ];
   const state = {
     config: null,

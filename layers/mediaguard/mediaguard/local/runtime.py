@@ -131,10 +131,13 @@ class LocalCloud:
 
     def __init__(self, template: Path = DEFAULT_TEMPLATE, stack_name: str = "mediaguard-local",
                  parameters: dict[str, str] | None = None, faults: FaultPlan | None = None,
-                 schedules: float | None = None) -> None:
+                 schedules: float | None = None, metrics: bool | None = None) -> None:
         """``faults``: fail a share of the stack's AWS calls (local/faults.py; off by default).
         ``schedules``: run the template's scheduled functions on their rates, this many
-        times faster than AWS (1.0 = real time; None = not at all, as tests mostly want)."""
+        times faster than AWS (1.0 = real time; None = not at all, as tests mostly want).
+        ``metrics``: handlers print their EMF metric lines to stdout, as on Lambda; None
+        follows the LogLevel parameter (on at DEBUG/INFO), so a quiet CLI run or a bench
+        that prints JSON is not interleaved with telemetry (mediaguard/observability.py)."""
         self.stack = Stack.from_file(template, name=stack_name)
         unknown = set(parameters or {}) - set(self.stack.parameters)
         if unknown:
@@ -156,6 +159,8 @@ class LocalCloud:
         # plan, a failing S3 -> start delivery must not hold an upload for three minutes.
         self.time_scale = faults.time_scale if faults else 0.002
         self._schedule_speed = schedules
+        level = (parameters or {}).get("LogLevel") or self.stack.parameters.get("LogLevel", "INFO")
+        self._metrics = metrics if metrics is not None else str(level).upper() in ("DEBUG", "INFO")
         self.scheduler: Scheduler | None = None
         self._async: AsyncInvoker | None = None
 
@@ -195,6 +200,7 @@ class LocalCloud:
                 # botocore's standard retry mode (3 attempts, throttling-aware backoff) on every
                 # client the stack creates; pynamodb uses standard mode on its own.
                 "AWS_RETRY_MODE": "standard",
+                "POWERTOOLS_METRICS_DISABLED": "false" if self._metrics else "true",
             }
         )
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
@@ -360,6 +366,8 @@ class LocalCloud:
                 memory=int(props.get("MemorySize", 128)),
                 arn=stack.get_att(logical, "Arn"),
             )
+        # No X-Ray daemon here, whatever the template's TraceAwsCalls says: no Tracer is built.
+        env["POWERTOOLS_TRACE_DISABLED"] = "true"
         self._set_env(env)
         _reset_library_caches()
 

@@ -7,7 +7,7 @@ import json
 
 from aws_lambda_powertools import Logger
 
-from mediaguard import errors
+from mediaguard import errors, observability
 from mediaguard.models import FailureInput, FailureResult
 from mediaguard.ports import Deps
 
@@ -62,5 +62,10 @@ def record_failure(request: FailureInput, deps: Deps) -> FailureResult:
         deps.need("review").enqueue(request.media_id, float(item.get("risk") or 0.0), request.reach,
                                     f"failed:{reason}")
     log = logger.info if rejected else logger.warning  # a rejection is an expected outcome
+    # Reason codes are a closed set (errors.REJECTION_ERRORS), safe as a dimension.
+    if rejected:
+        observability.count("Rejections", reason=reason)
+    else:
+        observability.count("Failures", reason=reason)
     log(status, extra={"media_id": request.media_id, "error_type": error_type, "reason": reason})
     return FailureResult(status=status, error_type=error_type, reason=reason)

@@ -6,6 +6,7 @@ import time
 
 from aws_lambda_powertools import Logger
 
+from mediaguard import observability
 from mediaguard.analysis.matching import BuiltIndex, publish
 from mediaguard.ports import Deps
 from mediaguard.stages.common import require
@@ -25,4 +26,5 @@ def build_index(deps: Deps) -> dict:
     logger.info("index published", extra={"built_at": built_at, "pdq": manifest["pdq_entries"],
                                           "embeddings": manifest["embedding_entries"], "clip": manifest["clip_entries"],
                                           "ms": round((time.perf_counter() - t0) * 1000, 1)})
+    observability.count("IndexBuilds")
     return {k: manifest[k] for k in ("built_at", "pdq_entries", "embedding_entries", "clip_entries")}

@@ -7,7 +7,7 @@ import time
 
 from aws_lambda_powertools import Logger
 
-from mediaguard import errors
+from mediaguard import errors, observability
 from mediaguard.ingress.audio import AudioFormat, sniff_audio
 from mediaguard.ingress.ingest import prepare
 from mediaguard.ingress.media import check_size, open_image
@@ -93,6 +93,7 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
         extra={"media_id": upload.media_id, "sha256": fps.sha256, "pdq_quality": fps.pdq_quality,
                "media_type": result.media_type, "ms": round((time.perf_counter() - t0) * 1000, 1)},
     )
+    observability.count("Uploads", media_type=result.media_type)
     return result
 
 
@@ -114,6 +115,7 @@ def _accept_for_frames(upload: Upload, data: bytes, declared: str | None, fmt: A
         raise errors.ContentTypeMismatchError(f"declared {declared_type!r} but the bytes are {fmt.content_type}")
     items.update(upload.media_id, {"status": "sanitized", "kind": fmt.name, "media_type": media_type})
     items.append_audit(upload.media_id, "system:sanitize", f"{media_type}_accepted", {"sha256": sha256, "kind": fmt.name})
+    observability.count("Uploads", media_type=media_type)
     logger.info(f"{media_type} accepted for frames",
                 extra={"media_id": upload.media_id, "sha256": sha256, "kind": fmt.name})
     return SanitizeResult(

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from aws_lambda_powertools import Logger
 
+from mediaguard import observability
 from mediaguard.analysis.matching import DELTA_SECONDS, MANIFEST_KEY, Matcher, Query, fetch
 from mediaguard.models import SimilarityInput, SimilarityResult
 from mediaguard.ports import Deps
@@ -47,6 +48,12 @@ def similarity(request: SimilarityInput, deps: Deps) -> SimilarityResult:
     matches = matcher.match(query)
     result = SimilarityResult(matches=matches, banks_checked=matcher.banks_checked)
     items.update(request.media_id, {"matches": [m.model_dump() for m in matches]})
+    for m in matches:
+        observability.count("BankMatches", bank_kind=m.kind, signal=m.signal)
+    if matcher.build.built_at:  # no build published yet: there is no age to report
+        # The age of the build this container matches with: a container that failed to
+        # load a newer one shows here, as does a schedule that stopped building.
+        observability.gauge("IndexAge", round(deps.clock() - matcher.build.built_at), "Seconds")
     logger.info("matched", extra={"media_id": request.media_id, "matches": len(matches),
                                   "signals": sorted({m.signal for m in matches}), "delta": matcher.delta_size,
                                   "ms": round((time.perf_counter() - t0) * 1000, 1)})

@@ -10,8 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from mediaguard.decisions.review.reasons import REVIEW_REASONS, ReviewReason
 from mediaguard.signals import REGISTRY, EmbeddingSignal
 
-Lane = Literal["fast", "normal", "escalated"]
+# "qa": quality sampling (``QA_REASON``), a share of automated decisions a person
+# re-decides without seeing the automated one; it has no SLA escalation.
+Lane = Literal["fast", "normal", "escalated", "qa"]
 TaskState = Literal["queued", "claimed", "decided"]
+QA_REASON = "qa:sample"
 ReviewAction = Literal["approve", "label", "blur", "limit", "remove", "escalate"]
 
 
@@ -41,9 +44,33 @@ class Task(BaseModel):
     decision_action: str | None = None
     decision_reason: str | None = None
     decision_note: str | None = None
+    # Quality sampling: did the reviewer's action equal the automated one (``action``)?
+    agree: bool | None = None
+
+    @property
+    def quality_sample(self) -> bool:
+        return self.reason == QA_REASON
+
+    def blind(self) -> Task:
+        """The task as a quality-sampling reviewer sees it: without the automated action."""
+        return self.model_copy(update={"action": None}) if self.quality_sample and self.state != "decided" else self
 
     def overdue(self, now: datetime) -> bool:
         return self.state != "decided" and self.due_at < now
+
+
+class QaOutcome(BaseModel):
+    """One decided quality sample: the automated action, the reviewer's (as enforced:
+    ``approve`` is ``allow``) and whether they agree. ``mediaguard report`` derives
+    precision by audit (sampled restrictive actions the reviewer also restricted) and
+    recall by audit (sampled allows the reviewer restricted are misses) from these."""
+
+    media_id: str
+    automated_action: str
+    reviewer_action: str
+    agree: bool
+    decided_at: datetime
+    decided_by: str
 
 
 class QueuePage(BaseModel):
@@ -114,7 +141,8 @@ class MediaLink(BaseModel):
     url: str
     expires_in: int
     # "live": the copy being served; "evidence": the sanitized copy a removal preserved.
-    source: Literal["live", "evidence"] = "live"
+    # "sample": an open quality sample's copy, wherever it is kept (the source would tell).
+    source: Literal["live", "evidence", "sample"] = "live"
 
 
 class AuditEntry(BaseModel):

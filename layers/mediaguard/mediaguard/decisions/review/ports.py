@@ -27,8 +27,9 @@ class TaskStore(Protocol):
         """Open and unclaimed, or the lease ran out, or already the reviewer's."""
 
     def decide(self, media_id: str, reviewer: str, action: str, reason_code: str, note: str | None,
-               now: datetime, *, senior: bool) -> Task:
-        """Claimed by ``reviewer`` -> decided; the task leaves the queue index."""
+               now: datetime, *, senior: bool, agree: bool | None = None) -> Task:
+        """Claimed by ``reviewer`` -> decided; the task leaves the queue index. ``agree``:
+        a quality sample's agreement with the automated action, stored on the task."""
 
     def undo_decide(self, media_id: str, reviewer: str) -> None:
         """Back to the reviewer's claim after enforcement failed."""
@@ -43,6 +44,12 @@ class TaskStore(Protocol):
 
     def overdue(self, lane: Lane, now: datetime) -> list[str]:
         """Ids of open tasks of a lane whose deadline is before ``now`` (a Query on the due index)."""
+
+    def open_since(self, lane: Lane) -> list[datetime]:
+        """When each open task of a lane was enqueued (queue depth and age for the metrics)."""
+
+    def decided_samples(self, start: datetime, end: datetime) -> list[Task]:
+        """Quality-sample tasks decided in [start, end) (for ``qa_outcomes``)."""
 
 
 class AppealStore(Protocol):

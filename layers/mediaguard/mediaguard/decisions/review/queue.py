@@ -12,7 +12,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from mediaguard.decisions.review.models import Lane, Task, utcnow
+from mediaguard import observability
+from mediaguard.decisions.review.models import QA_REASON, Lane, Task, utcnow
 from mediaguard.decisions.review.ports import TaskStore
 from mediaguard.decisions.review.settings import ReviewSettings
 from mediaguard.errors import ConflictError
@@ -43,6 +44,29 @@ def lane_for(risk: float, settings: ReviewSettings) -> Lane:
 
 def shard_of(media_id: str, shards: int) -> int:
     return int(hashlib.sha256(media_id.encode()).hexdigest()[:8], 16) % shards
+
+
+def qa_sampled(media_id: str, rate: float) -> bool:
+    """Whether quality sampling picks this item: a hash of its id, not a coin toss, so a
+    re-driven or retried run picks the same items (never a second sample of one item).
+    Salted, so the sample does not line up with the queue shards (also a hash of the id).
+
+    >>> qa_sampled("any-id", 1.0), qa_sampled("any-id", 0.0)
+    (True, False)
+    """
+    if rate <= 0:
+        return False
+    digest = hashlib.sha256(f"qa-sample:{media_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < rate
+
+
+@dataclass(frozen=True)
+class LaneLevel:
+    """What the SLA sweep reports per lane: open tasks and how long the oldest has waited."""
+
+    lane: Lane
+    depth: int
+    oldest_age_s: float
 
 
 def queue_partition(lane: Lane, shard: int) -> str:
@@ -92,6 +116,36 @@ class TaskQueue:
                                  "due_at": task.due_at.isoformat(), "reason": reason})
         logger.info("review enqueued", extra={"media_id": media_id, "lane": lane, "priority": task.priority})
         return task
+
+    def sample_for_qa(self, media_id: str, automated_action: str) -> Task | None:
+        """Queue a quality sample of an automated decision, if sampling picks the item.
+
+        Items sent to ``review`` already reach people and are never sampled. The task keeps
+        the automated action (to score agreement) but its risk and priority are 0: the QA
+        lane is worked oldest first, and nothing on the task may hint at the decision.
+        """
+        if automated_action == "review" or not qa_sampled(media_id, self.settings.qa_sample_rate):
+            return None
+        now = self.clock()
+        task = Task(media_id=media_id, risk=0.0, reach=0, priority=0.0, lane="qa", state="queued",
+                    due_at=now + self.settings.sla("qa"), enqueued_at=now, reason=QA_REASON, action=automated_action)
+        if not self.tasks.put_new(task):
+            return self.tasks.get(media_id)  # a retried stage: sampled once already
+        # The chain names the sample, not the decision it audits (that is on the chain already).
+        self.items.append_audit(media_id, "system:qa", "qa_sampled", {"lane": "qa", "rate": self.settings.qa_sample_rate})
+        observability.count("QaSampled", action=automated_action)
+        logger.info("quality sample queued", extra={"media_id": media_id})
+        return task
+
+    def levels(self) -> list[LaneLevel]:
+        """Depth and oldest wait of every lane (the SLA function emits them each run)."""
+        now = self.clock()
+        levels = []
+        for lane in ("fast", "normal", "escalated", "qa"):
+            enqueued = self.tasks.open_since(lane)
+            oldest = (now - min(enqueued)).total_seconds() if enqueued else 0.0
+            levels.append(LaneLevel(lane, len(enqueued), max(oldest, 0.0)))
+        return levels
 
     def withdraw_failure(self, media_id: str, actor: str, run: str) -> bool:
         """Close the ``failed:...`` task of a run a re-drive replaces: the new run decides

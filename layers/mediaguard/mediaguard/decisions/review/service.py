@@ -11,6 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from mediaguard import observability
 from mediaguard.audit import chain as audit
 from mediaguard.decisions.history import HistoryStore
 from mediaguard.decisions.review.appeals import (
@@ -66,7 +67,7 @@ class ReviewService:
     def queue(self, caller: Caller, lane: Lane, limit: int) -> QueuePage:
         """Open tasks of one lane, highest priority first (senior reviewers only for escalated)."""
         caller.require("senior-reviewer" if lane == "escalated" else "reviewer")
-        return QueuePage(items=self.tasks.queue(lane, limit))
+        return QueuePage(items=[t.blind() for t in self.tasks.queue(lane, limit)])
 
     def claim(self, caller: Caller, media_id: str) -> Task:
         """Take (or renew) the lease on a task; 409 while another reviewer's lease runs."""
@@ -78,7 +79,7 @@ class ReviewService:
         claimed = self.tasks.claim(media_id, caller.sub, now, now + timedelta(minutes=self.settings.lease_minutes),
                                    senior=caller.senior)
         logger.info("review claimed", extra={"media_id": media_id, "lane": claimed.lane})
-        return claimed
+        return claimed.blind()
 
     def _task(self, media_id: str) -> Task:
         task = self.tasks.get(media_id)
@@ -112,6 +113,8 @@ class ReviewService:
             return ReviewDecision(media_id=media_id, action="escalate", enforced_action=None, reason_code=reason,
                             note=request.note, decided_by=caller.sub, decided_at=now, lane="escalated")
         enforced = ENFORCED_ACTION[request.action]
+        if task.quality_sample:
+            return self._decide_sample(caller, task, request, enforced, now)
         decided = self.tasks.decide(media_id, caller.sub, request.action, reason, request.note, now,
                                     senior=caller.senior)
         try:
@@ -129,8 +132,41 @@ class ReviewService:
                                       "waited_s": round((now - decided.enqueued_at).total_seconds()),
                                       "strike": strike})
         logger.info("review decided", extra={"media_id": media_id, "action": request.action, "reason_code": reason})
+        observability.count("ReviewDecisions", action=request.action, lane=decided.lane)
         return ReviewDecision(media_id=media_id, action=request.action, enforced_action=enforced, reason_code=reason,
                         note=request.note, decided_by=caller.sub, decided_at=now, lane=decided.lane)
+
+    def _decide_sample(self, caller: Caller, task: Task, request: DecisionRequest, enforced: str,
+                       now: datetime) -> ReviewDecision:
+        """A quality sample: record whether the reviewer agrees with the automated action.
+
+        It enforces nothing, with one exception: a reviewer who finds the item must come
+        down (``remove``) while the automated action left it up gets it removed, through
+        the same enforcement as any review; everything softer waits for the report. An
+        ``escalate`` has already been handled: the task moves to seniors, still a sample.
+        """
+        media_id, reason, automated = task.media_id, request.reason_code.value, task.action or "unknown"
+        agree = enforced == automated
+        decided = self.tasks.decide(media_id, caller.sub, request.action, reason, request.note, now,
+                                    senior=caller.senior, agree=agree)
+        enforced_now = enforced if enforced == "remove" and automated != "remove" else None
+        if enforced_now:
+            try:
+                self.enforcer.apply(media_id, enforced_now, actor=caller.actor, reason=reason,
+                                    context={"source": "qa", "review_action": request.action, "lane": decided.lane,
+                                             "note": request.note}, deps=self.deps)
+            except Exception:
+                self.tasks.undo_decide(media_id, caller.sub)
+                raise
+        self.deps.items.append_audit(media_id, caller.actor, "qa_decided",
+                                     {"automated_action": automated, "reviewer_action": enforced, "agree": agree,
+                                      "reason_code": reason, "note": request.note, "enforced": enforced_now,
+                                      "waited_s": round((now - decided.enqueued_at).total_seconds())})
+        observability.count("QaDecisions", action=automated, agree=str(agree).lower())
+        logger.info("quality sample decided", extra={"media_id": media_id, "agree": agree})
+        return ReviewDecision(media_id=media_id, action=request.action, enforced_action=enforced_now,
+                              reason_code=reason, note=request.note, decided_by=caller.sub, decided_at=now,
+                              lane=decided.lane)
 
     def _count_decision(self, media_id: str, action: str, reason: str) -> bool:
         """Count the decision in the uploader's history; a removal by a person is a strike
@@ -149,9 +185,13 @@ class ReviewService:
         item = self.deps.items.get(media_id)
         if item is None:
             raise NotFoundError("no such item")
-        uploader = uploader_of(media_id, self.deps, item)
-        media = self._media_link(caller, media_id, item)
+        task = self.tasks.get(media_id)
+        blind = task is not None and task.quality_sample and task.state != "decided"
+        media = self._media_link(caller, media_id, item, sample=blind)
         records = self.deps.items.audit_chain(media_id)
+        if blind:
+            return self._blind_view(item, media_id, media, task, records)
+        uploader = uploader_of(media_id, self.deps, item)
         history = self.history.snapshot(uploader).model_dump() if (self.history and uploader) else None
         return ItemView(
             media_id=media_id,
@@ -165,18 +205,38 @@ class ReviewService:
             matches=[MatchView.model_validate(m) for m in item.get("matches") or []],
             uploader_history=history,
             media=media,
-            task=self.tasks.get(media_id),
+            task=task,
             audit=AuditSummary(records=len(records), verified=not audit.verify(records),
                                events=[AuditEntry(seq=r.seq, at=r.at, actor=r.actor, event=r.event)
                                        for r in records]),
         )
 
-    def _media_link(self, caller: Caller, media_id: str, item: dict[str, Any]) -> MediaLink | None:
+    def _blind_view(self, item: dict[str, Any], media_id: str, media: MediaLink | None, task: Task,
+                    records: list) -> ItemView:
+        """An open quality sample, seen blind: the media and its provenance, nothing that
+        tells the automated decision. Hidden: the action in force and proposed, risk,
+        signal contributions, policy, bank matches (a match all but names the action), the
+        uploader's counters (they count this item's outcome) and which audit events exist
+        beyond sanitizing and sampling (``enforced``, ``evidence_preserved`` would tell)."""
+        shown = {"sanitized", "image_accepted", "animation_accepted", "video_accepted", "audio_accepted", "qa_sampled",
+                 "media_viewed", "review_escalated"}
+        return ItemView(
+            media_id=media_id, status=item.get("status", "unknown"), provenance=item.get("provenance"),
+            media=media, task=task.blind(),
+            audit=AuditSummary(records=len(records), verified=not audit.verify(records),
+                               events=[AuditEntry(seq=r.seq, at=r.at, actor=r.actor, event=r.event)
+                                       for r in records if r.event in shown]),
+        )
+
+    def _media_link(self, caller: Caller, media_id: str, item: dict[str, Any], *,
+                    sample: bool = False) -> MediaLink | None:
         """A 5-minute link to the sanitized copy, never the original; every link is audited.
 
         After a removal the sanitized copy lives only in the evidence store. Senior
         reviewers, who decide appeals, get a link to that preserved sanitized copy (the
         evidence store's original stays out of reach); other reviewers get no link.
+        An open quality sample is the exception: any reviewer gets the copy, wherever it
+        is, as ``source="sample"`` (a missing link or "evidence" would tell a removal).
         """
         settings, ttl = self.deps.settings, self.settings.media_url_ttl_seconds
         enforcement = item.get("enforcement") or {}
@@ -184,15 +244,16 @@ class ReviewService:
         if enforcement.get("custody") in ("preserved", "evidence"):
             preserved = next((e for e in enforcement.get("evidence", [])
                               if e.get("role") == "sanitized" and e.get("state") == "preserved"), None)
-            if preserved is None or not caller.senior:
+            if preserved is None or not (caller.senior or sample):
                 return None
             bucket, key, source = settings.evidence_bucket, preserved["evidence_key"], "evidence"
         if not bucket or not key:
             return None
         url = self.signer.presign_get(bucket, key, ttl)
+        # The chain records where the copy really was; only the reviewer's link is blind.
         self.deps.items.append_audit(media_id, caller.actor, "media_viewed",
-                                     {"key": key, "source": source, "expires_in": ttl})
-        return MediaLink(url=url, expires_in=ttl, source=source)
+                                     {"key": key, "source": source, "expires_in": ttl, "sample": sample})
+        return MediaLink(url=url, expires_in=ttl, source="sample" if sample else source)
 
     # -- appeals ------------------------------------------------------------------------------
     def open_appeal(self, caller: Caller, media_id: str, request: AppealRequest) -> AppealReceipt:
@@ -224,6 +285,7 @@ class ReviewService:
              "statement_chars": len(request.statement)},
         )
         logger.info("appeal opened", extra={"media_id": media_id, "appeal_id": appeal.appeal_id})
+        observability.count("AppealsOpened", action=appeal.appealed_action)
         return AppealReceipt(appeal_id=appeal.appeal_id, media_id=media_id, state=appeal.state,
                              created_at=appeal.created_at)
 
@@ -266,4 +328,6 @@ class ReviewService:
                                       "strike_removed": strike_removed})
         logger.info("appeal decided", extra={"media_id": appeal.media_id, "appeal_id": appeal_id,
                                              "outcome": request.outcome})
+        # outcome=overturn over all decided appeals is the false-positive appeal rate.
+        observability.count("AppealsDecided", outcome=request.outcome, action=appeal.appealed_action)
         return AppealView.model_validate(closed.model_dump())

@@ -26,6 +26,12 @@ class ReviewSettings(BaseModel):
     fast_lane_risk: float = Field(default=0.9, ge=0.0, le=1.0)
     fast_sla_minutes: int = Field(default=60, gt=0)
     normal_sla_minutes: int = Field(default=24 * 60, gt=0)
+    # Quality sampling: this share of automated decisions other than "review" (allows
+    # included, or there is no recall estimate) is re-decided blind in the "qa" lane.
+    # 0 = none. The template's QaSampleRate sets it (0.02 by default).
+    qa_sample_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # QA tasks never escalate (nothing waits on them); this only orders and dates them.
+    qa_sla_minutes: int = Field(default=7 * 24 * 60, gt=0)
     # Long enough to look at an item and write a note; short enough that a reviewer who
     # walked away does not sit on a fast-lane item for long.
     lease_minutes: int = Field(default=15, gt=0)
@@ -45,7 +51,8 @@ class ReviewSettings(BaseModel):
         return {token: DevIdentity.model_validate(identity) for token, identity in raw.items()}
 
     def sla(self, lane: Lane) -> timedelta:
-        return timedelta(minutes=self.fast_sla_minutes if lane == "fast" else self.normal_sla_minutes)
+        minutes = {"fast": self.fast_sla_minutes, "qa": self.qa_sla_minutes}.get(lane, self.normal_sla_minutes)
+        return timedelta(minutes=minutes)
 
 
 _ENV = {
@@ -55,6 +62,7 @@ _ENV = {
     "fast_sla_minutes": "MEDIAGUARD_REVIEW_FAST_SLA_MINUTES",
     "normal_sla_minutes": "MEDIAGUARD_REVIEW_NORMAL_SLA_MINUTES",
     "lease_minutes": "MEDIAGUARD_REVIEW_LEASE_MINUTES",
+    "qa_sample_rate": "MEDIAGUARD_QA_SAMPLE_RATE",
     "queue_shards": "MEDIAGUARD_REVIEW_QUEUE_SHARDS",
     "dev_tokens": "MEDIAGUARD_DEV_TOKENS",
 }
