@@ -27,7 +27,7 @@ MODELS = {**tables.MODELS, **review_tables.MODELS, "history_table": HistoryItem}
 LOGICAL = {"media_table": "MediaTable", "banks_table": "BanksTable", "bank_entries_table": "BankEntriesTable",
            "audit_table": "AuditTable", "geofence_table": "GeofenceTable", "review_table": "ReviewTable",
            "appeals_table": "AppealsTable", "history_table": "HistoryTable", "audit_head_table": "AuditHeadTable",
-           "streams_table": "StreamsTable"}
+           "streams_table": "StreamsTable", "legal_table": "LegalOrdersTable"}
 
 
 def _table_for(model) -> dict:
