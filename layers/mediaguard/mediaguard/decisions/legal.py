@@ -27,8 +27,9 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from mediaguard.decisions import geofence
+from mediaguard.decisions import enforcement, geofence
 from mediaguard.decisions.history import Pseudonymiser
+from mediaguard.decisions.report import compliance
 from mediaguard.ports import Deps
 
 ScopeKind = Literal["items", "hashes", "uploader"]
@@ -103,8 +104,6 @@ class LegalOrder(BaseModel):
         return self.countries == [WORLDWIDE]
 
     def view(self) -> dict[str, Any]:
-        from mediaguard.decisions.report import compliance
-
         return {**self.model_dump(mode="json"), "compliance": compliance(self.model_dump(), datetime.now(UTC))}
 
 
@@ -133,7 +132,7 @@ class LegalPorts:
     finder: ItemFinder
     deps: Deps  # items (audit) and enforcement
     pseudonymiser: Pseudonymiser | None = None
-    enforcer: Any = None  # mediaguard.decisions.enforcement (a module); None: imported when needed
+    enforcer: Any = None  # None: mediaguard.decisions.enforcement
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
@@ -191,7 +190,7 @@ def enforce(order_id: str, who: str, ports: LegalPorts) -> LegalOrder:
             done.append({"media_id": media_id, "action": "not_found"})
             continue
         if order.worldwide:
-            enforcer = ports.enforcer or _enforcement()
+            enforcer = ports.enforcer or enforcement
             enforcer.apply(media_id, "remove", actor=ACTOR, reason=REASON, deps=ports.deps)
             done.append({"media_id": media_id, "action": "remove"})
         else:
@@ -236,9 +235,3 @@ def held_items(orders: list[LegalOrder], finder: ItemFinder) -> dict[str, str]:
         for media_id in affected_items(order, finder):
             held.setdefault(media_id, order.order_id)
     return held
-
-
-def _enforcement() -> Any:
-    from mediaguard.decisions import enforcement
-
-    return enforcement
