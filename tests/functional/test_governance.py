@@ -26,7 +26,7 @@ from mediaguard.decisions.review.appeals import AppealDecisionRequest, AppealReq
 from mediaguard.decisions.review.models import DecisionRequest
 from mediaguard.decisions.review.roles import Caller
 from mediaguard.models import Upload
-from tests.conftest import jpeg_bytes, load_event, photo
+from tests.conftest import REPO, jpeg_bytes, load_event, photo
 
 SAM = Caller("sam", frozenset({"senior-reviewer"}))
 SUE = Caller("sue", frozenset({"senior-reviewer"}))
@@ -264,6 +264,9 @@ def test_erasure_deletes_what_it_may_and_keeps_legal_holds(cloud, gov):
     for media_id in ("era-j", "era-k", "era-l"):
         _stored(cloud, media_id, "user-erase")
     wiring.review_service().history.record_upload("user-erase", "era-j")
+    # (the totals row carries the UploaderHistoryRetentionDays TTL: 730 days by default)
+    totals = _history_row(cloud, "user-erase", "t")
+    assert abs(int(totals["expires_at"]["N"]) - (datetime.now(UTC) + timedelta(days=730)).timestamp()) < 120
     ports = gov.legal_ports()
     order = legal.record(legal.OrderRequest(issuer="Court", legal_basis="Hold 1", jurisdiction="FR", scope="items",
                                             targets=["era-k"], countries=["FR"],
@@ -318,6 +321,12 @@ def test_governance_map_has_the_four_functions_and_the_real_model_hashes(cloud, 
     assert govern["GOVERN 4.3"]["DerivativesRetentionDays"] == "0"
     text = out.read_text()
     assert all(f"## {f}" in text for f in ("GOVERN", "MAP", "MEASURE", "MANAGE"))
+    # AND every shipped model has a card naming its pinned sha256
+    from mediaguard.decisions.governance import shipped_models
+
+    for model in shipped_models():
+        card = (REPO / "docs" / "model-cards" / model.card).read_text()
+        assert model.sha256 is None or model.sha256 in card, model.id
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -360,6 +369,12 @@ def _rezip(package: bytes, replace: dict[str, bytes], *, rehash: bool = False) -
         for name, data in files.items():
             zf.writestr(name, data)
     return buffer.getvalue()
+
+
+def _history_row(cloud, uploader: str, bucket: str) -> dict:
+    key = wiring.uploader_keys().key(uploader)
+    return cloud.client("dynamodb").get_item(TableName=cloud.deps().settings.history_table,
+                                             Key={"uploader": {"S": key}, "bucket": {"S": bucket}})["Item"]
 
 
 def _versions(s3, bucket: str, prefix: str) -> int:
