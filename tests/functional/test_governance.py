@@ -213,10 +213,27 @@ def test_legal_orders_are_enforced_and_their_deadlines_judged(cloud, gov):
     events = [r.event for r in cloud.deps().items.audit_chain(f"legal:{on_time.order_id}")]
     assert events == ["legal_order_recorded", "legal_order_enforced"]
     assert "legal_order_applied" in [r.event for r in cloud.deps().items.audit_chain("leg-h")]
-    # AND the CLI lists them and the admin API shows one
-    assert main(["legal", "list", "--json"]) == 0
+    # AND the admin API shows one and records a new one, refusing a malformed target
     status, shown = _api(cloud, "GET", f"/admin/legal/{late.order_id}", ADMIN)
     assert status == 200 and shown["compliance"] == "late"
+    order = {"issuer": "Tribunal", "legal_basis": "Ordonnance 12", "jurisdiction": "FR", "scope": "items",
+             "targets": ["leg-h"], "countries": ["FR", "BE"], "deadline": (now + timedelta(days=2)).isoformat()}
+    status, added = _api(cloud, "POST", "/admin/legal", ADMIN, body=order)
+    assert status == 201 and added["status"] == "enforced" and added["compliance"] == "on_time"
+    assert _api(cloud, "POST", "/admin/legal", ADMIN, body=order | {"scope": "hashes"})[1]["reason"] == "invalid_order"
+    assert _api(cloud, "POST", "/admin/legal", {"sub": "sue", "cognito:groups": "[senior-reviewer]"},
+                body=order)[0] == 403
+    # AND an uploader order from the CLI stores only the keyed hash and restricts their items
+    _stored(cloud, "leg-u", "user-ordered", photo_name="rocket")
+    assert main(["legal", "add", "--issuer", "Court", "--basis", "Order 3", "--jurisdiction", "NL",
+                 "--scope", "uploader", "--target", "user-ordered", "--country", "NL",
+                 "--deadline", (now + timedelta(days=1)).date().isoformat(), "--json"]) == 0
+    stored = [o for o in gov.legal_ports().orders.list() if o.scope_kind == "uploader"][0]
+    assert stored.targets == [wiring.uploader_keys().key("user-ordered")] and "user-ordered" not in stored.reference
+    assert [e["media_id"] for e in stored.enforcement] == ["leg-u"]
+    nl = {r.scope for r in gov.geofence().list() if r.country == "NL"}
+    assert {"path:/media/leg-u/", f"uploader-key:{stored.targets[0]}"} <= nl
+    assert main(["legal", "list", "--json"]) == 0
 
 
 def test_evidence_package_verifies_offline_and_a_tampered_one_fails(cloud, gov, tmp_path):
