@@ -253,7 +253,7 @@ def test_evidence_package_verifies_offline_and_a_tampered_one_fails(cloud, gov, 
     assert manifest["files"]["original"]["sha256"] == hashlib.sha256(data).hexdigest()
     assert manifest["files"]["original"]["source"].startswith(f"s3://{cloud.deps().settings.evidence_bucket}/")
     problems, summary = verify_package(package)
-    assert problems == [] and summary["anchored_seq"] is not None
+    assert problems == [] and summary["anchored_seq"] is not None and summary["unanchored_records"] == 0
     assert main(["evidence", "verify", str(out)]) == 0
     # AND the export itself is audited
     assert cloud.deps().items.audit_chain("evi-g")[-1].event == "evidence_exported"

@@ -61,8 +61,9 @@ Verifying this evidence package offline
       equals digest.record.detail.root;
    b. digest.record.hash recomputes as in step 2;
    c. digest.heads[<media id>] = [seq, hash] names a record of audit/chain.jsonl with that hash.
-   To rule out a forged anchor, fetch the object at "key" (and "version_id") from the digest
-   bucket yourself and compare it with "digest".
+   To rule out a forged anchor, fetch the object at "key" from the digest bucket ("bucket")
+   yourself and compare it with "digest". Records after the anchored seq are held only by the
+   chain's links until a later digest (in the stack, not in this package) anchors them.
 
 `mediaguard evidence verify PACKAGE.zip` runs steps 1-4 (without the fetch in 4).
 """
@@ -168,8 +169,11 @@ def verify_package(data: bytes) -> tuple[list[str], dict[str, Any]]:
     anchored = None
     if ANCHOR_FILE in files:
         anchored = _check_anchor(json.loads(files[ANCHOR_FILE]), media_id, records, problems)
+    # Records after the anchored one are protected by the chain's links only, until a later
+    # digest (in the stack, not in this package) anchors them.
+    unanchored = len(records) if anchored is None else sum(1 for r in records if r.seq > anchored)
     return problems, {"media_id": media_id, "files": len(files), "records": len(records),
-                      "anchored_seq": anchored, "original_sha256": recorded}
+                      "anchored_seq": anchored, "unanchored_records": unanchored, "original_sha256": recorded}
 
 
 def _check_anchor(anchor: dict[str, Any], media_id: str, records: list[audit.AuditRecord],

@@ -144,8 +144,9 @@ def compliance(order: dict[str, Any], now: datetime) -> str:
 
 def build_report(source: ReportSource, qa: QaOutcomes | None, period: Period, now: datetime) -> dict[str, Any]:
     """Every metric and table of the transparency report for ``period`` (``now``: what is "in force")."""
-    items = [i for i in source.items() if period.holds(i.get("received_at"))]
-    by_action = Counter(i.get("action") or ("rejected" if i.get("status") == "rejected" else "pending")
+    # Live-stream segments are items too (one per 2 s segment): they are not uploads.
+    items = [i for i in source.items() if period.holds(i.get("received_at")) and not i.get("stream_id")]
+    by_action = Counter(i.get("action") or (i["status"] if i.get("status") in ("rejected", "failed") else "pending")
                         for i in items)
     by_media_type = Counter(i.get("media_type") or "unknown" for i in items)
     rejections = Counter(i.get("error_reason") or "unknown" for i in items if i.get("status") in ("rejected", "failed"))
