@@ -310,10 +310,10 @@ class Governance:
         return build_report(source, source, Period(start, end), now or datetime.now(UTC))
 
     def legal_ports(self) -> Any:
-        orders = self.orders()
-        if orders is None:
-            raise TargetError("this stack has no legal orders table (LEGAL_TABLE)")
-        return LegalPorts(orders=orders, geofence=self.geofence(), finder=self.finder(), deps=self.deps,
+        orders, rules = self.orders(), self.geofence()
+        if orders is None or rules is None:
+            raise TargetError("this stack has no legal orders or geofence table (LEGAL_TABLE, GEOFENCE_TABLE)")
+        return LegalPorts(orders=orders, geofence=rules, finder=self.finder(), deps=self.deps,
                           pseudonymiser=self.pseudonymiser())
 
     def erasure_ports(self) -> Any:

@@ -72,10 +72,9 @@ def add_govern_parsers(sub: Any) -> None:
                                             "enforce": "enforce an order (again)"}[name])
         if name != "list":
             verb.add_argument("order_id")
-    for verb in [add, *verbs.choices.values()]:
-        if "--json" not in verb._option_string_actions:
-            verb.add_argument("--json", action="store_true")
-            _target_args(verb)
+    for verb in verbs.choices.values():
+        verb.add_argument("--json", action="store_true")
+        _target_args(verb)
 
     evidence = sub.add_parser("evidence", help="evidence packages for legal or law enforcement")
     ev = evidence.add_subparsers(dest="evidence_command", required=True)
@@ -137,7 +136,7 @@ def _governance(args: argparse.Namespace) -> Any:
     return Governance(stack_target(args.stack, args.region) if args.stack else local_target())
 
 
-def parse_when(text: str | None, default: datetime) -> datetime:
+def parse_when(text: str | None, default: Any) -> Any:
     """An ISO date (midnight UTC) or date-time (UTC unless it names an offset)."""
     if not text:
         return default
@@ -192,8 +191,7 @@ def _legal(args: argparse.Namespace, gov: Any, out: Out) -> int:
         request = legal.OrderRequest(
             issuer=args.issuer, legal_basis=args.basis, jurisdiction=args.jurisdiction, scope=args.scope,
             targets=args.target, countries=args.country, deadline=parse_when(args.deadline, datetime.now(UTC)),
-            reference=args.reference, expires_at=parse_when(args.expires, datetime.max.replace(tzinfo=UTC))
-            if args.expires else None)
+            reference=args.reference, expires_at=parse_when(args.expires, None) if args.expires else None)
         order = legal.record(request, CLI_ACTOR, ports)
         if not args.no_enforce:
             order = legal.enforce(order.order_id, CLI_ACTOR, ports)
