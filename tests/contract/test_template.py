@@ -28,7 +28,8 @@ MODELS = {**tables.MODELS, **review_tables.MODELS, "history_table": HistoryItem,
 LOGICAL = {"media_table": "MediaTable", "banks_table": "BanksTable", "bank_entries_table": "BankEntriesTable",
            "audit_table": "AuditTable", "geofence_table": "GeofenceTable", "review_table": "ReviewTable",
            "appeals_table": "AppealsTable", "history_table": "HistoryTable", "audit_head_table": "AuditHeadTable",
-           "streams_table": "StreamsTable", "generations_table": "GenerationsTable", "quota_table": "GenQuotaTable"}
+           "streams_table": "StreamsTable", "generations_table": "GenerationsTable", "quota_table": "GenQuotaTable",
+           "legal_table": "LegalOrdersTable"}
 
 
 def _table_for(model) -> dict:

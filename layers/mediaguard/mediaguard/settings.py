@@ -27,6 +27,9 @@ class Settings(BaseModel):
     digest_retention_days: int | None = Field(default=None, gt=0)
     geofence_table: str | None = None
     history_table: str | None = None
+    # Days the uploader's lifetime totals outlive their last write (UploaderHistoryRetentionDays).
+    history_retention_days: int | None = Field(default=None, gt=0)
+    legal_table: str | None = None  # legal and government orders (decisions.legal)
     # Shipped policy file names (or versions) for the active and the shadow policy;
     # None: mediaguard.decisions.scoring.DEFAULT_POLICY, and no shadow.
     policy: str | None = None
@@ -129,6 +132,8 @@ _ENV = {
     "digest_retention_days": "MEDIAGUARD_DIGEST_RETENTION_DAYS",
     "geofence_table": "GEOFENCE_TABLE",
     "history_table": "HISTORY_TABLE",
+    "history_retention_days": "MEDIAGUARD_HISTORY_RETENTION_DAYS",
+    "legal_table": "LEGAL_TABLE",
     "policy": "MEDIAGUARD_POLICY",
     "shadow_policy": "MEDIAGUARD_SHADOW_POLICY",
     "uploader_key": "MEDIAGUARD_UPLOADER_KEY",

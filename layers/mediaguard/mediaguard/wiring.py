@@ -292,6 +292,14 @@ def list_banks() -> list[dict[str, Any]]:
 
 
 @lru_cache(maxsize=1)
+def governance_services() -> Any:
+    """Report, legal orders, evidence and erasure over this stack (``adapters.governance``)."""
+    from mediaguard.adapters.governance import Governance, local_target
+
+    return Governance(local_target())
+
+
+@lru_cache(maxsize=1)
 def audit_store() -> DynamoAuditStore:
     from mediaguard.adapters.audit import DynamoAuditStore, names_from_settings
 
@@ -308,7 +316,8 @@ def webhook_sink() -> WebhookSink:
 _FACTORIES = (segment_deps, start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
               score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, presigner, operator_deps,
               moderation_deps,
-              task_queue, review_service, geofence_admin, audit_store, webhook_sink, uploader_keys, generations_guard)
+              task_queue, review_service, geofence_admin, governance_services, audit_store, webhook_sink, uploader_keys,
+              generations_guard)
 _DEPS_FACTORIES = (segment_deps, start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
                    score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, operator_deps,
                    moderation_deps)

@@ -86,13 +86,15 @@ class DynamoHistory:
     """
 
     def __init__(self, table: str, region: str, pseudonymiser: Pseudonymiser,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, totals_retention: timedelta | None = None) -> None:
         HistoryItem.Meta.table_name = table
         HistoryItem.Meta.region = region
         HistoryItem._connection = None
         self._connection = Connection(region=region)
         self._keys = pseudonymiser
         self._clock = clock or (lambda: datetime.now(UTC))
+        # UploaderHistoryRetentionDays: the totals row expires this long after its last write.
+        self._totals_retention = totals_retention
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -180,6 +182,15 @@ class DynamoHistory:
             strikes=strikes,
         )
 
+    def erase(self, uploader: str) -> int:
+        """Delete every row of the uploader's partition (an erasure request); returns rows deleted."""
+        key = self._keys.key(uploader)
+        deleted = 0
+        for row in HistoryItem.query(key):
+            row.delete()
+            deleted += 1
+        return deleted
+
     # -- internals ------------------------------------------------------------------------------
 
     @staticmethod
@@ -196,6 +207,8 @@ class DynamoHistory:
                           actions=[marker.set(_epoch(at)), HistoryItem.expires_at.set(_epoch(at + MARKER_TTL))],
                           condition=marker.does_not_exist())
                 for bucket, actions in updates:
+                    if bucket == TOTALS and self._totals_retention is not None:
+                        actions = [*actions, HistoryItem.expires_at.set(_epoch(at + self._totals_retention))]
                     tx.update(HistoryItem(key, bucket), actions=actions)
         except TransactWriteError as exc:
             # Only the marker carries a condition: a conditional failure means "already counted".

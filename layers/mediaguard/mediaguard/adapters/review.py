@@ -20,7 +20,7 @@ Appeals table (``APPEALS_TABLE``), key ``appeal_id``; GSI ``by_state`` (``state`
 from __future__ import annotations
 
 import heapq
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import boto3
@@ -405,7 +405,8 @@ def history_store(settings: Settings, pseudonymiser: Pseudonymiser | None = None
     pseudonymiser = pseudonymiser or uploader_pseudonymiser(settings)
     if pseudonymiser is None:
         return None
-    return DynamoHistory(settings.history_table, settings.region, pseudonymiser)
+    retention = timedelta(days=settings.history_retention_days) if settings.history_retention_days else None
+    return DynamoHistory(settings.history_table, settings.region, pseudonymiser, totals_retention=retention)
 
 
 def make_geofence_admin(settings: Settings, pseudonymiser: Pseudonymiser | None = None) -> GeofenceAdmin:

@@ -86,6 +86,7 @@ class MediaItem(Model):
     shadow = JSONAttribute(null=True)  # what the shadow policy would have decided
     score_inputs = JSONAttribute(null=True)  # everything the decision was made from (replay)
     uploader = UnicodeAttribute(null=True)  # keyed HMAC of the platform's uploader id, never the id
+    erased_at = UnicodeAttribute(null=True)  # an uploader erasure unlinked the item (decisions.erasure)
     reach = NumberAttribute(null=True)  # audience size the platform declared at upload
     served_key = UnicodeAttribute(null=True)
     derivative_key = UnicodeAttribute(null=True)
@@ -269,6 +270,19 @@ class StreamItem(Model):
     by_state = StreamStateIndex()
 
 
+class LegalOrderItem(Model):
+    """A legal or government order (``mediaguard.decisions.legal.LegalOrder``), stored whole as
+    JSON: orders are few, read whole and never queried by field."""
+
+    class Meta:
+        table_name = "mediaguard-legal"
+        billing_mode = "PAY_PER_REQUEST"
+
+    order_id = UnicodeAttribute(hash_key=True)
+    order = JSONAttribute()
+    updated_at = UTCDateTimeAttribute(null=True)
+
+
 MODELS: dict[str, type[Model]] = {
     "media_table": MediaItem,
     "banks_table": BankRow,
@@ -277,6 +291,7 @@ MODELS: dict[str, type[Model]] = {
     "geofence_table": GeofenceRule,
     "audit_head_table": AuditHead,
     "streams_table": StreamItem,
+    "legal_table": LegalOrderItem,
 }
 
 

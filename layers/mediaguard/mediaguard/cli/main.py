@@ -18,6 +18,8 @@ from mediaguard.cli.bank import add_bank_parser, run_bank
 from mediaguard.cli.evaluate import add_eval_parser, run_eval
 from mediaguard.cli.genguard import add_genguard_parser, run_genguard
 from mediaguard.cli.geofence import add_geofence_parser, run_geofence
+from mediaguard.cli.govern import COMMANDS as GOVERN_COMMANDS
+from mediaguard.cli.govern import add_govern_parsers, run_govern
 from mediaguard.cli.live import add_live_parser, run_live
 from mediaguard.cli.redrive import add_redrive_parser, run_redrive
 from mediaguard.cli.redrive_events import add_redrive_events_parser, run_redrive_events
@@ -109,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_live_parser(sub)
     add_genguard_parser(sub)
+    add_govern_parsers(sub)
 
     sub.add_parser("demo", help="scan the bundled sample set against a demo bank and print a table")
     return parser
@@ -136,7 +139,7 @@ def find_local_stack(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Out()
-    if args.command in ("audit", "bank", "geofence", "genguard"):
+    if args.command in ("audit", "bank", "geofence", "genguard", *GOVERN_COMMANDS):
         find_local_stack(args)
     started = time.perf_counter()
     try:
@@ -148,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
             code = run_sanitize(args.src, args.dst, out)
         elif args.command == "geofence":
             code = run_geofence(args, out)
+        elif args.command in GOVERN_COMMANDS:
+            code = run_govern(args, out)
         elif args.command == "serve":
             from mediaguard.cli.serve import run_serve
 

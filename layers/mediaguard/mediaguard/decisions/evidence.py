@@ -1,0 +1,196 @@
+"""Evidence packages for legal and law enforcement: one zip per item, verifiable offline.
+
+Contents (``build_package``):
+
+* ``original`` — the upload as received, from the evidence bucket (S3 Object Lock) when the
+  item was removed, else the pinned upload version; ``sanitized`` likewise;
+* ``audit/chain.jsonl`` — every record of the item's audit chain;
+* ``audit/anchor.json`` — the newest archived digest (Object Lock, compliance mode) whose
+  heads include this chain, exactly as archived, with its S3 key;
+* ``manifest.json`` — media id, export time, each file's sha256 and size, and the sha256 of
+  the original recorded on the chain at ingest or preservation;
+* ``SHA256SUMS`` — ``sha256sum -c`` format, for every file above;
+* ``VERIFY.txt`` — how to check all of it without mediaguard.
+
+``verify_package`` does what VERIFY.txt describes and returns the problems (empty: verified).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from mediaguard.audit import chain as audit
+
+FORMAT = "mediaguard.evidence/1"
+CHAIN_FILE = "audit/chain.jsonl"
+ANCHOR_FILE = "audit/anchor.json"
+
+VERIFY_TEXT = """\
+Verifying this evidence package offline
+=======================================
+
+1. File integrity. In the unzipped folder run:
+
+       sha256sum -c SHA256SUMS
+
+   Every line must say OK. manifest.json lists the same sums and sizes.
+
+2. The audit chain (audit/chain.jsonl: one JSON record per line, in seq order). For each
+   record compute
+
+       sha256( json.dumps({"chain": chain, "seq": seq, "at": at, "actor": actor, "event": event,
+                           "detail": detail, "prev": prev_hash},
+                          sort_keys=True, separators=(",", ":")) )
+
+   (Python's json.dumps; UTF-8, lower-case hex). It must equal the record's "hash", and each
+   record's "prev_hash" must equal the previous record's "hash" (the first: 64 zeros).
+
+3. The original. manifest.json's "recorded_original_sha256" comes from the chain (the
+   "evidence_preserved" record, or "sha256" recorded at ingest): it must equal the sha256 of
+   the file "original".
+
+4. The anchor (audit/anchor.json, when present). "digest" is the archived digest, byte for byte
+   as stored under "key" in the stack's digest bucket, under S3 Object Lock in compliance mode
+   (nobody can alter it before its retention ends). Check:
+   a. sha256 of json.dumps(sorted([chain, seq, hash] for each head), separators=(",", ":"))
+      equals digest.record.detail.root;
+   b. digest.record.hash recomputes as in step 2;
+   c. digest.heads[<media id>] = [seq, hash] names a record of audit/chain.jsonl with that hash.
+   To rule out a forged anchor, fetch the object at "key" from the digest bucket ("bucket")
+   yourself and compare it with "digest". Records after the anchored seq are held only by the
+   chain's links until a later digest (in the stack, not in this package) anchors them.
+
+`mediaguard evidence verify PACKAGE.zip` runs steps 1-4 (without the fetch in 4).
+"""
+
+
+@dataclass(frozen=True)
+class PackageInputs:
+    media_id: str
+    exported_at: str
+    files: dict[str, bytes]  # "original", "sanitized" (whichever exist)
+    sources: dict[str, str]  # file -> where it came from (bucket/key), for the manifest
+    records: list[audit.AuditRecord]
+    anchor: dict[str, Any] | None  # {"key", "version_id", "lock_mode", "digest": <decoded JSON>}
+    recorded_original_sha256: str | None
+
+
+def recorded_original_sha256(records: list[audit.AuditRecord], fallback: str | None) -> str | None:
+    """The original's sha256 as the chain states it (preservation), else ``fallback`` (the item's
+    ``sha256`` from ingest)."""
+    for record in reversed(records):
+        if record.event == "evidence_preserved":
+            for entry in record.detail.get("evidence", []):
+                if entry.get("role") == "original" and entry.get("sha256"):
+                    return entry["sha256"]
+    return fallback
+
+
+def find_anchor(archive: list[audit.ArchivedDigest], chain: str) -> dict[str, Any] | None:
+    """The newest archived digest whose heads include ``chain``, as the package stores it."""
+    best: tuple[int, audit.ArchivedDigest, audit.Digest] | None = None
+    for obj in archive:
+        try:
+            digest = audit.decode_digest(obj.body)
+        except ValueError:
+            continue
+        if chain in digest.heads and (best is None or digest.seq > best[0]):
+            best = (digest.seq, obj, digest)
+    if best is None:
+        return None
+    _, obj, _ = best
+    return {"key": obj.key, "lock_mode": obj.lock_mode, "digest": json.loads(obj.body)}
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def build_package(inputs: PackageInputs) -> bytes:
+    """The zip (deterministic order, stored timestamps fixed to the export time's date)."""
+    files: dict[str, bytes] = dict(inputs.files)
+    files[CHAIN_FILE] = "".join(json.dumps(asdict(r), sort_keys=True) + "\n" for r in inputs.records).encode()
+    if inputs.anchor is not None:
+        files[ANCHOR_FILE] = json.dumps(inputs.anchor, sort_keys=True, indent=1).encode()
+    manifest = {
+        "format": FORMAT, "media_id": inputs.media_id, "exported_at": inputs.exported_at,
+        "recorded_original_sha256": inputs.recorded_original_sha256,
+        "anchored": inputs.anchor is not None,
+        "files": {name: {"sha256": _sha(data), "size": len(data), "source": inputs.sources.get(name)}
+                  for name, data in sorted(files.items())},
+    }
+    files["manifest.json"] = json.dumps(manifest, sort_keys=True, indent=1).encode()
+    sums = "".join(f"{_sha(data)}  {name}\n" for name, data in sorted(files.items()))
+    files["SHA256SUMS"] = sums.encode()
+    files["VERIFY.txt"] = VERIFY_TEXT.encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(files):
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0)), files[name])
+    return buffer.getvalue()
+
+
+def verify_package(data: bytes) -> tuple[list[str], dict[str, Any]]:
+    """Steps 1-4 of VERIFY.txt: (problems, summary). No problem means the package verifies."""
+    problems: list[str] = []
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            files = {name: zf.read(name) for name in zf.namelist()}
+    except zipfile.BadZipFile:
+        return ["not a zip file"], {}
+    if "SHA256SUMS" not in files or "manifest.json" not in files:
+        return ["SHA256SUMS or manifest.json is missing"], {}
+    listed: dict[str, str] = {}
+    for line in files["SHA256SUMS"].decode().splitlines():
+        digest, _, name = line.partition("  ")
+        listed[name] = digest
+        if name not in files:
+            problems.append(f"{name}: listed in SHA256SUMS but missing")
+        elif _sha(files[name]) != digest:
+            problems.append(f"{name}: sha256 does not match SHA256SUMS")
+    for name in files:
+        if name not in listed and name not in ("SHA256SUMS", "VERIFY.txt"):
+            problems.append(f"{name}: not listed in SHA256SUMS")
+    manifest = json.loads(files["manifest.json"])
+    for name, entry in manifest.get("files", {}).items():
+        if name in files and _sha(files[name]) != entry["sha256"]:
+            problems.append(f"{name}: sha256 does not match manifest.json")
+    media_id = manifest.get("media_id")
+    records = [audit.AuditRecord(**json.loads(line)) for line in files.get(CHAIN_FILE, b"").decode().splitlines()]
+    problems += [f"audit chain: {f}" for f in audit.verify(records, chain=media_id) if f.failing]
+    recorded = manifest.get("recorded_original_sha256")
+    if "original" in files and recorded and _sha(files["original"]) != recorded:
+        problems.append("original: sha256 differs from the one recorded on the audit chain")
+    anchored = None
+    if ANCHOR_FILE in files:
+        anchored = _check_anchor(json.loads(files[ANCHOR_FILE]), media_id, records, problems)
+    # Records after the anchored one are protected by the chain's links only, until a later
+    # digest (in the stack, not in this package) anchors them.
+    unanchored = len(records) if anchored is None else sum(1 for r in records if r.seq > anchored)
+    return problems, {"media_id": media_id, "files": len(files), "records": len(records),
+                      "anchored_seq": anchored, "unanchored_records": unanchored, "original_sha256": recorded}
+
+
+def _check_anchor(anchor: dict[str, Any], media_id: str, records: list[audit.AuditRecord],
+                  problems: list[str]) -> int | None:
+    try:
+        digest = audit.decode_digest(json.dumps(anchor["digest"]).encode())
+    except (ValueError, KeyError):
+        problems.append("anchor: not a digest")
+        return None
+    if audit.heads_root(digest.heads) != digest.record.detail.get("root"):
+        problems.append("anchor: the digest's root does not match its heads")
+    r = digest.record
+    if audit.record_hash(r.chain, r.seq, r.at, r.actor, r.event, r.detail, r.prev_hash) != r.hash:
+        problems.append("anchor: the digest record's hash does not recompute")
+    head = digest.heads.get(media_id)
+    by_seq = {rec.seq: rec for rec in records}
+    if head is None or head.seq not in by_seq or by_seq[head.seq].hash != head.hash:
+        problems.append("anchor: the digest does not anchor this chain's records")
+        return None
+    return head.seq
