@@ -409,7 +409,7 @@ class ServeApp:
 
     # -- the APIs ----------------------------------------------------------------------------------
     def api_call(self, request: Request, path: str) -> Response:
-        target = self.uploads if path == UPLOADS_PATH else self.api
+        target = self.uploads if path == UPLOADS_PATH or path.startswith(f"{UPLOADS_PATH}/") else self.api
         if target is None:
             return _json(503, {"reason": "not_deployed", "message": "the template has no function for this API"})
         payload = self.invoke(target, api_event(request, path))
