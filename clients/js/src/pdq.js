@@ -72,10 +72,40 @@ function box1d(input, output, start, length, stride, window) {
   }
 }
 
+// box1d down every column at once, row by row: the same additions in the same order per
+// column (so the same float32 results), but memory is read in order instead of one value
+// per row, which is what makes a 12 MP picture take a fraction of a second.
+function boxColumns(input, output, rows, cols, window) {
+  const half = Math.floor((window + 2) / 2);
+  const phase1 = half - 1;
+  const phase2 = window - half + 1;
+  const phase3 = rows - window;
+  const phase4 = half - 1;
+  const sums = new Float32Array(cols); // float32 storage rounds each sum as the reference does
+  let li = 0, ri = 0, oi = 0, size = 0;
+  for (let i = 0; i < phase1; i++, ri += cols) {
+    for (let j = 0; j < cols; j++) sums[j] += input[ri + j];
+    size++;
+  }
+  for (let i = 0; i < phase2; i++, ri += cols, oi += cols) {
+    size++;
+    for (let j = 0; j < cols; j++) { sums[j] += input[ri + j]; output[oi + j] = sums[j] / size; }
+  }
+  for (let i = 0; i < phase3; i++, ri += cols, li += cols, oi += cols) {
+    for (let j = 0; j < cols; j++) {
+      sums[j] += input[ri + j]; sums[j] -= input[li + j]; output[oi + j] = sums[j] / size;
+    }
+  }
+  for (let i = 0; i < phase4; i++, li += cols, oi += cols) {
+    size--;
+    for (let j = 0; j < cols; j++) { sums[j] -= input[li + j]; output[oi + j] = sums[j] / size; }
+  }
+}
+
 function jarosz(buf1, buf2, rows, cols, windowAlongRows, windowAlongCols) {
   for (let pass = 0; pass < JAROSZ_PASSES; pass++) {
     for (let i = 0; i < rows; i++) box1d(buf1, buf2, i * cols, cols, 1, windowAlongRows);
-    for (let j = 0; j < cols; j++) box1d(buf2, buf1, j, rows, cols, windowAlongCols);
+    boxColumns(buf2, buf1, rows, cols, windowAlongCols);
   }
 }
 
@@ -292,9 +322,13 @@ export function reduce(rgba, width, height, factor) {
     const y0 = oy * factor, y1 = Math.min(height, y0 + factor);
     for (let y = y0; y < y1; y++) {
       let q = y * width * 4;
-      for (let x = 0; x < width; x++, q += 4) {
-        const o = Math.floor(x / factor) * 4;
-        sums[o] += rgba[q]; sums[o + 1] += rgba[q + 1]; sums[o + 2] += rgba[q + 2]; sums[o + 3] += rgba[q + 3];
+      for (let ox = 0, x = 0; ox < ow; ox++) {
+        const o = ox * 4;
+        let r = 0, g = 0, b = 0, a = 0;
+        for (const end = Math.min(width, x + factor); x < end; x++, q += 4) {
+          r += rgba[q]; g += rgba[q + 1]; b += rgba[q + 2]; a += rgba[q + 3];
+        }
+        sums[o] += r; sums[o + 1] += g; sums[o + 2] += b; sums[o + 3] += a;
       }
     }
     for (let ox = 0; ox < ow; ox++) {
