@@ -23,6 +23,7 @@ from mediaguard.cli.redrive_events import add_redrive_events_parser, run_redrive
 from mediaguard.cli.redteam import add_redteam_parser, run_redteam
 from mediaguard.cli.scan import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, Out, declared_type, progress, run_scan
 from mediaguard.cli.serve import add_serve_parser
+from mediaguard.cli.upload import add_upload_parser, run_upload
 from mediaguard.errors import MediaguardError
 from mediaguard.settings import Settings
 
@@ -107,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_redteam_parser(sub)
     add_eval_parser(sub)
     add_live_parser(sub)
+    add_upload_parser(sub)
 
     sub.add_parser("demo", help="scan the bundled sample set against a demo bank and print a table")
     return parser
@@ -160,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
             code = run_redteam(args, out)
         elif args.command == "live":
             code = run_live(args, out)
+        elif args.command == "upload":
+            code = run_upload(args, out)
         elif args.command == "eval":
             code = run_eval(args, out)
         elif args.command == "bank":

@@ -75,6 +75,10 @@ CONSOLE_FILES = {
     "/upload": ("upload.html", "text/html; charset=utf-8"),
     "/upload.js": ("upload.js", "text/javascript; charset=utf-8"),
     "/favicon.svg": ("favicon.svg", "image/svg+xml"),
+    # The JS upload client (clients/js/src, linked into the package as console/client): the
+    # upload page imports it as an ES module from this origin, which script-src 'self' allows.
+    **{f"/client/{name}": (f"client/{name}", "text/javascript; charset=utf-8")
+       for name in ("index.js", "pdq.js", "strip.js", "upload.js")},
 }
 # Everything the pages load comes from this origin: no CDN, no external fonts. Media links
 # are rewritten to /s3/ on this origin, so img-src needs nothing else either.
@@ -325,6 +329,7 @@ def export_console(dest: Path, api_base: str, uploads_api_base: str | None = Non
     dest.mkdir(parents=True, exist_ok=True)
     written = []
     for name in sorted({name for name, _ in CONSOLE_FILES.values()}):
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
         (dest / name).write_bytes(console_file(name))
         written.append(dest / name)
     config = dest / "config.json"
