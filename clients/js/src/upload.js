@@ -204,7 +204,7 @@ export async function follow(mediaId, options) {
  * `options`: `api` (the upload API's base URL, without /v1/uploads), `token` (a string or an
  * async function returning one), `onProgress({phase, ...})`, `pixels` ({rgba, width, height},
  * for Node, which has no image decoder; browsers decode themselves), `reach`, `follow`,
- * `pollMs`, `timeoutMs`, `retries` (3), `backoffMs` (500), `signal`, `fetch`.
+ * `pollMs`, `timeoutMs`, `retries` (3), `backoffMs` (500), `strip` (true), `signal`, `fetch`.
  *
  * Resolves to `{media_id, status, action, refused, reason, hash, stripped, bytes}`; a refusal
  * before the upload (`refused: true`, `reason` e.g. `blocked_by_bank`) sends no byte of the file.
@@ -218,7 +218,10 @@ export async function upload(file, options) {
     : file instanceof ArrayBuffer ? new Uint8Array(file)
       : new Uint8Array(await file.arrayBuffer());
   const declaredType = options.type || file.type || sniff(original) || 'application/octet-stream';
-  const { bytes, removed, stripped } = stripMetadataReport(original, declaredType);
+  // strip: false sends the file as it is (e.g. to keep a C2PA manifest for the server's
+  // provenance reader); the server strips the copy it serves either way.
+  const { bytes, removed, stripped } = options.strip === false
+    ? { bytes: original, removed: [], stripped: false } : stripMetadataReport(original, declaredType);
   progress({ phase: 'strip', removed, stripped, before: original.length, after: bytes.length });
 
   let hash = null;

@@ -104,13 +104,14 @@ class UploadResult:
                 "refused": self.refused, "reason": self.reason}
 
 
-def prepare_upload(data: bytes, content_type: str) -> PreparedUpload:
+def prepare_upload(data: bytes, content_type: str, *, strip: bool = True) -> PreparedUpload:
     """Strip and fingerprint ``data`` as the server will.
 
     A JPEG or PNG is sent as the sanitizer rewrites it (segments/chunks dropped; a picture
     turned by its EXIF orientation re-encoded upright, as the server does). Other stills are
     sent unchanged but still hashed; media the sanitizer cannot read (video, audio) go
-    unchanged and unhashed, for the server to judge.
+    unchanged and unhashed, for the server to judge. ``strip=False`` sends every file as it
+    is (a C2PA manifest then still reaches the server's provenance reader), hashed all the same.
     """
     import hashlib
 
@@ -122,8 +123,9 @@ def prepare_upload(data: bytes, content_type: str) -> PreparedUpload:
     except MediaguardError:
         return PreparedUpload(data, content_type, sha256=hashlib.sha256(data).hexdigest())
     fp, clean = prepared.fingerprints, prepared.sanitized
-    rewrite = clean.method in _CONTAINER_REWRITES or (clean.method == "reencode" and clean.kind is prepared.kind
-                                                      and clean.kind.content_type in ("image/jpeg", "image/png"))
+    upright = clean.method == "reencode" and clean.kind is prepared.kind and clean.kind.content_type in (
+        "image/jpeg", "image/png")
+    rewrite = strip and (clean.method in _CONTAINER_REWRITES or upright)
     out, removed = (clean.data, clean.removed) if rewrite else (data, [])
     ctype = clean.kind.content_type if rewrite else content_type
     return PreparedUpload(out, ctype, removed, fp.pdq, fp.pdq_quality, fp.phash, hashlib.sha256(out).hexdigest())
@@ -233,7 +235,8 @@ class UploadClient:
             self.sleep(interval)
 
     def upload(self, file: Path | bytes, content_type: str | None = None, *, reach: int | None = None,
-               follow: bool = False, timeout: float = 120.0, on_progress: Progress | None = None) -> UploadResult:
+               follow: bool = False, timeout: float = 120.0, strip: bool = True,
+               on_progress: Progress | None = None) -> UploadResult:
         """Strip, hash, request, post, and with ``follow`` wait for the decision.
 
         A pre-upload refusal (``blocked_by_bank``, ``too_large``, ``unsupported_media_type``)
@@ -244,7 +247,7 @@ class UploadClient:
         data = file.read_bytes() if isinstance(file, Path) else file
         ctype = content_type or (mimetypes.guess_type(file.name)[0] if isinstance(file, Path) else None) \
             or "application/octet-stream"
-        prepared = prepare_upload(data, ctype)
+        prepared = prepare_upload(data, ctype, strip=strip)
         if on_progress:
             on_progress({"phase": "hash", "pdq": prepared.pdq, "pdq_quality": prepared.pdq_quality,
                          "removed": prepared.removed})
