@@ -118,11 +118,13 @@ def upload_via_api(server, data: bytes, reach: int) -> str:
 def upload_via_page(server, page, data: bytes, reach: int) -> str:
     page.goto(f"{server.url}/upload")
     page.get_by_label("Uploader token").fill(token(server, "uploader"))
-    page.get_by_label("Image").set_input_files([{"name": "holiday.jpg", "mimeType": "image/jpeg", "buffer": data}])
+    page.get_by_label("Images").set_input_files([{"name": "holiday.jpg", "mimeType": "image/jpeg", "buffer": data}])
     page.get_by_label("Audience (followers, optional)").fill(str(reach))
     page.get_by_role("button", name="Upload").click()
-    sync_api.expect(page.locator("#status")).to_contain_text("Uploaded", timeout=30_000)
-    return page.locator("#result dd").first.inner_text()
+    # The page follows each upload to its decision (tests/e2e/test_upload_page.py covers the rest).
+    card = page.locator("#uploads article[data-media-id]")
+    sync_api.expect(card).to_have_count(1, timeout=60_000)
+    return card.get_attribute("data-media-id")
 
 
 def sign_in(server, page, role: str) -> None:

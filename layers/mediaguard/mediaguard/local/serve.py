@@ -76,6 +76,10 @@ CONSOLE_FILES = {
     "/upload": ("upload.html", "text/html; charset=utf-8"),
     "/upload.js": ("upload.js", "text/javascript; charset=utf-8"),
     "/favicon.svg": ("favicon.svg", "image/svg+xml"),
+    # The JS upload client (clients/js/src, linked into the package as console/client): the
+    # upload page imports it as an ES module from this origin, which script-src 'self' allows.
+    **{f"/client/{name}": (f"client/{name}", "text/javascript; charset=utf-8")
+       for name in ("index.js", "pdq.js", "strip.js", "upload.js")},
 }
 # Everything the pages load comes from this origin: no CDN, no external fonts. Media links
 # are rewritten to /s3/ on this origin, so img-src needs nothing else either.
@@ -327,6 +331,7 @@ def export_console(dest: Path, api_base: str, uploads_api_base: str | None = Non
     dest.mkdir(parents=True, exist_ok=True)
     written = []
     for name in sorted({name for name, _ in CONSOLE_FILES.values()}):
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
         (dest / name).write_bytes(console_file(name))
         written.append(dest / name)
     config = dest / "config.json"
@@ -412,7 +417,7 @@ class ServeApp:
 
     # -- the APIs ----------------------------------------------------------------------------------
     def api_call(self, request: Request, path: str) -> Response:
-        target = self.uploads if path == UPLOADS_PATH else self.api
+        target = self.uploads if path == UPLOADS_PATH or path.startswith(f"{UPLOADS_PATH}/") else self.api
         if path == GENERATIONS_PATH or path.startswith(GENERATIONS_PATH + "/"):
             target = self.generations
         if target is None:
