@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -28,6 +29,7 @@ if not Path(CHROMIUM).exists():
     pytest.skip("Debian's chromium is not installed: run scripts/setup-browser.sh", allow_module_level=True)
 
 VIEWPORT = {"width": 1280, "height": 1000}
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 BANK, ENTRY = "watchlist", "case-0042"
 
 
@@ -93,6 +95,13 @@ def page(browser):
     page.on("console", lambda message: "Content Security Policy" in message.text and page.problems.append(message.text))
     yield page
     context.close()
+
+
+def docs_shot(page, name: str) -> None:
+    """With MEDIAGUARD_DOCS_SCREENSHOTS=1, refresh the README's screenshot ``docs/<name>``."""
+    if os.environ.get("MEDIAGUARD_DOCS_SCREENSHOTS") == "1":
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=str(DOCS / name))
 
 
 def token(server, role: str) -> str:
@@ -198,6 +207,8 @@ def test_reviewer_finds_reveals_and_removes_a_flagged_upload(server, banked, ima
     # WHEN the reviewer clicks the media
     toggle.click()
     sync_api.expect(toggle).to_have_attribute("aria-pressed", "true")
+    # THEN the reveal is recorded and counted for today (bug 4)
+    sync_api.expect(page.locator("#exposures")).to_contain_text("reveal")
     revealed_png = toggle.screenshot(path=tmp_path / "media-revealed.png")
 
     # THEN the screenshots show the difference: grey and soft before, colour and detail after
@@ -235,8 +246,11 @@ def test_reviewer_finds_reveals_and_removes_a_flagged_upload(server, banked, ima
     assert (view["task"]["state"], view["task"]["decision_action"], view["task"]["decision_reason"]) == (
         "decided", "remove", "hash_match_confirmed")
     assert view["task"]["decided_by"] == "reviewer-1"
-    events = [e["event"] for e in view["audit"]["events"]]
-    assert "media_viewed" in events and "review_decided" in events and view["audit"]["verified"]
+    events = [(e["event"], e["actor"]) for e in view["audit"]["events"]]
+    # (bug 4) opening and revealing are separate records: who opened, and who looked
+    assert ("media_opened", "reviewer:reviewer-1") in events and ("media_revealed", "reviewer:reviewer-1") in events
+    assert events.index(("media_opened", "reviewer:reviewer-1")) < events.index(("media_revealed", "reviewer:reviewer-1"))
+    assert ("review_decided", "reviewer:reviewer-1") in events and view["audit"]["verified"]
     # AND it has left the queue, while the other copy waits
     _, normal = api(server, "GET", "/review/queue?lane=normal&limit=100", "reviewer")
     _, fast = api(server, "GET", "/review/queue?lane=fast&limit=100", "reviewer")
@@ -281,6 +295,14 @@ def test_senior_reviewer_decides_the_uploaders_appeal(server, banked, image, pag
     # THEN the appeal shows the uploader's statement as text (markup is not interpreted)
     sync_api.expect(card.locator("blockquote")).to_have_text(statement)
     assert card.locator("blockquote b").count() == 0
+    # AND (bug 2) the removed item's media loads for the senior from the evidence copy, through
+    # this server's /s3/ (the CSP would refuse a real AWS address)
+    card.get_by_role("button", name="Open the item").click()
+    sync_api.expect(page.locator("#item")).to_have_attribute("data-media-id", media_id)
+    assert page.locator("#media-img").get_attribute("src").startswith(f"{server.url}/s3/")
+    page.wait_for_function("() => { const i = document.getElementById('media-img'); "
+                           "return i.complete && i.naturalWidth > 0; }")
+    page.get_by_role("button", name="Appeals").click()
     # WHEN they uphold it with a reason that fits an upholding
     card.get_by_label("Outcome").select_option("uphold")
     card.get_by_label("Reason code").select_option("statement_unsupported")
@@ -375,3 +397,107 @@ def test_a_reviewer_sees_a_restricted_live_stream_and_clears_it(server, page):
     sync_api.expect(card).to_have_count(0)
     assert store.get("e2e0stream01").stream.state == "live"
     assert page.problems == []
+
+
+# --- bugs found by a first-time user (issue 15) ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def waiting(server, banked, image):
+    """Three copies of the banked photo waiting in the normal lane (reach 0..2)."""
+    ids = [upload_via_api(server, image, reach=n) for n in range(3)]
+    for media_id in ids:
+        assert server.cloud.wait(media_id, timeout=120).status == "SUCCEEDED"
+    return ids
+
+
+def test_the_upload_pages_appeal_id_pattern_is_a_valid_regular_expression(server, page):
+    # GIVEN the upload page (bug 1: an unescaped "-" made the pattern invalid under the v flag,
+    # so Chromium ignored it and logged a warning)
+    warnings = []
+    page.on("console", lambda message: "pattern" in message.text.lower() and warnings.append(message.text))
+    page.goto(f"{server.url}/upload")
+    field = page.get_by_label("Media id")
+    # WHEN an id with characters outside the pattern is typed, THEN the field is invalid
+    field.fill("not an id!")
+    assert field.evaluate("f => f.validity.patternMismatch") is True
+    # AND a real id (with - and _) passes
+    field.fill("abc-DEF_123")
+    assert field.evaluate("f => f.validity.valid") is True
+    assert warnings == [] and page.problems == []
+
+
+def test_a_reviewer_token_on_the_upload_page_is_named_as_such(server, page, image):
+    # GIVEN a reviewer's token (valid in the console) on the upload page (bug 6)
+    page.goto(f"{server.url}/upload")
+    page.get_by_label("Uploader token").fill(token(server, "reviewer"))
+    page.get_by_label("Image").set_input_files([{"name": "a.jpg", "mimeType": "image/jpeg", "buffer": image}])
+    page.get_by_role("button", name="Upload").click()
+    # THEN the page says it is not an uploader's token, not that it is invalid
+    sync_api.expect(page.locator("#status")).to_contain_text("review-console tokens cannot upload")
+
+
+def test_reviewer_sign_in_names_them_and_probes_no_senior_route(server, page):
+    # GIVEN a reviewer signing in (bug 6: sign-in used to call /api/appeals and get a 403)
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    sign_in(server, page, "reviewer")
+    # THEN the header names who is signed in, with the role (feature 6)
+    sync_api.expect(page.locator("#whoami")).to_have_text("reviewer-1 (reviewer)")
+    assert not any("/api/appeals" in url for url in requested)
+    assert any(url.endswith("/api/review/me") for url in requested)
+    assert page.problems == []
+
+
+def test_the_queue_and_the_item_show_what_the_decision_used(server, waiting, page):
+    # GIVEN an item in the normal lane whose risk is just under the fast lane's 0.9, and
+    # provenance with one marker under two spellings (bug 5)
+    media_id = waiting[2]
+    items = server.cloud.deps().items
+    items.update(media_id, {"provenance": {"ai_generated": True, "ai_markers": [
+        {"source": "png", "value": "parameters"}, {"source": "png", "value": "Parameters"}]}})
+    sign_in(server, page, "reviewer")
+    card = page.locator(f'#queue .task[data-media-id="{media_id}"]')
+    sync_api.expect(card).to_contain_text("queued")
+    _, task = api(server, "GET", f"/items/{media_id}", "reviewer")
+    shown = card.inner_text()
+    risk = task["risk"]
+    assert f"risk {int(risk * 1000) / 1000:.3f}" in shown  # cut, never rounded up past the lane
+    # WHEN it is opened (which claims it)
+    card.click()
+    sync_api.expect(page.locator("#claim-state")).to_contain_text("Claimed by you")
+    # THEN its card says so
+    sync_api.expect(card).to_contain_text("claimed by you")
+    # AND the uploader is named (pseudonymously), the history is the one scoring used, in whole numbers
+    history = page.locator("#history")
+    sync_api.expect(history).to_contain_text("pseudonymised")
+    sync_api.expect(history).to_contain_text("as scoring saw them")
+    import re
+
+    assert not re.search(r"\b\d+\.\d+\b", history.inner_text()), history.inner_text()
+    # AND the AI marker is listed once
+    markers = page.locator("#provenance dd").nth(
+        [t.inner_text() for t in page.locator("#provenance dt").all()].index("AI markers"))
+    assert markers.inner_text().lower().count("parameters") == 1
+    assert page.problems == []
+
+
+def test_at_375_px_nothing_overflows(server, waiting, browser):
+    # GIVEN a phone-sized window (bug 3: Sign out was cut off, the queue clipped once an item was open)
+    context = browser.new_context(viewport={"width": 375, "height": 800}, reduced_motion="reduce")
+    page = context.new_page()
+    try:
+        sign_in(server, page, "senior-reviewer")
+        sync_api.expect(page.get_by_role("button", name="Sign out")).to_be_in_viewport()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+        # WHEN an item is opened
+        page.locator("#queue .task").first.click()
+        sync_api.expect(page.locator("#item")).to_be_visible()
+        # THEN the page is still no wider than the screen
+        width = page.evaluate("document.documentElement.scrollWidth")
+        wide = page.evaluate("[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 376)"
+                             ".slice(0, 5).map(e => e.tagName + '#' + e.id + '.' + e.className)")
+        assert width <= 375, (width, wide)
+        docs_shot(page, "console-375.png")
+    finally:
+        context.close()

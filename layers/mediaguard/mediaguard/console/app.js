@@ -20,6 +20,7 @@
     token: null,
     reasons: null,
     senior: false,
+    me: null, // GET /review/me: sub, name, role, senior, admin, exposures_today
     current: null, // media id of the open item
     claimed: false, // whether the open item's task is claimed by this reviewer
   };
@@ -94,6 +95,14 @@
     return typeof value === 'number' ? value.toFixed(digits) : '-';
   }
 
+  // Risk is cut, never rounded up: 0.8998 shows 0.899, so a normal-lane item (< 0.9)
+  // never reads as if it met the fast lane's 0.90.
+  function risk(value, digits = 3) {
+    if (typeof value !== 'number') return '-';
+    const scale = 10 ** digits;
+    return (Math.floor(value * scale + 1e-9) / scale).toFixed(digits);
+  }
+
   function when(iso) {
     if (!iso) return '-';
     const date = new Date(iso);
@@ -128,7 +137,8 @@
   async function signIn(token) {
     state.token = token;
     try {
-      await api('GET', '/review/queue?lane=fast&limit=1');
+      // One call says who this is and what the roles allow (no probing of senior routes).
+      state.me = await api('GET', '/review/me');
     } catch (error) {
       state.token = null;
       if (error instanceof ApiError && error.status === 401) throw new Error('That token was not accepted.');
@@ -138,24 +148,23 @@
     sessionStorage.setItem(TOKEN_KEY, token);
     state.reasons = await api('GET', '/review/reasons');
     fillReasons($('reason'), state.reasons.review, '');
-    try {
-      await api('GET', '/appeals?state=open&limit=1');
-      state.senior = true;
-    } catch (error) {
-      if (!(error instanceof ApiError) || error.status !== 403) throw error;
-      state.senior = false;
-    }
+    state.senior = state.me.senior;
     $('tab-appeals').hidden = !state.senior;
+    $('whoami').textContent = `${state.me.name} (${state.me.role})`;
+    $('whoami').hidden = false;
+    showExposures(state.me.exposures_today);
     $('signin-view').hidden = true;
     $('nav').hidden = false;
     show('queue-view');
-    say(state.senior ? 'Signed in as a senior reviewer.' : 'Signed in as a reviewer.');
+    say(`Signed in as ${state.me.name}, ${state.me.role}.`);
     await loadQueue();
   }
 
   function signOut(message) {
     sessionStorage.removeItem(TOKEN_KEY);
-    Object.assign(state, { token: null, reasons: null, senior: false, current: null, claimed: false });
+    Object.assign(state, { token: null, me: null, reasons: null, senior: false, current: null, claimed: false });
+    $('whoami').hidden = true;
+    $('exposures').hidden = true;
     $('nav').hidden = true;
     $('queue-view').hidden = true;
     $('appeals-view').hidden = true;
@@ -209,13 +218,20 @@
     el('span', { class: 'task-line' },
       el('span', { class: `badge badge-${task.lane}`, text: task.lane }),
       el('strong', { text: `priority ${number(task.priority)}` }),
-      el('span', { text: `risk ${number(task.risk)}` }),
+      el('span', { text: `risk ${risk(task.risk)}` }),
       el('span', { text: `reach ${Number(task.reach || 0).toLocaleString()}` })),
     el('span', { class: 'task-line help' },
       el('span', { text: dueText(task.due_at) }),
-      el('span', { text: task.state }),
+      el('span', { class: 'task-state', text: taskState(task) }),
       task.action ? el('span', { text: `automated: ${task.action}` }) : null),
     el('span', { class: 'task-id', text: task.media_id }));
+  }
+
+  function taskState(task) {
+    if (task.state === 'claimed' && task.claimed_by) {
+      return task.claimed_by === (state.me && state.me.sub) ? 'claimed by you' : `claimed by ${task.claimed_by}`;
+    }
+    return task.state;
   }
 
   // --- item -------------------------------------------------------------------------------------
@@ -233,6 +249,9 @@
       const task = await api('POST', `/review/${encodeURIComponent(mediaId)}/claim`);
       state.claimed = true;
       claimNote = `Claimed by you until ${when(task.lease_until)}.`;
+      // The card said "queued": it is this reviewer's now.
+      const card = document.querySelector(`.task[data-media-id="${CSS.escape(mediaId)}"] .task-state`);
+      if (card) card.textContent = taskState(task);
     } catch (error) {
       if (!(error instanceof ApiError) || ![403, 404, 409].includes(error.status)) throw error;
       claimNote = `Not claimed: ${error.message}`;
@@ -252,7 +271,7 @@
       ['Status', view.status],
       ['Action in force', view.action],
       ['Proposed by scoring', view.proposed_action],
-      ['Risk', number(view.risk)],
+      ['Risk', risk(view.risk)],
       ['Policy', view.policy_version],
       ['Lane', task.lane],
       ['Task', task.state],
@@ -274,7 +293,7 @@
       el('td', {}, el('span', { class: 'bar', vars: { '--share': Math.min(1, Math.max(0, s.contribution)) } }),
         el('span', { text: `+${number(s.contribution, 3)}` })))));
     if (!(view.signals || []).length) signals.append(el('tr', {}, el('td', { colspan: 3, text: 'No signals.' })));
-    $('risk-total').textContent = number(view.risk, 3);
+    $('risk-total').textContent = risk(view.risk);
 
     renderProvenance(view.provenance);
 
@@ -285,8 +304,7 @@
       el('td', { text: m.similarity == null ? '-' : number(m.similarity, 3) }))));
     if (!(view.matches || []).length) matches.append(el('tr', {}, el('td', { colspan: 6, text: 'No bank matches.' })));
 
-    const history = view.uploader_history || {};
-    facts($('history'), [['Uploader', view.uploader || 'unknown'], ...Object.entries(history)]);
+    renderHistory(view);
 
     const audit = view.audit || { records: 0, verified: false, events: [] };
     $('audit-summary').textContent = `${audit.records} records; hash chain ${audit.verified ? 'verified' : 'BROKEN'}.`;
@@ -298,6 +316,26 @@
     $('reason').value = '';
     $('note').value = '';
     updateActions();
+  }
+
+  // Sliding-window counts are estimates (floats); a person reads them as whole uploads.
+  function count(value) {
+    if (typeof value !== 'number' || Number.isInteger(value)) return value;
+    return `about ${Math.round(value)}`;
+  }
+
+  function renderHistory(view) {
+    const scored = view.scored_history;
+    const now = view.uploader_history;
+    const pairs = [['Uploader', view.uploader_ref ? `uploader #${view.uploader_ref} (pseudonymised)` : 'not recorded']];
+    const source = scored || now || {};
+    pairs.push(['Counts', scored ? 'as scoring saw them (the basis of this decision)' : (now ? 'now' : 'none recorded')]);
+    for (const [key, value] of Object.entries(source)) {
+      const current = scored && now && JSON.stringify(now[key]) !== JSON.stringify(value)
+        ? ` (now ${formatValue(count(now[key]))})` : '';
+      pairs.push([key.replaceAll('_', ' '), `${formatValue(count(value))}${current}`]);
+    }
+    facts($('history'), pairs);
   }
 
   function renderProvenance(p) {
@@ -312,11 +350,22 @@
       ['C2PA', c2pa.present ? `${c2pa.state}` : 'no manifest'],
       ['C2PA generator', c2pa.generator],
       ['Digital source type', c2pa.digital_source_type],
-      ['AI markers', (p.ai_markers || []).map((m) => `${m.source}: ${m.value}`)],
+      ['AI markers', uniqueMarkers(p.ai_markers || [])],
       ['Watermark', watermark.detected ? `detected (${watermark.kind})` : 'none found'],
       ['Checked by', p.readers],
       ['Reader errors', (p.errors || []).map((e) => `${e.reader}: ${e.error}`)],
     ].filter(([, value]) => value !== undefined && value !== null));
+  }
+
+  // Readers report the same marker under different spellings (PNG "parameters" and
+  // exiftool's "Parameters"): one line per marker, whatever its case.
+  function uniqueMarkers(markers) {
+    const seen = new Map();
+    for (const m of markers) {
+      const key = `${m.source}:${m.value}`.toLowerCase();
+      if (!seen.has(key)) seen.set(key, `${m.source}: ${m.value}`);
+    }
+    return [...seen.values()];
   }
 
   // --- media reveal (per item) ------------------------------------------------------------------
@@ -328,9 +377,22 @@
     $('media-state').textContent = 'Hidden.';
   }
 
+  function showExposures(n) {
+    $('exposures').textContent = `${n} reveal${n === 1 ? '' : 's'} today`;
+    $('exposures').hidden = false;
+  }
+
+  async function recordReveal(mediaId) {
+    const receipt = await api('POST', `/items/${encodeURIComponent(mediaId)}/reveal`);
+    if (state.me) state.me.exposures_today = receipt.exposures_today;
+    showExposures(receipt.exposures_today);
+  }
+
   function toggleMedia() {
     if (!state.current) return;
     const revealed = $('media').dataset.revealed !== 'true';
+    // Every reveal is recorded (who, when); hiding again is not a look.
+    if (revealed) recordReveal(state.current).catch(fail);
     $('media').dataset.revealed = String(revealed);
     $('media-toggle').setAttribute('aria-pressed', String(revealed));
     $('media-toggle').setAttribute('aria-label', revealed ? 'Blur the media again' : 'Reveal the media');

@@ -140,9 +140,34 @@ class ItemView(BaseModel):
     policy_version: str | None = None
     provenance: dict[str, Any] | None = None
     matches: list[MatchView] = []
-    # The uploader's counters (uploads, flags, strikes), not their id: a reviewer judges
-    # the item and the pattern, and the id is personal data the history store keys away.
+    # The uploader, pseudonymised (the history store's keyed hash, shortened): a reviewer
+    # can tell "the same uploader again" without reading personal data.
+    uploader_ref: str | None = None
+    # The uploader's counters (uploads, flags, strikes) now, and as scoring saw them (the
+    # history the automated decision used; window counts are sliding estimates, floats).
     uploader_history: dict[str, Any] | None = None
+    scored_history: dict[str, Any] | None = None
     media: MediaLink | None = None
     task: Task | None = None
     audit: AuditSummary
+
+
+class RevealReceipt(BaseModel):
+    """A recorded reveal: who un-blurred the media, when, and their reveals today."""
+
+    media_id: str
+    revealed_by: str
+    revealed_at: datetime
+    exposures_today: int
+
+
+class Me(BaseModel):
+    """Who the console is signed in as."""
+
+    sub: str
+    name: str
+    role: str  # the highest of ``roles``
+    roles: list[str]
+    senior: bool
+    admin: bool
+    exposures_today: int

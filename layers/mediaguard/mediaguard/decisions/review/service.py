@@ -30,8 +30,10 @@ from mediaguard.decisions.review.models import (
     ItemView,
     Lane,
     MatchView,
+    Me,
     MediaLink,
     QueuePage,
+    RevealReceipt,
     ReviewDecision,
     SignalView,
     Task,
@@ -39,7 +41,7 @@ from mediaguard.decisions.review.models import (
 )
 from mediaguard.decisions.review.ports import AppealStore, Enforcer, TaskStore, UrlSigner
 from mediaguard.decisions.review.reasons import APPEALABLE_ACTIONS, ENFORCED_ACTION
-from mediaguard.decisions.review.roles import Caller
+from mediaguard.decisions.review.roles import ROLE_LEVELS, Caller
 from mediaguard.decisions.review.settings import ReviewSettings
 from mediaguard.decisions.review.uploader import uploader_of
 from mediaguard.errors import ConflictError, ForbiddenError, NotFoundError
@@ -47,6 +49,11 @@ from mediaguard.ingress import grant
 from mediaguard.ports import Deps
 
 logger = Logger(service="mediaguard", child=True)
+
+
+def exposure_chain(sub: str, at: datetime) -> str:
+    """The audit chain of one reviewer's reveals on one UTC day: ``exposure:<sub>:<date>``."""
+    return f"exposure:{sub}:{at.date().isoformat()}"
 
 
 @dataclass
@@ -163,7 +170,10 @@ class ReviewService:
             policy_version=item.get("policy_version"),
             provenance=item.get("provenance"),
             matches=[MatchView.model_validate(m) for m in item.get("matches") or []],
+            uploader_ref=self.history.key_of(uploader)[:12] if (self.history and uploader) else None,
             uploader_history=history,
+            # What scoring weighed (stored with its inputs): the basis of the decision under review.
+            scored_history=(item.get("score_inputs") or {}).get("history"),
             media=media,
             task=self.tasks.get(media_id),
             audit=AuditSummary(records=len(records), verified=not audit.verify(records),
@@ -190,9 +200,39 @@ class ReviewService:
         if not bucket or not key:
             return None
         url = self.signer.presign_get(bucket, key, ttl)
-        self.deps.items.append_audit(media_id, caller.actor, "media_viewed",
+        # Opening an item hands out a link; the media stays blurred until a reveal, which
+        # is recorded apart (media_revealed), so the trail tells who actually looked.
+        self.deps.items.append_audit(media_id, caller.actor, "media_opened",
                                      {"key": key, "source": source, "expires_in": ttl})
         return MediaLink(url=url, expires_in=ttl, source=source)
+
+    # -- reveals (who looked, and how often today) -----------------------------------------
+    def reveal(self, caller: Caller, media_id: str) -> RevealReceipt:
+        """Record that the caller un-blurred the item's media: ``media_revealed`` in the
+        item's chain, and one record in the caller's exposure chain for the (UTC) day,
+        whose length is the day's exposure count (a Query on one chain key, no Scan)."""
+        caller.require("reviewer")
+        item = self.deps.items.get(media_id)
+        if item is None:
+            raise NotFoundError("no such item")
+        now = self.clock()
+        self.deps.items.append_audit(media_id, caller.actor, "media_revealed", {"revealed_at": now.isoformat()})
+        self.deps.items.append_audit(exposure_chain(caller.sub, now), caller.actor, "media_revealed",
+                                     {"media_id": media_id})
+        return RevealReceipt(media_id=media_id, revealed_by=caller.sub, revealed_at=now,
+                             exposures_today=self.exposures_today(caller))
+
+    def exposures_today(self, caller: Caller) -> int:
+        """How many reveals the caller made today (UTC)."""
+        return len(self.deps.items.audit_chain(exposure_chain(caller.sub, self.clock())))
+
+    def whoami(self, caller: Caller) -> Me:
+        """Who the console is signed in as, what the roles allow, today's exposure count."""
+        caller.require("reviewer")
+        roles = sorted(caller.roles)
+        role = max(roles, key=lambda r: ROLE_LEVELS.get(r, 0)) if roles else "none"
+        return Me(sub=caller.sub, name=caller.name or caller.sub, role=role, roles=roles, senior=caller.senior,
+                  admin=caller.level >= ROLE_LEVELS["admin"], exposures_today=self.exposures_today(caller))
 
     # -- appeals ------------------------------------------------------------------------------
     def open_appeal(self, caller: Caller, media_id: str, request: AppealRequest) -> AppealReceipt:
