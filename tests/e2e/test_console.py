@@ -235,7 +235,9 @@ def test_reviewer_finds_reveals_and_removes_a_flagged_upload(server, banked, ima
     page.get_by_label("Note (optional, kept in the audit trail)").fill("same photo as the banked case")
     # AND remove it
     remove.click()
-    sync_api.expect(page.locator("#status")).to_contain_text(f"Decided {media_id}: remove")
+    # (a removal waits out a few seconds' undo window before it is sent)
+    sync_api.expect(page.locator("#undo-bar")).to_be_visible()
+    sync_api.expect(page.locator("#status")).to_contain_text(f"Decided {media_id}: remove", timeout=15_000)
     page.screenshot(path=tmp_path / "decided.png")
 
     # THEN the API's state changed: the item is removed, the task decided with the reason,
@@ -501,3 +503,178 @@ def test_at_375_px_nothing_overflows(server, waiting, browser):
         docs_shot(page, "console-375.png")
     finally:
         context.close()
+
+
+# --- feature 6: SLA and identity ------------------------------------------------------------------------
+
+
+def test_sla_counts_down_each_second_and_turns_red_when_overdue(server, waiting, page):
+    # GIVEN the browser's clock under the test's control, at the real time
+    from datetime import UTC, datetime
+
+    page.clock.install(time=datetime.now(UTC))
+    sign_in(server, page, "reviewer")
+    card = page.locator(f'#queue .task[data-media-id="{waiting[0]}"]')
+    sla = card.locator(".sla")
+    # THEN a normal-lane task is due in about a day, counted to the second
+    sync_api.expect(sla).to_contain_text("due in 2")
+    before = sla.inner_text()
+    page.clock.run_for(3000)
+    assert sla.inner_text() != before
+    assert "overdue" not in (card.get_attribute("class") or "")
+    # WHEN the day passes (25 hours on the browser's clock)
+    page.clock.fast_forward("25:00:00")
+    page.clock.run_for(1500)
+    # THEN the countdown says overdue, in the danger colour
+    sync_api.expect(sla).to_contain_text("overdue by")
+    assert "overdue" in card.get_attribute("class")
+    assert sla.evaluate("n => getComputedStyle(n).color") == "rgb(180, 35, 24)"  # --danger
+
+
+def test_seniors_see_why_a_task_was_escalated(server, banked, image, page):
+    # GIVEN an item a reviewer escalated with a reason code and a note
+    media_id = upload_via_api(server, image, reach=3)
+    assert server.cloud.wait(media_id, timeout=120).status == "SUCCEEDED"
+    assert api(server, "POST", f"/review/{media_id}/claim", "reviewer")[0] == 200
+    status, body = api(server, "POST", f"/review/{media_id}/decision", "reviewer",
+                       {"action": "escalate", "reason_code": "needs_senior", "note": "possible minor"})
+    assert status == 200, body
+    # WHEN a senior reviewer opens it from the escalated lane
+    sign_in(server, page, "senior-reviewer")
+    sync_api.expect(page.locator("#whoami")).to_have_text("senior-1 (senior-reviewer)")
+    page.locator(f'#queue .lane-escalated .task[data-media-id="{media_id}"]').click()
+    # THEN the escalation reason, who escalated and the note are shown
+    text = page.locator("#escalation-text")
+    sync_api.expect(text).to_contain_text("reviewer:reviewer-1")
+    sync_api.expect(text).to_contain_text("needs_senior")
+    sync_api.expect(text).to_contain_text("possible minor")
+    # AND the audit trail shows the reason and the note, with times to the second
+    record = page.locator('#audit-events li[data-event="review_escalated"]')
+    sync_api.expect(record).to_contain_text("needs_senior")
+    import re
+
+    assert re.search(r"\d{1,2}:\d{2}:\d{2}", record.text_content())
+    docs_shot(page, "console-item.png")
+    # AND a reviewer's view of an item carries no escalation
+    _, view = api(server, "GET", f"/items/{media_id}", "reviewer")
+    assert view["escalation"] is None
+    assert page.problems == []
+
+
+def test_an_appeal_against_your_own_decision_is_visibly_not_yours(server, banked, image, page):
+    # GIVEN an item senior-1 removed, and the uploader's appeal
+    media_id = upload_via_api(server, image, reach=4)
+    assert server.cloud.wait(media_id, timeout=120).status == "SUCCEEDED"
+    assert api(server, "POST", f"/review/{media_id}/claim", "senior-reviewer")[0] == 200
+    assert api(server, "POST", f"/review/{media_id}/decision", "senior-reviewer",
+               {"action": "remove", "reason_code": "hash_match_confirmed"})[0] == 200
+    assert api(server, "POST", f"/items/{media_id}/appeal", "uploader", {"statement": "mine"})[0] == 201
+    # WHEN senior-1 opens the appeals
+    sign_in(server, page, "senior-reviewer")
+    page.get_by_role("button", name="Appeals").click()
+    card = page.locator(f'#appeals [data-appeal-id="ap-{media_id}"]')
+    # THEN their own is marked, and cannot be submitted
+    sync_api.expect(card).to_have_attribute("data-own", "true")
+    sync_api.expect(card).to_contain_text("another senior reviewer must decide it")
+    sync_api.expect(card.get_by_role("button", name="Record the decision")).to_be_disabled()
+    docs_shot(page, "console-appeals.png")
+
+
+# --- feature 3: throughput --------------------------------------------------------------------------------
+
+
+def test_keyboard_only_claim_decide_next(server, banked, image, page):
+    # GIVEN two more items waiting
+    fresh = [upload_via_api(server, image, reach=5), upload_via_api(server, image, reach=6)]
+    for media_id in fresh:
+        assert server.cloud.wait(media_id, timeout=120).status == "SUCCEEDED"
+    # WHEN a reviewer signs in with the keyboard alone
+    page.goto(f"{server.url}/")
+    page.get_by_label("Bearer token").focus()
+    page.keyboard.type(token(server, "reviewer"))
+    page.keyboard.press("Enter")
+    sync_api.expect(page.locator("#status")).to_contain_text("Signed in")
+    # AND presses n: the first task opens, claimed
+    page.keyboard.press("n")
+    sync_api.expect(page.locator("#claim-state")).to_contain_text("Claimed by you")
+    first = page.locator("#item").get_attribute("data-media-id")
+    # AND v reveals the media
+    page.keyboard.press("v")
+    sync_api.expect(page.locator("#media-toggle")).to_have_attribute("aria-pressed", "true")
+    # AND r opens the reason picker, h picks hash_match_confirmed, Enter hands back the keys
+    page.keyboard.press("r")
+    page.keyboard.press("h")
+    page.keyboard.press("Enter")
+    assert page.locator("#reason").input_value() == "hash_match_confirmed"
+    # AND 3 blurs it
+    page.keyboard.press("3")
+    # THEN it is decided and the next task opens by itself, claimed
+    sync_api.expect(page.locator("#status")).to_contain_text(f"Decided {first}: blur")
+    sync_api.expect(page.locator("#item")).not_to_have_attribute("data-media-id", first)
+    sync_api.expect(page.locator("#claim-state")).to_contain_text("Claimed by you")
+    second = page.locator("#item").get_attribute("data-media-id")
+    _, view = api(server, "GET", f"/items/{first}", "reviewer")
+    assert (view["task"]["state"], view["task"]["decision_action"]) == ("decided", "blur")
+    # WHEN they press 5 (remove) and then u within the undo window
+    page.keyboard.press("r")
+    page.keyboard.press("h")
+    page.keyboard.press("Enter")
+    page.keyboard.press("5")
+    sync_api.expect(page.locator("#undo-bar")).to_be_visible()
+    page.keyboard.press("u")
+    # THEN nothing was sent: the task is still theirs, undecided
+    sync_api.expect(page.locator("#status")).to_contain_text("undone")
+    page.wait_for_timeout(5000)
+    _, view = api(server, "GET", f"/items/{second}", "reviewer")
+    assert view["task"]["state"] == "claimed" and view["action"] != "remove"
+    assert page.problems == []
+
+
+def test_the_queue_updates_itself_and_filters(server, banked, image, page):
+    # GIVEN a reviewer looking at the queue
+    sign_in(server, page, "reviewer")
+    # WHEN a new item reaches review (nobody clicks Refresh)
+    media_id = upload_via_api(server, image, reach=7)
+    assert server.cloud.wait(media_id, timeout=120).status == "SUCCEEDED"
+    # THEN its card appears by itself
+    card = page.locator(f'#queue .task[data-media-id="{media_id}"]')
+    sync_api.expect(card).to_be_visible(timeout=30_000)
+    # AND filtering by the fast lane hides it (a normal-lane item), by its signal keeps it
+    page.get_by_label("Lane", exact=True).select_option("fast")
+    sync_api.expect(card).to_have_count(0)
+    page.get_by_label("Lane", exact=True).select_option("")
+    signal = page.locator("#filter-signal option").nth(1).get_attribute("value")
+    page.get_by_label("Signal", exact=True).select_option(signal)
+    sync_api.expect(card).to_be_visible()
+    # AND "overdue only" hides what is not overdue; sorting by SLA keeps soonest first
+    page.get_by_label("Overdue only").check()
+    sync_api.expect(card).to_have_count(0)
+    page.get_by_label("Overdue only").uncheck()
+    page.get_by_label("Sort", exact=True).select_option("sla")
+    dues = page.locator("#queue .lane-normal .task .sla").all_inner_texts()
+    assert dues, dues
+    docs_shot(page, "console-queue.png")
+    assert page.problems == []
+
+
+def test_bulk_decision_on_every_queued_match_of_one_banked_entry(server, banked, image, page):
+    # GIVEN three queued copies matching the same banked entry
+    ids = [upload_via_api(server, image, reach=8 + n) for n in range(3)]
+    for media_id in ids:
+        assert server.cloud.wait(media_id, timeout=120).status == "SUCCEEDED"
+    sign_in(server, page, "reviewer")
+    page.locator(f'#queue .task[data-media-id="{ids[0]}"]').click()
+    sync_api.expect(page.locator("#claim-state")).to_contain_text("Claimed by you")
+    # THEN the decision form offers the other queued matches of the entry
+    sync_api.expect(page.locator("#bulk-label")).to_contain_text(f"{BANK}/{ENTRY}")
+    page.get_by_label("Reason code").select_option("hash_match_confirmed")
+    page.locator("#bulk-all").check()
+    # WHEN they limit the item with the box ticked
+    page.get_by_role("button", name="Limit").click()
+    sync_api.expect(page.locator("#status")).to_contain_text("items in all", timeout=30_000)
+    # THEN every one of the three is decided, limited, by them
+    for media_id in ids:
+        _, view = api(server, "GET", f"/items/{media_id}", "reviewer")
+        assert (view["task"]["state"], view["task"]["decision_action"], view["task"]["decided_by"]) == (
+            "decided", "limit", "reviewer-1"), media_id
+    assert page.problems == []

@@ -22,6 +22,9 @@
     senior: false,
     me: null, // GET /review/me: sub, name, role, senior, admin, exposures_today
     current: null, // media id of the open item
+    tasks: [], // the last queue listing, every lane
+    bulk: [], // other queued matches of the open item's banked entries
+    pendingRemove: null, // a removal waiting out its undo window
     claimed: false, // whether the open item's task is claimed by this reviewer
   };
 
@@ -109,10 +112,10 @@
     return date.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
   }
 
-  function dueText(iso) {
-    const minutes = Math.round((new Date(iso).getTime() - Date.now()) / 60000);
-    const span = (m) => (Math.abs(m) >= 120 ? `${Math.round(Math.abs(m) / 60)} h` : `${Math.abs(m)} min`);
-    return minutes >= 0 ? `due ${when(iso)} (in ${span(minutes)})` : `overdue since ${when(iso)} (${span(minutes)})`;
+  // To the second: the audit trail is evidence.
+  function seconds(iso) {
+    if (!iso) return '-';
+    return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
   }
 
   function formatValue(value) {
@@ -156,8 +159,8 @@
     $('signin-view').hidden = true;
     $('nav').hidden = false;
     show('queue-view');
-    say(`Signed in as ${state.me.name}, ${state.me.role}.`);
     await loadQueue();
+    say(`Signed in as ${state.me.name}, ${state.me.role}.`);
   }
 
   function signOut(message) {
@@ -188,30 +191,79 @@
 
   // --- queue ---------------------------------------------------------------------------------
 
+  // The queue polls itself (no push channel exists in local mode or behind API Gateway's
+  // HTTP API); 10 s keeps a claimed card's state current without loading the API.
+  const POLL_MS = 10000;
+
   async function loadQueue() {
-    const container = $('queue');
-    const sections = [];
-    let total = 0;
-    for (const [lane, title] of LANES) {
+    const tasks = [];
+    for (const [lane] of LANES) {
       if (lane === 'escalated' && !state.senior) continue;
       const page = await api('GET', `/review/queue?lane=${lane}&limit=50`);
-      total += page.items.length;
+      tasks.push(...page.items);
+    }
+    state.tasks = tasks;
+    fillSignalFilter(tasks);
+    renderQueue();
+    $('queue-updated').textContent = `Updated ${new Date().toLocaleTimeString()}.`;
+    return tasks.length;
+  }
+
+  function fillSignalFilter(tasks) {
+    const select = $('filter-signal');
+    const wanted = select.value;
+    const names = [...new Set(tasks.flatMap((t) => t.signals || []))].sort();
+    select.replaceChildren(el('option', { value: '', text: 'Any signal' }),
+      ...names.map((name) => el('option', { value: name, text: name })));
+    select.value = names.includes(wanted) ? wanted : '';
+  }
+
+  const SORTS = {
+    priority: () => 0, // the API's order: highest priority first, then oldest
+    oldest: (a, b) => new Date(a.enqueued_at) - new Date(b.enqueued_at),
+    sla: (a, b) => new Date(a.due_at) - new Date(b.due_at),
+  };
+
+  // The tasks the filters keep, in the chosen order, lane by lane (fast first).
+  function visibleTasks() {
+    const lane = $('filter-lane').value;
+    const signal = $('filter-signal').value;
+    const age = Number($('filter-age').value || 0);
+    const overdueOnly = $('filter-overdue').checked;
+    const now = Date.now();
+    const sort = SORTS[$('queue-sort').value] || SORTS.priority;
+    const kept = state.tasks.filter((t) => (!lane || t.lane === lane)
+      && (!signal || (t.signals || []).includes(signal))
+      && (!age || now - new Date(t.enqueued_at).getTime() >= age * 60000)
+      && (!overdueOnly || new Date(t.due_at).getTime() < now));
+    const order = LANES.map(([l]) => l);
+    return kept.map((t, i) => [t, i]).sort(([a, i], [b, j]) => (order.indexOf(a.lane) - order.indexOf(b.lane))
+      || sort(a, b) || i - j).map(([t]) => t);
+  }
+
+  function renderQueue() {
+    const container = $('queue');
+    const shown = visibleTasks();
+    const sections = [];
+    for (const [lane, title] of LANES) {
+      if (lane === 'escalated' && !state.senior) continue;
+      const tasks = shown.filter((t) => t.lane === lane);
+      if (!tasks.length && $('filter-lane').value && $('filter-lane').value !== lane) continue;
       const list = el('ol', { class: 'tasks', 'aria-label': title });
-      for (const task of page.items) list.append(el('li', {}, taskButton(task)));
-      if (!page.items.length) list.append(el('li', { class: 'help', text: 'Nothing waiting.' }));
+      for (const task of tasks) list.append(el('li', {}, taskButton(task)));
+      if (!tasks.length) list.append(el('li', { class: 'help', text: 'Nothing waiting.' }));
       sections.push(el('section', { class: `lane lane-${lane}` },
-        el('h3', {}, title, el('span', { class: 'count', text: ` (${page.items.length})` })), list));
+        el('h3', {}, title, el('span', { class: 'count', text: ` (${tasks.length})` })), list));
     }
     container.replaceChildren(...sections);
-    return total;
+    tick();
   }
 
   function taskButton(task) {
-    const overdue = new Date(task.due_at).getTime() < Date.now();
     return el('button', {
       type: 'button',
-      class: `task${overdue ? ' overdue' : ''}`,
-      dataset: { mediaId: task.media_id },
+      class: 'task',
+      dataset: { mediaId: task.media_id, state: task.state },
       'aria-current': task.media_id === state.current ? 'true' : null,
       onclick: () => openItem(task.media_id).catch(fail),
     },
@@ -221,10 +273,33 @@
       el('span', { text: `risk ${risk(task.risk)}` }),
       el('span', { text: `reach ${Number(task.reach || 0).toLocaleString()}` })),
     el('span', { class: 'task-line help' },
-      el('span', { text: dueText(task.due_at) }),
+      el('span', { class: 'sla', dataset: { due: task.due_at } }),
       el('span', { class: 'task-state', text: taskState(task) }),
       task.action ? el('span', { text: `automated: ${task.action}` }) : null),
+    (task.signals || []).length ? el('span', { class: 'task-line help', text: task.signals.join(', ') }) : null,
     el('span', { class: 'task-id', text: task.media_id }));
+  }
+
+  // --- SLA countdowns ------------------------------------------------------------------------
+
+  function clock(ms) {
+    const s = Math.floor(Math.abs(ms) / 1000);
+    const pad = (n) => String(n).padStart(2, '0');
+    const h = Math.floor(s / 3600);
+    return `${h ? `${h} h ` : ''}${pad(Math.floor((s % 3600) / 60))} min ${pad(s % 60)} s`;
+  }
+
+  // Every element with data-due counts down each second and turns red once overdue.
+  function tick() {
+    const now = Date.now();
+    for (const node of document.querySelectorAll('[data-due]')) {
+      const left = new Date(node.dataset.due).getTime() - now;
+      const overdue = left < 0;
+      node.textContent = overdue ? `overdue by ${clock(left)}` : `due in ${clock(left)}`;
+      node.classList.toggle('overdue', overdue);
+      const card = node.closest('.task');
+      if (card) card.classList.toggle('overdue', overdue);
+    }
   }
 
   function taskState(task) {
@@ -237,6 +312,7 @@
   // --- item -------------------------------------------------------------------------------------
 
   async function openItem(mediaId) {
+    cancelPendingRemove();
     state.current = mediaId;
     state.claimed = false;
     hideMedia();
@@ -258,6 +334,7 @@
     }
     const view = await api('GET', `/items/${encodeURIComponent(mediaId)}`);
     renderItem(view, claimNote);
+    if (location.hash !== `#item/${mediaId}`) history.replaceState(null, '', `#item/${mediaId}`);
     $('item-title').focus();
   }
 
@@ -275,7 +352,7 @@
       ['Policy', view.policy_version],
       ['Lane', task.lane],
       ['Task', task.state],
-      ['Deadline', task.due_at && task.state !== 'decided' ? dueText(task.due_at) : null],
+      ['Deadline', task.due_at && task.state !== 'decided' ? when(task.due_at) : null],
       ['Decision', task.decision_action ? `${task.decision_action} (${task.decision_reason}) by ${task.decided_by}` : null],
     ].filter(([, value]) => value !== undefined && value !== null));
 
@@ -309,13 +386,54 @@
     const audit = view.audit || { records: 0, verified: false, events: [] };
     $('audit-summary').textContent = `${audit.records} records; hash chain ${audit.verified ? 'verified' : 'BROKEN'}.`;
     $('audit-summary').dataset.verified = String(audit.verified);
-    $('audit-events').replaceChildren(...audit.events.map((e) => el('li', {},
-      el('span', { text: `#${e.seq} ${when(e.at)} ` }), el('strong', { text: e.event }), ` by ${e.actor}`)));
+    $('audit-events').replaceChildren(...audit.events.map((e) => el('li', { dataset: { event: e.event } },
+      el('span', { text: `#${e.seq} ${seconds(e.at)} ` }), el('strong', { text: e.event }), ` by ${e.actor}`,
+      Object.keys(e.detail || {}).length ? el('span', { class: 'help', text: ` - ${formatValue(e.detail)}` }) : null)));
 
     $('claim-state').textContent = claimNote;
+    const countdown = $('item-sla');
+    countdown.hidden = !(task.due_at && task.state !== 'decided');
+    if (!countdown.hidden) countdown.dataset.due = task.due_at;
+    else delete countdown.dataset.due;
+    renderEscalation(view.escalation);
     $('reason').value = '';
     $('note').value = '';
+    renderBulk(view);
     updateActions();
+    tick();
+  }
+
+  function renderEscalation(escalation) {
+    const box = $('escalation');
+    box.hidden = !escalation;
+    if (!escalation) return;
+    const why = escalation.by === 'sla'
+      ? `The ${escalation.from_lane || ''} lane's deadline passed${escalation.due_at ? ` (${when(escalation.due_at)})` : ''}.`
+      : `Escalated by ${escalation.actor}: ${escalation.reason_code || 'no reason code'}`
+        + `${escalation.note ? ` - "${escalation.note}"` : ''}.`;
+    $('escalation-text').textContent = `${why} (${seconds(escalation.at)})`;
+  }
+
+  // --- bulk: every queued match of the same banked entry ------------------------------------
+
+  function bulkTargets(view) {
+    const entries = new Set((view.matches || []).map((m) => `${m.bank}/${m.ref}`));
+    if (!entries.size || !state.me) return [];
+    return (state.tasks || []).filter((t) => t.media_id !== view.media_id && t.state !== 'decided'
+      && (!t.claimed_by || t.claimed_by === state.me.sub || new Date(t.lease_until).getTime() < Date.now())
+      && (t.lane !== 'escalated' || state.senior)
+      && (t.matched || []).some((m) => entries.has(m)));
+  }
+
+  function renderBulk(view) {
+    const targets = bulkTargets(view);
+    state.bulk = targets.map((t) => t.media_id);
+    $('bulk').hidden = !targets.length;
+    $('bulk-all').checked = false;
+    const entries = [...new Set(targets.flatMap((t) => t.matched || []))]
+      .filter((m) => (view.matches || []).some((x) => `${x.bank}/${x.ref}` === m));
+    $('bulk-label').textContent = `Also apply the decision to the ${targets.length} other queued `
+      + `match${targets.length === 1 ? '' : 'es'} of ${entries.join(', ')}`;
   }
 
   // Sliding-window counts are estimates (floats); a person reads them as whole uploads.
@@ -423,17 +541,123 @@
     }
   }
 
-  async function decide(action) {
-    const mediaId = state.current;
+  // A removal waits this long for an undo before it is sent (the issue: confirmation or
+  // an undo window of a few seconds). Nothing reaches the API until it runs out.
+  const UNDO_MS = 4000;
+
+  function decisionBody(action) {
     const body = { action, reason_code: $('reason').value };
     const note = $('note').value.trim();
     if (note) body.note = note;
+    return body;
+  }
+
+  function requestDecision(action) {
+    const body = decisionBody(action);
+    const mediaId = state.current;
+    const bulk = $('bulk-all').checked ? [...state.bulk] : [];
+    if (action !== 'remove') return decide(mediaId, body, bulk);
+    cancelPendingRemove();
+    const until = Date.now() + UNDO_MS;
+    const pending = { mediaId, timer: null, ticker: null };
+    const bar = $('undo-bar');
+    const show = () => {
+      $('undo-text').textContent = `Removing ${mediaId}${bulk.length ? ` and ${bulk.length} more` : ''} in `
+        + `${Math.max(0, Math.ceil((until - Date.now()) / 1000))} s.`;
+    };
+    show();
+    bar.hidden = false;
+    pending.ticker = setInterval(show, 250);
+    pending.timer = setTimeout(() => {
+      clearPending(pending);
+      decide(mediaId, body, bulk).catch((error) => { updateActions(); fail(error); });
+    }, UNDO_MS);
+    state.pendingRemove = pending;
+    $('undo').focus();
+    return Promise.resolve();
+  }
+
+  function clearPending(pending) {
+    clearTimeout(pending.timer);
+    clearInterval(pending.ticker);
+    if (state.pendingRemove === pending) state.pendingRemove = null;
+    $('undo-bar').hidden = true;
+  }
+
+  function cancelPendingRemove(announce = false) {
+    const pending = state.pendingRemove;
+    if (!pending) return false;
+    clearPending(pending);
+    if (announce) say(`Removal of ${pending.mediaId} undone: nothing was sent.`, 'ok');
+    updateActions();
+    return true;
+  }
+
+  async function decide(mediaId, body, bulk = []) {
     const decision = await api('POST', `/review/${encodeURIComponent(mediaId)}/decision`, body);
-    say(`Decided ${mediaId}: ${decision.action} (${decision.reason_code}).`, 'ok');
+    let done = 1;
+    for (const other of bulk) {
+      try {
+        await api('POST', `/review/${encodeURIComponent(other)}/claim`);
+        await api('POST', `/review/${encodeURIComponent(other)}/decision`, body);
+        done += 1;
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error; // a taken or decided task is skipped
+      }
+    }
+    say(`Decided ${mediaId}: ${decision.action} (${decision.reason_code})`
+      + `${bulk.length ? `; ${done} items in all` : ''}.`, 'ok');
     state.claimed = false;
-    const view = await api('GET', `/items/${encodeURIComponent(mediaId)}`);
-    renderItem(view, action === 'escalate' ? 'Escalated to senior reviewers.' : 'Decided.');
     await loadQueue();
+    // The next task opens by itself; the one just decided stays reachable by its URL.
+    const next = nextTask(mediaId);
+    if (next) await openItem(next.media_id);
+    else {
+      const view = await api('GET', `/items/${encodeURIComponent(mediaId)}`);
+      renderItem(view, body.action === 'escalate' ? 'Escalated to senior reviewers.' : 'Decided. The queue is empty.');
+    }
+  }
+
+  // The first task after ``fromId`` in the queue as shown that is free for this reviewer.
+  function nextTask(fromId) {
+    const tasks = visibleTasks().filter((t) => t.state !== 'decided'
+      && (!t.claimed_by || t.claimed_by === state.me.sub || new Date(t.lease_until).getTime() < Date.now()));
+    const at = tasks.findIndex((t) => t.media_id === fromId);
+    return tasks.slice(at + 1).concat(tasks.slice(0, Math.max(at, 0))).find((t) => t.media_id !== fromId) || null;
+  }
+
+  // --- keyboard ----------------------------------------------------------------------------------
+
+  const ACTION_KEYS = { 1: 'approve', 2: 'label', 3: 'blur', 4: 'limit', 5: 'remove', 6: 'escalate' };
+
+  function onKey(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey || !state.token) return;
+    const target = event.target;
+    const typing = target instanceof HTMLElement && (['INPUT', 'TEXTAREA', 'SELECT'].includes(target.tagName)
+      || target.isContentEditable);
+    if (event.key === 'Escape' && cancelPendingRemove(true)) { event.preventDefault(); return; }
+    if (typing || $('queue-view').hidden) return;
+    const key = event.key.toLowerCase();
+    if (key === 'n' || key === 'j') {
+      const next = nextTask(state.current);
+      if (next) openItem(next.media_id).catch(fail);
+      else say('Nothing else is waiting.');
+    } else if (key === 'v') {
+      toggleMedia();
+    } else if (key === 'r') {
+      $('reason').focus();
+    } else if (key === 'u') {
+      cancelPendingRemove(true);
+    } else if (ACTION_KEYS[key]) {
+      const button = document.querySelector(`#decide-form [data-action="${ACTION_KEYS[key]}"]`);
+      if (button && !button.disabled) button.click();
+      else say(`${ACTION_KEYS[key]}: not available (claim the task and choose a reason that justifies it).`);
+    } else if (key === '?') {
+      $('shortcuts').open = !$('shortcuts').open;
+    } else {
+      return;
+    }
+    event.preventDefault();
   }
 
   // --- appeals ------------------------------------------------------------------------------------------
@@ -474,9 +698,16 @@
     el('div', { class: 'actions' },
       el('button', { type: 'submit', text: 'Record the decision' }),
       el('button', { type: 'button', text: 'Open the item', onclick: () => { show('queue-view'); openItem(appeal.media_id).catch(fail); } })));
-    return el('article', { class: 'card appeal', dataset: { appealId: id } },
+    // An appeal against your own decision is someone else's to decide (the API refuses it too).
+    const own = state.me && appeal.original_decider === state.me.sub;
+    if (own) {
+      for (const control of form.querySelectorAll('select, textarea, button[type="submit"]')) control.disabled = true;
+    }
+    return el('article', { class: `card appeal${own ? ' own' : ''}`, dataset: { appealId: id, own: String(own) } },
       el('h3', { text: `Appeal of ${appeal.appealed_action} on ${appeal.media_id}` }),
       el('p', { class: 'help', text: `Opened ${when(appeal.created_at)}; decided by ${appeal.original_decider}.` }),
+      own ? el('p', { class: 'own-note', text: 'This appeals your own decision: another senior reviewer must decide it.' })
+        : null,
       el('blockquote', { text: appeal.statement }),
       form);
   }
@@ -578,9 +809,22 @@
     for (const button of document.querySelectorAll('#decide-form [data-action]')) {
       button.addEventListener('click', () => {
         button.disabled = true;
-        decide(button.dataset.action).catch((error) => { updateActions(); fail(error); });
+        requestDecision(button.dataset.action).catch((error) => { updateActions(); fail(error); });
       });
     }
+    $('undo').addEventListener('click', () => cancelPendingRemove(true));
+    // Enter in the reason picker hands the keyboard back to the shortcuts.
+    $('reason').addEventListener('keydown', (event) => {
+      if (event.key === 'Enter') { event.preventDefault(); $('item-title').focus(); }
+    });
+    for (const id of ['filter-lane', 'filter-signal', 'filter-age', 'filter-overdue', 'queue-sort']) {
+      $(id).addEventListener('change', renderQueue);
+    }
+    document.addEventListener('keydown', onKey);
+    setInterval(tick, 1000);
+    setInterval(() => {
+      if (state.token && !document.hidden && !$('queue-view').hidden) loadQueue().catch(fail);
+    }, POLL_MS);
     $('item-title').tabIndex = -1;
     updateActions();
 

@@ -41,6 +41,11 @@ class Task(BaseModel):
     decision_action: str | None = None
     decision_reason: str | None = None
     decision_note: str | None = None
+    # Filled by the queue listing from the item (not stored on the task): the signals that
+    # contributed and the bank entries matched, so the console can filter by signal and
+    # act on every queued match of one banked entry.
+    signals: list[str] | None = None
+    matched: list[str] | None = None  # "bank/ref"
 
     def overdue(self, now: datetime) -> bool:
         return self.state != "decided" and self.due_at < now
@@ -117,11 +122,30 @@ class MediaLink(BaseModel):
     source: Literal["live", "evidence"] = "live"
 
 
+# Detail fields a reviewer reads in the trail: codes, the reviewer's own note, outcomes.
+# Keys, hashes and statements' digests stay out of the console.
+AUDIT_DETAIL_KEYS = ("action", "enforced_action", "reason_code", "reason", "note", "outcome", "by", "from_lane",
+                     "lane", "appeal_id", "appealed_action", "source", "strike", "due_at")
+
+
 class AuditEntry(BaseModel):
     seq: int
     at: str
     actor: str
     event: str
+    detail: dict[str, Any] = {}
+
+
+class Escalation(BaseModel):
+    """Why a task is in the escalated lane (for the senior reviewers who take it)."""
+
+    by: str  # "sla" (deadline passed) or "reviewer"
+    actor: str
+    at: str
+    reason_code: str | None = None
+    note: str | None = None
+    from_lane: str | None = None
+    due_at: str | None = None
 
 
 class AuditSummary(BaseModel):
@@ -149,6 +173,7 @@ class ItemView(BaseModel):
     scored_history: dict[str, Any] | None = None
     media: MediaLink | None = None
     task: Task | None = None
+    escalation: Escalation | None = None  # senior reviewers only
     audit: AuditSummary
 
 

@@ -24,9 +24,11 @@ from mediaguard.decisions.review.appeals import (
     appeal_id_for,
 )
 from mediaguard.decisions.review.models import (
+    AUDIT_DETAIL_KEYS,
     AuditEntry,
     AuditSummary,
     DecisionRequest,
+    Escalation,
     ItemView,
     Lane,
     MatchView,
@@ -51,6 +53,17 @@ from mediaguard.ports import Deps
 logger = Logger(service="mediaguard", child=True)
 
 
+def _escalation(records: list[Any]) -> Escalation | None:
+    """The latest ``review_escalated`` record, read for the seniors who take the task."""
+    last = next((r for r in reversed(records) if r.event == "review_escalated"), None)
+    if last is None:
+        return None
+    detail = last.detail or {}
+    return Escalation(by=detail.get("by", "unknown"), actor=last.actor, at=last.at,
+                      reason_code=detail.get("reason_code"), note=detail.get("note"),
+                      from_lane=detail.get("from_lane"), due_at=detail.get("due_at"))
+
+
 def exposure_chain(sub: str, at: datetime) -> str:
     """The audit chain of one reviewer's reveals on one UTC day: ``exposure:<sub>:<date>``."""
     return f"exposure:{sub}:{at.date().isoformat()}"
@@ -73,7 +86,15 @@ class ReviewService:
     def queue(self, caller: Caller, lane: Lane, limit: int) -> QueuePage:
         """Open tasks of one lane, highest priority first (senior reviewers only for escalated)."""
         caller.require("senior-reviewer" if lane == "escalated" else "reviewer")
-        return QueuePage(items=self.tasks.queue(lane, limit))
+        tasks = self.tasks.queue(lane, limit)
+        # One GetItem per listed task (at most ``limit``, 100): the signals and bank entries
+        # the console filters and groups by live on the item, not on the task.
+        for task in tasks:
+            item = self.deps.items.get(task.media_id) or {}
+            task.signals = [s["name"] for s in item.get("signals") or [] if s.get("contribution", 0) > 0]
+            task.matched = sorted({f"{m['bank']}/{m['ref']}" for m in item.get("matches") or []
+                                   if m.get("bank") and m.get("ref")})
+        return QueuePage(items=tasks)
 
     def claim(self, caller: Caller, media_id: str) -> Task:
         """Take (or renew) the lease on a task; 409 while another reviewer's lease runs."""
@@ -176,8 +197,11 @@ class ReviewService:
             scored_history=(item.get("score_inputs") or {}).get("history"),
             media=media,
             task=self.tasks.get(media_id),
+            escalation=_escalation(records) if caller.senior else None,
             audit=AuditSummary(records=len(records), verified=not audit.verify(records),
-                               events=[AuditEntry(seq=r.seq, at=r.at, actor=r.actor, event=r.event)
+                               events=[AuditEntry(seq=r.seq, at=r.at, actor=r.actor, event=r.event,
+                                                  detail={k: r.detail[k] for k in AUDIT_DETAIL_KEYS
+                                                          if (r.detail or {}).get(k) is not None})
                                        for r in records]),
         )
 
