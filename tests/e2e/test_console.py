@@ -93,6 +93,8 @@ def page(browser):
     # A CSP violation (anything not from this origin, an inline style) is reported on the
     # console. (Expected refusals, such as a reviewer's 403 on the appeals list, are not.)
     page.on("console", lambda message: "Content Security Policy" in message.text and page.problems.append(message.text))
+    if os.environ.get("MEDIAGUARD_E2E_CONSOLE_LOG") == "1":
+        page.on("console", lambda message: print("console:", message.text))
     yield page
     context.close()
 
@@ -395,7 +397,7 @@ def test_a_reviewer_sees_a_restricted_live_stream_and_clears_it(server, page):
     card.get_by_label("Reason code").fill("licensed_voice")
     card.get_by_role("button", name="Clear").click()
     # THEN it is live again and leaves the restricted list
-    sync_api.expect(page.locator("#status")).to_contain_text("now live")
+    sync_api.expect(page.locator("#status")).to_contain_text("now live", timeout=15_000)
     sync_api.expect(card).to_have_count(0)
     assert store.get("e2e0stream01").stream.state == "live"
     assert page.problems == []
@@ -528,7 +530,7 @@ def test_sla_counts_down_each_second_and_turns_red_when_overdue(server, waiting,
     # THEN the countdown says overdue, in the danger colour
     sync_api.expect(sla).to_contain_text("overdue by")
     assert "overdue" in card.get_attribute("class")
-    assert sla.evaluate("n => getComputedStyle(n).color") == "rgb(180, 35, 24)"  # --danger
+    sync_api.expect(sla).to_have_css("color", "rgb(180, 35, 24)")  # --danger
 
 
 def test_seniors_see_why_a_task_was_escalated(server, banked, image, page):
@@ -677,4 +679,46 @@ def test_bulk_decision_on_every_queued_match_of_one_banked_entry(server, banked,
         _, view = api(server, "GET", f"/items/{media_id}", "reviewer")
         assert (view["task"]["state"], view["task"]["decision_action"], view["task"]["decided_by"]) == (
             "decided", "limit", "reviewer-1"), media_id
+    assert page.problems == []
+
+
+# --- feature 4: reviewer wellness -------------------------------------------------------------------------
+
+
+def test_wellness_settings_persist_reblur_and_remind_of_a_break(server, banked, image, page):
+    media_id = upload_via_api(server, image, reach=20)
+    assert server.cloud.wait(media_id, timeout=120).status == "SUCCEEDED"
+    # GIVEN a reviewer who sets a lighter blur, greyscale kept after a reveal, a re-blur
+    # after 2 s and a break reminder at every reveal
+    sign_in(server, page, "reviewer")
+    page.locator("#wellness summary").click()
+    page.eval_on_selector("#w-blur", "n => { n.value = '12'; n.dispatchEvent(new Event('change')); }")
+    page.get_by_label("Keep greyscale after reveal").check()
+    page.get_by_label("Blur again after (s, 0 never)").fill("2")
+    page.get_by_label("Break reminder every (reveals, 0 never)").fill("1")
+    page.get_by_label("Break reminder every (reveals, 0 never)").dispatch_event("change")
+    # WHEN they open an item
+    page.locator(f'#queue .task[data-media-id="{media_id}"]').click()
+    sync_api.expect(page.locator("#item")).to_have_attribute("data-media-id", media_id)
+    img = page.locator("#media-img")
+    # THEN the blur is theirs
+    assert "blur(12px)" in img.evaluate("i => getComputedStyle(i).filter")
+    # WHEN they reveal it
+    page.locator("#media-toggle").click()
+    # THEN it stays greyscale (no blur), the server counts the reveal, a break is suggested
+    sync_api.expect(page.locator("#media-toggle")).to_have_attribute("aria-pressed", "true")
+    shown = img.evaluate("i => getComputedStyle(i).filter")
+    assert "grayscale(1)" in shown and "blur(0px)" in shown, shown
+    sync_api.expect(page.locator("#break-reminder")).to_be_visible()
+    _, me = api(server, "GET", "/review/me", "reviewer")
+    sync_api.expect(page.locator("#exposures")).to_contain_text(f"{me['exposures_today']} reveal")
+    sync_api.expect(page.locator("#break-text")).to_contain_text(f"revealed {me['exposures_today']} items today")
+    # AND 2 s later it is blurred again by itself
+    sync_api.expect(page.locator("#media-toggle")).to_have_attribute("aria-pressed", "false", timeout=5000)
+    sync_api.expect(page.locator("#media-state")).to_contain_text("Blurred again automatically")
+    # AND the settings survive a reload, for this reviewer
+    page.reload()
+    sync_api.expect(page.locator("#whoami")).to_have_text("reviewer-1 (reviewer)")
+    assert page.locator("#w-blur").input_value() == "12"
+    assert page.locator("#w-reveal-grey").is_checked()
     assert page.problems == []

@@ -72,6 +72,8 @@ CONSOLE_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    # The console's ES modules (app.js imports them).
+    **{f"/{name}.js": (f"{name}.js", "text/javascript; charset=utf-8") for name in ("lib", "wellness", "search")},
     "/style.css": ("style.css", "text/css; charset=utf-8"),
     "/upload": ("upload.html", "text/html; charset=utf-8"),
     "/upload.js": ("upload.js", "text/javascript; charset=utf-8"),
