@@ -722,3 +722,53 @@ def test_wellness_settings_persist_reblur_and_remind_of_a_break(server, banked, 
     assert page.locator("#w-blur").input_value() == "12"
     assert page.locator("#w-reveal-grey").is_checked()
     assert page.problems == []
+
+
+# --- feature 2: finding past work -------------------------------------------------------------------------
+
+
+def test_finding_past_work_by_hash_action_day_and_item_url(server, banked, image, page):
+    # GIVEN an item a reviewer limited today, with a note
+    media_id = upload_via_api(server, image, reach=30)
+    assert server.cloud.wait(media_id, timeout=120).status == "SUCCEEDED"
+    assert api(server, "POST", f"/review/{media_id}/claim", "reviewer")[0] == 200
+    assert api(server, "POST", f"/review/{media_id}/decision", "reviewer",
+               {"action": "limit", "reason_code": "hash_match_confirmed", "note": "same as case 42"})[0] == 200
+    sha = server.cloud.item(media_id)["sha256"]
+    # WHEN a reviewer searches by the original's hash and the action in force
+    sign_in(server, page, "reviewer")
+    page.get_by_role("button", name="Find").click()
+    page.get_by_label("Hash (SHA-256 or PDQ hex)").fill(sha)
+    page.get_by_label("Action in force").select_option("limit")
+    page.get_by_role("button", name="Search").click()
+    # THEN the item is found, with its decision, and the answer says how it was searched
+    row = page.locator(f'#search-results tr[data-media-id="{media_id}"]')
+    sync_api.expect(row).to_contain_text("limit (hash_match_confirmed) by reviewer-1")
+    sync_api.expect(page.locator("#search-note")).to_contain_text("Searched")
+    # AND today's decisions list it (one Query on the day's chain)
+    sync_api.expect(page.locator(f'#decided-list tr[data-media-id="{media_id}"]')).to_be_visible()
+    # AND by media id it is found with one read
+    page.get_by_label("Hash (SHA-256 or PDQ hex)").fill("")
+    page.get_by_label("Action in force").select_option("")
+    page.get_by_label("Media id").fill(media_id)
+    page.get_by_role("button", name="Search").click()
+    sync_api.expect(page.locator("#search-note")).to_contain_text("Found by id")
+    docs_shot(page, "console-find.png")
+    # WHEN they follow its link
+    row.get_by_role("link").click()
+    # THEN the item's own URL opens it, and its trail shows reason, note, actor and time to the second
+    sync_api.expect(page).to_have_url(f"{server.url}/#item/{media_id}")
+    sync_api.expect(page.locator("#item")).to_have_attribute("data-media-id", media_id)
+    record = page.locator('#audit-events li[data-event="review_decided"]')
+    text = record.text_content()
+    import re
+
+    assert "hash_match_confirmed" in text and "same as case 42" in text and "reviewer:reviewer-1" in text
+    assert re.search(r"\d{1,2}:\d{2}:\d{2}", text), text
+    # AND the URL works from a fresh tab (after sign-in)
+    fresh = page.context.new_page()
+    fresh.goto(f"{server.url}/#item/{media_id}")
+    fresh.get_by_label("Bearer token").fill(token(server, "reviewer"))
+    fresh.get_by_role("button", name="Sign in").click()
+    sync_api.expect(fresh.locator("#item")).to_have_attribute("data-media-id", media_id)
+    assert page.problems == []

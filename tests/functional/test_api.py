@@ -280,6 +280,31 @@ def test_me_names_the_caller_and_reveals_are_recorded_apart_from_opens(stack, ca
     assert call("POST", "/items/reveal001/reveal", claims=UPLOADER)[0] == 403
 
 
+def test_search_finds_by_id_with_a_get_and_otherwise_by_a_bounded_scan(stack, call):
+    # GIVEN two items in review, one of which Alice limits
+    scored_into_review(stack, "find0001", risk=0.5, reach=10)
+    scored_into_review(stack, "find0002", risk=0.5, reach=10)
+    assert call("POST", "/review/find0001/claim", claims=ALICE)[0] == 200
+    assert call("POST", "/review/find0001/decision", claims=ALICE,
+                body={"action": "limit", "reason_code": "newsworthy"})[0] == 200
+    # WHEN a reviewer searches by id THEN one GetItem answers
+    status, page = call("GET", "/review/search", claims=ALICE, query={"media_id": "find0001"})
+    assert status == 200 and page["method"] == "get" and [h["media_id"] for h in page["items"]] == ["find0001"]
+    assert page["items"][0]["decision_action"] == "limit" and page["items"][0]["decided_by"] == "alice"
+    # WHEN by action in force THEN a Scan answers, saying how much it read
+    status, page = call("GET", "/review/search", claims=ALICE, query={"action": "limit"})
+    assert status == 200 and page["method"] == "scan" and page["scanned"] >= 2 and not page["truncated"]
+    assert "find0001" in [h["media_id"] for h in page["items"]]
+    assert "find0002" not in [h["media_id"] for h in page["items"]]
+    # AND today's decisions (one Query on the day's chain) list it first
+    from datetime import UTC, datetime
+
+    status, page = call("GET", "/review/decided", claims=ALICE, query={"day": datetime.now(UTC).date().isoformat()})
+    assert status == 200 and page["method"] == "query" and page["items"][0]["media_id"] == "find0001"
+    # AND an uploader may not search
+    assert call("GET", "/review/search", claims=UPLOADER, query={"action": "limit"})[0] == 403
+
+
 def test_no_token_is_401_and_the_wrong_role_is_403(stack, call):
     scored_into_review(stack, "roles0001", risk=0.88, reach=10)
     assert call("GET", "/review/queue", claims=None) == (401, {"reason": "unauthorized",

@@ -12,6 +12,9 @@ GET      /items/{media_id}                     reviewer         item view; 5-min
 POST     /items/{media_id}/reveal              reviewer         reveal receipt: the media was un-blurred
                                                                 (audited as media_revealed)
 GET      /review/me                            reviewer         who is signed in: name, roles, exposures today
+GET      /review/search?media_id=|sha256=&     reviewer         {items, method, scanned, truncated}: by id a
+         uploader=&action=&since=&until=                        GetItem; otherwise a bounded Scan (2,000 items)
+GET      /review/decided?day=YYYY-MM-DD        reviewer         that day's decisions, newest first (one Query)
 POST     /review/{media_id}/decision           reviewer         decision
 POST     /items/{media_id}/appeal              the uploader     appeal receipt (201)
 GET      /appeals?state=open|decided           senior-reviewer  {items: [appeal]}
@@ -82,6 +85,7 @@ from mediaguard.decisions.review.models import (
     QueuePage,
     RevealReceipt,
     ReviewDecision,
+    SearchPage,
     Task,
 )
 from mediaguard.decisions.review.reasons import APPEAL_REASONS, REVIEW_REASONS, reason_table
@@ -260,6 +264,27 @@ def get_item(media_id: Annotated[str, Path(pattern=MEDIA_ID)]) -> ItemView:
 @app.post("/items/<media_id>/reveal", summary="Record that the caller un-blurred the item's media")
 def reveal(media_id: Annotated[str, Path(pattern=MEDIA_ID)]) -> RevealReceipt:
     return _svc().reveal(caller(), media_id)
+
+
+@app.get("/review/search", summary="Find items by id, hash, uploader, action in force, day received")
+def search(media_id: Annotated[str | None, Query(pattern=MEDIA_ID)] = None,
+           sha256: Annotated[str | None, Query(pattern=r"^[0-9a-fA-F]{64}$")] = None,
+           uploader: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+           action: Annotated[str | None, Query(pattern=r"^[a-z_]{1,20}$")] = None,
+           since: Annotated[datetime | None, Query()] = None,
+           until: Annotated[datetime | None, Query()] = None,
+           limit: Annotated[int, Query(ge=1, le=100)] = 50) -> SearchPage:
+    return _svc().search(caller(), media_id=media_id, sha256=sha256, uploader=uploader, action=action,
+                         since=_utc(since), until=_utc(until), limit=limit)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+@app.get("/review/decided", summary="One UTC day's reviewer decisions, newest first")
+def decided(day: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]) -> SearchPage:
+    return _svc().decided(caller(), day)
 
 
 @app.get("/review/me", summary="Who is signed in: name, roles, today's exposure count")

@@ -10,6 +10,7 @@ import {
   $, ApiError, api, el, facts, formatValue, number, risk, say, seconds, state, when,
 } from './lib.js';
 import * as wellness from './wellness.js';
+import * as find from './search.js';
 
 const TOKEN_KEY = 'mediaguard.token';
 const LANES = [
@@ -56,6 +57,7 @@ async function signIn(token) {
   show('queue-view');
   await loadQueue();
   say(`Signed in as ${state.me.name}, ${state.me.role}.`);
+  await openFromHash();
 }
 
 function signOut(message) {
@@ -68,6 +70,7 @@ function signOut(message) {
   $('queue-view').hidden = true;
   $('appeals-view').hidden = true;
   $('streams-view').hidden = true;
+  $('find-view').hidden = true;
   $('item').hidden = true;
   $('item-empty').hidden = false;
   $('media-img').removeAttribute('src');
@@ -687,6 +690,13 @@ async function moderateStream(streamId, decision, reasonCode) {
   await loadStreams();
 }
 
+async function openFromHash() {
+  const match = /^#item\/([A-Za-z0-9_-]{1,80})$/.exec(location.hash);
+  if (!match || !state.token || match[1] === state.current) return;
+  show('queue-view');
+  await openItem(match[1]);
+}
+
 // --- wiring ----------------------------------------------------------------------------------------------
 
 async function boot() {
@@ -705,6 +715,10 @@ async function boot() {
   $('tab-queue').addEventListener('click', () => { show('queue-view'); loadQueue().catch(fail); });
   $('tab-appeals').addEventListener('click', () => { show('appeals-view'); loadAppeals().catch(fail); });
   $('tab-streams').addEventListener('click', () => { show('streams-view'); loadStreams().catch(fail); });
+  $('tab-find').addEventListener('click', () => { show('find-view'); find.loadDecided().catch(fail); });
+  find.wire(fail);
+  // A URL per item: #item/<media id> opens it (claiming it if it is still open).
+  window.addEventListener('hashchange', () => openFromHash().catch(fail));
   $('refresh-streams').addEventListener('click', () => loadStreams().catch(fail));
   $('stream-state').addEventListener('change', () => loadStreams().catch(fail));
   $('media-toggle').addEventListener('click', toggleMedia);

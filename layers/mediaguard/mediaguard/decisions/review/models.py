@@ -196,3 +196,28 @@ class Me(BaseModel):
     senior: bool
     admin: bool
     exposures_today: int
+
+
+class SearchHit(BaseModel):
+    """One item found by the console's search (or listed as decided)."""
+
+    media_id: str
+    status: str | None = None
+    action: str | None = None
+    risk: float | None = None
+    received_at: str | None = None
+    task_state: str | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_action: str | None = None
+    decision_reason: str | None = None
+
+
+class SearchPage(BaseModel):
+    items: list[SearchHit]
+    # How the answer was found: "get" (one GetItem), "query" (one audit chain) or "scan"
+    # (a Scan of the media table, stopped after ``scanned`` items; ``truncated`` when more
+    # remained unexamined).
+    method: Literal["get", "query", "scan"]
+    scanned: int = 0
+    truncated: bool = False

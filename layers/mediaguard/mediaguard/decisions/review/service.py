@@ -37,6 +37,8 @@ from mediaguard.decisions.review.models import (
     QueuePage,
     RevealReceipt,
     ReviewDecision,
+    SearchHit,
+    SearchPage,
     SignalView,
     Task,
     utcnow,
@@ -62,6 +64,18 @@ def _escalation(records: list[Any]) -> Escalation | None:
     return Escalation(by=detail.get("by", "unknown"), actor=last.actor, at=last.at,
                       reason_code=detail.get("reason_code"), note=detail.get("note"),
                       from_lane=detail.get("from_lane"), due_at=detail.get("due_at"))
+
+
+# A search without a media id Scans the media table (it has no index by hash, uploader,
+# action or date): pages of 200, at most 2,000 items examined per request. Beyond that the
+# answer says ``truncated`` and the console says so; a deployment with millions of items
+# would add a GSI (action + received_at) rather than raise this.
+SCAN_PAGE, SCAN_MAX = 200, 2000
+
+
+def decisions_chain(day: str) -> str:
+    """The audit chain listing every reviewer decision of one UTC day: ``decisions:<date>``."""
+    return f"decisions:{day}"
 
 
 def exposure_chain(sub: str, at: datetime) -> str:
@@ -156,6 +170,9 @@ class ReviewService:
                                       "note": request.note, "lane": decided.lane, "risk": decided.risk,
                                       "waited_s": round((now - decided.enqueued_at).total_seconds()),
                                       "strike": strike})
+        # The day's list of decisions (the console's "decided" view) is one Query, no Scan.
+        self.deps.items.append_audit(decisions_chain(now.date().isoformat()), caller.actor, "review_decided",
+                                     {"media_id": media_id, "action": request.action, "reason_code": reason})
         logger.info("review decided", extra={"media_id": media_id, "action": request.action, "reason_code": reason})
         return ReviewDecision(media_id=media_id, action=request.action, enforced_action=enforced, reason_code=reason,
                         note=request.note, decided_by=caller.sub, decided_at=now, lane=decided.lane)
@@ -245,6 +262,77 @@ class ReviewService:
                                      {"media_id": media_id})
         return RevealReceipt(media_id=media_id, revealed_by=caller.sub, revealed_at=now,
                              exposures_today=self.exposures_today(caller))
+
+    # -- finding past work ----------------------------------------------------------------
+    def _hit(self, media_id: str, item: dict[str, Any] | None) -> SearchHit:
+        item = item or {}
+        task = self.tasks.get(media_id)
+        received = item.get("received_at")
+        return SearchHit(media_id=media_id, status=item.get("status"), action=item.get("action"),
+                         risk=item.get("risk"), received_at=received.isoformat() if isinstance(received, datetime)
+                         else received, task_state=task.state if task else None,
+                         decided_by=task.decided_by if task else None, decided_at=task.decided_at if task else None,
+                         decision_action=task.decision_action if task else None,
+                         decision_reason=task.decision_reason if task else None)
+
+    def search(self, caller: Caller, *, media_id: str | None = None, sha256: str | None = None,
+               uploader: str | None = None, action: str | None = None, since: datetime | None = None,
+               until: datetime | None = None, limit: int = 50) -> SearchPage:
+        """Items by id (a GetItem), or by hash (sha256 of the original or the sanitized
+        copy, or the PDQ hex), uploader (the console's pseudonymous ref, or the id), action
+        in force and the day received: a bounded Scan (see ``SCAN_MAX``)."""
+        caller.require("reviewer")
+        if media_id:
+            item = self.deps.items.get(media_id)
+            return SearchPage(items=[self._hit(media_id, item)] if item else [], method="get")
+        wanted = (sha256 or "").lower() or None
+        ref = (uploader or "").strip() or None
+        hits: list[SearchHit] = []
+        scanned, start = 0, None
+        while scanned < SCAN_MAX and len(hits) < limit:
+            page, start = self.deps.items.scan_page(SCAN_PAGE, start)
+            scanned += len(page)
+            for item in page:
+                if self._matches(item, wanted, ref, action, since, until):
+                    hits.append(self._hit(item["media_id"], item))
+                    if len(hits) >= limit:
+                        break
+            if start is None:
+                break
+        return SearchPage(items=hits, method="scan", scanned=scanned, truncated=start is not None)
+
+    def _matches(self, item: dict[str, Any], sha256: str | None, ref: str | None, action: str | None,
+                 since: datetime | None, until: datetime | None) -> bool:
+        if sha256 and sha256 not in {str(item.get(k) or "").lower() for k in ("sha256", "sanitized_sha256", "pdq")}:
+            return False
+        if action and item.get("action") != action:
+            return False
+        received = item.get("received_at")
+        if isinstance(received, str):
+            received = datetime.fromisoformat(received.replace("Z", "+00:00"))
+        if (since or until) and not isinstance(received, datetime):
+            return False
+        if since and received < since:
+            return False
+        if until and received >= until:
+            return False
+        if ref:
+            who = item.get("uploader")
+            if who is None:
+                return False
+            key = self.history.key_of(str(who)) if self.history else ""
+            if ref not in (who,) and not (len(ref) >= 6 and key.startswith(ref.lower())):
+                return False
+        return True
+
+    def decided(self, caller: Caller, day: str) -> SearchPage:
+        """Every reviewer decision of one UTC day, newest first (one Query on the day's chain)."""
+        caller.require("reviewer")
+        records = self.deps.items.audit_chain(decisions_chain(day))
+        seen: dict[str, None] = {}
+        for record in reversed(records):
+            seen.setdefault(str((record.detail or {}).get("media_id")), None)
+        return SearchPage(items=[self._hit(m, self.deps.items.get(m)) for m in seen if m != "None"], method="query")
 
     def exposures_today(self, caller: Caller) -> int:
         """How many reveals the caller made today (UTC)."""
