@@ -774,3 +774,44 @@ def test_finding_past_work_by_hash_action_day_and_item_url(server, banked, image
     fresh.get_by_role("button", name="Sign in").click()
     sync_api.expect(fresh.locator("#item")).to_have_attribute("data-media-id", media_id)
     assert page.problems == []
+
+
+# --- feature 5 (part): video and audio ----------------------------------------------------------------------
+
+
+def test_a_video_plays_blurred_under_its_poster_until_revealed(server, page, tmp_path):
+    import subprocess
+
+    # GIVEN a 2-second video with a sound track, uploaded and through the pipeline
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=10",
+                    "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "2", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "-movflags", "+faststart", str(clip)],
+                   check=True, timeout=60)
+    data = clip.read_bytes()
+    status, grant = api(server, "POST", "/v1/uploads", "uploader",
+                        {"content_type": "video/mp4", "content_length": len(data)})
+    assert status == 201, grant
+    stored = requests.post(grant["upload"]["url"], data=grant["upload"]["fields"],
+                           files={"file": ("clip.mp4", data, "video/mp4")}, timeout=30)
+    assert stored.status_code == 204, stored.text
+    media_id = grant["media_id"]
+    assert server.cloud.wait(media_id, timeout=180).status == "SUCCEEDED"
+    # WHEN a reviewer opens it by its URL
+    page.goto(f"{server.url}/#item/{media_id}")
+    page.get_by_label("Bearer token").fill(token(server, "reviewer"))
+    page.get_by_role("button", name="Sign in").click()
+    sync_api.expect(page.locator("#item")).to_have_attribute("data-media-id", media_id)
+    # THEN the sanitized video is there, with its poster, blurred and greyscale, and it loads
+    video = page.locator("#media-video")
+    sync_api.expect(video).to_be_visible()
+    assert video.get_attribute("poster")
+    assert "blur" in video.evaluate("v => getComputedStyle(v).filter")
+    page.wait_for_function("() => document.getElementById('media-video').readyState >= 1", timeout=30_000)
+    assert 1.5 <= video.evaluate("v => v.duration") <= 2.5
+    sync_api.expect(page.locator("#media-kind")).to_contain_text("frames analysed")
+    sync_api.expect(page.locator("#media-kind")).to_contain_text("audio: aac")
+    # WHEN they reveal it THEN it plays unblurred
+    page.locator("#media-toggle").click()
+    assert "blur(0px)" in video.evaluate("v => getComputedStyle(v).filter")
+    assert page.problems == []

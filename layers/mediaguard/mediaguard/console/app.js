@@ -255,12 +255,7 @@ function renderItem(view, claimNote) {
     ['Decision', task.decision_action ? `${task.decision_action} (${task.decision_reason}) by ${task.decided_by}` : null],
   ].filter(([, value]) => value !== undefined && value !== null));
 
-  const img = $('media-img');
-  const hasMedia = Boolean(view.media && view.media.url);
-  $('media').hidden = !hasMedia;
-  $('media-none').hidden = hasMedia;
-  if (hasMedia) img.src = view.media.url;
-  else img.removeAttribute('src');
+  renderMedia(view);
 
   const signals = $('signals').tBodies[0];
   signals.replaceChildren(...(view.signals || []).map((s) => el('tr', {},
@@ -300,6 +295,48 @@ function renderItem(view, claimNote) {
   renderBulk(view);
   updateActions();
   tick();
+}
+
+// A still shows in the reveal frame; a video's poster does, and the video plays below it,
+// blurred until revealed; audio gets a player (nothing to blur).
+function renderMedia(view) {
+  const img = $('media-img');
+  const video = $('media-video');
+  const audio = $('media-audio');
+  const url = view.media && view.media.url;
+  const kind = view.media_type || 'image';
+  $('media').hidden = !url;
+  $('media-none').hidden = Boolean(url);
+  video.hidden = !(url && kind === 'video');
+  audio.hidden = !(url && kind === 'audio');
+  $('media-toggle').hidden = Boolean(url && kind === 'audio');
+  for (const player of [video, audio]) {
+    player.pause();
+    player.removeAttribute('src');
+    player.removeAttribute('poster');
+  }
+  img.removeAttribute('src');
+  if (!url) return;
+  if (kind === 'video') {
+    video.src = url;
+    if (view.poster) {
+      video.poster = view.poster.url;
+      img.src = view.poster.url;
+    }
+  } else if (kind === 'audio') {
+    audio.src = url;
+  } else {
+    img.src = url;
+  }
+  const frames = view.frames || {};
+  const track = view.audio || {};
+  $('media-kind').textContent = [
+    kind,
+    frames.count ? `${frames.count} frames analysed (${frames.method}${frames.truncated ? ', truncated' : ''})` : null,
+    frames.duration_s ? `${Number(frames.duration_s).toFixed(1)} s` : null,
+    track.present ? `audio: ${track.codec}, ${Number(track.duration_s || 0).toFixed(1)} s` : null,
+    view.stream_id ? `segment of live stream ${view.stream_id}` : null,
+  ].filter(Boolean).join('; ');
 }
 
 function renderEscalation(escalation) {

@@ -172,6 +172,13 @@ class ItemView(BaseModel):
     uploader_history: dict[str, Any] | None = None
     scored_history: dict[str, Any] | None = None
     media: MediaLink | None = None
+    # image | animation | video | audio: how the console plays ``media``.
+    media_type: str | None = None
+    # A video's first analysed frame (a still's poster is the still itself); live copies only.
+    poster: MediaLink | None = None
+    frames: dict[str, Any] | None = None  # {count, method, truncated, duration_s}
+    audio: dict[str, Any] | None = None  # the served copy's audio track (codec, duration, fingerprint kind)
+    stream_id: str | None = None  # a live segment's item: the stream it came from
     task: Task | None = None
     escalation: Escalation | None = None  # senior reviewers only
     audit: AuditSummary

@@ -78,6 +78,13 @@ def decisions_chain(day: str) -> str:
     return f"decisions:{day}"
 
 
+def _audio_view(audio: Any) -> dict[str, Any] | None:
+    """The audio track as a reviewer sees it: codec and duration, never the fingerprint."""
+    if not isinstance(audio, dict):
+        return None
+    return {k: audio[k] for k in ("present", "codec", "duration_s", "fingerprint_kind") if k in audio}
+
+
 def exposure_chain(sub: str, at: datetime) -> str:
     """The audit chain of one reviewer's reveals on one UTC day: ``exposure:<sub>:<date>``."""
     return f"exposure:{sub}:{at.date().isoformat()}"
@@ -213,6 +220,11 @@ class ReviewService:
             # What scoring weighed (stored with its inputs): the basis of the decision under review.
             scored_history=(item.get("score_inputs") or {}).get("history"),
             media=media,
+            media_type=item.get("media_type"),
+            poster=self._poster_link(item) if media is not None and media.source == "live" else None,
+            frames=item.get("frames"),
+            audio=_audio_view(item.get("audio")),
+            stream_id=item.get("stream_id"),
             task=self.tasks.get(media_id),
             escalation=_escalation(records) if caller.senior else None,
             audit=AuditSummary(records=len(records), verified=not audit.verify(records),
@@ -246,6 +258,13 @@ class ReviewService:
         self.deps.items.append_audit(media_id, caller.actor, "media_opened",
                                      {"key": key, "source": source, "expires_in": ttl})
         return MediaLink(url=url, expires_in=ttl, source=source)
+
+    def _poster_link(self, item: dict[str, Any]) -> MediaLink | None:
+        """A video's poster frame (covered by the same media_opened record as the video)."""
+        key, ttl = item.get("poster_key"), self.settings.media_url_ttl_seconds
+        if item.get("media_type") != "video" or not key or not self.deps.settings.media_bucket:
+            return None
+        return MediaLink(url=self.signer.presign_get(self.deps.settings.media_bucket, key, ttl), expires_in=ttl)
 
     # -- reveals (who looked, and how often today) -----------------------------------------
     def reveal(self, caller: Caller, media_id: str) -> RevealReceipt:
