@@ -25,8 +25,9 @@ stack's buckets point at ``/s3/<bucket>/...`` on this server, which plays S3's p
 * ``POST /s3/<upload bucket>/``: the browser's form upload, handed to
   :meth:`LocalCloud.post_upload`, where the signed POST policy is enforced as S3 would
   (moto alone enforces none of it);
-* ``GET /s3/<media bucket>/<key>?X-Amz-...``: a reviewer's presigned GET of a
-  sanitized copy, served only after its SigV4 query signature and expiry check out.
+* ``GET /s3/<media or evidence bucket>/<key>?X-Amz-...``: a reviewer's presigned GET of a
+  sanitized copy (after a removal, the evidence store's), served only after its SigV4
+  query signature and expiry check out.
 
 Requests whose ``Host`` is not a name this server is bound to are refused (421) before
 anything else: a page that rebinds its own DNS name to 127.0.0.1 would otherwise be
@@ -72,6 +73,8 @@ CONSOLE_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    # The console's ES modules (app.js imports them).
+    **{f"/{name}.js": (f"{name}.js", "text/javascript; charset=utf-8") for name in ("lib", "wellness", "search")},
     "/style.css": ("style.css", "text/css; charset=utf-8"),
     "/upload": ("upload.html", "text/html; charset=utf-8"),
     "/upload.js": ("upload.js", "text/javascript; charset=utf-8"),
@@ -361,7 +364,11 @@ class ServeApp:
         stack = cloud.stack
         self.upload_bucket = cloud.upload_bucket
         self.media_bucket = stack.ref("MediaBucket")
-        self.buckets = {self.upload_bucket, self.media_bucket}
+        # After a removal a senior reviewer's link names the evidence copy: it must be
+        # rewritten to this origin too, or the console's CSP refuses the real S3 address.
+        self.evidence_bucket = stack.ref("EvidenceBucket")
+        self.readable = {self.media_bucket, self.evidence_bucket}
+        self.buckets = {self.upload_bucket, *self.readable}
         self.origins: dict[str, str] = {}
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
@@ -464,7 +471,7 @@ class ServeApp:
         key = unquote(rest)
         if request.method == "POST" and bucket == self.upload_bucket and not key:
             return self.s3_post(request, f"{origin.scheme}://{origin.netloc}{origin.path}/")
-        if request.method in ("GET", "HEAD") and bucket == self.media_bucket and key:
+        if request.method in ("GET", "HEAD") and bucket in self.readable and key:
             try:
                 verify_presigned_get(origin.netloc, f"{origin.path}{slash}{rest}", raw_query,
                                      secret_for=_local_secret, now=self.cloud.clock())
