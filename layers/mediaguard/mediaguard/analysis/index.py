@@ -1,21 +1,26 @@
 """A PDQ index for millions of hashes on one Lambda: multi-index hashing over flat arrays.
 
-Why this shape (numbers from ``bench/index.py``; the issue's targets are 10M hashes,
-p50 <= 5 ms at radius 31 on one core, <= 1 GB resident, <= 5 s cold load):
+Why this shape (numbers from ``bench/index.py``; targets: 10M uniform hashes p50 <= 1 ms,
+1M skewed hashes p95 <= 3 ms, at radius 31 on one core, <= 1 GB resident):
 
 - **Multi-index hashing** (Norouzi et al., as in Meta's PDQ MIH). The 256 bits are cut
   into 12 disjoint substrings: each uint64 word gives one of 22 bits and two of 21 bits.
-  If two hashes differ in at most ``r`` bits, by pigeonhole at least one substring differs
-  in at most ``r // 12`` bits (2 for r = 31, since 12 * 3 = 36 > 31). A query therefore
-  looks up, per substring, every key within 2 bits of its own (232 or 254 keys), collects
-  the entries in those buckets and verifies the full distance with a vectorised popcount.
-  12 substrings rather than 16 x 16 bits: about 11k candidates at 10M random hashes
-  instead of 41k, and 11 row tables instead of 16 (the 16 x 16 layout needs ~0.96 GB).
+  Each substring ``t`` is probed to its own radius ``s_t`` with ``sum(s_t + 1) = r + 1``
+  (the generalised pigeonhole, :func:`_sub_radii`): at r = 31 that is 8 substrings at 2
+  bits and 4 at 1 instead of 12 at 2, chosen per query from the bucket sizes it meets.
+  The entries of the probed buckets are verified with a vectorised popcount.
+  12 substrings rather than 16 x 16 bits: far fewer candidates at 10M random hashes, and
+  11 row tables instead of 16 (the 16 x 16 layout needs ~0.96 GB).
+- **Skewed banks**: when biased bits would make some substrings lopsided, the build
+  permutes the 256 bits so each substring carries a similar share of the entropy; the
+  main index stores permuted hashes and permutes each query (distance is unchanged).
 - **Flat arrays**, one ``.npy`` each, loaded with ``mmap_mode="r"``: load is a few
-  ``open``/``mmap`` calls, and the page cache (not a Python heap) holds the data.
+  ``open``/``mmap`` calls plus one cumsum, and the page cache holds the data.
   Rows are stored sorted by substring 0, so table 0 needs no row array.
   At 10M: hashes 320 MB + rows 440 MB + bucket offsets 134 MB are touched by queries;
-  ids, the id order and labels (on disk beside them) are read only for hits.
+  on disk the offsets are bucket sizes (25 MB of uint8) and ``id_order`` is not stored.
+  ids (on disk beside them) are read only for hits. Hashes and ids alone already answer
+  exactly (a linear scan), so a container can match before the tables have arrived.
 - **A delta** beside the main index: ``add`` appends to a small array scanned linearly,
   so a new bank entry is matchable as soon as the process holding the index sees it;
   ``remove`` sets a tombstone; ``rebuild`` folds both into a fresh main index.
