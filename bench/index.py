@@ -78,8 +78,8 @@ class Hashes:
         if self.kind == "uniform":
             return self.rng.integers(0, 2**64, size=(n, 4), dtype=np.uint64)
         out = np.empty((n, 4), dtype="<u8")
-        for start in range(0, n, 1 << 18):
-            k = min(n, start + (1 << 18)) - start
+        for start in range(0, n, 1 << 16):  # 64 MB of float32 draws at a time
+            k = min(n, start + (1 << 16)) - start
             bits = (self.rng.random((k, 256), dtype=np.float32) < self.p).astype(np.uint8)
             out[start:start + k] = np.packbits(bits, axis=1, bitorder="little").view("<u8")
         return out
