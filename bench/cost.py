@@ -98,7 +98,8 @@ class Meter:
 
     calls: Counter = field(default_factory=Counter)  # (stage, service, operation) -> calls
     units: Counter = field(default_factory=Counter)  # (stage, unit) -> amount
-    lambda_ms: list[tuple[str, float]] = field(default_factory=list)  # (logical id, exclusive ms)
+    # (logical id, exclusive ms, billed as a request: False for a coalesced stream batch)
+    lambda_ms: list[tuple[str, float, bool]] = field(default_factory=list)
     express_ms: list[float] = field(default_factory=list)
     outside: Counter = field(default_factory=Counter)  # calls made by nobody we bill (orchestrator, bench)
 
@@ -121,6 +122,9 @@ class Recorder:
         self.active = False
         self._undo: list[Callable[[], None]] = []
         self.tables = self._tables()
+        self.windowed = self._windowed()
+        self.image = 0  # the measured upload in flight
+        self.seen: set[tuple[int, str]] = set()
 
     def _tables(self) -> dict[str, Table]:
         stack = self.cloud.stack
@@ -133,6 +137,14 @@ class Recorder:
                        for gsi in props.get("GlobalSecondaryIndexes", [])]
             tables[stack.physical_name(logical)] = Table(keys, indexes)
         return tables
+
+    def _windowed(self) -> set[str]:
+        """Functions fed by a DynamoDB stream with a batching window."""
+        stack = self.cloud.stack
+        return {logical for logical, resource in stack.of_type("AWS::Serverless::Function").items()
+                for event in resource.get("Properties", {}).get("Events", {}).values()
+                if event.get("Type") == "DynamoDB"
+                and int(event["Properties"].get("MaximumBatchingWindowInSeconds", 0)) > 0}
 
     # -- where we are ------------------------------------------------------------------------
     @property
@@ -189,9 +201,14 @@ class Recorder:
             spec = recorder.cloud.functions.get(function_name)
             if spec is None or not recorder.active:
                 return original_invoke(function_name, event)
+            # A stream batch AWS would gather within the function's batching window (the
+            # local runtime delivers each write at once): billed as one invocation per image.
+            batch = (recorder.image, spec.logical_id)
+            coalesced = spec.logical_id in recorder.windowed and batch in recorder.seen
+            recorder.seen.add(batch)
             frame = [spec.logical_id, 0.0]  # nested invocations add their time here
             previous = getattr(recorder.local, "stage", None)
-            recorder.local.stage = None  # a handler's calls are its own, whoever called it
+            recorder.local.stage = "-" if coalesced else None  # a handler's calls are its own
             recorder._stack.append(frame)
             t0 = time.perf_counter()
             try:
@@ -202,7 +219,7 @@ class Recorder:
                 recorder.local.stage = previous
                 if recorder._stack:
                     recorder._stack[-1][1] += elapsed
-                recorder.meter.lambda_ms.append((spec.logical_id, elapsed - frame[1]))
+                recorder.meter.lambda_ms.append((spec.logical_id, elapsed - frame[1], not coalesced))
 
         self.cloud._invoke = invoke
         self._undo.append(lambda: delattr(self.cloud, "_invoke"))
@@ -372,16 +389,16 @@ def price(meter: Meter, images: int, cloud: Any, prices: dict) -> dict[str, Any]
         elif unit == "log_bytes":
             add(stage, "CloudWatch Logs", amount * _usd(prices, "cloudwatch", "logs_ingested_per_gb") / 2**30)
     gb_seconds: Counter = Counter()
-    for logical, ms in meter.lambda_ms:
+    for logical, ms, request in meter.lambda_ms:
         spec = next(s for s in cloud.functions.values() if s.logical_id == logical)
         arch = (cloud.stack.function_properties(logical).get("Architectures") or ["x86_64"])[-1]
         gbs = math.ceil(ms) / 1000 * spec.memory / 1024
         stage = logical.removesuffix("Function")
         gb_seconds[stage] += gbs
         add(stage, "Lambda", gbs * _usd(prices, "lambda", f"gb_second_{arch}")
-            + _usd(prices, "lambda", "requests_per_million") / 1e6)
+            + request * _usd(prices, "lambda", "requests_per_million") / 1e6)
         add(stage, "CloudWatch Logs",
-            LAMBDA_PLATFORM_LOG_BYTES * _usd(prices, "cloudwatch", "logs_ingested_per_gb") / 2**30)
+            request * LAMBDA_PLATFORM_LOG_BYTES * _usd(prices, "cloudwatch", "logs_ingested_per_gb") / 2**30)
     for ms in meter.express_ms:
         steps = math.ceil(ms / EXPRESS_STEP_MS) * EXPRESS_STEP_MS / 1000
         add(STAGE_ORCHESTRATION, "Step Functions",
@@ -397,7 +414,7 @@ def price(meter: Meter, images: int, cloud: Any, prices: dict) -> dict[str, Any]
     units = Counter()
     for (_, unit), amount in meter.units.items():
         units[unit] += amount
-    invocations = Counter(logical.removesuffix("Function") for logical, _ in meter.lambda_ms)
+    invocations = Counter(logical.removesuffix("Function") for logical, _, request in meter.lambda_ms if request)
     return {
         "usd_per_1000": round(sum(by_service.values()) / images * 1000, 6),
         "by_service": per_1000(by_service),
@@ -405,11 +422,15 @@ def price(meter: Meter, images: int, cloud: Any, prices: dict) -> dict[str, Any]
         "_detail": {
             "images": images,
             "calls_per_image": {k: round(v / images, 2) for k, v in sorted(calls.items())},
+            "calls_per_image_by_stage": {
+                stage: {f"{s}.{o}": round(n / images, 2) for (st, s, o), n in sorted(meter.calls.items())
+                        if st == stage}
+                for stage in sorted({st for st, _, _ in meter.calls})},
             "units_per_image": {k: round(v / images, 2) for k, v in sorted(units.items())},
             "invocations_per_image": {k: round(v / images, 2) for k, v in sorted(invocations.items())},
             "lambda_gb_s_per_image": {k: round(v / images, 3) for k, v in sorted(gb_seconds.items())},
             "lambda_ms_median": {
-                stage: round(statistics.median(ms for lg, ms in meter.lambda_ms
+                stage: round(statistics.median(ms for lg, ms, _ in meter.lambda_ms
                                                if lg.removesuffix("Function") == stage), 1)
                 for stage in sorted(invocations)},
             "express_ms_median": round(statistics.median(meter.express_ms), 1) if meter.express_ms else None,
@@ -453,6 +474,7 @@ def measure(cloud: Any, recorder: Recorder, make: Callable[[int], Iterator[tuple
     try:
         for i, (data, content_type) in enumerate(inputs[warm:], start=1):
             sys.stderr.write(f"\r{label}: {i}/{count}")
+            recorder.image += 1
             with recorder.as_stage(STAGE_UPLOAD):
                 media_id = cloud.upload(data, content_type)
             with recorder.as_stage(None):
@@ -506,6 +528,8 @@ def render(results: dict[str, Any]) -> str:
         lines.append("  by stage ($/1,000):")
         lines += [f"    {k:<26} {v:9.5f}" for k, v in r["by_stage"].items()]
         lines.append("  calls per image: " + ", ".join(f"{k} {v:g}" for k, v in d["calls_per_image"].items()))
+        lines += [f"    {stage}: " + ", ".join(f"{k} {v:g}" for k, v in calls.items())
+                  for stage, calls in d["calls_per_image_by_stage"].items()]
         lines.append("  units per image: " + ", ".join(f"{k} {v:g}" for k, v in d["units_per_image"].items()))
         lines.append("  Lambda per image (invocations / GB-s / median ms): " + ", ".join(
             f"{k} {d['invocations_per_image'][k]:g}/{d['lambda_gb_s_per_image'][k]:g}/{d['lambda_ms_median'][k]:g}"
