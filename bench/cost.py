@@ -7,7 +7,8 @@ the item sizes (read from moto before and after each write); Lambda is billed fr
 handler's measured duration (exclusive of nested invocations, rounded up to 1 ms) times
 the MemorySize and architecture the template gives that function; Step Functions Express
 from the execution's duration in 64 MB x 100 ms steps. The client's own upload PUT is
-counted, as its own stage ("Upload"): the bucket owner pays for it.
+counted, as its own stage ("Upload"): the bucket owner pays for it; so is the grant that
+precedes it (``POST /v1/uploads``: one HTTP API request and the uploads function).
 
 Prices come from ``bench/prices.json`` (region, date and source per price). Steady state:
 the stack is warmed with a few uploads of each kind before the measured ones.
@@ -16,7 +17,7 @@ the stack is warmed with a few uploads of each kind before the measured ones.
 
 Not counted (said so in the output): S3 storage (per GB-month, depends on retention),
 data transfer, scheduled functions (digest, SLA, sweep, index build: per hour, not per
-image), API Gateway (the upload grant is one request, priced per API). Handler durations
+image). Handler durations
 are measured on this machine (in-process moto, so S3/DynamoDB latency is not included and
 the CPU is this machine's, not the share a MemorySize buys): a figure, not a quote.
 """
@@ -28,6 +29,7 @@ import base64
 import json
 import logging
 import math
+import resource as rusage
 import statistics
 import sys
 import threading
@@ -48,7 +50,9 @@ EXPRESS_STEP_MS = 100
 LAMBDA_PLATFORM_LOG_BYTES = 360
 S3_TIER1 = ("Put", "Copy", "Post", "List", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload",
             "RestoreObject")
-STAGE_UPLOAD, STAGE_ORCHESTRATION = "Upload (client PUT)", "Orchestration (Express)"
+STAGE_UPLOAD, STAGE_ORCHESTRATION = "Upload (client POST)", "Orchestration (Express)"
+STAGE_GRANT = "Uploads"  # POST /v1/uploads: API Gateway + the uploads function
+EVENT_UPLOADS = Path(__file__).resolve().parents[1] / "events" / "uploads.json"
 
 
 # --- DynamoDB item sizes (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html)
@@ -79,6 +83,15 @@ def _value_size(value: dict[str, Any]) -> int:
 def item_size(item: dict[str, dict[str, Any]] | None) -> int:
     """Bytes DynamoDB bills for an item: attribute names plus values."""
     return sum(len(name.encode()) + _value_size(value) for name, value in (item or {}).items())
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this thread plus of the child processes waited for meanwhile (ffmpeg):
+    what a handler would take on a core of its own. This machine is shared, so wall time
+    would bill other people's load; it misses the persistent exiftool process (~25 ms a
+    still, FIELD-NOTES) and any thread a handler starts."""
+    children = rusage.getrusage(rusage.RUSAGE_CHILDREN)
+    return time.thread_time() + children.ru_utime + children.ru_stime
 
 
 def _units(size: int, step: int) -> int:
@@ -115,14 +128,17 @@ class Recorder:
     """Hooks botocore (every client: boto3's and pynamodb's), the local runtime's handler
     invocation and Python logging; undone by :meth:`uninstall`."""
 
-    def __init__(self, cloud: Any) -> None:
+    def __init__(self, cloud: Any, clock: str = "cpu") -> None:
         self.cloud = cloud
+        self.clock = _cpu_seconds if clock == "cpu" else time.perf_counter
         self.meter = Meter()
         self.local = threading.local()
         self.active = False
         self._undo: list[Callable[[], None]] = []
         self.tables = self._tables()
         self.windowed = self._windowed()
+        self.tasks = self._tasks()
+        self.task_ms = 0.0  # this image's time in the state machine's tasks
         self.image = 0  # the measured upload in flight
         self.seen: set[tuple[int, str]] = set()
 
@@ -145,6 +161,14 @@ class Recorder:
                 for event in resource.get("Properties", {}).get("Events", {}).values()
                 if event.get("Type") == "DynamoDB"
                 and int(event["Properties"].get("MaximumBatchingWindowInSeconds", 0)) > 0}
+
+    def _tasks(self) -> set[str]:
+        """Functions the state machine invokes (its DefinitionSubstitutions)."""
+        stack = self.cloud.stack
+        return {value["Fn::GetAtt"][0] if isinstance(value["Fn::GetAtt"], list) else value["Fn::GetAtt"].split(".")[0]
+                for resource in stack.of_type("AWS::Serverless::StateMachine").values()
+                for value in resource["Properties"].get("DefinitionSubstitutions", {}).values()
+                if isinstance(value, dict) and "Fn::GetAtt" in value}
 
     # -- where we are ------------------------------------------------------------------------
     @property
@@ -210,16 +234,18 @@ class Recorder:
             previous = getattr(recorder.local, "stage", None)
             recorder.local.stage = "-" if coalesced else None  # a handler's calls are its own
             recorder._stack.append(frame)
-            t0 = time.perf_counter()
+            t0 = recorder.clock()
             try:
                 return original_invoke(function_name, event)
             finally:
-                elapsed = (time.perf_counter() - t0) * 1000
+                elapsed = (recorder.clock() - t0) * 1000
                 recorder._stack.pop()
                 recorder.local.stage = previous
                 if recorder._stack:
                     recorder._stack[-1][1] += elapsed
                 recorder.meter.lambda_ms.append((spec.logical_id, elapsed - frame[1], not coalesced))
+                if spec.logical_id in recorder.tasks:
+                    recorder.task_ms += elapsed - frame[1]
 
         self.cloud._invoke = invoke
         self._undo.append(lambda: delattr(self.cloud, "_invoke"))
@@ -386,6 +412,8 @@ def price(meter: Meter, images: int, cloud: Any, prices: dict) -> dict[str, Any]
             add(stage, "EventBridge", amount * _usd(prices, "eventbridge", "custom_events_per_million") / 1e6)
         elif unit == "sqs_requests":
             add(stage, "SQS", amount * _usd(prices, "sqs", "standard_requests_per_million") / 1e6)
+        elif unit == "apigateway_requests":
+            add(stage, "API Gateway", amount * _usd(prices, "apigateway", "http_api_requests_per_million") / 1e6)
         elif unit == "log_bytes":
             add(stage, "CloudWatch Logs", amount * _usd(prices, "cloudwatch", "logs_ingested_per_gb") / 2**30)
     gb_seconds: Counter = Counter()
@@ -466,7 +494,9 @@ def measure(cloud: Any, recorder: Recorder, make: Callable[[int], Iterator[tuple
             warm: int, count: int, label: str) -> Meter:
     inputs = list(make(warm + count))
     for data, content_type in inputs[:warm]:
-        run = cloud.wait(cloud.upload(data, content_type))
+        media_id, form = grant(cloud, data, content_type)
+        cloud.post_upload(form, data, content_type)
+        run = cloud.wait(media_id)
         if run.status != "SUCCEEDED":
             raise RuntimeError(f"{label}: warm-up upload ended {run.status}: {run.states}")
     recorder.meter.reset()
@@ -475,18 +505,42 @@ def measure(cloud: Any, recorder: Recorder, make: Callable[[int], Iterator[tuple
         for i, (data, content_type) in enumerate(inputs[warm:], start=1):
             sys.stderr.write(f"\r{label}: {i}/{count}")
             recorder.image += 1
-            with recorder.as_stage(STAGE_UPLOAD):
-                media_id = cloud.upload(data, content_type)
+            recorder.task_ms = 0.0
+            with recorder.as_stage(None):
+                media_id, form = grant(cloud, data, content_type)
+            recorder.meter.units[(STAGE_GRANT, "apigateway_requests")] += 1
+            # The browser's POST goes to S3 directly (requests, not botocore): counted here.
+            recorder.meter.calls[(STAGE_UPLOAD, "s3", "PostObject")] += 1
+            if not cloud.post_upload(form, data, content_type).stored:
+                raise RuntimeError(f"{label}: the upload POST was refused")
             with recorder.as_stage(None):
                 run = cloud.wait(media_id)
                 if run.status != "SUCCEEDED" or "Done" not in run.states:
                     raise RuntimeError(f"{label}: {media_id} ended {run.status}: {run.states}")
-                recorder.meter.express_ms.append(_execution_ms(cloud, media_id))
+                # An execution lasts as long as its tasks plus Step Functions' own transitions;
+                # with --clock cpu the tasks' time (a Map's parallel batches summed: an upper
+                # bound), since this shared machine's wall time is not what AWS would take.
+                recorder.meter.express_ms.append(
+                    recorder.task_ms if recorder.clock is _cpu_seconds else _execution_ms(cloud, media_id))
         sys.stderr.write("\n")
     finally:
         recorder.active = False
     meter, recorder.meter = recorder.meter, Meter()
     return meter
+
+
+def grant(cloud: Any, data: bytes, content_type: str) -> tuple[str, dict]:
+    """``POST /v1/uploads`` as API Gateway delivers it (the sample event, a JWT-authorised
+    uploader): the media id and the presigned POST form."""
+    event = json.loads(EVENT_UPLOADS.read_text())
+    event["body"] = json.dumps({"content_type": content_type, "content_length": len(data), "reach": 1200})
+    response = cloud.client("lambda").invoke(FunctionName=cloud.stack.physical_name("UploadsFunction"),
+                                             Payload=json.dumps(event).encode())
+    result = json.loads(response["Payload"].read())
+    if result.get("statusCode") != 201:
+        raise RuntimeError(f"upload grant refused: {result}")
+    body = json.loads(result["body"])
+    return body["media_id"], body["upload"]
 
 
 def _execution_ms(cloud: Any, media_id: str) -> float:
@@ -495,13 +549,13 @@ def _execution_ms(cloud: Any, media_id: str) -> float:
     return (described["stopDate"] - described["startDate"]).total_seconds() * 1000
 
 
-def run(stills_n: int, animations_n: int, videos_n: int, warm: int) -> dict[str, Any]:
+def run(stills_n: int, animations_n: int, videos_n: int, warm: int, clock: str = "cpu") -> dict[str, Any]:
     from mediaguard.local.runtime import LocalCloud
 
     prices = load_prices()
     results: dict[str, Any] = {}
     with LocalCloud(parameters={"LogLevel": "INFO"}) as cloud:
-        recorder = Recorder(cloud).install()
+        recorder = Recorder(cloud, clock).install()
         try:
             plan = [("still", stills, stills_n), ("animation", animations, animations_n),
                     ("video_60s", videos_60s, videos_n)]
@@ -518,6 +572,7 @@ def run(stills_n: int, animations_n: int, videos_n: int, warm: int) -> dict[str,
 def render(results: dict[str, Any]) -> str:
     prices = results["prices"]
     lines = [f"prices: {prices['region']}, list prices read {prices['date']} (bench/prices.json)"]
+    lines.append(f"Lambda duration: handler {results.get('clock', 'cpu')} time, exclusive of nested invocations")
     for label in ("still", "animation", "video_60s"):
         if label not in results:
             continue
@@ -536,11 +591,11 @@ def render(results: dict[str, Any]) -> str:
             for k in d["invocations_per_image"]))
         lines.append(f"  Express median duration: {d['express_ms_median']} ms")
         if d["not_billed_calls"]:
-            lines.append("  calls outside any handler (orchestrator, bench; not billed): "
+            lines.append("  calls not billed (orchestrator, bench, coalesced stream batches): "
                          + ", ".join(f"{k} {v}" for k, v in d["not_billed_calls"].items()))
-    lines.append("\nCounted: the client's upload PUT (stage 'Upload'), every handler API call, Lambda requests and "
-                 "GB-s, Express, log ingestion. Not counted: S3 storage, data transfer, scheduled functions, "
-                 "API Gateway.")
+    lines.append("\nCounted: the client's upload PUT (S3 POST), the upload grant (API Gateway HTTP API + the "
+                 "uploads function), every handler API call, Lambda requests and GB-s, Express, log ingestion. "
+                 "Not counted: S3 storage, data transfer, scheduled functions.")
     return "\n".join(lines)
 
 
@@ -550,16 +605,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--animations", type=int, default=5)
     parser.add_argument("--videos", type=int, default=2)
     parser.add_argument("--warm", type=int, default=3, help="stills uploaded before measuring (1 of each other kind)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="handler duration: its thread's CPU time (default; this machine is shared) or wall time")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from mediaguard.cli.scan import Out
 
     out = Out()
     with out.quiet_stdout():  # handler logs go to stderr; the figures to stdout
-        results = run(args.stills, args.animations, args.videos, args.warm)
+        results = run(args.stills, args.animations, args.videos, args.warm, args.clock)
+    results["clock"] = args.clock
     if args.json:
         public = {k: ({key: v[key] for key in ("usd_per_1000", "by_service", "by_stage")} if k != "prices" else v)
-                  for k, v in results.items()}
+                  for k, v in results.items() if k != "clock"}
         out.line(json.dumps(public, default=lambda o: float(o) if isinstance(o, Decimal) else str(o)))
     else:
         out.line(render(results))
