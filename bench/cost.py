@@ -455,6 +455,9 @@ def price(meter: Meter, images: int, cloud: Any, prices: dict) -> dict[str, Any]
                         if st == stage}
                 for stage in sorted({st for st, _, _ in meter.calls})},
             "units_per_image": {k: round(v / images, 2) for k, v in sorted(units.items())},
+            "dynamodb_units_per_image_by_stage": {
+                stage: {u: round(meter.units[(stage, u)] / images, 2) for u in ("dynamodb_wru", "dynamodb_rru")}
+                for stage in sorted({st for st, u in meter.units if u.startswith("dynamodb")})},
             "invocations_per_image": {k: round(v / images, 2) for k, v in sorted(invocations.items())},
             "lambda_gb_s_per_image": {k: round(v / images, 3) for k, v in sorted(gb_seconds.items())},
             "lambda_ms_median": {
@@ -586,6 +589,8 @@ def render(results: dict[str, Any]) -> str:
         lines += [f"    {stage}: " + ", ".join(f"{k} {v:g}" for k, v in calls.items())
                   for stage, calls in d["calls_per_image_by_stage"].items()]
         lines.append("  units per image: " + ", ".join(f"{k} {v:g}" for k, v in d["units_per_image"].items()))
+        lines += [f"    {stage}: WRU {u['dynamodb_wru']:g}, RRU {u['dynamodb_rru']:g}"
+                  for stage, u in d["dynamodb_units_per_image_by_stage"].items()]
         lines.append("  Lambda per image (invocations / GB-s / median ms): " + ", ".join(
             f"{k} {d['invocations_per_image'][k]:g}/{d['lambda_gb_s_per_image'][k]:g}/{d['lambda_ms_median'][k]:g}"
             for k in d["invocations_per_image"]))
