@@ -74,7 +74,8 @@ def detect(request: DetectInput, deps: Deps) -> DetectResult:
         stored_key, inline = carried.store(np.stack(embeddings), request.batch.inline, blobs, bucket,
                                            clip_embeddings_key(request.media_id, request.batch.batch))
     result = DetectResult(
-        batch=request.batch.batch, frames=frames, embeddings_key=stored_key, face_model=faces_model.model_id,
+        batch=request.batch.batch, frames=frames, embeddings_key=stored_key, embeddings=inline,
+        face_model=faces_model.model_id,
         models=[ModelRef(id=faces_model.model_id, sha256=faces_model.sha256),
                 ModelRef(id=CLIP_MODEL_ID, sha256=synthetic.sha256),
                 ModelRef(id=PROBE_MODEL_ID, sha256=synthetic.probe_sha256)],
