@@ -154,6 +154,9 @@ class FrameBatch(BaseModel):
 
     batch: int
     keys: list[str]
+    # Set only where the whole media is this one batch (a still): its embeddings may then
+    # travel in the state payload instead of the media bucket (stages/embeddings.py).
+    inline: bool = False
 
 
 class AudioTrack(BaseModel):
@@ -235,6 +238,8 @@ class ClassifyResult(BaseModel):
     # L2-normalised embeddings of the batch's frames (.npy in the media bucket, one row per
     # frame): 1024 floats per frame would overflow Step Functions' 256 KB payload as JSON.
     embeddings_key: str | None = None
+    # The same .npy as base64, for an ``inline`` batch (a still) instead of the key.
+    embeddings: str | None = None
 
     def max_scores(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -265,6 +270,7 @@ class DetectResult(BaseModel):
     face_model: str  # the model id of the boxes (also in ``models``, with its sha256)
     # CLIP embeddings of the batch's frames (.npy, one 512-d row per frame), beside open_nsfw's.
     embeddings_key: str | None = None
+    embeddings: str | None = None  # the same .npy as base64, for an ``inline`` batch (a still)
 
 
 class SimilarityInput(BaseModel):

@@ -157,19 +157,21 @@ class Decision(BaseModel):
 
 
 def apply(
-    media_id: str, action: str, *, actor: str, reason: str, context: dict[str, Any] | None = None, deps: Deps
+    media_id: str, action: str, *, actor: str, reason: str, context: dict[str, Any] | None = None, deps: Deps,
+    fields: dict[str, Any] | None = None,
 ) -> Decision:
     """Make ``action`` the item's enforcement, audit it and tell the platform.
 
     Used by the pipeline (``actor="system:enforce"``) and by reviewers
     (``actor="reviewer:<sub>"``). ``reason`` is a code (``classifier.nsfw``, ``ncii``);
     ``context`` may carry ``risk``, ``reach``, ``policy_version``, ``label``,
-    ``sanitized_key`` and ``poster_key``. Safe to repeat::
+    ``sanitized_key`` and ``poster_key``. ``fields`` are more item fields written with the
+    decision's last update (the pipeline's ``status: done``: one write fewer). Safe to repeat::
 
         apply("m1", "blur", actor="system:enforce", reason="classifier.nsfw",
               context={"risk": 0.56, "policy_version": "2026-11-23.2"}, deps=deps)
     """
-    return _decide(media_id, action, actor, reason, context, deps, overturned=False)
+    return _decide(media_id, action, actor, reason, context, deps, overturned=False, fields=fields)
 
 
 def restore(
@@ -256,7 +258,7 @@ def _settled_action(last: dict | None) -> str | None:
 
 
 def _decide(media_id: str, action: str, actor: str, reason: str, context: dict | None, deps: Deps, *,
-            overturned: bool) -> Decision:
+            overturned: bool, fields: dict[str, Any] | None = None) -> Decision:
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}")
     if not ACTOR.match(actor):
@@ -274,6 +276,8 @@ def _decide(media_id: str, action: str, actor: str, reason: str, context: dict |
     label_json = label.model_dump() if label else None
     same = last is not None and last["action"] == action and last.get("label") == label_json
     if same and last["state"] == "emitted":
+        if fields:
+            deps.items.update(media_id, fields)
         logger.info("decision already applied",
                     extra={"media_id": media_id, "action": action, "decision_id": last["decision_id"]})
         return Decision.model_validate({**last, "changed": False})
@@ -313,7 +317,7 @@ def _decide(media_id: str, action: str, actor: str, reason: str, context: dict |
 
     _emit(decision.event(), ports)
     record["decision"] = _stored(decision, "emitted")
-    deps.items.update(media_id, {"enforcement": record})
+    deps.items.update(media_id, {"enforcement": record, **(fields or {})})
     logger.info("enforced", extra={"media_id": media_id, "action": action, "previous_action": decision.previous_action,
                                    "decision_id": decision.decision_id, "overturned": decision.overturned})
     return decision

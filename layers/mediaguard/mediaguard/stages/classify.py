@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import time
 
 import numpy as np
@@ -12,6 +11,7 @@ from mediaguard.analysis.classify import get_classifiers
 from mediaguard.ingress.media import load_rgb, open_image
 from mediaguard.models import ClassifyInput, ClassifyResult, FrameScores, ModelRef
 from mediaguard.ports import Deps
+from mediaguard.stages import embeddings as carried
 from mediaguard.stages.common import embeddings_key, require
 
 logger = Logger(service="mediaguard", child=True)
@@ -19,7 +19,7 @@ logger = Logger(service="mediaguard", child=True)
 
 def classify(request: ClassifyInput, deps: Deps) -> ClassifyResult:
     """The embeddings (open_nsfw's pooled layer, free with the same pass) go to the media
-    bucket as one .npy per batch for the similarity stage."""
+    bucket as one .npy per batch for the similarity stage (a still's in the payload)."""
     t0 = time.perf_counter()
     settings, blobs = deps.settings, deps.need("blobs")
     bucket = require(settings.media_bucket, "MEDIA_BUCKET")
@@ -36,17 +36,16 @@ def classify(request: ClassifyInput, deps: Deps) -> ClassifyResult:
         if embeddings is None and outputs and outputs[0].embedding is not None:
             embeddings = np.stack([o.embedding for o in outputs]).astype(np.float32)
         models.append(ModelRef(id=classifier.model_id, sha256=classifier.sha256))
-    stored_key = None
+    stored_key = inline = None
     if embeddings is not None:
-        stored_key = embeddings_key(request.media_id, request.batch.batch)
-        buf = io.BytesIO()
-        np.save(buf, embeddings, allow_pickle=False)
-        blobs.put(bucket, stored_key, buf.getvalue(), "application/octet-stream")
+        stored_key, inline = carried.store(embeddings, request.batch.inline, blobs, bucket,
+                                           embeddings_key(request.media_id, request.batch.batch))
     result = ClassifyResult(
         batch=request.batch.batch,
         frames=[FrameScores(key=k, scores=sc) for k, sc in zip(request.batch.keys, scores, strict=True)],
         models=models,
         embeddings_key=stored_key,
+        embeddings=inline,
     )
     logger.info("classified", extra={"media_id": request.media_id, "batch": request.batch.batch,
                                      "frames": len(images), "max": result.max_scores(),

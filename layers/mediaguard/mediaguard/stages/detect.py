@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import time
 
 import numpy as np
@@ -21,6 +20,7 @@ from mediaguard.analysis.synthetic import (
 from mediaguard.ingress.media import load_rgb, open_image
 from mediaguard.models import DetectInput, DetectResult, FrameDetection, ModelRef
 from mediaguard.ports import Deps
+from mediaguard.stages import embeddings as carried
 from mediaguard.stages.common import clip_embeddings_key, require
 
 logger = Logger(service="mediaguard", child=True)
@@ -69,14 +69,13 @@ def detect(request: DetectInput, deps: Deps) -> DetectResult:
             scores[FACECUES_KEY] = round(_swap_cue(data, settings.max_pixels, boxes), 6)
         frames.append(FrameDetection(key=key, scores=scores, faces=boxes))
         embeddings.append(scored.embedding)
-    stored_key = None
+    stored_key = inline = None
     if embeddings:
-        stored_key = clip_embeddings_key(request.media_id, request.batch.batch)
-        buf = io.BytesIO()
-        np.save(buf, np.stack(embeddings).astype(np.float32), allow_pickle=False)
-        blobs.put(bucket, stored_key, buf.getvalue(), "application/octet-stream")
+        stored_key, inline = carried.store(np.stack(embeddings), request.batch.inline, blobs, bucket,
+                                           clip_embeddings_key(request.media_id, request.batch.batch))
     result = DetectResult(
-        batch=request.batch.batch, frames=frames, embeddings_key=stored_key, face_model=faces_model.model_id,
+        batch=request.batch.batch, frames=frames, embeddings_key=stored_key, embeddings=inline,
+        face_model=faces_model.model_id,
         models=[ModelRef(id=faces_model.model_id, sha256=faces_model.sha256),
                 ModelRef(id=CLIP_MODEL_ID, sha256=synthetic.sha256),
                 ModelRef(id=PROBE_MODEL_ID, sha256=synthetic.probe_sha256)],

@@ -14,13 +14,13 @@ logger = Logger(service="mediaguard", child=True)
 
 def enforce(request: EnforceInput, deps: Deps) -> EnforceResult:
     """Uploader, reach and matches come from the execution input, not from re-reading the item."""
-    items = deps.need("items")
+    deps.need("items")
     score = request.score
     context = {"risk": score.risk, "policy_version": score.policy_version, "sanitized_key": request.sanitized_key,
                "poster_key": request.poster_key, "reach": request.reach}
     decision = enforcement.apply(request.media_id, score.action, actor="system:enforce",
-                                 reason=enforcement.reason_from_score(score), context=context, deps=deps)
-    items.update(request.media_id, {"status": "done", "reach": request.reach})
+                                 reason=enforcement.reason_from_score(score), context=context, deps=deps,
+                                 fields={"status": "done", "reach": request.reach})
     if deps.history is not None and request.uploader:
         deps.history.record_outcome(request.uploader, request.media_id, decision.action,
                                     {m.kind for m in request.matches})

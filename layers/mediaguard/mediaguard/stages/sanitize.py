@@ -26,7 +26,7 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
     layer (173 MB would push this function past Lambda's 250 MB), which remuxes it.
     """
     t0 = time.perf_counter()
-    settings, blobs, items = deps.settings, deps.need("blobs"), deps.need("items")
+    blobs, items = deps.need("blobs"), deps.need("items")
     if upload.run is not None and not items.claim_run(upload.media_id, upload.run, upload.execution or upload.run):
         # A duplicate of an ambiguous StartExecution, or a run a re-drive replaced: the
         # item's current run does the work; this one ends quietly (state ``Superseded``).
@@ -34,16 +34,29 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
         raise errors.SupersededRunError("this execution is not the item's current run")
     # Exactly the pinned version: a reused upload form may have put newer bytes at the key.
     data, declared = blobs.get(upload.bucket, upload.key, version_id=upload.version_id)
-    # Recorded before any check, so a rejected upload still carries its evidence hash.
     sha256 = hashlib.sha256(data).hexdigest()
-    items.update(upload.media_id, {"sha256": sha256, "size": len(data), "content_type": declared})
+    received = {"sha256": sha256, "size": len(data), "content_type": declared}
     fmt = sniff_video(data[:4096])
-    if fmt is not None:
-        return _accept_for_frames(upload, data, declared, fmt, sha256, deps, "video", deps.settings.max_video_bytes)
-    audio_fmt = sniff_audio(data[:4096])
-    if audio_fmt is not None:
+    audio_fmt = sniff_audio(data[:4096]) if fmt is None else None
+    if fmt is not None or audio_fmt is not None:
+        items.update(upload.media_id, received)
+        if fmt is not None:
+            return _accept_for_frames(upload, data, declared, fmt, sha256, deps, "video",
+                                      deps.settings.max_video_bytes)
         return _accept_for_frames(upload, data, declared, audio_fmt, sha256, deps, "audio",
                                   deps.settings.max_audio_bytes)
+    try:
+        return _sanitize_image(upload, data, declared, received, deps, t0)
+    except Exception:
+        # A rejected (or failed) upload still carries its evidence hash; an accepted one
+        # gets it with the sanitized fields, in one write instead of two.
+        items.update(upload.media_id, received)
+        raise
+
+
+def _sanitize_image(upload: Upload, data: bytes, declared: str | None, received: dict, deps: Deps,
+                    t0: float) -> SanitizeResult:
+    settings, blobs, items = deps.settings, deps.need("blobs"), deps.need("items")
     prepared = prepare(data, declared, settings)
     clean, fps = prepared.sanitized, prepared.fingerprints
     served = clean.kind  # HEIC is served as JPEG/PNG, TIFF as PNG
@@ -70,6 +83,7 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
     items.update(
         upload.media_id,
         {
+            **received,
             "status": "sanitized",
             "kind": prepared.kind.name,
             "media_type": result.media_type,
@@ -101,7 +115,7 @@ def still_frames(key: str, fps: Fingerprints) -> FramesResult:
     """A still is its own single frame, so the classifier and matcher see one shape."""
     frame = FrameRef(index=0, key=key, pdq=fps.pdq, pdq_quality=fps.pdq_quality)
     return FramesResult(media_type="image", method="still", count=1, sanitized_key=key, poster_key=key,
-                        frames=[frame], batches=[FrameBatch(batch=0, keys=[key])])
+                        frames=[frame], batches=[FrameBatch(batch=0, keys=[key], inline=True)])
 
 
 def _accept_for_frames(upload: Upload, data: bytes, declared: str | None, fmt: AudioFormat | VideoFormat,

@@ -34,7 +34,8 @@ def score_item(request: ScoreInput, deps: Deps) -> ScoreResult:
         request.media_id,
         # ``action`` is what is in force: enforcement sets it when it applied one. A crash
         # between here and there must not show the proposal as done.
-        {"risk": result.risk, "proposed_action": result.action, "signals": [s.model_dump() for s in result.signals],
+        {"matches": [m.model_dump() for m in request.similarity.matches],  # the similarity stage's
+         "risk": result.risk, "proposed_action": result.action, "signals": [s.model_dump() for s in result.signals],
          "policy_version": result.policy_version, "override": result.override, "escalate": result.escalate,
          "shadow": result.shadow.model_dump() if result.shadow else None,
          "score_inputs": inputs.model_dump(mode="json"), "scores": inputs.classifier, "faces": faces,

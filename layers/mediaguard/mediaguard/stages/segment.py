@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
-import numpy as np
 from aws_lambda_powertools import Logger
 
 from mediaguard.analysis.matching import Query
@@ -46,6 +45,7 @@ from mediaguard.ingress import audio, video
 from mediaguard.models import ClassifyInput, DetectInput, FrameBatch, Match
 from mediaguard.ports import BlobStore, Deps, LivePorts, MissingPortError, StreamRecord
 from mediaguard.signals import AudioSignal
+from mediaguard.stages import embeddings as carried
 from mediaguard.stages.common import frame_key, require, sanitized_key
 from mediaguard.stages.similarity import get_matcher
 
@@ -233,9 +233,7 @@ def analyse(data: bytes, media_id: str, deps: Deps, ports: LivePorts,
         classified = pool.submit(frames.classify, ClassifyInput(media_id=media_id, batch=batch))
         detected = pool.submit(frames.detect, DetectInput(media_id=media_id, batch=batch))
         classify, detect = classified.result(), detected.result()
-    embeddings = None
-    if classify.embeddings_key:
-        embeddings = np.load(io.BytesIO(blobs.get(bucket, classify.embeddings_key)[0]), allow_pickle=False)
+    embeddings = carried.load(classify, blobs, bucket)
     query = Query(frames=list(hashes), embeddings=embeddings, is_video=True, audio=window)
     matches = sorted(get_matcher(deps).match(query), key=lambda m: (m.distance, m.bank, m.ref))
     scores = classify.max_scores()

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import io
 import tempfile
 import time
 from pathlib import Path
@@ -15,6 +14,7 @@ from mediaguard import observability
 from mediaguard.analysis.matching import DELTA_SECONDS, MANIFEST_KEY, Matcher, Query, fetch
 from mediaguard.models import SimilarityInput, SimilarityResult
 from mediaguard.ports import Deps
+from mediaguard.stages import embeddings as carried
 from mediaguard.stages.common import require
 
 logger = Logger(service="mediaguard", child=True)
@@ -25,15 +25,14 @@ def similarity(request: SimilarityInput, deps: Deps) -> SimilarityResult:
     embeddings (classify) and CLIP's (detect); the first audio track's Chromaprint
     fingerprint (videos and audio-only uploads)."""
     t0 = time.perf_counter()
-    settings, blobs, items = deps.settings, deps.need("blobs"), deps.need("items")
+    settings, blobs = deps.settings, deps.need("blobs")
     matcher = get_matcher(deps)
 
     def load(batches) -> np.ndarray | None:
         arrays = []
         for batch in sorted(batches, key=lambda b: b.batch):
-            if batch.embeddings_key:
-                data, _ = blobs.get(require(settings.media_bucket, "MEDIA_BUCKET"), batch.embeddings_key)
-                arrays.append(np.load(io.BytesIO(data), allow_pickle=False))
+            if batch.embeddings or batch.embeddings_key:
+                arrays.append(carried.load(batch, blobs, require(settings.media_bucket, "MEDIA_BUCKET")))
         return np.concatenate(arrays) if arrays else None
 
     frames = request.frames
@@ -47,7 +46,7 @@ def similarity(request: SimilarityInput, deps: Deps) -> SimilarityResult:
     )
     matches = matcher.match(query)
     result = SimilarityResult(matches=matches, banks_checked=matcher.banks_checked)
-    items.update(request.media_id, {"matches": [m.model_dump() for m in matches]})
+    # The item gets the matches from the score stage, with the score: one write, not two.
     for m in matches:
         observability.count("BankMatches", bank_kind=m.kind, signal=m.signal)
     if matcher.build.built_at:  # no build published yet: there is no age to report
