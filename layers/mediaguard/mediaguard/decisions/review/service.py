@@ -351,9 +351,12 @@ class ReviewService:
         item = item or {}
         task = self.tasks.get(media_id)
         received = item.get("received_at")
-        return SearchHit(media_id=media_id, status=item.get("status"), action=item.get("action"),
-                         risk=item.get("risk"), received_at=received.isoformat() if isinstance(received, datetime)
-                         else received, task_state=task.state if task else None,
+        # An open quality sample is seen blind everywhere, search and decided list included.
+        blind = task is not None and task.quality_sample and task.state != "decided"
+        return SearchHit(media_id=media_id, status=item.get("status"), action=None if blind else item.get("action"),
+                         risk=None if blind else item.get("risk"),
+                         received_at=received.isoformat() if isinstance(received, datetime) else received,
+                         task_state=task.state if task else None,
                          decided_by=task.decided_by if task else None, decided_at=task.decided_at if task else None,
                          decision_action=task.decision_action if task else None,
                          decision_reason=task.decision_reason if task else None)
@@ -377,7 +380,10 @@ class ReviewService:
             scanned += len(page)
             for item in page:
                 if self._matches(item, wanted, ref, action, since, until):
-                    hits.append(self._hit(item["media_id"], item))
+                    hit = self._hit(item["media_id"], item)
+                    if action and hit.action is None:
+                        continue  # a blind sample: finding it by its action would tell the action
+                    hits.append(hit)
                     if len(hits) >= limit:
                         break
             if start is None:
@@ -439,7 +445,9 @@ class ReviewService:
         if item is None or uploader_of(media_id, self.deps, item) != caller.sub:
             raise NotFoundError("no such item of yours")
         task = self.tasks.get(media_id)
-        if item.get("action") == "review" or (task is not None and task.state != "decided"):
+        # An open quality sample is not a review of the uploader's case: it never blocks an appeal.
+        if item.get("action") == "review" or (task is not None and task.state != "decided"
+                                              and not task.quality_sample):
             raise ConflictError("this item is still in review", reason="review_pending")
         if item.get("action") not in APPEALABLE_ACTIONS:
             raise ConflictError("nothing restricts this item", reason="nothing_to_appeal")
