@@ -27,11 +27,13 @@ from mediaguard.settings import Settings
 from tests.conftest import REPO, jpeg_bytes, load_event, photo
 
 DEV_TOKEN = "local-dev-token-for-tests"
+REVIEWER_TOKEN = "local-reviewer-token-for-tests"  # noqa: S105 - a test token
 
 
 @pytest.fixture(scope="module")
 def cloud():
-    with LocalCloud(parameters={"LogLevel": "INFO", "DevToken": DEV_TOKEN}) as local:
+    reviewers = json.dumps({REVIEWER_TOKEN: {"sub": "alice", "roles": ["reviewer"]}})
+    with LocalCloud(parameters={"LogLevel": "INFO", "DevToken": DEV_TOKEN, "DevTokens": reviewers}) as local:
         yield local
 
 
@@ -403,16 +405,19 @@ def test_browsers_on_the_upload_origins_may_call_the_upload_api():
 
 @pytest.mark.parametrize(
     ("auth", "status"),
-    [("", 401), ("Bearer not-the-token", 401), (f"Basic {DEV_TOKEN}", 401), (f"Bearer {DEV_TOKEN}", 201)],
-    ids=["none", "wrong-token", "wrong-scheme", "dev-token"],
+    [("", 401), ("Bearer not-the-token", 401), (f"Bearer {REVIEWER_TOKEN}", 401), (f"Basic {DEV_TOKEN}", 401),
+     (f"Bearer {DEV_TOKEN}", 201)],
+    ids=["none", "wrong-token", "reviewer-token", "wrong-scheme", "dev-token"],
 )
 def test_without_a_jwt_only_the_local_dev_token_is_accepted(cloud, auth, status):
+    # GIVEN the local stack with an uploader's dev token and a reviewer's
+    # WHEN the upload API is called with each kind of credential
     code, answer = call_api(cloud, {"content_type": "image/png", "content_length": 1000}, auth=auth)
+    # THEN only the uploader's token opens it, and only the reviewer's is told it is the wrong
+    # kind of token (any other invalid token gets the generic answer)
     assert code == status
     if status == 401:
-        # A bearer token that is not the uploader's is named as such (a reviewer's token,
-        # valid in the console, used to read "a valid bearer token is required").
-        message = UPLOADER_TOKEN_NEEDED if auth.startswith("Bearer ") else "a valid bearer token is required"
+        message = UPLOADER_TOKEN_NEEDED if REVIEWER_TOKEN in auth else "a valid bearer token is required"
         assert answer == {"reason": "unauthorized", "message": message, "media_id": None}
 
 
