@@ -207,7 +207,7 @@ CHAIN_WRITERS = [
     ("legal:lo-0f3c8a1e", {"ApiFunction"}),                             # legal orders (admin API, CLI)
     ("erasure:0f3c8a1e6b2d4c59", {"ApiFunction"}),                      # an uploader's erasure
     ("exposure:alice:2030-01-01", {"ApiFunction"}),                     # a reviewer's reveals of a day
-    ("decisions:2030-01-01:fast", {"ApiFunction"}),                     # reviewer decisions of a day
+    ("decisions:2030-01-01:3", {"ApiFunction"}),                        # reviewer decisions of a day
 ]
 
 

@@ -523,3 +523,22 @@ def test_search_and_the_decided_list_show_an_open_quality_sample_blind(world):
     # THEN neither the action nor the risk shows, and the action filter does not find it
     assert [(h.media_id, h.action, h.risk, h.decision_action) for h in by_id] == [("a1", None, None, None)]
     assert by_action == []
+
+
+def test_the_days_decisions_are_sharded_over_chains_and_listed_newest_first(world):
+    from mediaguard.decisions.review.service import DECISION_SHARDS, decisions_chain
+
+    # GIVEN three items decided one minute apart, whose ids fall in different shards
+    ids = ["d1", "d2", "d3"]
+    assert len({shard_of(m, DECISION_SHARDS) for m in ids}) > 1
+    for media_id in ids:
+        scored_item(world, media_id)
+        decided_by(world, media_id, ALICE)
+        world.clock.tick(60)
+    # WHEN the day's decisions are listed
+    day = T0.date().isoformat()
+    listed = world.service.decided(ALICE, day).items
+    # THEN all three come back newest first, from more than one chain (no single hot key)
+    assert [h.media_id for h in listed] == ["d3", "d2", "d1"]
+    chains = {s for s in range(DECISION_SHARDS) if world.deps.items.audit_chain(decisions_chain(day, s))}
+    assert len(chains) > 1

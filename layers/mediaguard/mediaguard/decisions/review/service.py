@@ -45,6 +45,7 @@ from mediaguard.decisions.review.models import (
     utcnow,
 )
 from mediaguard.decisions.review.ports import AppealStore, Enforcer, TaskStore, UrlSigner
+from mediaguard.decisions.review.queue import shard_of
 from mediaguard.decisions.review.reasons import APPEALABLE_ACTIONS, ENFORCED_ACTION
 from mediaguard.decisions.review.roles import ROLE_LEVELS, Caller
 from mediaguard.decisions.review.settings import ReviewSettings
@@ -74,9 +75,15 @@ def _escalation(records: list[Any]) -> Escalation | None:
 SCAN_PAGE, SCAN_MAX = 200, 2000
 
 
-def decisions_chain(day: str) -> str:
-    """The audit chain listing every reviewer decision of one UTC day: ``decisions:<date>``."""
-    return f"decisions:{day}"
+# The day's decisions are spread over this many chains (by a hash of the media id): one
+# chain would be one hot key every reviewer's decision appends to, serialised by its head.
+DECISION_SHARDS = 8
+
+
+def decisions_chain(day: str, shard: int) -> str:
+    """One of the audit chains listing the reviewer decisions of one UTC day:
+    ``decisions:<date>:<shard>``, the shard ``shard_of(media_id, DECISION_SHARDS)``."""
+    return f"decisions:{day}:{shard}"
 
 
 def _audio_view(audio: Any) -> dict[str, Any] | None:
@@ -184,7 +191,8 @@ class ReviewService:
                                       "waited_s": round((now - decided.enqueued_at).total_seconds()),
                                       "strike": strike})
         # The day's list of decisions (the console's "decided" view) is one Query, no Scan.
-        self.deps.items.append_audit(decisions_chain(now.date().isoformat()), caller.actor, "review_decided",
+        self.deps.items.append_audit(decisions_chain(now.date().isoformat(), shard_of(media_id, DECISION_SHARDS)),
+                                     caller.actor, "review_decided",
                                      {"media_id": media_id, "action": request.action, "reason_code": reason})
         logger.info("review decided", extra={"media_id": media_id, "action": request.action, "reason_code": reason})
         observability.count("ReviewDecisions", action=request.action, lane=decided.lane)
@@ -415,9 +423,10 @@ class ReviewService:
         return True
 
     def decided(self, caller: Caller, day: str) -> SearchPage:
-        """Every reviewer decision of one UTC day, newest first (one Query on the day's chain)."""
+        """Every reviewer decision of one UTC day, newest first (a Query per shard of the day's chains)."""
         caller.require("reviewer")
-        records = self.deps.items.audit_chain(decisions_chain(day))
+        records = [r for shard in range(DECISION_SHARDS) for r in self.deps.items.audit_chain(decisions_chain(day, shard))]
+        records.sort(key=lambda r: r.at)
         seen: dict[str, None] = {}
         for record in reversed(records):
             seen.setdefault(str((record.detail or {}).get("media_id")), None)
