@@ -41,6 +41,10 @@ class BlobStore(Protocol):
     def download(self, bucket: str, key: str, path: Path) -> None:
         """Stream a (possibly large) object to a local file."""
 
+    def sha256(self, bucket: str, key: str, version_id: str | None = None) -> tuple[str, int]:
+        """(sha256 hex, size) of an object (that version), streamed in chunks so memory does
+        not grow with the object; ``ObjectMissingError`` when it does not exist."""
+
 
 class ItemStore(Protocol):
     def create_once(self, upload: Upload) -> str | None:

@@ -85,8 +85,9 @@ class PackageInputs:
 
 
 # Records whose ``detail.sha256`` is the original's, written at ingest by the sanitize stage.
+# ``failed``: the failure stage records it when sanitize never returned (a timeout).
 INGEST_HASH_EVENTS = frozenset({"sanitized", "image_accepted", "animation_accepted", "video_accepted",
-                                "audio_accepted"})
+                                "audio_accepted", "failed"})
 # Read at most this much uncompressed from a package: a zip bomb is refused, not inflated.
 MAX_UNCOMPRESSED = 2 * 1024**3
 
