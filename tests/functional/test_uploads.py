@@ -144,6 +144,27 @@ def test_granted_post_lands_and_runs_the_pipeline(cloud, astronaut_jpeg, log_rec
         assert not any(secret in r for r in log_records)
 
 
+def test_a_reviewer_finds_an_upload_by_its_uploader_id_or_pseudonymous_ref(cloud, astronaut_jpeg):
+    from mediaguard import wiring
+    from mediaguard.decisions.review.roles import Caller
+
+    # GIVEN an upload granted to user-0001 (the sample JWT's subject) that ran through the pipeline
+    status, grant = call_api(cloud, {"content_type": "image/jpeg", "content_length": len(astronaut_jpeg)})
+    assert status == 201 and cloud.post_upload(grant["upload"], astronaut_jpeg).stored
+    media_id = grant["media_id"]
+    assert cloud.wait(media_id).status == "SUCCEEDED"
+    # THEN the item holds the uploader's keyed HMAC, never the id
+    key = wiring.uploader_keys().key("user-0001")
+    assert cloud.item(media_id)["uploader"] == key
+    # WHEN a reviewer searches by the id, by a prefix of the key, and by someone else's id
+    service, alice = wiring.review_service(), Caller("alice", frozenset({"reviewer"}))
+    by_id = [h.media_id for h in service.search(alice, uploader="user-0001", limit=500).items]
+    by_ref = [h.media_id for h in service.search(alice, uploader=key[:8], limit=500).items]
+    other = [h.media_id for h in service.search(alice, uploader="user-0002", limit=500).items]
+    # THEN the first two find it and the third does not
+    assert media_id in by_id and media_id in by_ref and media_id not in other
+
+
 # --- POSTs that S3 (here: local mode) must refuse -------------------------------------------
 
 

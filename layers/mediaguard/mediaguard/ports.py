@@ -47,9 +47,10 @@ class BlobStore(Protocol):
 
 
 class ItemStore(Protocol):
-    def create_once(self, upload: Upload) -> str | None:
+    def create_once(self, upload: Upload, uploader_key: str | None = None) -> str | None:
         """Create the item if it does not exist yet (or its last start failed) and return
         the name of the run to start (``models.run_name``); None if another run owns it.
+        ``uploader_key``: the keyed HMAC of the granted uploader, stored as ``uploader``.
 
         The duplicate-start guard (S3 may deliver an event twice). The item stays
         ``start_pending`` until that run's execution claims it (``claim_run``), so an

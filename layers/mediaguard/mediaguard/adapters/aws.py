@@ -98,7 +98,7 @@ class DynamoItemStore:
         self.settings = settings
         self._audit_store = None
 
-    def create_once(self, upload: Upload) -> str | None:
+    def create_once(self, upload: Upload, uploader_key: str | None = None) -> str | None:
         m = tables.MediaItem
         version = upload.version_id
         # The claim token tells this call's own write from another delivery's: when the
@@ -117,6 +117,8 @@ class DynamoItemStore:
                                (retry, run_name(upload.media_id))):
             now = _now()
             pinned = [m.upload_version_id.set(version)] if version else []
+            # In the same write: the uploader's key costs no write of its own.
+            pinned += [m.uploader.set(uploader_key)] if uploader_key else []
             try:
                 m(upload.media_id).update(actions=[
                     m.status.set("received"), m.upload_bucket.set(upload.bucket), m.upload_key.set(upload.key),

@@ -254,7 +254,7 @@ class ReviewService:
         records = self.deps.items.audit_chain(media_id)
         if blind:
             return self._blind_view(item, media_id, media, task, records)
-        uploader = uploader_of(media_id, self.deps, item)
+        uploader = uploader_of(media_id, self.deps)
         history = self.history.snapshot(uploader).model_dump() if (self.history and uploader) else None
         return ItemView(
             media_id=media_id,
@@ -381,13 +381,16 @@ class ReviewService:
             return SearchPage(items=[self._hit(media_id, item)] if item else [], method="get")
         wanted = (sha256 or "").lower() or None
         ref = (uploader or "").strip() or None
+        # The item stores the uploader's keyed HMAC (written at start), never the id: an id
+        # is searched by its key, a pseudonymous ref (6+ hex characters) as a prefix of it.
+        ref_key = self.history.key_of(ref) if (ref and self.history) else None
         hits: list[SearchHit] = []
         scanned, start = 0, None
         while scanned < SCAN_MAX and len(hits) < limit:
             page, start = self.deps.items.scan_page(SCAN_PAGE, start)
             scanned += len(page)
             for item in page:
-                if self._matches(item, wanted, ref, action, since, until):
+                if self._matches(item, wanted, ref, ref_key, action, since, until):
                     hit = self._hit(item["media_id"], item)
                     if action and hit.action is None:
                         continue  # a blind sample: finding it by its action would tell the action
@@ -398,8 +401,8 @@ class ReviewService:
                 break
         return SearchPage(items=hits, method="scan", scanned=scanned, truncated=start is not None)
 
-    def _matches(self, item: dict[str, Any], sha256: str | None, ref: str | None, action: str | None,
-                 since: datetime | None, until: datetime | None) -> bool:
+    def _matches(self, item: dict[str, Any], sha256: str | None, ref: str | None, ref_key: str | None,
+                  action: str | None, since: datetime | None, until: datetime | None) -> bool:
         if sha256 and sha256 not in {str(item.get(k) or "").lower() for k in ("sha256", "sanitized_sha256", "pdq")}:
             return False
         if action and item.get("action") != action:
@@ -414,11 +417,8 @@ class ReviewService:
         if until and received >= until:
             return False
         if ref:
-            who = item.get("uploader")
-            if who is None:
-                return False
-            key = self.history.key_of(str(who)) if self.history else ""
-            if ref not in (who,) and not (len(ref) >= 6 and key.startswith(ref.lower())):
+            key = str(item.get("uploader") or "")
+            if not key or (key != ref_key and not (len(ref) >= 6 and key.startswith(ref.lower()))):
                 return False
         return True
 
@@ -451,7 +451,7 @@ class ReviewService:
         Anyone but the uploader gets 404, so the route does not confirm which ids exist.
         """
         item = self.deps.items.get(media_id)
-        if item is None or uploader_of(media_id, self.deps, item) != caller.sub:
+        if item is None or uploader_of(media_id, self.deps) != caller.sub:
             raise NotFoundError("no such item of yours")
         task = self.tasks.get(media_id)
         # An open quality sample is not a review of the uploader's case: it never blocks an appeal.
