@@ -138,10 +138,13 @@ def test_two_concurrent_outputs_cannot_both_be_recorded(tables):
 
 
 @pytest.fixture(scope="module")
-def cloud():
+def cloud(tmp_path_factory):
     limits = json.dumps({"user": {"minute": {"limit": 4}}})
-    with LocalCloud(parameters={"LogLevel": "WARNING", "DevToken": DEV_TOKEN, "GenerationLimits": limits}) as local:
-        yield local
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDIAGUARD_HOME", str(tmp_path_factory.mktemp("home")))  # the stack's dev C2PA signer
+        with LocalCloud(parameters={"LogLevel": "WARNING", "DevToken": DEV_TOKEN,
+                                    "GenerationLimits": limits}) as local:
+            yield local
 
 
 @pytest.fixture(scope="module")
