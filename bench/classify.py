@@ -3,7 +3,8 @@
 Frames are real photos (scikit-image) at the sizes a draft decode hands the classifier
 (short side 256-640 px), so preprocessing (resize, crop, the reference JPEG round trip)
 is included, as in the classify stage. Also: session creation, preprocessing alone, and
-one 12 MP JPEG from bytes to scores with draft decoding against a full decode.
+one 12 MP JPEG from bytes to scores with draft decoding against a full decode, and the
+same path as a ratio to its floor (draft decode + bare inference on a prepared tensor).
 
     .venv/bin/python -m bench.classify [--runs 7] [--threads 1,2]
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import sys
 import time
 
@@ -42,6 +44,32 @@ def frames() -> list[Image.Image]:
     return out
 
 
+def floor_and_path(clf, data: bytes, runs: int) -> tuple[dict[str, float], float]:
+    """The floor (draft decode of the bytes + the session run on a tensor prepared beforehand)
+    and the whole path (``classify_batch([decode_for_models(bytes)])``), timed alternately in
+    one loop so a busy neighbour on the machine slows both alike. Medians per part."""
+    tensor = clf.preprocess(decode_for_models(data, 50_000_000))[None]
+    parts: dict[str, list[float]] = {"decode": [], "infer": [], "prep": [], "sum": []}
+    whole: list[float] = []
+    for i in range(runs + 1):
+        t0 = time.perf_counter()
+        img = decode_for_models(data, 50_000_000)
+        t1 = time.perf_counter()
+        clf._session.run(clf._outputs, {clf._input: tensor})
+        t2 = time.perf_counter()
+        clf.preprocess(img)
+        t3 = time.perf_counter()
+        clf.classify_batch([decode_for_models(data, 50_000_000)])
+        t4 = time.perf_counter()
+        if i:  # the first round is the warm-up
+            parts["decode"].append((t1 - t0) * 1000)
+            parts["infer"].append((t2 - t1) * 1000)
+            parts["sum"].append((t2 - t0) * 1000)
+            parts["prep"].append((t3 - t2) * 1000)
+            whole.append((t4 - t3) * 1000)
+    return {k: statistics.median(v) for k, v in parts.items()}, statistics.median(whole)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=7)
@@ -65,6 +93,11 @@ def main() -> int:
 
     data = photo_12mp_jpeg()
     clf = open_nsfw(1)
+    floor, path = floor_and_path(clf, data, max(15, 3 * args.runs))
+    print(f"\n12 MP JPEG, bytes to scores vs its floor (1 thread, interleaved, medians of {max(15, 3 * args.runs)}): "
+          f"draft decode {floor['decode']:.1f} ms + bare inference {floor['infer']:.1f} ms = floor "
+          f"{floor['sum']:.1f} ms; bytes to scores {path:.1f} ms = {path / floor['sum']:.2f}x the floor "
+          f"(target <= 1.2x; preprocessing alone {floor['prep']:.1f} ms)")
     drafted = median_ms(lambda: clf.classify_batch([decode_for_models(data, 50_000_000)]), args.runs)
     full = median_ms(lambda: clf.classify_batch([load_rgb(open_image(data, 50_000_000))]), max(3, args.runs // 2))
     a = clf.classify_batch([decode_for_models(data, 50_000_000)])[0].scores["open_nsfw.nsfw"]

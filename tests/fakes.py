@@ -66,6 +66,13 @@ class Items:
     def get(self, media_id):
         return copy.deepcopy(self.items.get(media_id))
 
+    def scan_page(self, page_size, start=None):
+        ids = sorted(self.items)
+        at = ids.index(start) + 1 if start in ids else 0
+        page = ids[at:at + page_size]
+        more = page[-1] if page and at + page_size < len(ids) else None
+        return [{"media_id": m, **copy.deepcopy(self.items[m])} for m in page], more
+
     def update(self, media_id, fields, *, if_run=None):
         if if_run is not None and (self.items.get(media_id) or {}).get("run") != if_run:
             raise SupersededRunError("this execution is not the item's current run")

@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("adapters",),
     ("wiring",),
     ("local",),
+    ("client",),
     ("cli",),
 ]
 RANK = {area: i for i, areas in enumerate(LAYERS) for area in areas}
@@ -39,7 +40,7 @@ RANK = {area: i for i, areas in enumerate(LAYERS) for area in areas}
 # Package imports inside functions. Allowed in the wiring (each function loads only its
 # own adapters), the CLI (``mediaguard --help`` must not load the pipeline) and local mode;
 # elsewhere only where the import carries a real cost some callers never need.
-LAZY_AREAS = {"wiring", "cli", "local"}
+LAZY_AREAS = {"wiring", "cli", "local", "client"}
 LAZY_ALLOWED = {
     # onnxruntime and ffmpeg: only featurizers that embed or cut video load them.
     ("mediaguard.analysis.featurize", "mediaguard.analysis.classify"),

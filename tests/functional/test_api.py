@@ -229,7 +229,7 @@ def test_review_remove_appeal_overturn_with_a_verifying_audit_chain(stack, call)
     # AND the item's audit chain tells the whole story and verifies
     records = chain(media_id)
     events = [r.event for r in records]
-    for expected in ("received", "enforced", "review_enqueued", "media_viewed", "review_decided",
+    for expected in ("received", "enforced", "review_enqueued", "media_opened", "review_decided",
                      "evidence_preserved", "appeal_opened", "appeal_decided", "restored"):
         assert expected in events, expected
     assert events.index("review_decided") < events.index("appeal_opened") < events.index("appeal_decided")
@@ -240,6 +240,69 @@ def test_review_remove_appeal_overturn_with_a_verifying_audit_chain(stack, call)
 
 
 # --- who may do what ---------------------------------------------------------------------------------
+
+
+def test_roles_are_checked_before_the_body_is_validated(stack, call):
+    # GIVEN a reviewer (not senior) and an uploader, each sending a body that does not match the schema
+    bad = {"outcome": "maybe"}
+    # WHEN they post to routes their role does not open
+    # THEN they hear 403 (not a 400 about the body), and without a token 401
+    assert call("POST", "/appeals/ap-x1/decision", claims=ALICE, body=bad)[0] == 403
+    assert call("POST", "/admin/items/x1/redrive", claims=SUE, body={"reason": "NOT A CODE"})[0] == 403
+    assert call("POST", "/review/x1/decision", claims=UPLOADER, body=bad)[0] == 403
+    assert call("POST", "/review/x1/decision", claims=None, body=bad)[0] == 401
+    # AND a caller who has the role still gets the schema's 400
+    assert call("POST", "/appeals/ap-x1/decision", claims=SUE, body=bad)[0] == 400
+
+
+def test_me_names_the_caller_and_reveals_are_recorded_apart_from_opens(stack, call):
+    # GIVEN an item in review
+    scored_into_review(stack, "reveal001", risk=0.5, reach=10)
+    # WHEN the console asks who it is signed in as
+    status, me = call("GET", "/review/me", claims={**ALICE, "name": "Alice A."})
+    # THEN it hears the name, the highest role and no senior rights, without probing other routes
+    assert status == 200 and (me["name"], me["role"], me["senior"], me["admin"]) == ("Alice A.", "reviewer", False, False)
+    before = me["exposures_today"]
+    # WHEN Alice opens the item, then reveals its media twice
+    assert call("GET", "/items/reveal001", claims=ALICE)[0] == 200
+    first = call("POST", "/items/reveal001/reveal", claims=ALICE)[1]
+    status, second = call("POST", "/items/reveal001/reveal", claims=ALICE)
+    # THEN each reveal is counted in her exposures for the day
+    assert status == 200 and second["revealed_by"] == "alice"
+    assert (first["exposures_today"], second["exposures_today"]) == (before + 1, before + 2)
+    assert call("GET", "/review/me", claims=ALICE)[1]["exposures_today"] == before + 2
+    # AND the item's trail holds one open and two reveals, by her, as separate records
+    records = [r for r in chain("reveal001") if r.event in ("media_opened", "media_revealed")]
+    assert [(r.event, r.actor) for r in records] == [("media_opened", "reviewer:alice"),
+                                                     ("media_revealed", "reviewer:alice"),
+                                                     ("media_revealed", "reviewer:alice")]
+    # AND an uploader cannot record reveals
+    assert call("POST", "/items/reveal001/reveal", claims=UPLOADER)[0] == 403
+
+
+def test_search_finds_by_id_with_a_get_and_otherwise_by_a_bounded_scan(stack, call):
+    # GIVEN two items in review, one of which Alice limits
+    scored_into_review(stack, "find0001", risk=0.5, reach=10)
+    scored_into_review(stack, "find0002", risk=0.5, reach=10)
+    assert call("POST", "/review/find0001/claim", claims=ALICE)[0] == 200
+    assert call("POST", "/review/find0001/decision", claims=ALICE,
+                body={"action": "limit", "reason_code": "newsworthy"})[0] == 200
+    # WHEN a reviewer searches by id THEN one GetItem answers
+    status, page = call("GET", "/review/search", claims=ALICE, query={"media_id": "find0001"})
+    assert status == 200 and page["method"] == "get" and [h["media_id"] for h in page["items"]] == ["find0001"]
+    assert page["items"][0]["decision_action"] == "limit" and page["items"][0]["decided_by"] == "alice"
+    # WHEN by action in force THEN a Scan answers, saying how much it read
+    status, page = call("GET", "/review/search", claims=ALICE, query={"action": "limit"})
+    assert status == 200 and page["method"] == "scan" and page["scanned"] >= 2 and not page["truncated"]
+    assert "find0001" in [h["media_id"] for h in page["items"]]
+    assert "find0002" not in [h["media_id"] for h in page["items"]]
+    # AND today's decisions (one Query on the day's chain) list it first
+    from datetime import UTC, datetime
+
+    status, page = call("GET", "/review/decided", claims=ALICE, query={"day": datetime.now(UTC).date().isoformat()})
+    assert status == 200 and page["method"] == "query" and page["items"][0]["media_id"] == "find0001"
+    # AND an uploader may not search
+    assert call("GET", "/review/search", claims=UPLOADER, query={"action": "limit"})[0] == 403
 
 
 def test_no_token_is_401_and_the_wrong_role_is_403(stack, call):

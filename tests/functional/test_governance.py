@@ -96,14 +96,15 @@ def _review(cloud, media_id: str, *, enqueued: float, decided: float, action: st
 
 
 def _qa_task(cloud, media_id: str, automated: str, reviewer: str, decided: datetime) -> None:
-    """A decided task of the QA lane as issue 13 #3 stores it (automated_action, reviewer_action, agree)."""
+    """A decided task of the QA lane as ``decisions.review.quality`` stores it (``action`` the automated
+    one, ``decision_action`` the reviewer's, ``agree``)."""
     table = cloud.client("dynamodb")
     table.put_item(TableName=wiring.review_service().settings.review_table, Item={
         "media_id": {"S": media_id}, "state": {"S": "decided"}, "lane": {"S": "qa"}, "shard": {"N": "0"},
         "risk": {"N": "0.1"}, "reach": {"N": "0"}, "priority": {"N": "0.1"}, "reason": {"S": "qa:sample"},
         "enqueued_at": {"S": (decided - timedelta(minutes=5)).isoformat()}, "due_at": {"S": decided.isoformat()},
         "queue_sk": {"S": f"x#{media_id}"}, "decided_at": {"S": decided.isoformat()},
-        "automated_action": {"S": automated}, "reviewer_action": {"S": reviewer},
+        "action": {"S": automated}, "decision_action": {"S": reviewer},
         "agree": {"BOOL": automated == reviewer}})
 
 
@@ -132,8 +133,8 @@ def test_report_equals_a_hand_count_of_a_scripted_history(cloud, gov, tmp_path):
                                                                          reason_code="consent_verified"))
     service.decide_appeal(SUE, appeal_e.appeal_id, AppealDecisionRequest(outcome="uphold",
                                                                          reason_code="decision_correct"))
-    # AND five QA samples: (remove, remove) (blur, allow) (allow, allow) (allow, approve) (allow, label)
-    for n, (auto, human) in enumerate([("remove", "remove"), ("blur", "allow"), ("allow", "allow"),
+    # AND five QA samples: (remove, remove) (blur, approve) (allow, approve) (allow, approve) (allow, label)
+    for n, (auto, human) in enumerate([("remove", "remove"), ("blur", "approve"), ("allow", "approve"),
                                        ("allow", "approve"), ("allow", "label")]):
         _qa_task(cloud, f"qa-{n}", auto, human, T0 + timedelta(minutes=50))
 

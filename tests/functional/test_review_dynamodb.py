@@ -391,7 +391,7 @@ def test_the_item_view_links_only_the_sanitized_copy_and_audits_the_look(world):
     assert "media/m1/sanitized.jpg" in view.media.url and "uploads/" not in view.media.url
     assert view.media.expires_in == 300 and "X-Amz-Expires=300" in view.media.url
     assert view.task.state == "queued" and view.audit.verified
-    assert view.audit.events[-1].event == "media_viewed" and view.audit.events[-1].actor == "reviewer:alice"
+    assert view.audit.events[-1].event == "media_opened" and view.audit.events[-1].actor == "reviewer:alice"
     with pytest.raises(ForbiddenError):
         world.service.item_view(UPLOADER, "m1")
     with pytest.raises(NotFoundError):

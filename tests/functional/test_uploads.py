@@ -15,6 +15,7 @@ from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
 from mediaguard.adapters.banks import dynamo_bank_service
 from mediaguard.analysis.banks.model import NewEntry
+from mediaguard.api.auth import UPLOADER_TOKEN_NEEDED
 from mediaguard.audit.chain import verify
 from mediaguard.decisions import enforcement
 from mediaguard.decisions.review.queue import REACH_CAP
@@ -409,7 +410,10 @@ def test_without_a_jwt_only_the_local_dev_token_is_accepted(cloud, auth, status)
     code, answer = call_api(cloud, {"content_type": "image/png", "content_length": 1000}, auth=auth)
     assert code == status
     if status == 401:
-        assert answer == {"reason": "unauthorized", "message": "a valid bearer token is required", "media_id": None}
+        # A bearer token that is not the uploader's is named as such (a reviewer's token,
+        # valid in the console, used to read "a valid bearer token is required").
+        message = UPLOADER_TOKEN_NEEDED if auth.startswith("Bearer ") else "a valid bearer token is required"
+        assert answer == {"reason": "unauthorized", "message": message, "media_id": None}
 
 
 # --- the policy check itself (no cloud) ----------------------------------------------------------

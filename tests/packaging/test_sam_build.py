@@ -65,7 +65,7 @@ def test_built_layers_carry_the_package_and_the_model(build_dir):
     assert (core / "mediaguard" / "stages" / "sanitize.py").exists()
     assert (core / "mediaguard" / "wiring.py").exists()
     # What only runs on a developer's machine stays out of every function.
-    for dev_only in ("local", "console", "cli"):
+    for dev_only in ("local", "console", "cli", "client"):
         assert not (core / "mediaguard" / dev_only).exists(), dev_only
     assert (core / "mediaguard" / "policy").is_dir()
     assert any(core.glob("pdqhash*")), "pdqhash must be compiled into the core layer"

@@ -180,3 +180,89 @@ def test_full_width_buckets_used_at_millions_of_hashes_match_a_linear_scan(corpu
     for q in queries:
         for radius in (31, 40):
             assert index.query(q, radius=radius) == brute_force(hashes, ids, q, radius=radius)
+
+
+def _skewed(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Hashes whose bit i is 1 with probability p_i ~ U(0.1, 0.9): the 'biased bits' of bench.index."""
+    p = rng.uniform(0.1, 0.9, 256)
+    bits = (rng.random((n, 256)) < p).astype(np.uint8)
+    return np.packbits(bits, axis=1, bitorder="little").view("<u8")
+
+
+@pytest.fixture(scope="module")
+def skewed():
+    rng = np.random.default_rng(11)
+    hashes = _skewed(20_000, rng)
+    queries = [_flip(hashes[i], d, rng) for i, d in ((5, 0), (600, 7), (9_000, 19), (15_000, 31), (19_999, 33))]
+    queries += list(_skewed(3, rng))  # fresh draws from the same skewed distribution
+    return hashes, np.arange(len(hashes), dtype=np.int64) + 7, [q.tobytes() for q in queries]
+
+
+@pytest.mark.parametrize("full_width", [False, True])
+def test_a_skewed_bank_is_permuted_and_still_answers_exactly(skewed, monkeypatch, full_width):
+    # GIVEN hashes with strongly biased bits (the layout's substrings would be lopsided)
+    import mediaguard.analysis.index as index_module
+
+    if full_width:  # the bucket layout a 10M bank gets, where each query picks its own sub-radii
+        monkeypatch.setattr(index_module, "_bucket_bits", lambda n: tuple(b for _, _, b in index_module._LAYOUT))
+    hashes, ids, queries = skewed
+    # WHEN they are indexed
+    index = PdqIndex.build(hashes, ids)
+    # THEN the build rebalances the bits, and every answer is still the linear scan's
+    assert index._main.perm is not None
+    for q in queries:
+        for radius in (0, 31, 40):
+            assert index.query(q, radius=radius) == brute_force(hashes, ids, q, radius=radius)
+    assert index.query(queries[3])[0][1] == 31
+
+
+def test_a_permuted_index_survives_save_load_and_rebuild(skewed, tmp_path):
+    hashes, ids, queries = skewed
+    index = PdqIndex.build(hashes, ids)
+    index.add([queries[1]], ids=[1])
+    index.save(tmp_path / "idx")
+    loaded = PdqIndex.load(tmp_path / "idx")
+    expected = brute_force(np.concatenate([hashes, to_words(queries[1])]), np.concatenate([ids, [1]]), queries[1])
+    assert loaded.query(queries[1]) == expected
+    loaded.rebuild()  # un-permutes the stored hashes before building afresh
+    assert loaded.query(queries[1]) == expected and loaded.delta_size == 0
+
+
+def test_hashes_and_ids_alone_answer_exactly_while_the_tables_still_download(corpus, index, tmp_path):
+    # GIVEN a saved index whose bucket tables have not arrived yet
+    hashes, ids, queries = corpus
+    index.save(tmp_path / "idx")
+    for name in ("counts.npy", "rows.npy"):
+        (tmp_path / "idx" / name).unlink()
+    # WHEN it is loaded as it is
+    partial = PdqIndex.load(tmp_path / "idx")
+    # THEN it answers by a linear scan, with the same results
+    assert not partial._main.has_tables
+    for q in queries:
+        assert partial.query(q) == index.query(q)
+
+
+def test_an_index_saved_in_format_1_is_still_read(corpus, index, tmp_path):
+    # GIVEN the previous on-disk form: bucket offsets and id_order stored, no permutation
+    import json
+
+    from mediaguard.analysis.index import _Main
+
+    hashes, ids, queries = corpus
+    index.save(tmp_path / "idx")
+    d = tmp_path / "idx"
+    main = index._main
+    np.save(d / "offsets.npy", np.asarray(main.offsets))
+    np.save(d / "id_order.npy", np.argsort(np.asarray(main.ids), kind="stable").astype(np.uint32))
+    (d / "counts.npy").unlink()
+    meta = json.loads((d / "meta.json").read_text())
+    meta["format"] = 1
+    del meta["perm"], meta["load"]
+    (d / "meta.json").write_text(json.dumps(meta))
+    # WHEN a container that runs this version loads it
+    old = PdqIndex.load(d)
+    # THEN it matches as before and can still withdraw entries
+    assert isinstance(old._main, _Main) and old._main.has_tables
+    for q in queries:
+        assert old.query(q) == index.query(q)
+    assert old.remove(100_000) == 1

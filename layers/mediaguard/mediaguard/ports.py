@@ -84,6 +84,10 @@ class ItemStore(Protocol):
 
     def append_audit(self, chain: str, actor: str, event: str, detail: dict) -> AuditRecord: ...
 
+    def scan_page(self, page_size: int, start: Any | None = None) -> tuple[list[dict[str, Any]], Any | None]:
+        """One page of a Scan of every item (the review console's search, bounded by its
+        caller): ``(items, where the next page starts or None)``."""
+
     def audit_chain(self, chain: str) -> list[AuditRecord]:
         """Every record of one chain, in order."""
 

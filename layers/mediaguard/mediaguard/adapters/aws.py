@@ -221,6 +221,11 @@ class DynamoItemStore:
             return None
         return item.attribute_values
 
+    def scan_page(self, page_size: int, start: Any | None = None) -> tuple[list[dict[str, Any]], Any | None]:
+        rows = tables.MediaItem.scan(limit=page_size, last_evaluated_key=start, page_size=page_size)
+        items = [row.attribute_values for row in rows]
+        return items, rows.last_evaluated_key
+
     def append_audit(self, chain: str, actor: str, event: str, detail: dict) -> AuditRecord:
         """Append to a chain: the record and the chain's head pointer in one transaction."""
         return self._audit().append(chain, actor, event, detail)

@@ -37,12 +37,12 @@ from mediaguard.decisions import evidence
 from mediaguard.decisions.erasure import ErasurePorts
 from mediaguard.decisions.legal import LegalOrder, LegalPorts
 from mediaguard.decisions.report import Period, build_report
+from mediaguard.decisions.review.models import QA_REASON
 from mediaguard.decisions.review.settings import get_review_settings
 from mediaguard.ingress import grant
 from mediaguard.ports import Deps
 from mediaguard.settings import Settings, get_settings
 
-QA_LANE = "qa"
 _TIMES = ("received_at", "enqueued_at", "decided_at", "created_at", "handled_at", "due_at")
 
 
@@ -119,15 +119,16 @@ class DynamoReportSource:
         return [rule.view(now) for rule in self.geofence.list()] if self.geofence is not None else []
 
     def qa_outcomes(self, start: datetime, end: datetime) -> list[tuple[str, str]]:
-        """Decided QA-lane tasks in the period that carry both actions (fields of the QA lane)."""
+        """Decided quality samples in the period as (automated, reviewer) actions, read as
+        ``decisions.review.quality`` stores them: the task's ``action`` is the automated one,
+        ``decision_action`` the reviewer's; escalated and withdrawn samples are not outcomes."""
         out = []
-        for task in self.stack.scan(self.stack.review_table, Attr("lane").eq(QA_LANE)):
-            decided = task.get("decided_at")
-            automated = task.get("automated_action")
-            reviewer = task.get("reviewer_action") or task.get("decision_action")
-            if decided is None or not automated or not reviewer or not (start <= decided < end):
+        for task in self.stack.scan(self.stack.review_table, Attr("reason").eq(QA_REASON) & Attr("state").eq("decided")):
+            decided, automated, reviewer = task.get("decided_at"), task.get("action"), task.get("decision_action")
+            if decided is None or not automated or reviewer in (None, "escalate", "withdrawn"):
                 continue
-            out.append((str(automated), str(reviewer)))
+            if start <= decided < end:
+                out.append((str(automated), str(reviewer)))
         return out
 
 

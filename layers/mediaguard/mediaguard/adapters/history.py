@@ -154,6 +154,9 @@ class DynamoHistory:
 
     # -- reads ----------------------------------------------------------------------------------
 
+    def key_of(self, uploader: str) -> str:
+        return self._keys.key(uploader)
+
     def snapshot(self, uploader: str, now: datetime | None = None) -> HistorySnapshot:
         """The uploader's counters as of ``now``: one Query (see the module docstring)."""
         now = now or self._clock()

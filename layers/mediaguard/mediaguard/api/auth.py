@@ -21,6 +21,7 @@ from mediaguard.settings import Settings
 
 # The upload API's only local identity: uploads granted with the dev token belong to "dev".
 DEV_UPLOADER = "dev"
+UPLOADER_TOKEN_NEEDED = "this is not an uploader's token (review-console tokens cannot upload)"  # noqa: S105 - a message
 
 
 def credentials(event: APIGatewayProxyEventV2) -> tuple[dict[str, Any] | None, str | None]:
@@ -68,7 +69,9 @@ def authenticate_reviewer(jwt_claims: dict[str, Any] | None, authorization: str 
     """The review API's caller: subject and Cognito groups from the JWT claims, or, with no
     authorizer, the identity the dev token map (``MEDIAGUARD_DEV_TOKENS``) gives the token."""
     if jwt_claims and jwt_claims.get("sub"):
-        return Caller(str(jwt_claims["sub"]), parse_groups(jwt_claims.get("cognito:groups")))
+        name = jwt_claims.get("name") or jwt_claims.get("cognito:username")
+        return Caller(str(jwt_claims["sub"]), parse_groups(jwt_claims.get("cognito:groups")),
+                      name=str(name) if name else None)
     presented = bearer(authorization)
     if presented is not None:
         found = None
@@ -90,4 +93,8 @@ def authenticate_uploader(jwt_claims: dict[str, Any] | None, authorization: str 
     presented = bearer(authorization)
     if token and presented is not None and _same(presented, token):
         return DEV_UPLOADER
+    if presented is not None and token:
+        # Local mode: the upload API knows only the uploader's dev token, so a reviewer's
+        # (valid in the console) lands here; say which token it wants, not "invalid".
+        raise UnauthorizedError(UPLOADER_TOKEN_NEEDED)
     raise UnauthorizedError("a valid bearer token is required")

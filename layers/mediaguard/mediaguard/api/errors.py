@@ -22,7 +22,7 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
@@ -134,16 +134,22 @@ class ApiResolver(APIGatewayHttpResolver):
     """
 
     refusal_defaults: dict[str, Any]
+    # Run on the raw event after check_body, before Powertools validates anything: who
+    # may call a route is decided before what they sent is judged (401/403 before 400).
+    before_validation: Callable[[Mapping[str, Any]], None] | None
 
     def __init__(self, *, max_body_bytes: int = MAX_BODY_BYTES, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.refusal_defaults = {}
         # Only a route that takes media in its body (a generated output) raises this.
         self.max_body_bytes = max_body_bytes
+        self.before_validation = None
 
     def resolve(self, event: dict, context: Any) -> dict[str, Any]:
         try:
             check_body(event, self.max_body_bytes)
+            if self.before_validation is not None:
+                self.before_validation(event)
         except ApiError as error:
             return {"statusCode": error.status, "headers": {"Content-Type": content_types.APPLICATION_JSON},
                     "body": json.dumps(self.refusal_defaults | error.body()), "isBase64Encoded": False}

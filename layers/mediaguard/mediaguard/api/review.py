@@ -9,6 +9,12 @@ GET      /review/queue?lane=&limit=            reviewer         {items: [task]};
 POST     /review/{media_id}/claim              reviewer         task (lease)
 GET      /items/{media_id}                     reviewer         item view; 5-minute link to the sanitized copy
                                                                 (after a removal: seniors only, from evidence)
+POST     /items/{media_id}/reveal              reviewer         reveal receipt: the media was un-blurred
+                                                                (audited as media_revealed)
+GET      /review/me                            reviewer         who is signed in: name, roles, exposures today
+GET      /review/search?media_id=|sha256=&     reviewer         {items, method, scanned, truncated}: by id a
+         uploader=&action=&since=&until=                        GetItem; otherwise a bounded Scan (2,000 items)
+GET      /review/decided?day=YYYY-MM-DD        reviewer         that day's decisions, newest first (one Query)
 POST     /review/{media_id}/decision           reviewer         decision
 POST     /items/{media_id}/appeal              the uploader     appeal receipt (201)
 GET      /appeals?state=open|decided           senior-reviewer  {items: [appeal]}
@@ -28,6 +34,9 @@ POST     /streams/{stream_id}/moderate         reviewer: clear  stream; 404, or 
                                                senior: block    when the state does not allow it
 GET      /openapi.json, /docs                  none             OpenAPI document, Swagger UI
 =======  ====================================  ===============  ====================================
+
+Who may call a route is checked before its request is validated (401, then 403, then
+400): :func:`check_caller` runs on the raw event, ahead of Powertools' validation.
 
 Errors are ``{"reason": <stable code>, "message": <safe text>}`` (:mod:`mediaguard.api.errors`)
 with 400 (invalid request, including schema validation, which adds ``fields``; a body that is
@@ -68,7 +77,17 @@ from mediaguard.decisions.review.appeals import (
     AppealState,
     AppealView,
 )
-from mediaguard.decisions.review.models import DecisionRequest, ItemView, Lane, QueuePage, ReviewDecision, Task
+from mediaguard.decisions.review.models import (
+    DecisionRequest,
+    ItemView,
+    Lane,
+    Me,
+    QueuePage,
+    RevealReceipt,
+    ReviewDecision,
+    SearchPage,
+    Task,
+)
 from mediaguard.decisions.review.reasons import APPEAL_REASONS, REVIEW_REASONS, reason_table
 from mediaguard.decisions.review.roles import Caller
 from mediaguard.decisions.review.service import ReviewService
@@ -167,6 +186,39 @@ def caller() -> Caller:
     return authenticate_reviewer(*credentials(app.current_event), _svc().settings)
 
 
+# The least role each route with a body needs, checked before the body is validated, so a
+# caller without the role hears 403 (not a 400 about a body they may not send anyway).
+# Routes not listed need an authenticated caller; the route itself checks the rest.
+_ROUTE_ROLES: list[tuple[str, re.Pattern[str], str]] = [
+    ("POST", re.compile(r"/review/[^/]+/(claim|decision)$"), "reviewer"),
+    ("POST", re.compile(r"/items/[^/]+/reveal$"), "reviewer"),
+    ("POST", re.compile(r"/appeals/[^/]+/decision$"), "senior-reviewer"),
+    ("POST", re.compile(r"/streams/[^/]+/moderate$"), "reviewer"),
+    ("POST", re.compile(r"/admin/"), "admin"),
+    ("DELETE", re.compile(r"/admin/"), "admin"),
+]
+_PUBLIC = re.compile(r"/(openapi\.json|docs)$")
+
+
+def check_caller(event: dict[str, Any]) -> None:
+    """401 without a valid token, 403 without the route's role: before validation runs."""
+    http = (event.get("requestContext") or {}).get("http") or {}
+    method, path = str(http.get("method") or "").upper(), str(event.get("rawPath") or http.get("path") or "")
+    if method == "OPTIONS" or _PUBLIC.search(path):
+        return
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    claims = (authorizer.get("jwt") or {}).get("claims")
+    headers = {str(k).lower(): v for k, v in (event.get("headers") or {}).items()}
+    who = authenticate_reviewer(claims, headers.get("authorization"), _svc().settings)
+    for verb, pattern, role in _ROUTE_ROLES:
+        if verb == method and pattern.search(path):
+            who.require(role)
+            return
+
+
+app.before_validation = check_caller
+
+
 # --- review ------------------------------------------------------------------------------------
 
 
@@ -207,6 +259,37 @@ def reasons() -> ReasonCodes:
 @app.get("/items/<media_id>", summary="Everything a reviewer needs to decide an item")
 def get_item(media_id: Annotated[str, Path(pattern=MEDIA_ID)]) -> ItemView:
     return _svc().item_view(caller(), media_id)
+
+
+@app.post("/items/<media_id>/reveal", summary="Record that the caller un-blurred the item's media")
+def reveal(media_id: Annotated[str, Path(pattern=MEDIA_ID)]) -> RevealReceipt:
+    return _svc().reveal(caller(), media_id)
+
+
+@app.get("/review/search", summary="Find items by id, hash, uploader, action in force, day received")
+def search(media_id: Annotated[str | None, Query(pattern=MEDIA_ID)] = None,
+           sha256: Annotated[str | None, Query(pattern=r"^[0-9a-fA-F]{64}$")] = None,
+           uploader: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+           action: Annotated[str | None, Query(pattern=r"^[a-z_]{1,20}$")] = None,
+           since: Annotated[datetime | None, Query()] = None,
+           until: Annotated[datetime | None, Query()] = None,
+           limit: Annotated[int, Query(ge=1, le=100)] = 50) -> SearchPage:
+    return _svc().search(caller(), media_id=media_id, sha256=sha256, uploader=uploader, action=action,
+                         since=_utc(since), until=_utc(until), limit=limit)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+@app.get("/review/decided", summary="One UTC day's reviewer decisions, newest first")
+def decided(day: Annotated[str, Query(pattern=r"^\d{4}-\d{2}-\d{2}$")]) -> SearchPage:
+    return _svc().decided(caller(), day)
+
+
+@app.get("/review/me", summary="Who is signed in: name, roles, today's exposure count")
+def whoami() -> Me:
+    return _svc().whoami(caller())
 
 
 # --- appeals ------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ The item's own chain (``{media_id}``, written by the pipeline) starts at
 ``received``; keeping the request in a chain of its own means a refused request,
 which never becomes an item, still has a verifiable record.
 
-The route (``POST /v1/uploads``, answers 201 with the grant) is :data:`app`, a Powertools
+The routes (``POST /v1/uploads``, answers 201 with the grant; ``GET /v1/uploads/{media_id}``,
+where the uploader follows the decision on their own upload) are :data:`app`, a Powertools
 resolver; the handler (``functions/uploads/app.py``) plugs in the adapters with
 :func:`use`. Refusals answer in the one error format of :mod:`mediaguard.api.errors`
 (``reason``, ``message``, ``media_id``); a request that does not match the schema gets 422,
@@ -30,14 +31,15 @@ from typing import Annotated, Protocol
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mediaguard.api import errors
 from mediaguard.api.auth import authenticate_uploader, credentials
 from mediaguard.api.errors import ApiError
 from mediaguard.decisions.review.queue import REACH_CAP
-from mediaguard.errors import MediaguardError
+from mediaguard.decisions.review.uploader import uploader_of
+from mediaguard.errors import MediaguardError, NotFoundError
 from mediaguard.ingress.grant import GRANTED, REFUSED, client_actor, grant_chain, upload_key
 from mediaguard.ingress.kinds import AUDIO_FORMATS, STILL_KINDS, VIDEO_FORMATS
 from mediaguard.models import Match
@@ -147,6 +149,27 @@ class UploadGrant(BaseModel):
     upload: PresignedPost
 
 
+class UploadStatus(BaseModel):
+    """Where an upload stands, as its uploader may see it: no scores, matches or reviewers.
+
+    ``status`` is ``pending`` until the pipeline has the file, then the item's status
+    (``received``, ``sanitized``, ..., ``done``, ``rejected``, ``failed``); ``final`` says
+    whether it will change again; ``action`` is the policy's action once scored (``review``
+    means people decide next); ``reason`` is the rejection's reason code.
+    """
+
+    media_id: str
+    status: str
+    final: bool
+    action: str | None = None
+    reason: str | None = None
+
+
+# The pipeline writes no further status after these (stages/enforce.py, stages/failure.py).
+FINAL_STATUSES = frozenset({"done", "rejected", "failed"})
+MEDIA_ID = r"^[A-Za-z0-9_-]{1,80}$"
+
+
 class Presigner(Protocol):
     def presign_post(self, bucket: str, key: str, fields: dict[str, str], conditions: list,
                      expires_in: int) -> dict:
@@ -242,6 +265,24 @@ def request_upload(request: UploadRequest, caller: str, deps: Deps, presigner: P
                        upload=PresignedPost(url=presigned["url"], fields=presigned["fields"]))
 
 
+def upload_status(media_id: str, caller: str, deps: Deps) -> UploadStatus:
+    """The status of ``media_id`` for ``caller``; :class:`NotFoundError` unless ``caller`` was
+    granted the upload, so the route does not confirm which ids exist.
+
+    >>> upload_status(grant.media_id, "user-42", deps()).status  # doctest: +SKIP
+    'pending'
+    """
+    item = deps.items.get(media_id)
+    if uploader_of(media_id, deps, item) != caller:
+        raise NotFoundError("no such upload of yours")
+    if item is None:
+        return UploadStatus(media_id=media_id, status="pending", final=False)
+    status = str(item.get("status") or "received")
+    return UploadStatus(media_id=media_id, status=status, final=status in FINAL_STATUSES,
+                        action=item.get("action"),
+                        reason=item.get("error_reason") if status == "rejected" else None)
+
+
 # --- the route ----------------------------------------------------------------------
 
 app = errors.ApiResolver(enable_validation=True)
@@ -273,3 +314,12 @@ def create_upload(request: Annotated[UploadRequest, Body()]) -> Response[UploadG
     caller = authenticate_uploader(*credentials(app.current_event), deps.settings)
     grant = request_upload(request, caller, deps, _providers.presigner())
     return Response(201, content_types.APPLICATION_JSON, grant)
+
+
+@app.get("/v1/uploads/<media_id>", summary="The status and action of the caller's own upload")
+def get_upload(media_id: Annotated[str, Path(pattern=MEDIA_ID)]) -> UploadStatus:
+    if _providers is None:
+        raise RuntimeError("mediaguard.api.uploads.use() was not called")
+    deps = _providers.deps()
+    caller = authenticate_uploader(*credentials(app.current_event), deps.settings)
+    return upload_status(media_id, caller, deps)

@@ -26,6 +26,7 @@ from mediaguard.cli.redrive_events import add_redrive_events_parser, run_redrive
 from mediaguard.cli.redteam import add_redteam_parser, run_redteam
 from mediaguard.cli.scan import EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, Out, declared_type, progress, run_scan
 from mediaguard.cli.serve import add_serve_parser
+from mediaguard.cli.upload import add_upload_parser, run_upload
 from mediaguard.errors import MediaguardError
 from mediaguard.settings import Settings
 
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_live_parser(sub)
     add_genguard_parser(sub)
     add_govern_parsers(sub)
+    add_upload_parser(sub)
 
     sub.add_parser("demo", help="scan the bundled sample set against a demo bank and print a table")
     return parser
@@ -169,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             code = run_live(args, out)
         elif args.command == "genguard":
             code = run_genguard(args, out)
+        elif args.command == "upload":
+            code = run_upload(args, out)
         elif args.command == "eval":
             code = run_eval(args, out)
         elif args.command == "bank":

@@ -1,83 +1,138 @@
-// Upload page: ask the upload API for a presigned POST, then post the file with exactly
-// the fields it returned (file last, as S3 requires). Nothing about the file but its
-// declared type and length goes to the API; the bytes go only to the storage endpoint.
-'use strict';
+// Upload page: the JS client (client/index.js, @mediaguard/client) strips metadata and
+// hashes each picture on this device, asks the upload API for a presigned POST declaring
+// the PDQ, posts the file with progress and follows the decision. One card per file shows
+// the client-side hash, what was stripped, the progress and the outcome.
+import { upload } from './client/index.js';
 
-(() => {
-  const $ = (id) => document.getElementById(id);
-  let config = null;
+const $ = (id) => document.getElementById(id);
+let config = null;
 
-  function say(text, kind = 'info') {
-    $('status').textContent = text;
-    $('status').dataset.kind = kind;
+function say(text, kind = 'info') {
+  $('status').textContent = text;
+  $('status').dataset.kind = kind;
+}
+
+function facts(list, pairs) {
+  list.replaceChildren();
+  for (const [term, value] of pairs) {
+    const dt = document.createElement('dt');
+    dt.textContent = term;
+    const dd = document.createElement('dd');
+    dd.textContent = value;
+    list.append(dt, dd);
   }
+}
 
-  function show(pairs) {
-    const list = $('result');
-    list.replaceChildren();
-    for (const [term, value] of pairs) {
-      const dt = document.createElement('dt');
-      dt.textContent = term;
-      const dd = document.createElement('dd');
-      dd.textContent = value;
-      list.append(dt, dd);
-    }
+function card(file) {
+  const section = document.createElement('article');
+  section.className = 'upload-card';
+  section.dataset.file = file.name;
+  const title = document.createElement('h3');
+  title.textContent = file.name;
+  const bar = document.createElement('progress');
+  bar.max = 1; bar.value = 0;
+  bar.setAttribute('aria-label', `Upload progress of ${file.name}`);
+  const list = document.createElement('dl');
+  list.className = 'facts';
+  section.append(title, bar, list);
+  $('uploads').append(section);
+  return { section, bar, list };
+}
+
+function outcome(result) {
+  if (result.refused) {
+    return result.reason === 'blocked_by_bank'
+      ? 'Refused before upload: this image cannot be uploaded here.'
+      : `Refused before upload (${result.reason}).`;
   }
+  if (result.status === 'done') return `Decided: ${result.action}`;
+  if (result.status === 'rejected') return `Rejected by the pipeline (${result.reason})`;
+  return `Status: ${result.status}`;
+}
 
-  async function call(base, path, token, body) {
-    const response = await fetch(base + path, {
-      method: 'POST',
-      cache: 'no-store',
-      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-    const data = await response.json().catch(() => ({}));
-    if (!response.ok) throw new Error(data.message ? `${data.message} (${data.reason || response.status})` : `HTTP ${response.status}`);
-    return data;
+async function uploadOne(file, token, reach) {
+  const view = card(file);
+  const shown = { hash: '(computing)', quality: '', phash: '', stripped: '', status: 'preparing' };
+  const render = () => facts(view.list, [
+    ['Client PDQ', shown.hash], ['PDQ quality', String(shown.quality)], ['pHash', shown.phash],
+    ['Stripped', shown.stripped], ['Status', shown.status],
+  ]);
+  render();
+  const result = await upload(file, {
+    api: config.uploads_api_base, token, reach, follow: true, pollMs: 1000, timeoutMs: 120_000,
+    onProgress: (event) => {
+      if (event.phase === 'strip') {
+        shown.stripped = event.stripped ? (event.removed.join(', ') || 'nothing to strip') : 'not stripped on this device (the server strips it)';
+      } else if (event.phase === 'hash') {
+        Object.assign(shown, { hash: event.pdq, quality: event.pdq_quality, phash: event.phash });
+      } else if (event.phase === 'upload') {
+        view.bar.value = event.loaded / event.total;
+        shown.status = `uploading ${Math.round((100 * event.loaded) / event.total)} %`;
+      } else if (event.phase === 'status') {
+        shown.status = `processing (${event.status})`;
+      } else if (event.phase === 'retry') {
+        shown.status = `network error, retry ${event.attempt}`;
+      }
+      render();
+    },
+  });
+  if (shown.hash === '(computing)') shown.hash = 'not computed (the browser could not decode it)';
+  shown.status = outcome(result);
+  view.section.dataset.outcome = result.refused ? 'refused' : result.status;
+  if (result.media_id && !result.refused) {
+    view.section.dataset.mediaId = result.media_id;
+    $('appeal-media').value = result.media_id;
   }
+  render();
+  return result;
+}
 
-  async function upload(event) {
-    event.preventDefault();
-    const file = $('file').files[0];
-    const token = $('upload-token').value.trim();
-    if (!file) return;
-    const request = { content_type: file.type || 'application/octet-stream', content_length: file.size };
-    if ($('reach').value !== '') request.reach = Number($('reach').value);
-    say('Requesting an upload form...');
-    const grant = await call(config.uploads_api_base, '/v1/uploads', token, request);
-    const form = new FormData();
-    for (const [name, value] of Object.entries(grant.upload.fields)) form.append(name, value);
-    form.append('file', file); // last: S3 ignores fields after the file
-    say('Uploading...');
-    const stored = await fetch(grant.upload.url, { method: 'POST', body: form, cache: 'no-store' });
-    if (!stored.ok) {
-      const text = await stored.text();
-      const code = (text.match(/<Code>([^<]+)<\/Code>/) || [])[1] || `HTTP ${stored.status}`;
-      throw new Error(`Storage refused the upload: ${code}`);
-    }
-    show([['Media id', grant.media_id], ['Bytes', String(file.size)], ['Type', request.content_type]]);
-    $('appeal-media').value = grant.media_id;
-    say('Uploaded. The pipeline is processing it; if the policy sends it to review it appears in the queue.', 'ok');
-  }
-
-  async function appeal(event) {
-    event.preventDefault();
-    const mediaId = $('appeal-media').value.trim();
-    // Appeals belong to the review API, which knows the uploader by the same identity.
-    const receipt = await call(config.api_base, `/items/${encodeURIComponent(mediaId)}/appeal`,
-      $('upload-token').value.trim(), { statement: $('appeal-statement').value.trim() });
-    say(`Appeal ${receipt.appeal_id} is open.`, 'ok');
-  }
-
-  document.addEventListener('DOMContentLoaded', async () => {
+async function onSubmit(event) {
+  event.preventDefault();
+  const token = $('upload-token').value.trim();
+  const reach = $('reach').value === '' ? undefined : Number($('reach').value);
+  const files = Array.from($('file').files);
+  say(`Uploading ${files.length} file(s)...`);
+  let refused = 0;
+  for (const file of files) {
     try {
-      const response = await fetch('config.json', { cache: 'no-store' });
-      config = await response.json();
+      const result = await uploadOne(file, token, reach);
+      if (result.refused) refused += 1;
     } catch (error) {
-      say('config.json is missing: the page does not know where the API is.', 'error');
+      say(`${file.name}: ${error.message}`, 'error');
       return;
     }
-    $('upload-form').addEventListener('submit', (event) => upload(event).catch((error) => say(error.message, 'error')));
-    $('appeal-form').addEventListener('submit', (event) => appeal(event).catch((error) => say(error.message, 'error')));
+  }
+  say(refused ? `${refused} of ${files.length} refused before upload.` : 'All uploads are through; outcomes are listed below.',
+    refused ? 'error' : 'ok');
+}
+
+async function appeal(event) {
+  event.preventDefault();
+  const mediaId = $('appeal-media').value.trim();
+  // Appeals belong to the review API, which knows the uploader by the same identity.
+  const response = await fetch(`${config.api_base}/items/${encodeURIComponent(mediaId)}/appeal`, {
+    method: 'POST', cache: 'no-store',
+    headers: { Authorization: `Bearer ${$('upload-token').value.trim()}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ statement: $('appeal-statement').value.trim() }),
   });
-})();
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.message ? `${data.message} (${data.reason || response.status})` : `HTTP ${response.status}`);
+  say(`Appeal ${data.appeal_id} is open.`, 'ok');
+}
+
+async function start() {
+  try {
+    const response = await fetch('config.json', { cache: 'no-store' });
+    config = await response.json();
+  } catch (error) {
+    say('config.json is missing: the page does not know where the API is.', 'error');
+    return;
+  }
+  $('upload-form').addEventListener('submit', (event) => onSubmit(event).catch((error) => say(error.message, 'error')));
+  $('appeal-form').addEventListener('submit', (event) => appeal(event).catch((error) => say(error.message, 'error')));
+  document.body.dataset.ready = 'true';
+}
+
+// Modules run after parsing, so the DOM is there; DOMContentLoaded may already have fired.
+start();

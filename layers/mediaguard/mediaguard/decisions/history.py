@@ -140,3 +140,6 @@ class HistoryStore(Protocol):
         """Withdraw the item's strike (an overturned appeal); False if there was none."""
 
     def snapshot(self, uploader: str, now: datetime | None = None) -> HistorySnapshot: ...
+
+    def key_of(self, uploader: str) -> str:
+        """The uploader's pseudonymous key (what the store is keyed by)."""

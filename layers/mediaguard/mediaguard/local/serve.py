@@ -26,8 +26,9 @@ stack's buckets point at ``/s3/<bucket>/...`` on this server, which plays S3's p
 * ``POST /s3/<upload bucket>/``: the browser's form upload, handed to
   :meth:`LocalCloud.post_upload`, where the signed POST policy is enforced as S3 would
   (moto alone enforces none of it);
-* ``GET /s3/<media bucket>/<key>?X-Amz-...``: a reviewer's presigned GET of a
-  sanitized copy, served only after its SigV4 query signature and expiry check out.
+* ``GET /s3/<media or evidence bucket>/<key>?X-Amz-...``: a reviewer's presigned GET of a
+  sanitized copy (after a removal, the evidence store's), served only after its SigV4
+  query signature and expiry check out.
 
 Requests whose ``Host`` is not a name this server is bound to are refused (421) before
 anything else: a page that rebinds its own DNS name to 127.0.0.1 would otherwise be
@@ -73,10 +74,16 @@ CONSOLE_FILES = {
     "/": ("index.html", "text/html; charset=utf-8"),
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    # The console's ES modules (app.js imports them).
+    **{f"/{name}.js": (f"{name}.js", "text/javascript; charset=utf-8") for name in ("lib", "wellness", "search")},
     "/style.css": ("style.css", "text/css; charset=utf-8"),
     "/upload": ("upload.html", "text/html; charset=utf-8"),
     "/upload.js": ("upload.js", "text/javascript; charset=utf-8"),
     "/favicon.svg": ("favicon.svg", "image/svg+xml"),
+    # The JS upload client (clients/js/src, linked into the package as console/client): the
+    # upload page imports it as an ES module from this origin, which script-src 'self' allows.
+    **{f"/client/{name}": (f"client/{name}", "text/javascript; charset=utf-8")
+       for name in ("index.js", "pdq.js", "strip.js", "upload.js")},
 }
 # Everything the pages load comes from this origin: no CDN, no external fonts. Media links
 # are rewritten to /s3/ on this origin, so img-src needs nothing else either.
@@ -329,6 +336,7 @@ def export_console(dest: Path, api_base: str, uploads_api_base: str | None = Non
     dest.mkdir(parents=True, exist_ok=True)
     written = []
     for name in sorted({name for name, _ in CONSOLE_FILES.values()}):
+        (dest / name).parent.mkdir(parents=True, exist_ok=True)
         (dest / name).write_bytes(console_file(name))
         written.append(dest / name)
     config = dest / "config.json"
@@ -359,7 +367,11 @@ class ServeApp:
         stack = cloud.stack
         self.upload_bucket = cloud.upload_bucket
         self.media_bucket = stack.ref("MediaBucket")
-        self.buckets = {self.upload_bucket, self.media_bucket}
+        # After a removal a senior reviewer's link names the evidence copy: it must be
+        # rewritten to this origin too, or the console's CSP refuses the real S3 address.
+        self.evidence_bucket = stack.ref("EvidenceBucket")
+        self.readable = {self.media_bucket, self.evidence_bucket}
+        self.buckets = {self.upload_bucket, *self.readable}
         self.origins: dict[str, str] = {}
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
@@ -415,7 +427,7 @@ class ServeApp:
 
     # -- the APIs ----------------------------------------------------------------------------------
     def api_call(self, request: Request, path: str) -> Response:
-        target = self.uploads if path == UPLOADS_PATH else self.api
+        target = self.uploads if path == UPLOADS_PATH or path.startswith(f"{UPLOADS_PATH}/") else self.api
         if path == GENERATIONS_PATH:
             target = self.generations
         elif GENERATION_OUTPUTS_PATH.match(path):
@@ -464,7 +476,7 @@ class ServeApp:
         key = unquote(rest)
         if request.method == "POST" and bucket == self.upload_bucket and not key:
             return self.s3_post(request, f"{origin.scheme}://{origin.netloc}{origin.path}/")
-        if request.method in ("GET", "HEAD") and bucket == self.media_bucket and key:
+        if request.method in ("GET", "HEAD") and bucket in self.readable and key:
             try:
                 verify_presigned_get(origin.netloc, f"{origin.path}{slash}{rest}", raw_query,
                                      secret_for=_local_secret, now=self.cloud.clock())

@@ -29,8 +29,10 @@ through ``enforcement.restore`` and withdraws the strike a reviewer's removal pu
 uploader's history (``mediaguard.decisions.history``).
 
 Every state change of consequence is appended to the item's audit chain (``media_id``):
-``review_enqueued``, ``review_escalated``, ``review_decided``, ``media_viewed`` (who saw
-the sanitized copy: reviewers of NCII must be accountable for each look),
+``review_enqueued``, ``review_escalated``, ``review_decided``, ``media_opened`` (who was
+handed a link to the sanitized copy, still blurred), ``media_revealed`` (who un-blurred it:
+reviewers of NCII must be accountable for each look; each reveal is also counted in the
+reviewer's ``exposure:<sub>:<day>`` chain),
 ``appeal_opened`` (the statement's hash, never its text) and ``appeal_decided``.
 
 The package, one thing per module: ``models`` (tasks, decisions, the item view),

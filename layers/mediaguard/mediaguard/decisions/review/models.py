@@ -46,6 +46,11 @@ class Task(BaseModel):
     decision_note: str | None = None
     # Quality sampling: did the reviewer's action equal the automated one (``action``)?
     agree: bool | None = None
+    # Filled by the queue listing from the item (not stored on the task): the signals that
+    # contributed and the bank entries matched, so the console can filter by signal and
+    # act on every queued match of one banked entry. Never filled for a quality sample.
+    signals: list[str] | None = None
+    matched: list[str] | None = None  # "bank/ref"
 
     @property
     def quality_sample(self) -> bool:
@@ -145,11 +150,30 @@ class MediaLink(BaseModel):
     source: Literal["live", "evidence", "sample"] = "live"
 
 
+# Detail fields a reviewer reads in the trail: codes, the reviewer's own note, outcomes.
+# Keys, hashes and statements' digests stay out of the console.
+AUDIT_DETAIL_KEYS = ("action", "enforced_action", "reason_code", "reason", "note", "outcome", "by", "from_lane",
+                     "lane", "appeal_id", "appealed_action", "source", "strike", "due_at")
+
+
 class AuditEntry(BaseModel):
     seq: int
     at: str
     actor: str
     event: str
+    detail: dict[str, Any] = {}
+
+
+class Escalation(BaseModel):
+    """Why a task is in the escalated lane (for the senior reviewers who take it)."""
+
+    by: str  # "sla" (deadline passed) or "reviewer"
+    actor: str
+    at: str
+    reason_code: str | None = None
+    note: str | None = None
+    from_lane: str | None = None
+    due_at: str | None = None
 
 
 class AuditSummary(BaseModel):
@@ -168,9 +192,67 @@ class ItemView(BaseModel):
     policy_version: str | None = None
     provenance: dict[str, Any] | None = None
     matches: list[MatchView] = []
-    # The uploader's counters (uploads, flags, strikes), not their id: a reviewer judges
-    # the item and the pattern, and the id is personal data the history store keys away.
+    # The uploader, pseudonymised (the history store's keyed hash, shortened): a reviewer
+    # can tell "the same uploader again" without reading personal data.
+    uploader_ref: str | None = None
+    # The uploader's counters (uploads, flags, strikes) now, and as scoring saw them (the
+    # history the automated decision used; window counts are sliding estimates, floats).
     uploader_history: dict[str, Any] | None = None
+    scored_history: dict[str, Any] | None = None
     media: MediaLink | None = None
+    # image | animation | video | audio: how the console plays ``media``.
+    media_type: str | None = None
+    # A video's first analysed frame (a still's poster is the still itself); live copies only.
+    poster: MediaLink | None = None
+    frames: dict[str, Any] | None = None  # {count, method, truncated, duration_s}
+    audio: dict[str, Any] | None = None  # the served copy's audio track (codec, duration, fingerprint kind)
+    stream_id: str | None = None  # a live segment's item: the stream it came from
     task: Task | None = None
+    escalation: Escalation | None = None  # senior reviewers only
     audit: AuditSummary
+
+
+class RevealReceipt(BaseModel):
+    """A recorded reveal: who un-blurred the media, when, and their reveals today."""
+
+    media_id: str
+    revealed_by: str
+    revealed_at: datetime
+    exposures_today: int
+
+
+class Me(BaseModel):
+    """Who the console is signed in as."""
+
+    sub: str
+    name: str
+    role: str  # the highest of ``roles``
+    roles: list[str]
+    senior: bool
+    admin: bool
+    exposures_today: int
+
+
+class SearchHit(BaseModel):
+    """One item found by the console's search (or listed as decided)."""
+
+    media_id: str
+    status: str | None = None
+    action: str | None = None
+    risk: float | None = None
+    received_at: str | None = None
+    task_state: str | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_action: str | None = None
+    decision_reason: str | None = None
+
+
+class SearchPage(BaseModel):
+    items: list[SearchHit]
+    # How the answer was found: "get" (one GetItem), "query" (one audit chain) or "scan"
+    # (a Scan of the media table, stopped after ``scanned`` items; ``truncated`` when more
+    # remained unexamined).
+    method: Literal["get", "query", "scan"]
+    scanned: int = 0
+    truncated: bool = False

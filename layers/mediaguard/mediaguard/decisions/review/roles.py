@@ -20,6 +20,7 @@ class Caller:
 
     sub: str
     roles: frozenset[str] = frozenset()
+    name: str | None = None  # a display name from the token, when it carries one
 
     @property
     def level(self) -> int:

@@ -25,22 +25,28 @@ from mediaguard.decisions.review.appeals import (
     appeal_id_for,
 )
 from mediaguard.decisions.review.models import (
+    AUDIT_DETAIL_KEYS,
     AuditEntry,
     AuditSummary,
     DecisionRequest,
+    Escalation,
     ItemView,
     Lane,
     MatchView,
+    Me,
     MediaLink,
     QueuePage,
+    RevealReceipt,
     ReviewDecision,
+    SearchHit,
+    SearchPage,
     SignalView,
     Task,
     utcnow,
 )
 from mediaguard.decisions.review.ports import AppealStore, Enforcer, TaskStore, UrlSigner
 from mediaguard.decisions.review.reasons import APPEALABLE_ACTIONS, ENFORCED_ACTION
-from mediaguard.decisions.review.roles import Caller
+from mediaguard.decisions.review.roles import ROLE_LEVELS, Caller
 from mediaguard.decisions.review.settings import ReviewSettings
 from mediaguard.decisions.review.uploader import uploader_of
 from mediaguard.errors import ConflictError, ForbiddenError, NotFoundError
@@ -48,6 +54,41 @@ from mediaguard.ingress import grant
 from mediaguard.ports import Deps
 
 logger = Logger(service="mediaguard", child=True)
+
+
+def _escalation(records: list[Any]) -> Escalation | None:
+    """The latest ``review_escalated`` record, read for the seniors who take the task."""
+    last = next((r for r in reversed(records) if r.event == "review_escalated"), None)
+    if last is None:
+        return None
+    detail = last.detail or {}
+    return Escalation(by=detail.get("by", "unknown"), actor=last.actor, at=last.at,
+                      reason_code=detail.get("reason_code"), note=detail.get("note"),
+                      from_lane=detail.get("from_lane"), due_at=detail.get("due_at"))
+
+
+# A search without a media id Scans the media table (it has no index by hash, uploader,
+# action or date): pages of 200, at most 2,000 items examined per request. Beyond that the
+# answer says ``truncated`` and the console says so; a deployment with millions of items
+# would add a GSI (action + received_at) rather than raise this.
+SCAN_PAGE, SCAN_MAX = 200, 2000
+
+
+def decisions_chain(day: str) -> str:
+    """The audit chain listing every reviewer decision of one UTC day: ``decisions:<date>``."""
+    return f"decisions:{day}"
+
+
+def _audio_view(audio: Any) -> dict[str, Any] | None:
+    """The audio track as a reviewer sees it: codec and duration, never the fingerprint."""
+    if not isinstance(audio, dict):
+        return None
+    return {k: audio[k] for k in ("present", "codec", "duration_s", "fingerprint_kind") if k in audio}
+
+
+def exposure_chain(sub: str, at: datetime) -> str:
+    """The audit chain of one reviewer's reveals on one UTC day: ``exposure:<sub>:<date>``."""
+    return f"exposure:{sub}:{at.date().isoformat()}"
 
 
 @dataclass
@@ -67,7 +108,18 @@ class ReviewService:
     def queue(self, caller: Caller, lane: Lane, limit: int) -> QueuePage:
         """Open tasks of one lane, highest priority first (senior reviewers only for escalated)."""
         caller.require("senior-reviewer" if lane == "escalated" else "reviewer")
-        return QueuePage(items=[t.blind() for t in self.tasks.queue(lane, limit)])
+        tasks = self.tasks.queue(lane, limit)
+        # One GetItem per listed task (at most ``limit``, 100): the signals and bank entries
+        # the console filters and groups by live on the item, not on the task. A quality
+        # sample gets neither: its signals and matches would tell the automated decision.
+        for task in tasks:
+            if task.quality_sample:
+                continue
+            item = self.deps.items.get(task.media_id) or {}
+            task.signals = [s["name"] for s in item.get("signals") or [] if s.get("contribution", 0) > 0]
+            task.matched = sorted({f"{m['bank']}/{m['ref']}" for m in item.get("matches") or []
+                                   if m.get("bank") and m.get("ref")})
+        return QueuePage(items=[t.blind() for t in tasks])
 
     def claim(self, caller: Caller, media_id: str) -> Task:
         """Take (or renew) the lease on a task; 409 while another reviewer's lease runs."""
@@ -131,6 +183,9 @@ class ReviewService:
                                       "note": request.note, "lane": decided.lane, "risk": decided.risk,
                                       "waited_s": round((now - decided.enqueued_at).total_seconds()),
                                       "strike": strike})
+        # The day's list of decisions (the console's "decided" view) is one Query, no Scan.
+        self.deps.items.append_audit(decisions_chain(now.date().isoformat()), caller.actor, "review_decided",
+                                     {"media_id": media_id, "action": request.action, "reason_code": reason})
         logger.info("review decided", extra={"media_id": media_id, "action": request.action, "reason_code": reason})
         observability.count("ReviewDecisions", action=request.action, lane=decided.lane)
         return ReviewDecision(media_id=media_id, action=request.action, enforced_action=enforced, reason_code=reason,
@@ -203,11 +258,22 @@ class ReviewService:
             policy_version=item.get("policy_version"),
             provenance=item.get("provenance"),
             matches=[MatchView.model_validate(m) for m in item.get("matches") or []],
+            uploader_ref=self.history.key_of(uploader)[:12] if (self.history and uploader) else None,
             uploader_history=history,
+            # What scoring weighed (stored with its inputs): the basis of the decision under review.
+            scored_history=(item.get("score_inputs") or {}).get("history"),
             media=media,
+            media_type=item.get("media_type"),
+            poster=self._poster_link(item) if media is not None and media.source == "live" else None,
+            frames=item.get("frames"),
+            audio=_audio_view(item.get("audio")),
+            stream_id=item.get("stream_id"),
             task=task,
+            escalation=_escalation(records) if caller.senior else None,
             audit=AuditSummary(records=len(records), verified=not audit.verify(records),
-                               events=[AuditEntry(seq=r.seq, at=r.at, actor=r.actor, event=r.event)
+                               events=[AuditEntry(seq=r.seq, at=r.at, actor=r.actor, event=r.event,
+                                                  detail={k: r.detail[k] for k in AUDIT_DETAIL_KEYS
+                                                          if (r.detail or {}).get(k) is not None})
                                        for r in records]),
         )
 
@@ -219,7 +285,7 @@ class ReviewService:
         uploader's counters (they count this item's outcome) and which audit events exist
         beyond sanitizing and sampling (``enforced``, ``evidence_preserved`` would tell)."""
         shown = {"sanitized", "image_accepted", "animation_accepted", "video_accepted", "audio_accepted", "qa_sampled",
-                 "media_viewed", "review_escalated"}
+                 "media_opened", "media_revealed", "review_escalated"}
         return ItemView(
             media_id=media_id, status=item.get("status", "unknown"), provenance=item.get("provenance"),
             media=media, task=task.blind(),
@@ -250,10 +316,118 @@ class ReviewService:
         if not bucket or not key:
             return None
         url = self.signer.presign_get(bucket, key, ttl)
-        # The chain records where the copy really was; only the reviewer's link is blind.
-        self.deps.items.append_audit(media_id, caller.actor, "media_viewed",
+        # Opening an item hands out a link; the media stays blurred until a reveal, which
+        # is recorded apart (media_revealed), so the trail tells who actually looked. The
+        # chain records where the copy really was; only the reviewer's link is blind.
+        self.deps.items.append_audit(media_id, caller.actor, "media_opened",
                                      {"key": key, "source": source, "expires_in": ttl, "sample": sample})
         return MediaLink(url=url, expires_in=ttl, source="sample" if sample else source)
+
+    def _poster_link(self, item: dict[str, Any]) -> MediaLink | None:
+        """A video's poster frame (covered by the same media_opened record as the video)."""
+        key, ttl = item.get("poster_key"), self.settings.media_url_ttl_seconds
+        if item.get("media_type") != "video" or not key or not self.deps.settings.media_bucket:
+            return None
+        return MediaLink(url=self.signer.presign_get(self.deps.settings.media_bucket, key, ttl), expires_in=ttl)
+
+    # -- reveals (who looked, and how often today) -----------------------------------------
+    def reveal(self, caller: Caller, media_id: str) -> RevealReceipt:
+        """Record that the caller un-blurred the item's media: ``media_revealed`` in the
+        item's chain, and one record in the caller's exposure chain for the (UTC) day,
+        whose length is the day's exposure count (a Query on one chain key, no Scan)."""
+        caller.require("reviewer")
+        item = self.deps.items.get(media_id)
+        if item is None:
+            raise NotFoundError("no such item")
+        now = self.clock()
+        self.deps.items.append_audit(media_id, caller.actor, "media_revealed", {"revealed_at": now.isoformat()})
+        self.deps.items.append_audit(exposure_chain(caller.sub, now), caller.actor, "media_revealed",
+                                     {"media_id": media_id})
+        return RevealReceipt(media_id=media_id, revealed_by=caller.sub, revealed_at=now,
+                             exposures_today=self.exposures_today(caller))
+
+    # -- finding past work ----------------------------------------------------------------
+    def _hit(self, media_id: str, item: dict[str, Any] | None) -> SearchHit:
+        item = item or {}
+        task = self.tasks.get(media_id)
+        received = item.get("received_at")
+        return SearchHit(media_id=media_id, status=item.get("status"), action=item.get("action"),
+                         risk=item.get("risk"), received_at=received.isoformat() if isinstance(received, datetime)
+                         else received, task_state=task.state if task else None,
+                         decided_by=task.decided_by if task else None, decided_at=task.decided_at if task else None,
+                         decision_action=task.decision_action if task else None,
+                         decision_reason=task.decision_reason if task else None)
+
+    def search(self, caller: Caller, *, media_id: str | None = None, sha256: str | None = None,
+               uploader: str | None = None, action: str | None = None, since: datetime | None = None,
+               until: datetime | None = None, limit: int = 50) -> SearchPage:
+        """Items by id (a GetItem), or by hash (sha256 of the original or the sanitized
+        copy, or the PDQ hex), uploader (the console's pseudonymous ref, or the id), action
+        in force and the day received: a bounded Scan (see ``SCAN_MAX``)."""
+        caller.require("reviewer")
+        if media_id:
+            item = self.deps.items.get(media_id)
+            return SearchPage(items=[self._hit(media_id, item)] if item else [], method="get")
+        wanted = (sha256 or "").lower() or None
+        ref = (uploader or "").strip() or None
+        hits: list[SearchHit] = []
+        scanned, start = 0, None
+        while scanned < SCAN_MAX and len(hits) < limit:
+            page, start = self.deps.items.scan_page(SCAN_PAGE, start)
+            scanned += len(page)
+            for item in page:
+                if self._matches(item, wanted, ref, action, since, until):
+                    hits.append(self._hit(item["media_id"], item))
+                    if len(hits) >= limit:
+                        break
+            if start is None:
+                break
+        return SearchPage(items=hits, method="scan", scanned=scanned, truncated=start is not None)
+
+    def _matches(self, item: dict[str, Any], sha256: str | None, ref: str | None, action: str | None,
+                 since: datetime | None, until: datetime | None) -> bool:
+        if sha256 and sha256 not in {str(item.get(k) or "").lower() for k in ("sha256", "sanitized_sha256", "pdq")}:
+            return False
+        if action and item.get("action") != action:
+            return False
+        received = item.get("received_at")
+        if isinstance(received, str):
+            received = datetime.fromisoformat(received.replace("Z", "+00:00"))
+        if (since or until) and not isinstance(received, datetime):
+            return False
+        if since and received < since:
+            return False
+        if until and received >= until:
+            return False
+        if ref:
+            who = item.get("uploader")
+            if who is None:
+                return False
+            key = self.history.key_of(str(who)) if self.history else ""
+            if ref not in (who,) and not (len(ref) >= 6 and key.startswith(ref.lower())):
+                return False
+        return True
+
+    def decided(self, caller: Caller, day: str) -> SearchPage:
+        """Every reviewer decision of one UTC day, newest first (one Query on the day's chain)."""
+        caller.require("reviewer")
+        records = self.deps.items.audit_chain(decisions_chain(day))
+        seen: dict[str, None] = {}
+        for record in reversed(records):
+            seen.setdefault(str((record.detail or {}).get("media_id")), None)
+        return SearchPage(items=[self._hit(m, self.deps.items.get(m)) for m in seen if m != "None"], method="query")
+
+    def exposures_today(self, caller: Caller) -> int:
+        """How many reveals the caller made today (UTC)."""
+        return len(self.deps.items.audit_chain(exposure_chain(caller.sub, self.clock())))
+
+    def whoami(self, caller: Caller) -> Me:
+        """Who the console is signed in as, what the roles allow, today's exposure count."""
+        caller.require("reviewer")
+        roles = sorted(caller.roles)
+        role = max(roles, key=lambda r: ROLE_LEVELS.get(r, 0)) if roles else "none"
+        return Me(sub=caller.sub, name=caller.name or caller.sub, role=role, roles=roles, senior=caller.senior,
+                  admin=caller.level >= ROLE_LEVELS["admin"], exposures_today=self.exposures_today(caller))
 
     # -- appeals ------------------------------------------------------------------------------
     def open_appeal(self, caller: Caller, media_id: str, request: AppealRequest) -> AppealReceipt:
