@@ -196,16 +196,35 @@ PIPELINE = {"StartFunction", "SanitizeFunction", "FramesFunction", "ScoreFunctio
 @pytest.mark.parametrize(("chain", "writers"), [
     ("0f3c8a1e6b2d4c59a7e1f0b2c3d4e5f6", PIPELINE | {"ApiFunction"}),   # a media item's chain
     ("upload:0f3c8a1e6b2d4c59a7e1f0b2c3d4e5f6", {"UploadsFunction"}),  # the grant naming the uploader
-    ("bank:ncii-victims", set()),                                       # banks change from the CLI only
+    ("bank:ncii-victims", set()),                                       # banks change from the CLI only,
+    ("bank:own-generations", {"GenerationOutputsFunction"}),            # but for marked generated outputs
     ("geofence:DE", {"ApiFunction"}),                                   # admin geofence rules
     ("audit:digest", {"DigestFunction"}),
     ("stream:j8Z9O91ndcVs", {"SegmentFunction", "ApiFunction"}),        # transitions; a moderator clears/blocks
     ("live-j8Z9O91ndcVs-000004", PIPELINE | {"ApiFunction", "SegmentFunction"}),  # a live segment's review item
-    ("generation:0f3c8a1e6b2d4c59a7e1f0b2c3d4e5f6", {"GenerationsFunction"}),  # an allowed generation
+    ("generation:0f3c8a1e6b2d4c59a7e1f0b2c3d4e5f6",
+     {"GenerationsFunction", "GenerationOutputsFunction"}),                      # an allowed generation, its output
     ("generation-refused:acme/user-42", {"GenerationsFunction"}),               # a user's refusals
 ])
 def test_each_audit_chain_is_writable_only_by_the_functions_that_append_to_it(chain, writers):
     assert {logical for logical in FUNCTIONS if may_append(logical, chain)} == writers
+
+
+BANK_TABLES = ({"Fn::GetAtt": ["BanksTable", "Arn"]}, {"Fn::GetAtt": ["BankEntriesTable", "Arn"]})
+BANK_WRITES = {"dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+
+
+def test_only_the_output_marker_writes_bank_rows_and_only_the_own_generations_bank():
+    # GIVEN every function statement that may write the banks' or the bank entries' table
+    writers = {logical: s for logical in FUNCTIONS for s in _statements(logical)
+               if s["Effect"] == "Allow" and BANK_WRITES & set(_listed(s["Action"]))
+               and any(r in BANK_TABLES for r in _listed(s["Resource"]))}
+    # THEN the output marker is the only writer (block banks change from the CLI only)
+    assert set(writers) == {"GenerationOutputsFunction"}
+    # AND each of its bank statements is held to the rows of the own-generations bank
+    for statement in _statements("GenerationOutputsFunction"):
+        if any(r in BANK_TABLES for r in _listed(statement["Resource"])):
+            assert statement["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["own-generations"]}}
 
 
 def test_the_chain_evaluation_sees_an_unscoped_audit_write():

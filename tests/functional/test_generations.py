@@ -19,6 +19,7 @@ from mediaguard.genguard.records import (
     GenerationExistsError,
     GenerationNotFoundError,
     GenerationRecord,
+    OutputExistsError,
     generation_chain,
     refusal_chain,
 )
@@ -104,14 +105,46 @@ def test_generation_records_are_created_once_and_take_their_output(tables):
         store.record_output("nope", "b" * 64, None)
 
 
+def test_two_concurrent_outputs_cannot_both_be_recorded(tables):
+    # GIVEN a generation without an output
+    store = DynamoGenerationStore()
+    store.create(GenerationRecord(generation_id="g-race", user="u1", tenant="acme", prompt_sha256="a" * 64,
+                                  created="2026-12-02T23:00:00+00:00"))
+    barrier = threading.Barrier(8)
+    won: list[str] = []
+    refused: list[BaseException] = []
+
+    def mark(n: int) -> None:
+        barrier.wait()  # all eight write at once
+        try:
+            store.record_output("g-race", f"{n:064x}", f"{n:064x}")
+            won.append(f"{n:064x}")
+        except BaseException as exc:  # surfaced below
+            refused.append(exc)
+
+    # WHEN eight outputs for it are recorded at the same moment
+    threads = [threading.Thread(target=mark, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # THEN exactly one lands, the seven others are a typed 409, and the record holds the winner
+    assert len(won) == 1 and len(refused) == 7
+    assert all(isinstance(exc, OutputExistsError) and exc.status == 409 for exc in refused)
+    assert store.get("g-race").output_sha256 == won[0]
+
+
 # --- POST /v1/generations on the local stack -------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def cloud():
+def cloud(tmp_path_factory):
     limits = json.dumps({"user": {"minute": {"limit": 4}}})
-    with LocalCloud(parameters={"LogLevel": "WARNING", "DevToken": DEV_TOKEN, "GenerationLimits": limits}) as local:
-        yield local
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDIAGUARD_HOME", str(tmp_path_factory.mktemp("home")))  # the stack's dev C2PA signer
+        with LocalCloud(parameters={"LogLevel": "WARNING", "DevToken": DEV_TOKEN,
+                                    "GenerationLimits": limits}) as local:
+            yield local
 
 
 @pytest.fixture(scope="module")

@@ -104,3 +104,21 @@ def test_bad_bodies_and_callers_are_refused_with_typed_errors(ports):
     assert post("gen-acme", {"image": image_b64()}, claims=None)[0] == 401
     # AND nothing was recorded for the generation
     assert ports.ledger.get("gen-acme").output_sha256 is None
+
+
+def test_the_sample_event_is_marked_and_the_tenant_claim_is_the_guards(ports):
+    # GIVEN the sample event's generation, recorded for tenant "acme"
+    event = load_event("generation_outputs")
+    gid = event["pathParameters"]["generation_id"]
+    ports.ledger.create(GenerationRecord(generation_id=gid, user="user-0042", tenant="acme", prompt_sha256="ab" * 32,
+                                         created="2026-12-02T23:00:00+00:00"), "platform:test")
+    # WHEN the sample (sam local invoke's input) is resolved  THEN its output is marked
+    result = api.app.resolve(copy.deepcopy(event), _Context())
+    assert result["statusCode"] == 201, result["body"]
+    assert json.loads(result["body"])["generation_id"] == gid
+    # AND a platform that names its tenant claim otherwise is read through that claim, as on
+    # POST /v1/generations: the token's "tenant" (acme) is then not the tenant, so 404
+    api.use(lambda: api.OutputPorts(**{**ports.__dict__, "tenant_claim": "org"}))
+    status, body = post("gen-acme", {"image": image_b64()}, claims={"sub": "acme-backend", "tenant": "acme",
+                                                                  "org": "other"})
+    assert status == 404 and body["reason"] == "unknown_generation"

@@ -225,6 +225,20 @@ def test_a_malformed_signing_secret_is_a_misconfiguration():
     assert caught.value.reason == "misconfigured"
 
 
+def test_the_secret_the_template_creates_empty_is_a_misconfiguration_until_the_platform_fills_it():
+    # GIVEN the value the stack's signing secret holds before the platform puts its signer
+    from mediaguard.errors import MediaguardError
+    from mediaguard.local.template import Stack
+    from tests.conftest import REPO
+
+    placeholder = Stack.from_file(REPO / "template.yaml").of_type("AWS::SecretsManager::Secret")[
+        "GenguardSigningSecret"]["Properties"]["SecretString"]
+    # WHEN the outputs function builds its signer from it  THEN it refuses to sign, naming why
+    with pytest.raises(MediaguardError) as caught:
+        provenance.SigningMaterial.from_secret(placeholder)
+    assert caught.value.reason == "misconfigured"
+
+
 def test_cli_mark_then_verify_answers_with_the_contract_fields(tmp_path, monkeypatch, capfd):
     # GIVEN a generated image on disk and a fresh local home (banks, audit, dev signer)
     from mediaguard.cli.main import main

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mediaguard.adapters.audit import DynamoAuditStore
     from mediaguard.adapters.aws import S3PostPresigner
     from mediaguard.adapters.enforcement import WebhookSink
+    from mediaguard.api.generation_outputs import OutputPorts
     from mediaguard.api.review import GeofenceAdmin
     from mediaguard.decisions.history import Pseudonymiser
     from mediaguard.decisions.review.queue import TaskQueue
@@ -194,6 +195,27 @@ def generations_guard() -> GenGuard:
 
 
 @lru_cache(maxsize=1)
+def generation_output_ports() -> OutputPorts:
+    """Marking an output: the records table, the own-generations bank (its audit chain
+    ``bank:own-generations``), the audit trail and the C2PA signer, read from Secrets
+    Manager on first use (a cold start that is never asked to sign never reads it)."""
+    from mediaguard.adapters.banks import dynamo_bank_service
+    from mediaguard.adapters.generations import DynamoGenerationStore, bind
+    from mediaguard.adapters.secrets import genguard_signing_material
+    from mediaguard.api.generation_outputs import OutputPorts
+    from mediaguard.genguard.config import get_genguard_settings
+    from mediaguard.genguard.records import GenerationLedger
+
+    settings, guard_settings = get_settings(), get_genguard_settings()
+    bind(guard_settings, settings.region)
+    items = _items(settings)
+    signing = lru_cache(maxsize=1)(lambda: genguard_signing_material(settings))
+    return OutputPorts(ledger=GenerationLedger(DynamoGenerationStore(), items),
+                       banks=dynamo_bank_service(settings, audit=items.append_audit), signing=signing,
+                       settings=settings, tenant_claim=guard_settings.tenant_claim)
+
+
+@lru_cache(maxsize=1)
 def segment_deps() -> Deps:
     """A live segment: the recording and media buckets, the matcher, the streams table, IVS,
     the classify/detect functions, and a review queue whose every task is fast lane (a
@@ -317,7 +339,7 @@ _FACTORIES = (segment_deps, start_deps, sanitize_deps, frames_deps, classify_dep
               score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, presigner, operator_deps,
               moderation_deps,
               task_queue, review_service, geofence_admin, governance_services, audit_store, webhook_sink, uploader_keys,
-              generations_guard)
+              generations_guard, generation_output_ports)
 _DEPS_FACTORIES = (segment_deps, start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
                    score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, operator_deps,
                    moderation_deps)

@@ -32,7 +32,7 @@ from mediaguard.analysis.banks.model import Features, Featurizer
 from mediaguard.analysis.banks.service import BankService
 from mediaguard.errors import ApiError, MediaRejectedError
 from mediaguard.genguard import provenance, watermark
-from mediaguard.genguard.records import GenerationLedger, GenerationNotFoundError
+from mediaguard.genguard.records import GenerationLedger, GenerationNotFoundError, OutputExistsError
 from mediaguard.ingress.ingest import prepare
 from mediaguard.ingress.media import load_rgb, open_image, sniff
 from mediaguard.settings import Settings
@@ -74,13 +74,6 @@ class OutputRejectedError(ApiError):
 class OutputTooLargeError(OutputRejectedError):
     status = 413
     reason = "output_too_large"
-
-
-class OutputExistsError(ApiError):
-    """The generation has its output already: one generation, one marked output."""
-
-    status = 409
-    reason = "output_exists"
 
 
 def ensure_bank(banks: BankService, *, actor: str) -> None:
@@ -128,9 +121,15 @@ def mark_output(image: bytes, generation_id: str, *, ledger: GenerationLedger, b
     else:
         pdq, quality = pipeline_pdq(signed, settings)
         features = Features(pdq=pdq, quality=quality)
-    ensure_bank(banks, actor=actor)
-    banks.add_media(OWN_GENERATIONS_BANK, bank_ref(generation_id), [features], actor=actor, source="genguard")
-    ledger.record_output(generation_id, sha256, pdq, actor, detail={
+
+    def remember() -> None:
+        ensure_bank(banks, actor=actor)
+        banks.add_media(OWN_GENERATIONS_BANK, bank_ref(generation_id), [features], actor=actor, source="genguard")
+
+    # The record is claimed first (conditional write): of two concurrent outputs only the
+    # one that claimed it banks its PDQ. A failure after the claim answers 500 and leaves
+    # the record with its output (sha256, PDQ) but the chain without "output".
+    ledger.record_output(generation_id, sha256, pdq, actor, then=remember, detail={
         "watermark": watermark.generation_digest(generation_id).hex(), "content_type": content_type,
         "c2pa": provenance.TRAINED_ALGORITHMIC_MEDIA.rsplit("/", 1)[-1],
         "bank": OWN_GENERATIONS_BANK, "ref": bank_ref(generation_id),

@@ -51,10 +51,15 @@ class SigningMaterial:
         """From a Secrets Manager value ``{"certificate_chain": ..., "private_key": ...}``."""
         try:
             doc = json.loads(value)
-            return cls(doc["certificate_chain"].encode(), doc["private_key"].encode())
+            material = cls(doc["certificate_chain"].encode(), doc["private_key"].encode())
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise MediaguardError("the C2PA signing secret is not {certificate_chain, private_key}",
                                   reason="misconfigured") from exc
+        # The template creates the secret with empty values: the platform puts its signer later.
+        if b"-----BEGIN" not in material.chain_pem or b"-----BEGIN" not in material.key_pem:
+            raise MediaguardError("the C2PA signing secret holds no PEM yet (put the platform's signer)",
+                                  reason="misconfigured")
+        return material
 
 
 def sign(media: bytes, mime: str, material: SigningMaterial, *, generation_id: str,

@@ -82,6 +82,13 @@ class GenerationExistsError(ApiError):
     reason = "generation_exists"
 
 
+class OutputExistsError(ApiError):
+    """The generation has its output already: one generation, one marked output."""
+
+    status = 409
+    reason = "output_exists"
+
+
 class GenerationStore(Protocol):
     def create(self, record: GenerationRecord) -> None:
         """Store a new record; ``GenerationExistsError`` if the id is taken."""
@@ -89,7 +96,9 @@ class GenerationStore(Protocol):
     def get(self, generation_id: str) -> GenerationRecord | None: ...
 
     def record_output(self, generation_id: str, output_sha256: str, pdq: str | None) -> GenerationRecord:
-        """Set the output's sha256 and PDQ; ``GenerationNotFoundError`` for an unknown id."""
+        """Set the output's sha256 and PDQ, once: ``OutputExistsError`` when the record has an
+        output already (checked in the same write, so of two concurrent outputs one fails),
+        ``GenerationNotFoundError`` for an unknown id."""
 
 
 class AuditAppender(Protocol):
@@ -118,6 +127,8 @@ class InMemoryGenerationStore:
             found = self.records.get(generation_id)
             if found is None:
                 raise GenerationNotFoundError("no such generation")
+            if found.output_sha256 is not None:
+                raise OutputExistsError("the generation already has an output")
             updated = found.model_copy(update={"output_sha256": output_sha256, "pdq": pdq})
             GenerationRecord.model_validate(updated.model_dump())
             self.records[generation_id] = updated
@@ -154,10 +165,16 @@ class GenerationLedger:
         return self.store.get(generation_id)
 
     def record_output(self, generation_id: str, output_sha256: str, pdq: str | None, actor: str,
-                      detail: dict[str, Any] | None = None) -> GenerationRecord:
-        """Fill the output fields and append ``output`` to the generation's chain (``detail``:
-        whatever else the marking side wants on the record, e.g. the watermark payload)."""
+                      detail: dict[str, Any] | None = None,
+                      then: Callable[[], object] | None = None) -> GenerationRecord:
+        """Fill the output fields (once: :class:`OutputExistsError` otherwise) and append
+        ``output`` to the generation's chain (``detail``: whatever else the marking side wants
+        on the record, e.g. the watermark payload). ``then`` runs between the two: work that
+        only the one output that won the record may do (marking banks its PDQ there, so a
+        concurrent second output cannot overwrite the bank entry of the first)."""
         record = self.store.record_output(generation_id, output_sha256, pdq)
+        if then is not None:
+            then()
         self.audit.append_audit(generation_chain(generation_id), actor, OUTPUT,
                                 {"output_sha256": output_sha256, "pdq": pdq, **(detail or {})})
         return record

@@ -15,8 +15,9 @@ What runs, all in one process and on ONE moto state:
 * an HTTP server (werkzeug, which moto already brings) that serves the console at ``/``,
   the upload page at ``/upload``, and turns every request under ``/api/`` into an API
   Gateway HTTP API (payload v2) event for the same handler AWS runs:
-  ``/api/v1/uploads`` -> the uploads function, ``/api/v1/generations`` (and below) -> the
-  generations function, everything else -> the review API function.
+  ``/api/v1/uploads`` -> the uploads function, ``/api/v1/generations`` -> the generations
+  function, ``/api/v1/generations/<id>/outputs`` -> the generation outputs function,
+  everything else -> the review API function.
 
 Presigned URLs name S3 (``https://<bucket>.s3.amazonaws.com/...``), which a browser cannot
 reach in local mode. Answers of the API are therefore rewritten so that S3 URLs of the
@@ -95,6 +96,7 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 MAX_API_BODY_BYTES = 10 * 1024 * 1024
 UPLOADS_PATH = "/v1/uploads"
 GENERATIONS_PATH = "/v1/generations"
+GENERATION_OUTPUTS_PATH = re.compile(r"^/v1/generations/[^/]+/outputs$")
 
 logger = logging.getLogger("mediaguard.serve")
 
@@ -360,6 +362,7 @@ class ServeApp:
         self.hosts = hosts
         self.uploads = self._function("uploads")
         self.generations = self._function("generations")
+        self.generation_outputs = self._function("generation_outputs")
         self.api = self._function("api")
         stack = cloud.stack
         self.upload_bucket = cloud.upload_bucket
@@ -425,8 +428,10 @@ class ServeApp:
     # -- the APIs ----------------------------------------------------------------------------------
     def api_call(self, request: Request, path: str) -> Response:
         target = self.uploads if path == UPLOADS_PATH or path.startswith(f"{UPLOADS_PATH}/") else self.api
-        if path == GENERATIONS_PATH or path.startswith(GENERATIONS_PATH + "/"):
+        if path == GENERATIONS_PATH:
             target = self.generations
+        elif GENERATION_OUTPUTS_PATH.match(path):
+            target = self.generation_outputs
         if target is None:
             return _json(503, {"reason": "not_deployed", "message": "the template has no function for this API"})
         payload = self.invoke(target, api_event(request, path))
