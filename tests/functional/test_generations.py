@@ -28,7 +28,10 @@ from tests.conftest import jpeg_bytes, load_event, photo
 from tests.functional.conftest import MOTO_REGION
 
 T0 = 1_795_424_400.0
-DEV_TOKEN = "local-dev-token-for-generations"
+DEV_TOKEN = "local-dev-token-for-generations"  # the uploader's: no platform role
+PLATFORM_TOKEN = "local-platform-token-for-generations"
+DEV_TOKENS = json.dumps({PLATFORM_TOKEN: {"sub": "platform-1", "roles": ["platform"]},
+                         DEV_TOKEN: {"sub": "dev", "roles": []}})
 
 
 # --- DynamoDB adapters (own tables in an empty moto account) ------------------------------------
@@ -143,7 +146,7 @@ def cloud(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEDIAGUARD_HOME", str(tmp_path_factory.mktemp("home")))  # the stack's dev C2PA signer
         with LocalCloud(parameters={"LogLevel": "WARNING", "DevToken": DEV_TOKEN,
-                                    "GenerationLimits": limits}) as local:
+                                    "DevTokens": DEV_TOKENS, "GenerationLimits": limits}) as local:
             yield local
 
 
@@ -214,13 +217,38 @@ def test_a_spent_quota_is_429_with_retry_after_and_audited(cloud):
     assert chain[-1].detail["status"] == 429 and verify(chain) == []
 
 
-def test_without_a_token_the_request_is_401_and_with_the_dev_token_the_tenant_is_dev(cloud):
+def test_without_a_token_401_an_upload_token_403_and_the_dev_platform_token_is_its_own_tenant(cloud):
     status, _, body = call(cloud, {"user": "u1", "prompt": "a cat"}, user_token=None)
     assert status == 401
-    status, _, body = call(cloud, {"user": "u-dev", "prompt": "a cat"}, user_token=DEV_TOKEN)
+    # GIVEN the uploader's dev token (an end user's upload identity)  WHEN it asks for another
+    # user's generation  THEN 403: only the platform's backend names users and spends their quota
+    status, _, body = call(cloud, {"user": "u-victim", "prompt": "a cat"}, user_token=DEV_TOKEN)
+    assert (status, body["reason"]) == (403, "forbidden")
+    status, _, body = call(cloud, {"user": "u-dev", "prompt": "a cat"}, user_token=PLATFORM_TOKEN)
     assert status == 200
     chain = cloud.deps().items.audit_chain(generation_chain(body["generation_id"]))
-    assert chain[0].detail["tenant"] == "dev" and chain[0].actor == "platform:dev"
+    assert chain[0].detail["tenant"] == "platform-1" and chain[0].actor == "platform:platform-1"
+
+
+def test_an_end_users_upload_jwt_is_403_and_spends_nobodys_quota(cloud):
+    # GIVEN a valid upload-API JWT without the platform scope or group
+    event_claims = {"sub": "end-user-7", "tenant": "acme", "scope": "openid"}
+    # WHEN it asks five times for a user allowed 4 a minute  THEN 403 every time, no record, no refusal chain
+    statuses = [call_with_claims(cloud, {"user": "u-spent", "prompt": "a cat"}, event_claims)[0] for _ in range(5)]
+    assert statuses == [403] * 5
+    assert cloud.deps().items.audit_chain(refusal_chain("acme", "u-spent")) == []
+    # AND the platform's own token still has the user's whole quota
+    assert call(cloud, {"user": "u-spent", "prompt": "a cat"})[0] == 200
+
+
+def call_with_claims(cloud, body: dict, claims: dict) -> tuple[int, dict, dict]:
+    event = load_event("generations")
+    event["requestContext"]["authorizer"]["jwt"]["claims"] = claims
+    event["body"] = json.dumps(body)
+    response = cloud.client("lambda").invoke(FunctionName=f"{cloud.stack.name}-GenerationsFunction",
+                                             Payload=json.dumps(event))
+    result = json.loads(response["Payload"].read())
+    return result["statusCode"], result.get("headers") or {}, json.loads(result["body"])
 
 
 # --- mediaguard genguard screen --------------------------------------------------------------------

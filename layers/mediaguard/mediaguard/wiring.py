@@ -212,7 +212,7 @@ def generation_output_ports() -> OutputPorts:
     signing = lru_cache(maxsize=1)(lambda: genguard_signing_material(settings))
     return OutputPorts(ledger=GenerationLedger(DynamoGenerationStore(), items),
                        banks=dynamo_bank_service(settings, audit=items.append_audit), signing=signing,
-                       settings=settings, tenant_claim=guard_settings.tenant_claim)
+                       settings=settings, guard=guard_settings)
 
 
 @lru_cache(maxsize=1)
