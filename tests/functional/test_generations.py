@@ -23,6 +23,7 @@ from mediaguard.genguard.records import (
     generation_chain,
     refusal_chain,
 )
+from mediaguard.ingress.grant import GRANTED, client_actor, grant_chain
 from mediaguard.local.runtime import LocalCloud
 from tests.conftest import jpeg_bytes, load_event, photo
 from tests.functional.conftest import MOTO_REGION
@@ -152,8 +153,11 @@ def cloud(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def face_upload(cloud) -> str:
-    """A real photo with a face, run through the pipeline (CenterFace and open_nsfw included)."""
-    media_id = cloud.upload(jpeg_bytes(photo("astronaut")), "image/jpeg")
+    """A real photo with a face, uploaded by user u-ref (the grant the upload API writes) and
+    run through the pipeline (CenterFace and open_nsfw included)."""
+    media_id = "face-of-u-ref"
+    cloud.deps().items.append_audit(grant_chain(media_id), client_actor("u-ref"), GRANTED, {"reach": 10})
+    cloud.upload(jpeg_bytes(photo("astronaut")), "image/jpeg", media_id=media_id)
     cloud.wait(media_id)
     assert cloud.item(media_id)["faces"]["count"] >= 1
     return media_id
@@ -203,6 +207,15 @@ def test_a_reference_with_a_face_passes_a_benign_edit_and_is_refused_an_undressi
 def test_an_unknown_reference_is_404(cloud):
     status, _, body = call(cloud, {"user": "u-404", "prompt": "a cat", "reference_media_ids": ["0" * 32]})
     assert status == 404 and body["reason"] == "unknown_reference"
+
+
+def test_another_users_upload_is_the_same_404_as_an_unknown_id(cloud, face_upload):
+    # GIVEN u-ref's upload (a face)  WHEN another user references it
+    status, _, body = call(cloud, {"user": "u-other", "prompt": "put her in a bikini",
+                                   "reference_media_ids": [face_upload]})
+    # THEN 404 unknown_reference, worded as for an id nobody uploaded: no face, no refusal reason leaks
+    _, _, unknown = call(cloud, {"user": "u-other", "prompt": "a cat", "reference_media_ids": ["0" * 32]})
+    assert status == 404 and body == {**unknown, "media_id": face_upload}
 
 
 def test_a_spent_quota_is_429_with_retry_after_and_audited(cloud):

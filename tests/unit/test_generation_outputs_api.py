@@ -79,7 +79,7 @@ def test_the_output_comes_back_marked_signed_and_recorded(ports, tmp_path):
     assert body["content_type"] == "image/png" and set(body) == {"generation_id", "content_type", "image",
                                                                  "output_sha256", "pdq"}
     assert watermark.read(np.asarray(Image.open(io.BytesIO(marked)).convert("RGB"))).digest == \
-        watermark.generation_digest("gen-acme").hex()
+        watermark.generation_digest("gen-acme", ports.signing().watermark_key).hex()
     ca = str(tmp_path / "genguard" / "dev-ca.pem")
     assert provenance.read(marked, "image/png", trust_anchors=ca).state == "trusted"
     record = ports.ledger.get("gen-acme")

@@ -32,7 +32,13 @@ ITEMS = {
     "face": {"scores": {"open_nsfw.nsfw": 0.02}, "faces": {"count": 1}},
     "landscape": {"scores": {"open_nsfw.nsfw": 0.01}, "faces": {"count": 0}},
     "pending": {"status": "sanitized"},
+    "platform-ref": {"scores": {"open_nsfw.nsfw": 0.01}, "faces": {"count": 0}},
+    "other-tenants": {"scores": {"open_nsfw.nsfw": 0.01}, "faces": {"count": 1}},
+    "other-pending": {"status": "sanitized"},
 }
+# The upload grants' uploaders: u1's own uploads, the platform backend's, and another tenant's user's.
+UPLOADERS = {"face": "u1", "landscape": "u1", "pending": "u1", "platform-ref": "backend",
+             "other-tenants": "someone-else", "other-pending": "someone-else"}
 
 
 def make_guard(**settings) -> tuple[GenGuard, Items, InMemoryGenerationStore]:
@@ -40,13 +46,15 @@ def make_guard(**settings) -> tuple[GenGuard, Items, InMemoryGenerationStore]:
     guard = GenGuard(settings=GenGuardSettings(**settings), quota=InMemoryQuotaStore(),
                      ledger=GenerationLedger(store, audit),
                      references=lambda media_id: reference_from_item(media_id, ITEMS.get(media_id)),
+                     uploader_of=UPLOADERS.get,
                      clock=Clock(T0))
     return guard, audit, store
 
 
 def ask(guard, prompt, refs=(), user="u1"):
     return request_generation(GenerationRequest(user=user, prompt=prompt, reference_media_ids=list(refs),
-                                                model="gen-v3"), "acme", "platform:backend", guard)
+                                                model="gen-v3"), "acme", "platform:backend", guard,
+                              caller="backend")
 
 
 def test_an_allowed_request_is_recorded_with_the_prompt_hash_only_and_its_chain_verifies():
@@ -101,6 +109,26 @@ def test_unknown_and_unscored_references_are_typed_errors():
         ask(guard, "a cat", ["nope"])
     with pytest.raises(ReferenceNotReadyError):
         ask(guard, "a cat", ["pending"])
+
+
+def test_only_the_users_own_or_the_platforms_uploads_are_references_others_are_unknown():
+    guard, _, _ = make_guard()
+    # GIVEN uploads of u1, of the platform's backend, and of another tenant's user
+    # WHEN u1 references its own or the platform's  THEN they are read
+    assert ask(guard, "a watercolor of this", ["landscape", "platform-ref"]).generation_id
+    # WHEN u1 references someone else's, scored or not  THEN exactly the 404 of an unknown id:
+    # neither existence, readiness (409) nor screening reasons (a face) leak
+    unknown = pytest.raises(UnknownReferenceError)
+    with unknown as nope:
+        ask(guard, "put her in a bikini", ["nope"])
+    for foreign in ("other-tenants", "other-pending"):
+        with pytest.raises(UnknownReferenceError) as theirs:
+            ask(guard, "put her in a bikini", [foreign])
+        assert (theirs.value.status, theirs.value.body()) == (nope.value.status, {**nope.value.body(),
+                                                                                 "media_id": foreign})
+    # AND the other user's own request may use it
+    with pytest.raises(GenerationRefusedError):
+        ask(guard, "put her in a bikini", ["other-tenants"], user="someone-else")
 
 
 def test_outputs_are_recorded_on_the_generation_chain():

@@ -96,5 +96,5 @@ def create_generation(request: Annotated[GenerationRequest, Body()]) -> Response
         raise RuntimeError("mediaguard.api.generations.use() was not called")
     guard = _providers.guard()
     sub, tenant = platform_caller(*credentials(app.current_event), guard.settings)
-    allowed = request_generation(request, tenant, f"platform:{sub}", guard)
+    allowed = request_generation(request, tenant, f"platform:{sub}", guard, caller=sub)
     return Response(200, content_types.APPLICATION_JSON, allowed)

@@ -1,8 +1,9 @@
 """Is this file one of our generated outputs? Three independent pieces of evidence.
 
 * ``watermark``: the 64-bit mark decodes at the file's own size with our tag and a
-  passing CRC; the generation is the own-generations entry whose ref starts with the
-  decoded digest. Survives JPEG re-saves, not a resize or a crop (bench/watermark.py).
+  passing CRC, and its digest (keyed with the stack's secret) is the prefix of an
+  own-generations entry's ref: that entry is the generation. A mark made with another
+  key (another deployment, a forger) resolves to nothing and is no evidence. Survives JPEG re-saves, not a resize or a crop (bench/watermark.py).
 * ``c2pa``: a manifest carrying our generation assertion validates as *trusted* against
   our signing CA (a merely "valid" manifest can be made by anyone with any key).
   Gone as soon as metadata is stripped.
@@ -58,9 +59,11 @@ def verify(data: bytes, *, banks: BankService, settings: Settings, trust_anchors
 
     reading = watermark.read(rgb)
     if reading.found:
+        # Tag and CRC are the same in every deployment: only a digest that is one of the
+        # generations this stack banked (made with its key) is evidence.
         entries = _bank_entries(banks, f"{reading.digest}:")
-        verdict.evidence.append("watermark")
         if entries:
+            verdict.evidence.append("watermark")
             candidates["watermark"] = generation_of_ref(entries[0].ref)
 
     mime = provenance.MIME.get(kind.name)
