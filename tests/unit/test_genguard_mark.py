@@ -36,7 +36,6 @@ from mediaguard.models import Match
 from mediaguard.settings import Settings
 from tests.conftest import photo
 
-
 KEY = b"unit-test-watermark-key-32-bytes"
 
 

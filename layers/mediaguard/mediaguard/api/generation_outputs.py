@@ -1,8 +1,8 @@
 """``POST /v1/generations/{generation_id}/outputs``: mark the output of an allowed generation.
 
 The caller is the platform's backend, authenticated as on ``POST /v1/generations`` (the
-upload API's JWT with the platform role, else 403; a dev token with role ``platform`` locally); the generation must belong to the caller's
-tenant (the same JWT claim, setting ``tenant_claim``, else the subject), or it answers
+upload API's JWT with the platform role, else 403; a dev token with role ``platform``
+locally); the generation must belong to the caller's tenant (the same JWT claim, setting ``tenant_claim``, else the subject), or it answers
 404 as for an unknown id.
 
 Request: ``{"image": <base64 of the generated PNG/JPEG/WebP, at most 4 MB>}``. Base64 JSON

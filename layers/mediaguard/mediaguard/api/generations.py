@@ -4,8 +4,8 @@ The caller is the platform's backend: a JWT of the upload API's authorizer that 
 carries the platform role (scope ``mediaguard/generations`` or group ``platform``,
 settings ``platform_scope``/``platform_group``), or locally a dev token whose roles hold
 ``platform``. An end user's upload token is 403: it could name any ``user`` and spend
-their quota. The body names the end user the request is for; the tenant is the JWT claim ``tenant`` (setting ``tenant_claim``)
-or, without one, the caller's subject. Answers:
+their quota. The body names the end user the request is for; the tenant is the JWT claim
+``tenant`` (setting ``tenant_claim``) or, without one, the caller's subject. Answers:
 
 * ``200 {generation_id, allowed: true, quota}``: the generator may run;
 * ``403 {allowed: false, reasons: [code, ...], matched: [...], reason, message}``: screening

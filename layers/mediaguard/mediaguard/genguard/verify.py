@@ -3,7 +3,8 @@
 * ``watermark``: the 64-bit mark decodes at the file's own size with our tag and a
   passing CRC, and its digest (keyed with the stack's secret) is the prefix of an
   own-generations entry's ref: that entry is the generation. A mark made with another
-  key (another deployment, a forger) resolves to nothing and is no evidence. Survives JPEG re-saves, not a resize or a crop (bench/watermark.py).
+  key (another deployment, a forger) resolves to nothing and is no evidence. Survives JPEG re-saves, not a resize or
+  a crop (bench/watermark.py).
 * ``c2pa``: a manifest carrying our generation assertion validates as *trusted* against
   our signing CA (a merely "valid" manifest can be made by anyone with any key).
   Gone as soon as metadata is stripped.
