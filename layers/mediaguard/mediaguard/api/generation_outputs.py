@@ -2,8 +2,8 @@
 
 The caller is the platform's backend, authenticated as on ``POST /v1/generations`` (the
 upload API's JWT with the platform role, else 403; a dev token with role ``platform``
-locally); the generation must belong to the caller's tenant (the same JWT claim, setting ``tenant_claim``, else the subject), or it answers
-404 as for an unknown id.
+locally); the generation must belong to the caller's tenant (the same JWT claim, setting
+``tenant_claim``, else the subject), or it answers 404 as for an unknown id.
 
 Request: ``{"image": <base64 of the generated PNG/JPEG/WebP, at most 4 MB>}``. Base64 JSON
 in and out, no presigned upload: 4 MB of image is ~5.4 MB of body, under Lambda's 6 MB
