@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from mediaguard.audit.chain import verify
@@ -140,3 +142,44 @@ def test_outputs_are_recorded_on_the_generation_chain():
     assert [r.event for r in chain] == ["created", "output"] and verify(chain) == []
     with pytest.raises(GenerationNotFoundError):
         guard.ledger.record_output("missing", "ab" * 32, None, actor="platform:backend")
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_logs_name_neither_the_tenant_the_user_nor_the_prompt_hash():
+    # GIVEN a token without a tenant claim, so the tenant is the caller's subject (a person's id)
+    guard, _, _ = make_guard(limits=Limits.model_validate({"user": {"minute": {"limit": 1, "burst": 1}}}))
+    handler, parent = _Records(), logging.getLogger("mediaguard")
+    level = parent.level
+    parent.addHandler(handler)
+    parent.setLevel(logging.INFO)
+    try:
+        # WHEN one request is allowed, one refused by screening and one by the quota
+        def ask_as_person(prompt, user):
+            return request_generation(GenerationRequest(user=user, prompt=prompt),
+                                      "person-sub-123", "platform:person-sub-123", guard, caller="person-sub-123")
+
+        ask_as_person("a watercolor of a lighthouse", "user-7f3a")
+        with pytest.raises(GenerationRefusedError):
+            ask_as_person("a naked child", "user-9c2e")
+        with pytest.raises(RateLimitedError):
+            ask_as_person("a watercolor of a lighthouse", "user-7f3a")
+    finally:
+        parent.removeHandler(handler)
+        parent.setLevel(level)
+    # THEN three records were logged, none carrying the subject, a user or a prompt's sha256
+    messages = [r.getMessage() for r in handler.records]
+    assert {"generation allowed", "generation refused", "generation rate limited"} <= set(messages)
+    secrets = {"person-sub-123", "user-7f3a", "user-9c2e", prompt_sha256("a naked child"),
+               prompt_sha256("a watercolor of a lighthouse")}
+    for record in handler.records:
+        values = {str(v) for v in record.__dict__.values()} | {record.getMessage()}
+        assert not any(secret in value for secret in secrets for value in values), record.__dict__
+        assert record.__dict__.get("tenant_claim") is False

@@ -172,13 +172,17 @@ def request_generation(request: GenerationRequest, tenant: str, actor: str, guar
     sha = prompt_sha256(request.prompt)
     refusal: dict[str, Any] = {"prompt_sha": sha, "reference_media_ids": request.reference_media_ids,
                                "model": request.model}
+    # Logs name neither user, tenant nor prompt hash: the tenant falls back to the caller's
+    # subject, and a short prompt's sha256 is reversed by guessing; the audit chains hold them.
+    # Only whether the tenant came from a claim (not the subject) is logged.
+    log_ids = {"tenant_claim": caller is not None and tenant != caller}
     decision = guard.quota.take(buckets_for(tenant, request.user, settings.limits), guard.clock())
     if not decision.allowed:
         ledger.refused(tenant, request.user, actor, status=429, reasons=[RATE_LIMITED],
                        matched=[{"rule": RATE_LIMITED, "exhausted": list(decision.exhausted)}],
                        extra={"retry_after": decision.retry_after}, **refusal)
-        logger.info("generation rate limited", extra={"tenant": tenant, "exhausted": decision.exhausted,
-                                                      "retry_after": decision.retry_after})
+        logger.info("generation rate limited", extra={"exhausted": decision.exhausted,
+                                                      "retry_after": decision.retry_after, **log_ids})
         raise RateLimitedError(decision.retry_after, decision.quota, decision.exhausted)
     owners = {request.user} | ({caller} if caller else set())
     references = [_own_reference(media_id, owners, guard) for media_id in request.reference_media_ids]
@@ -188,13 +192,13 @@ def request_generation(request: GenerationRequest, tenant: str, actor: str, guar
         ledger.refused(tenant, request.user, actor, status=403, reasons=verdict.reasons, matched=verdict.matched,
                        extra={"text_models": [{"model": s.model, "sha256": s.sha256} for s in scores]} if scores
                        else None, **refusal)
-        logger.info("generation refused", extra={"tenant": tenant, "reasons": verdict.reasons, "prompt_sha256": sha})
+        logger.info("generation refused", extra={"reasons": verdict.reasons, **log_ids})
         raise GenerationRefusedError(verdict)
     record = GenerationRecord(
         generation_id=guard.new_id(), user=request.user, tenant=tenant, prompt_sha256=sha,
         reference_media_ids=request.reference_media_ids, model=request.model, created=_now_iso(),
         prompt=request.prompt if settings.store_prompts else None)
     ledger.create(record, actor)
-    logger.info("generation allowed", extra={"generation_id": record.generation_id, "tenant": tenant,
-                                             "references": len(references)})
+    logger.info("generation allowed", extra={"generation_id": record.generation_id,
+                                             "references": len(references), **log_ids})
     return GenerationAllowed(generation_id=record.generation_id, quota=decision.quota)
