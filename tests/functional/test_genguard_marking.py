@@ -239,6 +239,5 @@ def test_cli_mark_screens_the_prompt_before_it_records_or_writes_anything(tmp_pa
     record = json.loads(done.stdout)
     assert done.returncode == 0 and record["allowed"] is True and out.is_file(), done.stderr
     verified = genguard(tmp_path, "verify", "--json", "--store", store, str(out))
-    assert json.loads(verified.stdout) == {"file": str(out), "own_generation": True,
-                                           "generation_id": record["generation_id"],
+    assert json.loads(verified.stdout) == {"own_generation": True, "generation_id": record["generation_id"],
                                            "evidence": ["watermark", "c2pa", "bank"], "distance": 0}
