@@ -183,3 +183,19 @@ def test_logs_name_neither_the_tenant_the_user_nor_the_prompt_hash():
         values = {str(v) for v in record.__dict__.values()} | {record.getMessage()}
         assert not any(secret in value for secret in secrets for value in values), record.__dict__
         assert record.__dict__.get("tenant_claim") is False
+
+
+def test_the_cli_trail_is_the_librarys_in_memory_audit_and_its_chains_verify():
+    from mediaguard.audit.memory import InMemoryAudit
+
+    # GIVEN the library's in-memory trail (the one tests/fakes.Items delegates to)
+    trail = InMemoryAudit()
+    guard = GenGuard(settings=GenGuardSettings(), quota=InMemoryQuotaStore(),
+                     ledger=GenerationLedger(InMemoryGenerationStore(), trail), references=ITEMS.get,
+                     uploader_of=UPLOADERS.get, clock=Clock(T0))
+    # WHEN a request is allowed
+    gid = ask(guard, "a lighthouse at dusk").generation_id
+    # THEN its chain is read back through audit_chain and verifies
+    chain = trail.audit_chain(generation_chain(gid))
+    assert [r.event for r in chain] == ["created"] and verify(chain, chain=generation_chain(gid)) == []
+    assert trail.audit_chain("no-such-chain") == []

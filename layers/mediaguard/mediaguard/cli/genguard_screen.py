@@ -121,7 +121,8 @@ def screen_request(args: argparse.Namespace, ledger: GenerationLedger, actor: st
 
 
 def run_screen(args: argparse.Namespace, out: Out) -> int:
-    from mediaguard.genguard.records import GenerationLedger, InMemoryAudit, InMemoryGenerationStore
+    from mediaguard.audit.memory import InMemoryAudit
+    from mediaguard.genguard.records import GenerationLedger, InMemoryGenerationStore
 
     try:
         result = screen_request(args, GenerationLedger(InMemoryGenerationStore(), InMemoryAudit()))
