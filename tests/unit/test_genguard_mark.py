@@ -289,3 +289,33 @@ def test_cli_mark_then_verify_answers_with_the_contract_fields(tmp_path, monkeyp
     # AND the prompt is kept only as its sha256: no file of the local state holds its text
     state = [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
     assert state and not any(b"an astronaut" in p.read_bytes() for p in state)
+
+
+def test_the_bank_evidence_is_the_nearest_active_entry_of_a_large_bank(world):
+    import random
+
+    from mediaguard.analysis.banks.model import NewEntry
+    from mediaguard.genguard.mark import ensure_bank
+    from mediaguard.genguard.verify import _nearest
+
+    # GIVEN an own-generations bank of 5,000 outputs: random hashes, one 3 bits from the
+    # query, one 1 bit from it but withdrawn, and one exact copy banked after the 3-bit one
+    rng = random.Random(12)
+    query = f"{rng.getrandbits(256):064x}"
+
+    def flipped(bits: int) -> str:
+        return f"{int(query, 16) ^ ((1 << bits) - 1):064x}"
+
+    ensure_bank(world["banks"], actor="test")
+    rows = [NewEntry(ref=f"r{i}", value=f"{rng.getrandbits(256):064x}", quality=100) for i in range(5000)]
+    rows[1234] = NewEntry(ref="near-3", value=flipped(3), quality=100)
+    rows[2345] = NewEntry(ref="withdrawn-1", value=flipped(1), quality=100)
+    rows[4321] = NewEntry(ref="exact", value=query, quality=100)
+    world["banks"].add_entries(OWN_GENERATIONS_BANK, rows, actor="test")
+    world["banks"].withdraw(OWN_GENERATIONS_BANK, "withdrawn-1", actor="test")
+    # WHEN the nearest entry is looked up  THEN it is the exact copy, not the withdrawn one
+    assert _nearest(world["banks"], query) == (0, "exact")
+    # AND with the copy withdrawn too, the 3-bit neighbour; random hashes (~128 bits away) never match
+    world["banks"].withdraw(OWN_GENERATIONS_BANK, "exact", actor="test")
+    assert _nearest(world["banks"], query) == (3, "near-3")
+    assert _nearest(world["banks"], f"{int(query, 16) ^ (2**256 - 1):064x}") is None
