@@ -23,7 +23,7 @@ from mediaguard.analysis.featurize import media_featurizer
 from mediaguard.audit.chain import verify as verify_chain
 from mediaguard.cli.audit import run_audit
 from mediaguard.genguard import provenance
-from mediaguard.genguard.mark import OWN_GENERATIONS_BANK, bank_ref, mark_output, pipeline_pdq
+from mediaguard.genguard.mark import OWN_GENERATIONS_BANK, generation_of_ref, mark_output, pipeline_pdq
 from mediaguard.genguard.records import GenerationLedger, GenerationRecord, InMemoryGenerationStore, generation_chain
 from mediaguard.genguard.verify import verify
 from mediaguard.local.runtime import LocalCloud
@@ -86,7 +86,7 @@ def _scan(cloud, data: bytes) -> dict:
 
 def _labelled_ai_generated(item: dict, generation_id: str) -> dict:
     match = next(m for m in item["matches"] if m["bank"] == OWN_GENERATIONS_BANK)
-    assert match["ref"] == bank_ref(generation_id)
+    assert generation_of_ref(match["ref"]) == generation_id
     assert item["action"] == "label"
     decision = item["enforcement"]["decision"]
     assert decision["reason"] == "ai_generated_own"
@@ -188,7 +188,8 @@ def test_generate_mark_resave_verify_upload_label_and_audit(cloud, home):
     # AND the generation's chain (created, output) and the bank's pass the audit verifier
     chain = cloud.deps().items.audit_chain(generation_chain(gid))
     assert [r.event for r in chain] == ["created", "output"]
-    assert chain[1].detail["output_sha256"] == marked["output_sha256"] and chain[1].detail["ref"] == bank_ref(gid)
+    assert chain[1].detail["output_sha256"] == marked["output_sha256"]
+    assert generation_of_ref(chain[1].detail["ref"]) == gid
     for name in (generation_chain(gid), f"bank:{OWN_GENERATIONS_BANK}"):
         code, report = audit_verify(cloud, name)
         assert code == 0 and report["ok"] and report["records"] >= 1, (name, report)
@@ -238,6 +239,5 @@ def test_cli_mark_screens_the_prompt_before_it_records_or_writes_anything(tmp_pa
     record = json.loads(done.stdout)
     assert done.returncode == 0 and record["allowed"] is True and out.is_file(), done.stderr
     verified = genguard(tmp_path, "verify", "--json", "--store", store, str(out))
-    assert json.loads(verified.stdout) == {"file": str(out), "own_generation": True,
-                                           "generation_id": record["generation_id"],
+    assert json.loads(verified.stdout) == {"own_generation": True, "generation_id": record["generation_id"],
                                            "evidence": ["watermark", "c2pa", "bank"], "distance": 0}

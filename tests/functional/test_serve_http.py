@@ -95,8 +95,13 @@ def test_an_unreadable_body_through_serve_is_400(server):
 
 
 def test_serve_exposes_the_generation_guard(server):
-    # GIVEN the platform's (local) token
-    headers = {"Authorization": f"Bearer {uploader_token(server)}"}
+    # GIVEN the uploader's dev token: an end user's, refused on the platform's route
+    as_uploader = requests.post(f"{server.url}/api/v1/generations", json={"user": "u1", "prompt": "a red fox"},
+                                headers={"Authorization": f"Bearer {uploader_token(server)}"}, timeout=60)
+    assert as_uploader.status_code == 403 and as_uploader.json()["reason"] == "forbidden"
+    # AND the platform's (local) token, the dev identity with role "platform"
+    platform = next(u.token for u in server.users if "platform" in u.roles)
+    headers = {"Authorization": f"Bearer {platform}"}
     # WHEN a benign and an NCII request reach POST /api/v1/generations
     ok = requests.post(f"{server.url}/api/v1/generations", json={"user": "u1", "prompt": "a red fox in snow"},
                        headers=headers, timeout=60)

@@ -179,6 +179,7 @@ def generations_guard() -> GenGuard:
     from mediaguard.genguard.config import get_genguard_settings
     from mediaguard.genguard.records import GenerationLedger
     from mediaguard.genguard.service import GenGuard, reference_from_item
+    from mediaguard.ingress.grant import read_facts
 
     settings, guard_settings = get_settings(), get_genguard_settings()
     bind(guard_settings, settings.region)
@@ -191,6 +192,7 @@ def generations_guard() -> GenGuard:
     return GenGuard(settings=guard_settings, quota=DynamoQuotaStore(settings.region),
                     ledger=GenerationLedger(DynamoGenerationStore(), items),
                     references=lambda media_id: reference_from_item(media_id, items.get(media_id)),
+                    uploader_of=lambda media_id: read_facts(media_id, items.audit_chain).uploader,
                     text_scorer=scorer, clock=lambda: _clock())
 
 
@@ -212,7 +214,7 @@ def generation_output_ports() -> OutputPorts:
     signing = lru_cache(maxsize=1)(lambda: genguard_signing_material(settings))
     return OutputPorts(ledger=GenerationLedger(DynamoGenerationStore(), items),
                        banks=dynamo_bank_service(settings, audit=items.append_audit), signing=signing,
-                       settings=settings, tenant_claim=guard_settings.tenant_claim)
+                       settings=settings, guard=guard_settings)
 
 
 @lru_cache(maxsize=1)

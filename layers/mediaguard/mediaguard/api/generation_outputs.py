@@ -1,9 +1,9 @@
 """``POST /v1/generations/{generation_id}/outputs``: mark the output of an allowed generation.
 
 The caller is the platform's backend, authenticated as on ``POST /v1/generations`` (the
-upload API's JWT; the dev token locally); the generation must belong to the caller's
-tenant (the same JWT claim, setting ``tenant_claim``, else the subject), or it answers
-404 as for an unknown id.
+upload API's JWT with the platform role, else 403; a dev token with role ``platform``
+locally); the generation must belong to the caller's tenant (the same JWT claim, setting
+``tenant_claim``, else the subject), or it answers 404 as for an unknown id.
 
 Request: ``{"image": <base64 of the generated PNG/JPEG/WebP, at most 4 MB>}``. Base64 JSON
 in and out, no presigned upload: 4 MB of image is ~5.4 MB of body, under Lambda's 6 MB
@@ -34,7 +34,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
@@ -45,6 +45,7 @@ from mediaguard.analysis.banks.service import BankService
 from mediaguard.api import errors
 from mediaguard.api.auth import credentials
 from mediaguard.api.generations import platform_caller
+from mediaguard.genguard.config import GenGuardSettings
 from mediaguard.genguard.mark import MAX_OUTPUT_BYTES, OutputRejectedError, mark_output
 from mediaguard.genguard.provenance import SigningMaterial
 from mediaguard.genguard.records import GenerationLedger, GenerationNotFoundError
@@ -79,7 +80,8 @@ class OutputPorts:
     banks: BankService
     signing: Callable[[], SigningMaterial]
     settings: Settings
-    tenant_claim: str = "tenant"  # as POST /v1/generations reads it (GenGuardSettings.tenant_claim)
+    # Tenant claim and platform role, read as POST /v1/generations reads them.
+    guard: GenGuardSettings = field(default_factory=GenGuardSettings)
 
 
 _ports: Callable[[], OutputPorts] | None = None
@@ -97,7 +99,7 @@ def mark(generation_id: Annotated[str, Path(pattern=_ID)],
     if _ports is None:
         raise RuntimeError("mediaguard.api.generation_outputs.use() was not called")
     ports = _ports()
-    sub, tenant = platform_caller(*credentials(app.current_event), ports.settings, ports.tenant_claim)
+    sub, tenant = platform_caller(*credentials(app.current_event), ports.guard)
     record = ports.ledger.get(generation_id)
     if record is None or record.tenant != tenant:  # another tenant's generation is not revealed
         raise GenerationNotFoundError("no such generation")

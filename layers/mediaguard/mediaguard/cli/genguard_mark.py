@@ -129,4 +129,4 @@ def _verify(args: argparse.Namespace, banks, settings) -> dict[str, Any]:
     if anchors is None and dev_ca.is_file():
         anchors = str(dev_ca)
     verdict = verify(args.file.read_bytes(), banks=banks, settings=settings, trust_anchors=anchors)
-    return {"file": str(args.file), **verdict.to_dict()}
+    return verdict.to_dict()  # exactly the contract's fields (issue 12): one FILE, no echo of it

@@ -105,7 +105,8 @@ def screen_request(args: argparse.Namespace, ledger: GenerationLedger, actor: st
 
         scorer = text_scorer(settings.text_models_config)
     guard = GenGuard(settings=settings, quota=InMemoryQuotaStore(), ledger=ledger,
-                     references=by_id.__getitem__, text_scorer=scorer)
+                     references=by_id.__getitem__, text_scorer=scorer,
+                     uploader_of=lambda _: args.user)  # files the user gave this command
     result: dict[str, Any] = {"allowed": False, "reasons": [], "matched": [], "generation_id": None, "quota": None,
                               "references": [{"file": str(p), "faces": e.faces, "nsfw": round(e.nsfw or 0.0, 4)}
                                              for p, e in zip(args.reference, evidence, strict=True)]}
@@ -120,7 +121,8 @@ def screen_request(args: argparse.Namespace, ledger: GenerationLedger, actor: st
 
 
 def run_screen(args: argparse.Namespace, out: Out) -> int:
-    from mediaguard.genguard.records import GenerationLedger, InMemoryAudit, InMemoryGenerationStore
+    from mediaguard.audit.memory import InMemoryAudit
+    from mediaguard.genguard.records import GenerationLedger, InMemoryGenerationStore
 
     try:
         result = screen_request(args, GenerationLedger(InMemoryGenerationStore(), InMemoryAudit()))

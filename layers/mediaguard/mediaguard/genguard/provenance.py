@@ -21,6 +21,7 @@ The signing material (an ES256 key and its certificate chain, PEM) comes from:
 from __future__ import annotations
 
 import datetime
+import hashlib
 import io
 import json
 import os
@@ -45,6 +46,15 @@ class SigningMaterial:
 
     def __repr__(self) -> str:  # never print the key
         return "SigningMaterial(<es256>)"
+
+    @property
+    def watermark_key(self) -> bytes:
+        """The key of the watermark's digest (``watermark.generation_digest``), derived from
+        the signing key: the stack's one secret, so no second one to provision, and a
+        deployment with another signer makes marks ours does not resolve. Rotating the
+        signer changes it; marks made before still resolve, because ``verify`` looks the
+        decoded digest up among the banked refs instead of recomputing it."""
+        return hashlib.blake2b(self.key_pem, digest_size=32, person=b"mg.watermark.k").digest()
 
     @classmethod
     def from_secret(cls, value: str) -> SigningMaterial:

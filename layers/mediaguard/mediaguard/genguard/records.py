@@ -18,7 +18,6 @@ audit chain, which is what can be trusted later:
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediaguard.audit.chain import next_record
 from mediaguard.errors import ApiError
+from mediaguard.ports import AuditAppender
 
 if TYPE_CHECKING:
     from mediaguard.audit.chain import AuditRecord
@@ -99,10 +98,6 @@ class GenerationStore(Protocol):
         """Set the output's sha256 and PDQ, once: ``OutputExistsError`` when the record has an
         output already (checked in the same write, so of two concurrent outputs one fails),
         ``GenerationNotFoundError`` for an unknown id."""
-
-
-class AuditAppender(Protocol):
-    def append_audit(self, chain: str, actor: str, event: str, detail: dict) -> AuditRecord: ...
 
 
 class InMemoryGenerationStore:
@@ -187,21 +182,3 @@ class GenerationLedger:
                   "tenant": tenant, "prompt_sha256": prompt_sha, "reference_media_ids": list(reference_media_ids),
                   "model": model, "at": self.clock(), **(extra or {})}
         return self.audit.append_audit(refusal_chain(tenant, user), actor, REFUSED, detail)
-
-
-class InMemoryAudit:
-    """Audit chains in memory, built by the real chain code: the CLI's trail (it ends with the
-    process; ``mediaguard serve`` and AWS keep theirs in the audit table)."""
-
-    def __init__(self, clock: Callable[[], str] = _now) -> None:
-        self.chains: dict[str, list[AuditRecord]] = {}
-        self._clock = clock
-        self._lock = threading.Lock()
-
-    def append_audit(self, chain: str, actor: str, event: str, detail: dict) -> AuditRecord:
-        detail = json.loads(json.dumps(detail, sort_keys=True, default=str))
-        with self._lock:
-            records = self.chains.setdefault(chain, [])
-            record = next_record(chain, records[-1] if records else None, self._clock(), actor, event, detail)
-            records.append(record)
-            return record

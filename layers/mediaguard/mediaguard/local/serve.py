@@ -118,7 +118,8 @@ class DevUser:
 
 
 def dev_users() -> list[DevUser]:
-    """Fresh random tokens for a reviewer, a senior reviewer, an admin and an uploader.
+    """Fresh random tokens for a reviewer, a senior reviewer, an admin, the platform's
+    backend (the generation routes, ``genguard``) and an uploader.
 
     New on every start, so a token copied out of a terminal is worthless after a restart.
     The uploader's subject is ``dev``: what the upload API calls the holder of its local
@@ -128,6 +129,7 @@ def dev_users() -> list[DevUser]:
         DevUser(secrets.token_urlsafe(18), "reviewer-1", ("reviewer",)),
         DevUser(secrets.token_urlsafe(18), "senior-1", ("senior-reviewer",)),
         DevUser(secrets.token_urlsafe(18), "admin-1", ("admin",)),
+        DevUser(secrets.token_urlsafe(18), "platform-1", ("platform",)),
         DevUser(secrets.token_urlsafe(18), "dev", ()),
     ]
 
