@@ -196,7 +196,7 @@ PIPELINE = {"StartFunction", "SanitizeFunction", "FramesFunction", "ScoreFunctio
 @pytest.mark.parametrize(("chain", "writers"), [
     ("0f3c8a1e6b2d4c59a7e1f0b2c3d4e5f6", PIPELINE | {"ApiFunction"}),   # a media item's chain
     ("upload:0f3c8a1e6b2d4c59a7e1f0b2c3d4e5f6", {"UploadsFunction"}),  # the grant naming the uploader
-    ("bank:ncii-victims", set()),                                       # banks change from the CLI only
+    ("bank:ncii-victims", {"BankAdminFunction"}),                       # the console's bank admin (and the CLI)
     ("geofence:DE", {"ApiFunction"}),                                   # admin geofence rules
     ("audit:digest", {"DigestFunction"}),
     ("stream:j8Z9O91ndcVs", {"SegmentFunction", "ApiFunction"}),        # transitions; a moderator clears/blocks

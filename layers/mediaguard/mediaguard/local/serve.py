@@ -74,7 +74,8 @@ CONSOLE_FILES = {
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     # The console's ES modules (app.js imports them).
-    **{f"/{name}.js": (f"{name}.js", "text/javascript; charset=utf-8") for name in ("lib", "wellness", "search")},
+    **{f"/{name}.js": (f"{name}.js", "text/javascript; charset=utf-8") for name in ("lib", "wellness", "search", "banks",
+                                                                          "frames", "operators")},
     "/style.css": ("style.css", "text/css; charset=utf-8"),
     "/upload": ("upload.html", "text/html; charset=utf-8"),
     "/upload.js": ("upload.js", "text/javascript; charset=utf-8"),
@@ -95,8 +96,15 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 MAX_API_BODY_BYTES = 10 * 1024 * 1024
 UPLOADS_PATH = "/v1/uploads"
 GENERATIONS_PATH = "/v1/generations"
+BANKS_PATH = "/admin/banks"
 
 logger = logging.getLogger("mediaguard.serve")
+
+
+def is_bank_admin(method: str, path: str) -> bool:
+    """The bank-admin function's routes (template.yaml's BankAdminFunction events): every
+    route below ``/admin/banks/``, and creating one; listing banks stays on the review API."""
+    return path.startswith(BANKS_PATH + "/") or (path == BANKS_PATH and method.upper() == "POST")
 
 
 # --- dev identities -------------------------------------------------------------------------
@@ -361,6 +369,7 @@ class ServeApp:
         self.uploads = self._function("uploads")
         self.generations = self._function("generations")
         self.api = self._function("api")
+        self.bank_admin = self._function("bank_admin")
         stack = cloud.stack
         self.upload_bucket = cloud.upload_bucket
         self.media_bucket = stack.ref("MediaBucket")
@@ -427,6 +436,8 @@ class ServeApp:
         target = self.uploads if path == UPLOADS_PATH or path.startswith(f"{UPLOADS_PATH}/") else self.api
         if path == GENERATIONS_PATH or path.startswith(GENERATIONS_PATH + "/"):
             target = self.generations
+        if is_bank_admin(request.method, path):
+            target = self.bank_admin
         if target is None:
             return _json(503, {"reason": "not_deployed", "message": "the template has no function for this API"})
         payload = self.invoke(target, api_event(request, path))
