@@ -52,7 +52,8 @@ def test_no_function_environment_holds_a_resolved_secret():
 
 def test_only_the_functions_that_key_uploader_ids_may_read_the_uploader_key():
     # GIVEN the functions that build an uploader history or a geofence admin (mediaguard.wiring)
-    users = {"StartFunction", "ScoreFunction", "EnforceFunction", "ApiFunction"}
+    # (UploadsFunction: GET /v1/uploads queries the caller's history rows by that key.)
+    users = {"StartFunction", "ScoreFunction", "EnforceFunction", "ApiFunction", "UploadsFunction"}
     secret = {"Ref": "UploaderKeySecret"}
     named = {k for k in FUNCTIONS if _environment(k).get("MEDIAGUARD_UPLOADER_KEY_SECRET_ARN") == secret}
     readers = {k for k in FUNCTIONS for s in _statements(k)

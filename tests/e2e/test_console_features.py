@@ -143,13 +143,14 @@ def test_add_to_bank_from_an_item_then_a_match_shows_the_banked_item_beside_it_b
     expect(banked).to_have_attribute("data-revealed", "false")
     expect(banked.locator("img")).to_have_js_property("complete", True)
     assert banked.locator("img").evaluate("i => getComputedStyle(i).filter").startswith("blur(")
+    card.scroll_into_view_if_needed()
+    docs_shot(page, "console-match-side.png")
     banked.get_by_role("button").click()
     expect(banked).to_have_attribute("data-revealed", "true")
     # AND the look at the banked copy is recorded on that item's chain, by this admin
     page.wait_for_timeout(500)
     revealed = [r for r in server.cloud.deps().items.audit_chain(first) if r.event == "media_revealed"]
     assert revealed and revealed[-1].actor.endswith("admin-1")
-    docs_shot(page, "console-match-side.png")
     assert not page.problems, page.problems
 
 
@@ -172,13 +173,20 @@ def test_a_videos_frames_strip_marks_the_frame_that_matched(server, rebanked, pa
     # AND the matching frame is marked with what it matched
     marked = page.locator(f"#frames-strip figure[data-frame='{match['frame']}']")
     expect(marked).to_contain_text(f"vpdq match held-videos/{first}")
+    # AND so is the frame behind each classifier score that added to the risk
+    driving = {n for n, s in view["signal_frames"].items()
+               if any(sig["name"] == f"classifier.{n}" and sig["contribution"] > 0 for sig in view["signals"])}
+    assert driving, view["signals"]
+    for name in driving:
+        expect(page.locator(f"#frames-strip figure[data-frame='{view['signal_frames'][name]}']")).to_contain_text(name)
     # AND the drawn frames are the video's, not blank canvases
     assert canvas.evaluate("c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
                            " let s = 0; for (let i = 0; i < d.length; i += 4) s += d[i]; return s; }") > 0
+    page.locator("#frames-section").scroll_into_view_if_needed()
+    docs_shot(page, "console-frames.png")
     page.locator("#media-toggle").click()
     assert canvas.evaluate("c => getComputedStyle(c).filter") in ("none", "blur(0px) grayscale(0)",
                                                                   "blur(0px) grayscale(0%)")
-    docs_shot(page, "console-frames.png")
     assert not page.problems, page.problems
 
 

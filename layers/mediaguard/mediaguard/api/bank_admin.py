@@ -171,8 +171,9 @@ class EntryOut(BaseModel):
 
 class EntryPage(BaseModel):
     items: list[EntryOut]
-    counts: dict[str, int]
-    truncated: bool
+    counts: dict[str, int]  # of the first COUNT_CAP entries when counted_all is false
+    truncated: bool  # more entries than listed
+    counted_all: bool
 
 
 class EntriesOut(BaseModel):
@@ -196,18 +197,29 @@ def create_bank(request: Annotated[BankIn, Body()]) -> Response[dict]:
     return Response(201, content_types.APPLICATION_JSON, bank.to_dict())
 
 
+# Counting reads entries one by one (a Query over the bank's partition): stop here, so a
+# bank of millions of hashes (a StopNCII import) answers in a request's time.
+COUNT_CAP = 10_000
+
+
 @app.get("/admin/banks/<bank>/entries", summary="A bank's entries by ref (active and withdrawn)")
 def list_entries(bank: Annotated[str, Path(pattern=BANK)],
                  limit: Annotated[int, Query(ge=1, le=500)] = 200) -> EntryPage:
     _actor()
     try:
-        entries = list(_admin_deps().banks.entries(bank))
+        entries = _admin_deps().banks.entries(bank)
+        shown, counts, read = [], {"active": 0, "withdrawn": 0}, 0
+        for entry in islice(entries, COUNT_CAP + 1):
+            read += 1
+            if read > COUNT_CAP:
+                break
+            counts["active" if entry.active else "withdrawn"] += 1
+            if len(shown) < limit:
+                shown.append(entry)
     except bank_errors.BankError as error:
         raise _refused(error) from None
-    counts = {"active": sum(e.active for e in entries), "withdrawn": sum(not e.active for e in entries)}
-    shown = list(islice(entries, limit))
     return EntryPage(items=[EntryOut.model_validate(e.to_dict()) for e in shown], counts=counts,
-                     truncated=len(entries) > limit)
+                     truncated=read > len(shown), counted_all=read <= COUNT_CAP)
 
 
 @app.post("/admin/banks/<bank>/entries", summary="Add PDQ hashes (computed where the media is)")

@@ -55,7 +55,6 @@ async function signIn(token) {
   $('tab-banks').hidden = !state.me.admin;
   $('tab-ops').hidden = !state.me.admin;
   $('add-to-bank-row').hidden = !state.me.admin;
-  if (state.me.admin) banks.loadBanks().catch(fail); // fills the "add to bank" picker too
   $('whoami').textContent = `${state.me.name} (${state.me.role})`;
   $('whoami').hidden = false;
   wellness.loadSettings(state.me.sub);
@@ -65,6 +64,7 @@ async function signIn(token) {
   show('queue-view');
   await loadQueue();
   say(`Signed in as ${state.me.name}, ${state.me.role}.`);
+  if (state.me.admin) await banks.loadBanks().catch(fail); // fills the "add to bank" picker
   await openFromHash();
 }
 
@@ -798,6 +798,9 @@ async function boot() {
   }, POLL_MS);
   $('item-title').tabIndex = -1;
   updateActions();
+  // Everything is wired: a sign-in submitted before this would have been a native form
+  // submission (a reload), so tests and scripts wait for this mark.
+  document.body.dataset.ready = 'true';
 
   const saved = sessionStorage.getItem(TOKEN_KEY);
   if (saved) {

@@ -3,7 +3,6 @@
 // confirm and withdraw entries; "add to bank" from an item; a match's entry beside the upload.
 
 import { $, api, el, facts, say, seconds, state } from './lib.js';
-import { decodeInBrowser, fingerprint } from './client/index.js';
 
 let selected = null; // the bank whose entries are shown
 
@@ -33,8 +32,9 @@ export async function openBank(name) {
   const page = await api('GET', `${path(name)}/entries?limit=200`);
   $('bank-entries-section').hidden = false;
   $('bank-entries-title').textContent = `Entries of ${name}`;
-  $('bank-counts').textContent = `${page.counts.active} active, ${page.counts.withdrawn} withdrawn`
-    + (page.truncated ? ' (first 200 shown)' : '');
+  const atLeast = page.counted_all ? '' : 'at least ';
+  $('bank-counts').textContent = `${atLeast}${page.counts.active} active, ${page.counts.withdrawn} withdrawn`
+    + (page.truncated ? ` (first ${page.items.length} shown)` : '');
   const body = $('bank-entries').tBodies[0];
   body.replaceChildren(...page.items.map((e) => el('tr', { dataset: { ref: e.ref, status: e.status } },
     el('th', { scope: 'row', text: e.ref }), el('td', { text: e.status }),
@@ -78,6 +78,8 @@ async function addImages() {
   if (!selected) throw new Error('Choose a bank first.');
   const files = Array.from($('bank-files').files);
   if (!files.length) throw new Error('Choose one or more images.');
+  // Loaded when an admin first hashes something: reviewers never download the hashing code.
+  const { decodeInBrowser, fingerprint } = await import('./client/index.js');
   const entries = [];
   for (const file of files) {
     const bytes = new Uint8Array(await file.arrayBuffer());

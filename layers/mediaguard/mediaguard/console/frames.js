@@ -22,7 +22,8 @@ export function marks(view) {
   const counted = new Set((view.signals || []).filter((s) => s.contribution > 0).map((s) => s.name));
   for (const [name, frame] of Object.entries(view.signal_frames || {})) {
     // Only scores that became a signal with a contribution: the strip explains the risk.
-    if ([...counted].some((s) => s === name || name.startsWith(`${s}.`) || s.startsWith(name))) add(frame, name);
+    // (signals are named by source: classifier.<score key>)
+    if ([...counted].some((s) => s === name || s.endsWith(`.${name}`))) add(frame, name);
   }
   for (const m of view.matches || []) add(m.frame, `${m.signal} match ${m.bank}/${m.ref}`);
   return out;
