@@ -258,3 +258,28 @@ def test_at_375_px_the_new_views_do_not_overflow(server, rebanked, browser):
         fits("frames strip")
     finally:
         context.close()
+
+
+def test_a_live_segments_item_shows_its_streams_state_and_the_segment_that_restricted_it(server, page):
+    from mediaguard.adapters.live import DynamoStreamStore
+    from mediaguard.decisions.live import Stream
+    from mediaguard.ports import StreamRecord
+    from mediaguard.stages.segment import segment_media_id
+
+    # GIVEN a stream its segment 3 restricted, and an item that is one of its segments
+    store = DynamoStreamStore(server.cloud.deps().settings)
+    assert store.put(StreamRecord(Stream("e2e0stream02", "restricted", overlays=("blur",), segments=5,
+                                         severity="remove", cause_segment=3),
+                                  "arn:aws:ivs:us-east-1:123456789012:channel/e2eChannel"))
+    media_id = upload(server, jpeg_bytes(photo("astronaut")), "image/jpeg")
+    server.cloud.deps().items.update(media_id, {"stream_id": "e2e0stream02"})
+    # WHEN a reviewer opens the item
+    sign_in(server, page, "reviewer")
+    page.goto(f"{server.url}/#item/{media_id}")
+    # THEN it says where the stream stands now and links the segment that restricted it
+    facts = page.locator("#stream-facts")
+    expect(facts).to_contain_text("Live stream e2e0stream02: restricted (overlays: blur)")
+    expect(facts).to_contain_text("Restricted by segment #3")
+    cause = segment_media_id("e2e0stream02", 3)
+    expect(facts.get_by_role("link", name=cause)).to_have_attribute("href", f"#item/{cause}")
+    assert not page.problems, page.problems
