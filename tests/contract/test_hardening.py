@@ -52,7 +52,8 @@ def test_no_function_environment_holds_a_resolved_secret():
 
 def test_only_the_functions_that_key_uploader_ids_may_read_the_uploader_key():
     # GIVEN the functions that build an uploader history or a geofence admin (mediaguard.wiring)
-    users = {"StartFunction", "ScoreFunction", "EnforceFunction", "ApiFunction"}
+    # (UploadsFunction: GET /v1/uploads queries the caller's history rows by that key.)
+    users = {"StartFunction", "ScoreFunction", "EnforceFunction", "ApiFunction", "UploadsFunction"}
     secret = {"Ref": "UploaderKeySecret"}
     named = {k for k in FUNCTIONS if _environment(k).get("MEDIAGUARD_UPLOADER_KEY_SECRET_ARN") == secret}
     readers = {k for k in FUNCTIONS for s in _statements(k)
@@ -196,8 +197,8 @@ PIPELINE = {"StartFunction", "SanitizeFunction", "FramesFunction", "ScoreFunctio
 @pytest.mark.parametrize(("chain", "writers"), [
     ("0f3c8a1e6b2d4c59a7e1f0b2c3d4e5f6", PIPELINE | {"ApiFunction"}),   # a media item's chain
     ("upload:0f3c8a1e6b2d4c59a7e1f0b2c3d4e5f6", {"UploadsFunction"}),  # the grant naming the uploader
-    ("bank:ncii-victims", set()),                                       # banks change from the CLI only,
-    ("bank:own-generations", {"GenerationOutputsFunction"}),            # but for marked generated outputs
+    ("bank:ncii-victims", {"BankAdminFunction"}),                       # the console's bank admin (and the CLI)
+    ("bank:own-generations", {"GenerationOutputsFunction", "BankAdminFunction"}),  # marked outputs; bank admin
     ("geofence:DE", {"ApiFunction"}),                                   # admin geofence rules
     ("audit:digest", {"DigestFunction"}),
     ("stream:j8Z9O91ndcVs", {"SegmentFunction", "ApiFunction"}),        # transitions; a moderator clears/blocks

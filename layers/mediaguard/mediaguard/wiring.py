@@ -110,7 +110,9 @@ def detect_deps() -> Deps:
 @lru_cache(maxsize=1)
 def similarity_deps() -> Deps:
     settings = get_settings()
-    return _deps(blobs=_blobs(settings), items=_items(settings), bank_reader=_bank_reader(settings))
+    # history: GET /v1/uploads lists the caller's uploads from its per-item rows (one Query).
+    return _deps(blobs=_blobs(settings), items=_items(settings), bank_reader=_bank_reader(settings),
+                 history=_history(settings))
 
 
 @lru_cache(maxsize=1)
@@ -168,7 +170,9 @@ def redrive_deps() -> Deps:
 def uploads_deps() -> Deps:
     """Pre-upload screening matches with the same matcher as the similarity stage."""
     settings = get_settings()
-    return _deps(blobs=_blobs(settings), items=_items(settings), bank_reader=_bank_reader(settings))
+    # history: GET /v1/uploads lists the caller's uploads from its per-item rows (one Query).
+    return _deps(blobs=_blobs(settings), items=_items(settings), bank_reader=_bank_reader(settings),
+                 history=_history(settings))
 
 
 @lru_cache(maxsize=1)
@@ -298,7 +302,7 @@ def review_service() -> ReviewService:
     return ReviewService(deps=deps, tasks=DynamoTaskStore(review_settings, settings),
                                 appeals=DynamoAppealStore(review_settings, settings),
                                 signer=S3UrlSigner.for_region(settings.region), enforcer=enforcement,
-                                settings=review_settings, history=deps.history)
+                                settings=review_settings, history=deps.history, bank_entries=bank_entries)
 
 
 @lru_cache(maxsize=1)
@@ -313,6 +317,27 @@ def list_banks() -> list[dict[str, Any]]:
     from mediaguard.adapters.banks import DynamoBankStore
 
     return [bank.to_dict() for bank in DynamoBankStore(get_settings()).list_banks()]
+
+
+@lru_cache(maxsize=1)
+def bank_admin() -> Any:
+    """The bank-admin function's ports: the bank service, whose audit hook writes
+    ``bank:<name>`` chains (only this function's role may), and the media table (read)."""
+    from mediaguard.adapters.banks import dynamo_bank_service
+    from mediaguard.api.bank_admin import BankAdmin
+    from mediaguard.decisions.review.settings import get_review_settings
+
+    settings = get_settings()
+    items = _items(settings)
+    return BankAdmin(banks=dynamo_bank_service(settings, audit=items.append_audit), items=items,
+                     settings=get_review_settings())
+
+
+def bank_entries(keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """Bank entries by (bank, ref), for the item view's matches (one BatchGetItem)."""
+    from mediaguard.adapters.banks import DynamoBankStore
+
+    return DynamoBankStore(get_settings()).get_entries(keys)
 
 
 @lru_cache(maxsize=1)

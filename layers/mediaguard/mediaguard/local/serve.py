@@ -75,7 +75,8 @@ CONSOLE_FILES = {
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     # The console's ES modules (app.js imports them).
-    **{f"/{name}.js": (f"{name}.js", "text/javascript; charset=utf-8") for name in ("lib", "wellness", "search")},
+    **{f"/{name}.js": (f"{name}.js", "text/javascript; charset=utf-8") for name in ("lib", "wellness", "search", "banks",
+                                                                          "frames", "operators")},
     "/style.css": ("style.css", "text/css; charset=utf-8"),
     "/upload": ("upload.html", "text/html; charset=utf-8"),
     "/upload.js": ("upload.js", "text/javascript; charset=utf-8"),
@@ -97,8 +98,15 @@ MAX_API_BODY_BYTES = 10 * 1024 * 1024
 UPLOADS_PATH = "/v1/uploads"
 GENERATIONS_PATH = "/v1/generations"
 GENERATION_OUTPUTS_PATH = re.compile(r"^/v1/generations/[^/]+/outputs$")
+BANKS_PATH = "/admin/banks"
 
 logger = logging.getLogger("mediaguard.serve")
+
+
+def is_bank_admin(method: str, path: str) -> bool:
+    """The bank-admin function's routes (template.yaml's BankAdminFunction events): every
+    route below ``/admin/banks/``, and creating one; listing banks stays on the review API."""
+    return path.startswith(BANKS_PATH + "/") or (path == BANKS_PATH and method.upper() == "POST")
 
 
 # --- dev identities -------------------------------------------------------------------------
@@ -366,6 +374,7 @@ class ServeApp:
         self.generations = self._function("generations")
         self.generation_outputs = self._function("generation_outputs")
         self.api = self._function("api")
+        self.bank_admin = self._function("bank_admin")
         stack = cloud.stack
         self.upload_bucket = cloud.upload_bucket
         self.media_bucket = stack.ref("MediaBucket")
@@ -434,6 +443,8 @@ class ServeApp:
             target = self.generations
         elif GENERATION_OUTPUTS_PATH.match(path):
             target = self.generation_outputs
+        if is_bank_admin(request.method, path):
+            target = self.bank_admin
         if target is None:
             return _json(503, {"reason": "not_deployed", "message": "the template has no function for this API"})
         payload = self.invoke(target, api_event(request, path))
