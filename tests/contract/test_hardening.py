@@ -215,13 +215,13 @@ BANK_TABLES = ({"Fn::GetAtt": ["BanksTable", "Arn"]}, {"Fn::GetAtt": ["BankEntri
 BANK_WRITES = {"dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
 
 
-def test_only_the_output_marker_writes_bank_rows_and_only_the_own_generations_bank():
+def test_only_bank_admin_and_the_output_marker_write_bank_rows_the_marker_only_its_own_bank():
     # GIVEN every function statement that may write the banks' or the bank entries' table
     writers = {logical: s for logical in FUNCTIONS for s in _statements(logical)
                if s["Effect"] == "Allow" and BANK_WRITES & set(_listed(s["Action"]))
                and any(r in BANK_TABLES for r in _listed(s["Resource"]))}
-    # THEN the output marker is the only writer (block banks change from the CLI only)
-    assert set(writers) == {"GenerationOutputsFunction"}
+    # THEN the console's bank admin (admins only) and the output marker are the only writers
+    assert set(writers) == {"BankAdminFunction", "GenerationOutputsFunction"}
     # AND each of its bank statements is held to the rows of the own-generations bank
     for statement in _statements("GenerationOutputsFunction"):
         if any(r in BANK_TABLES for r in _listed(statement["Resource"])):
