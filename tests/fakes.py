@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import copy
 import json
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 from mediaguard.audit import chain as audit
+from mediaguard.audit.memory import InMemoryAudit
 from mediaguard.errors import SupersededRunError
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
@@ -59,7 +59,8 @@ class Items:
 
     def __init__(self, journal: list | None = None, *, keyed: bool = True) -> None:
         self.items: dict[str, dict] = {}
-        self.chains: dict[str, list[audit.AuditRecord]] = defaultdict(list)
+        self.audit = InMemoryAudit()  # the library's in-memory trail: one copy of the chain code
+        self.chains: dict[str, list[audit.AuditRecord]] = self.audit.chains
         self.journal = journal
         self.keyed = keyed
 
@@ -84,11 +85,7 @@ class Items:
                 item[name] = copy.deepcopy(value)
 
     def append_audit(self, chain, actor, event, detail):
-        records = self.chains[chain]
-        detail = json.loads(json.dumps(detail, sort_keys=True, default=str))
-        record = audit.next_record(chain, records[-1] if records else None, datetime.now(UTC).isoformat(), actor,
-                                   event, detail)
-        records.append(record)
+        record = self.audit.append_audit(chain, actor, event, detail)
         if self.journal is not None:
             self.journal.append(("audit", event))
         return record

@@ -53,7 +53,8 @@ def test_no_function_environment_holds_a_resolved_secret():
 
 def test_only_the_functions_that_key_uploader_ids_may_read_the_uploader_key():
     # GIVEN the functions that build an uploader history or a geofence admin (mediaguard.wiring)
-    users = {"StartFunction", "ScoreFunction", "EnforceFunction", "ApiFunction"}
+    # (UploadsFunction: GET /v1/uploads queries the caller's history rows by that key.)
+    users = {"StartFunction", "ScoreFunction", "EnforceFunction", "ApiFunction", "UploadsFunction"}
     secret = {"Ref": "UploaderKeySecret"}
     named = {k for k in FUNCTIONS if _environment(k).get("MEDIAGUARD_UPLOADER_KEY_SECRET_ARN") == secret}
     readers = {k for k in FUNCTIONS for s in _statements(k)
@@ -197,12 +198,14 @@ PIPELINE = {"StartFunction", "SanitizeFunction", "FramesFunction", "ScoreFunctio
 CHAIN_WRITERS = [
     ("0f3c8a1e6b2d4c59a7e1f0b2c3d4e5f6", PIPELINE | {"ApiFunction"}),   # a media item's chain
     ("upload:0f3c8a1e6b2d4c59a7e1f0b2c3d4e5f6", {"UploadsFunction"}),  # the grant naming the uploader
-    ("bank:ncii-victims", set()),                                       # banks change from the CLI only
+    ("bank:ncii-victims", {"BankAdminFunction"}),                       # the console's bank admin (and the CLI)
+    ("bank:own-generations", {"GenerationOutputsFunction", "BankAdminFunction"}),  # marked outputs; bank admin
     ("geofence:DE", {"ApiFunction"}),                                   # admin geofence rules
     ("audit:digest", {"DigestFunction"}),
     ("stream:j8Z9O91ndcVs", {"SegmentFunction", "ApiFunction"}),        # transitions; a moderator clears/blocks
     ("live-j8Z9O91ndcVs-000004", PIPELINE | {"ApiFunction", "SegmentFunction"}),  # a live segment's review item
-    ("generation:0f3c8a1e6b2d4c59a7e1f0b2c3d4e5f6", {"GenerationsFunction"}),  # an allowed generation
+    ("generation:0f3c8a1e6b2d4c59a7e1f0b2c3d4e5f6",
+     {"GenerationsFunction", "GenerationOutputsFunction"}),                      # an allowed generation, its output
     ("generation-refused:acme/user-42", {"GenerationsFunction"}),               # a user's refusals
     ("legal:lo-0f3c8a1e", {"ApiFunction"}),                             # legal orders (admin API, CLI)
     ("erasure:0f3c8a1e6b2d4c59", {"ApiFunction"}),                      # an uploader's erasure
@@ -245,6 +248,23 @@ def test_every_chain_prefix_the_code_writes_has_its_writers_listed():
     # THEN each has a row above saying which functions may write it (and so which must be denied)
     listed = {chain.split(":")[0] + ":" for chain, _ in CHAIN_WRITERS if ":" in chain}
     assert {p: f for p, f in prefixes.items() if p not in listed} == {}
+
+
+BANK_TABLES = ({"Fn::GetAtt": ["BanksTable", "Arn"]}, {"Fn::GetAtt": ["BankEntriesTable", "Arn"]})
+BANK_WRITES = {"dynamodb:PutItem", "dynamodb:BatchWriteItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+
+
+def test_only_bank_admin_and_the_output_marker_write_bank_rows_the_marker_only_its_own_bank():
+    # GIVEN every function statement that may write the banks' or the bank entries' table
+    writers = {logical: s for logical in FUNCTIONS for s in _statements(logical)
+               if s["Effect"] == "Allow" and BANK_WRITES & set(_listed(s["Action"]))
+               and any(r in BANK_TABLES for r in _listed(s["Resource"]))}
+    # THEN the console's bank admin (admins only) and the output marker are the only writers
+    assert set(writers) == {"BankAdminFunction", "GenerationOutputsFunction"}
+    # AND each of its bank statements is held to the rows of the own-generations bank
+    for statement in _statements("GenerationOutputsFunction"):
+        if any(r in BANK_TABLES for r in _listed(statement["Resource"])):
+            assert statement["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["own-generations"]}}
 
 
 def test_the_chain_evaluation_sees_an_unscoped_audit_write():

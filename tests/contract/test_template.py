@@ -325,3 +325,18 @@ def test_every_review_api_route_is_an_event_of_the_api_function():
     declared = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events if e["Type"] == "HttpApi"}
     missing = served - declared - {("GET", "/docs")}  # Swagger UI: served by the resolver, not routed on AWS
     assert not missing, sorted(missing)
+
+
+def test_every_bank_admin_route_is_an_event_of_its_own_function_and_none_of_the_api_function():
+    # GIVEN the bank-admin resolver's routes (the only writers of bank:<name> audit chains)
+    from mediaguard.api import bank_admin
+
+    served = {(r.method, re.sub(r"<(\w+)>", r"{\1}", r.path))
+              for r in bank_admin.app._static_routes + bank_admin.app._dynamic_routes}
+    events = RESOURCES["BankAdminFunction"]["Properties"]["Events"].values()
+    declared = {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in events if e["Type"] == "HttpApi"}
+    # THEN API Gateway routes exactly those to it, and the review API's function declares none of them
+    assert served == declared
+    api_events = RESOURCES["ApiFunction"]["Properties"]["Events"].values()
+    assert not declared & {(e["Properties"]["Method"], e["Properties"]["Path"]) for e in api_events
+                           if e["Type"] == "HttpApi"}

@@ -142,9 +142,12 @@ def upload_via_page(server, page, data: bytes, reach: int) -> str:
 
 def sign_in(server, page, role: str) -> None:
     page.goto(f"{server.url}/")
+    # The modules must have wired the form: a click before that submits it natively (a reload).
+    sync_api.expect(page.locator("body[data-ready=true]")).to_have_count(1)
     page.get_by_label("Bearer token").fill(token(server, role))
     page.get_by_role("button", name="Sign in").click()
-    sync_api.expect(page.locator("#status")).to_contain_text("Signed in")
+    # (An admin's sign-in also lists the banks: on a loaded machine it takes a few seconds.)
+    sync_api.expect(page.locator("#status")).to_contain_text("Signed in", timeout=15_000)
 
 
 def pixel_stats(png: bytes) -> dict[str, float]:

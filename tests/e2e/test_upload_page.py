@@ -53,6 +53,12 @@ def blocked(server) -> bytes:
     banks.create_bank("page-blocklist", "block", actor="test")
     banks.add_entries("page-blocklist", [NewEntry(ref="case-9", signal="pdq", value=fp.pdq, quality=fp.pdq_quality)],
                       actor="test")
+    # And a flag bank that sends another photo to people (its configured action is review),
+    # also before any upload loads the matcher: the uploader view's test has it removed.
+    flagged = prepare(jpeg_bytes(photo("coffee")), "image/jpeg", Settings(), forensics=False).fingerprints
+    banks.create_bank("page-watchlist", "flag", action="review", actor="test")
+    banks.add_entries("page-watchlist", [NewEntry(ref="case-10", signal="pdq", value=flagged.pdq,
+                                                  quality=flagged.pdq_quality)], actor="test")
     return data
 
 
@@ -169,3 +175,60 @@ def test_hashing_a_12_megapixel_jpeg_in_chromium(server, page, capsys):
     # THEN the whole picture was decoded and its hash agrees with the server's
     assert (last["width"], last["height"]) == (4000, 3000)
     assert hamming(last["pdq"], server_pdq) <= 4
+
+
+def test_the_uploader_sees_their_uploads_outcomes_and_appeals_from_the_list(server, blocked, page):
+    import requests
+
+    def api(method: str, path: str, role: str, body: dict | None = None):
+        tok = next(u.token for u in server.users if role in u.roles)
+        return requests.request(method, f"{server.url}/api{path}", json=body, timeout=30,
+                                headers={"Authorization": f"Bearer {tok}"})
+
+    # GIVEN a photo uploaded through the page that a flag bank sends to people, and a reviewer who removes it
+    open_page(server, page)
+    page.get_by_label("Images").set_input_files([{"name": "cup.jpg", "mimeType": "image/jpeg",
+                                                  "buffer": jpeg_bytes(photo("coffee"))}])
+    page.get_by_role("button", name="Upload").click()
+    card = page.locator("#uploads article[data-file='cup.jpg']")
+    sync_api.expect(card).to_have_attribute("data-outcome", "done", timeout=90_000)
+    media_id = card.get_attribute("data-media-id")
+    assert api("POST", f"/review/{media_id}/claim", "reviewer").status_code == 200
+    decided = api("POST", f"/review/{media_id}/decision", "reviewer",
+                  {"action": "remove", "reason_code": "hash_match_confirmed"})
+    assert decided.status_code == 200, decided.text
+    # WHEN the uploader lists their uploads on the page (a fresh page: nothing remembered)
+    open_page(server, page)
+    page.get_by_role("button", name="Show the list").click()
+    # THEN every upload of theirs is listed, newest first, with where it stands
+    rows = page.locator("#mine tbody tr[data-media-id]")
+    sync_api.expect(rows.first).to_have_attribute("data-media-id", media_id)
+    listed = rows.evaluate_all("rs => rs.map(r => r.dataset.mediaId)")
+    assert len(listed) >= 2 and media_id in listed
+    row = page.locator(f"#mine tr[data-media-id='{media_id}']")
+    sync_api.expect(row).to_contain_text("remove")
+    # AND only the removed one offers an appeal; appealing from the list opens one
+    assert page.locator("#mine tbody button", has_text="Appeal").count() == 1
+    row.get_by_role("button", name="Appeal").click()
+    sync_api.expect(page.get_by_label("Media id")).to_have_value(media_id)
+    page.get_by_label("Why the decision is wrong").fill("This is my own photo of my coffee.")
+    page.get_by_role("button", name="Send the appeal").click()
+    sync_api.expect(page.locator("#status")).to_contain_text("is open")
+    sync_api.expect(row).to_contain_text("appealed (ap-")
+    # AND the list is the caller's own: a reviewer's token gets no uploads list of the uploader's
+    other = requests.get(f"{server.url}/api/v1/uploads", timeout=30,
+                         headers={"Authorization": f"Bearer {next(u.token for u in server.users if u.roles)}"})
+    assert other.status_code == 401
+    assert not page.problems, page.problems
+
+
+def test_at_375_px_the_uploader_view_does_not_overflow(server, blocked, browser):
+    context = browser.new_context(viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    try:
+        open_page(server, page)
+        page.get_by_role("button", name="Show the list").click()
+        sync_api.expect(page.locator("#mine tbody tr").first).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    finally:
+        context.close()

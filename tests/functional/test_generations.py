@@ -19,15 +19,20 @@ from mediaguard.genguard.records import (
     GenerationExistsError,
     GenerationNotFoundError,
     GenerationRecord,
+    OutputExistsError,
     generation_chain,
     refusal_chain,
 )
+from mediaguard.ingress.grant import GRANTED, client_actor, grant_chain
 from mediaguard.local.runtime import LocalCloud
 from tests.conftest import jpeg_bytes, load_event, photo
 from tests.functional.conftest import MOTO_REGION
 
 T0 = 1_795_424_400.0
-DEV_TOKEN = "local-dev-token-for-generations"
+DEV_TOKEN = "local-dev-token-for-generations"  # the uploader's: no platform role
+PLATFORM_TOKEN = "local-platform-token-for-generations"
+DEV_TOKENS = json.dumps({PLATFORM_TOKEN: {"sub": "platform-1", "roles": ["platform"]},
+                         DEV_TOKEN: {"sub": "dev", "roles": []}})
 
 
 # --- DynamoDB adapters (own tables in an empty moto account) ------------------------------------
@@ -104,20 +109,55 @@ def test_generation_records_are_created_once_and_take_their_output(tables):
         store.record_output("nope", "b" * 64, None)
 
 
+def test_two_concurrent_outputs_cannot_both_be_recorded(tables):
+    # GIVEN a generation without an output
+    store = DynamoGenerationStore()
+    store.create(GenerationRecord(generation_id="g-race", user="u1", tenant="acme", prompt_sha256="a" * 64,
+                                  created="2026-12-02T23:00:00+00:00"))
+    barrier = threading.Barrier(8)
+    won: list[str] = []
+    refused: list[BaseException] = []
+
+    def mark(n: int) -> None:
+        barrier.wait()  # all eight write at once
+        try:
+            store.record_output("g-race", f"{n:064x}", f"{n:064x}")
+            won.append(f"{n:064x}")
+        except BaseException as exc:  # surfaced below
+            refused.append(exc)
+
+    # WHEN eight outputs for it are recorded at the same moment
+    threads = [threading.Thread(target=mark, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # THEN exactly one lands, the seven others are a typed 409, and the record holds the winner
+    assert len(won) == 1 and len(refused) == 7
+    assert all(isinstance(exc, OutputExistsError) and exc.status == 409 for exc in refused)
+    assert store.get("g-race").output_sha256 == won[0]
+
+
 # --- POST /v1/generations on the local stack -------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def cloud():
+def cloud(tmp_path_factory):
     limits = json.dumps({"user": {"minute": {"limit": 4}}})
-    with LocalCloud(parameters={"LogLevel": "WARNING", "DevToken": DEV_TOKEN, "GenerationLimits": limits}) as local:
-        yield local
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDIAGUARD_HOME", str(tmp_path_factory.mktemp("home")))  # the stack's dev C2PA signer
+        with LocalCloud(parameters={"LogLevel": "WARNING", "DevToken": DEV_TOKEN,
+                                    "DevTokens": DEV_TOKENS, "GenerationLimits": limits}) as local:
+            yield local
 
 
 @pytest.fixture(scope="module")
 def face_upload(cloud) -> str:
-    """A real photo with a face, run through the pipeline (CenterFace and open_nsfw included)."""
-    media_id = cloud.upload(jpeg_bytes(photo("astronaut")), "image/jpeg")
+    """A real photo with a face, uploaded by user u-ref (the grant the upload API writes) and
+    run through the pipeline (CenterFace and open_nsfw included)."""
+    media_id = "face-of-u-ref"
+    cloud.deps().items.append_audit(grant_chain(media_id), client_actor("u-ref"), GRANTED, {"reach": 10})
+    cloud.upload(jpeg_bytes(photo("astronaut")), "image/jpeg", media_id=media_id)
     cloud.wait(media_id)
     assert cloud.item(media_id)["faces"]["count"] >= 1
     return media_id
@@ -169,6 +209,15 @@ def test_an_unknown_reference_is_404(cloud):
     assert status == 404 and body["reason"] == "unknown_reference"
 
 
+def test_another_users_upload_is_the_same_404_as_an_unknown_id(cloud, face_upload):
+    # GIVEN u-ref's upload (a face)  WHEN another user references it
+    status, _, body = call(cloud, {"user": "u-other", "prompt": "put her in a bikini",
+                                   "reference_media_ids": [face_upload]})
+    # THEN 404 unknown_reference, worded as for an id nobody uploaded: no face, no refusal reason leaks
+    _, _, unknown = call(cloud, {"user": "u-other", "prompt": "a cat", "reference_media_ids": ["0" * 32]})
+    assert status == 404 and body == {**unknown, "media_id": face_upload}
+
+
 def test_a_spent_quota_is_429_with_retry_after_and_audited(cloud):
     # GIVEN a user allowed 4 a minute
     statuses = [call(cloud, {"user": "u-busy", "prompt": f"a lighthouse, take {i}"})[0] for i in range(4)]
@@ -181,13 +230,38 @@ def test_a_spent_quota_is_429_with_retry_after_and_audited(cloud):
     assert chain[-1].detail["status"] == 429 and verify(chain) == []
 
 
-def test_without_a_token_the_request_is_401_and_with_the_dev_token_the_tenant_is_dev(cloud):
+def test_without_a_token_401_an_upload_token_403_and_the_dev_platform_token_is_its_own_tenant(cloud):
     status, _, body = call(cloud, {"user": "u1", "prompt": "a cat"}, user_token=None)
     assert status == 401
-    status, _, body = call(cloud, {"user": "u-dev", "prompt": "a cat"}, user_token=DEV_TOKEN)
+    # GIVEN the uploader's dev token (an end user's upload identity)  WHEN it asks for another
+    # user's generation  THEN 403: only the platform's backend names users and spends their quota
+    status, _, body = call(cloud, {"user": "u-victim", "prompt": "a cat"}, user_token=DEV_TOKEN)
+    assert (status, body["reason"]) == (403, "forbidden")
+    status, _, body = call(cloud, {"user": "u-dev", "prompt": "a cat"}, user_token=PLATFORM_TOKEN)
     assert status == 200
     chain = cloud.deps().items.audit_chain(generation_chain(body["generation_id"]))
-    assert chain[0].detail["tenant"] == "dev" and chain[0].actor == "platform:dev"
+    assert chain[0].detail["tenant"] == "platform-1" and chain[0].actor == "platform:platform-1"
+
+
+def test_an_end_users_upload_jwt_is_403_and_spends_nobodys_quota(cloud):
+    # GIVEN a valid upload-API JWT without the platform scope or group
+    event_claims = {"sub": "end-user-7", "tenant": "acme", "scope": "openid"}
+    # WHEN it asks five times for a user allowed 4 a minute  THEN 403 every time, no record, no refusal chain
+    statuses = [call_with_claims(cloud, {"user": "u-spent", "prompt": "a cat"}, event_claims)[0] for _ in range(5)]
+    assert statuses == [403] * 5
+    assert cloud.deps().items.audit_chain(refusal_chain("acme", "u-spent")) == []
+    # AND the platform's own token still has the user's whole quota
+    assert call(cloud, {"user": "u-spent", "prompt": "a cat"})[0] == 200
+
+
+def call_with_claims(cloud, body: dict, claims: dict) -> tuple[int, dict, dict]:
+    event = load_event("generations")
+    event["requestContext"]["authorizer"]["jwt"]["claims"] = claims
+    event["body"] = json.dumps(body)
+    response = cloud.client("lambda").invoke(FunctionName=f"{cloud.stack.name}-GenerationsFunction",
+                                             Payload=json.dumps(event))
+    result = json.loads(response["Payload"].read())
+    return result["statusCode"], result.get("headers") or {}, json.loads(result["body"])
 
 
 # --- mediaguard genguard screen --------------------------------------------------------------------

@@ -166,3 +166,16 @@ def test_snapshot_feeds_the_history_signals(history):
     # THEN the snapshot's signals are the values scoring weighs
     assert history.snapshot(ALICE, now=NOW).signals() == {
         "history.burst": 3.0, "history.flagged": 1.0, "history.bank_matches": 1.0, "history.strikes": 1.0}
+
+
+def test_recent_uploads_are_the_callers_own_newest_first_from_one_query(history):
+    # GIVEN three uploads of Alice's (one also flagged, which adds marker fields to its row) and one of Bob's
+    for i, ago in enumerate([timedelta(hours=3), timedelta(minutes=5), timedelta(days=1)]):
+        history.record_upload(ALICE, f"a{i}", at=NOW - ago)
+    history.record_outcome(ALICE, "a0", "remove", ["block"], at=NOW)
+    history.record_upload(BOB, "b0", at=NOW)
+    # WHEN Alice's recent uploads are listed
+    recent = history.recent_uploads(ALICE, limit=2)
+    # THEN they are hers, newest first, with when each was counted, cut at the limit
+    assert recent == [("a1", NOW - timedelta(minutes=5)), ("a0", NOW - timedelta(hours=3))]
+    assert [m for m, _ in history.recent_uploads(BOB)] == ["b0"]

@@ -17,20 +17,24 @@ import boto3
 import pytest
 import requests
 
+from tests.conftest import load_event
+
 MB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
     from mediaguard.local.serve import LocalServer
 
-    local = LocalServer(port=0, moto_port=0, request_log=io.StringIO())
-    local.start()
-    thread = threading.Thread(target=local.serve_forever, daemon=True)
-    thread.start()
-    yield local
-    local.stop()
-    thread.join(timeout=10)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDIAGUARD_HOME", str(tmp_path_factory.mktemp("home")))  # the stack's dev C2PA signer
+        local = LocalServer(port=0, moto_port=0, request_log=io.StringIO())
+        local.start()
+        thread = threading.Thread(target=local.serve_forever, daemon=True)
+        thread.start()
+        yield local
+        local.stop()
+        thread.join(timeout=10)
 
 
 def uploader_token(server) -> str:
@@ -91,8 +95,13 @@ def test_an_unreadable_body_through_serve_is_400(server):
 
 
 def test_serve_exposes_the_generation_guard(server):
-    # GIVEN the platform's (local) token
-    headers = {"Authorization": f"Bearer {uploader_token(server)}"}
+    # GIVEN the uploader's dev token: an end user's, refused on the platform's route
+    as_uploader = requests.post(f"{server.url}/api/v1/generations", json={"user": "u1", "prompt": "a red fox"},
+                                headers={"Authorization": f"Bearer {uploader_token(server)}"}, timeout=60)
+    assert as_uploader.status_code == 403 and as_uploader.json()["reason"] == "forbidden"
+    # AND the platform's (local) token, the dev identity with role "platform"
+    platform = next(u.token for u in server.users if "platform" in u.roles)
+    headers = {"Authorization": f"Bearer {platform}"}
     # WHEN a benign and an NCII request reach POST /api/v1/generations
     ok = requests.post(f"{server.url}/api/v1/generations", json={"user": "u1", "prompt": "a red fox in snow"},
                        headers=headers, timeout=60)
@@ -101,6 +110,13 @@ def test_serve_exposes_the_generation_guard(server):
     # THEN the generations function answers both, in its contract
     assert ok.status_code == 200 and ok.json()["allowed"] is True and ok.json()["generation_id"]
     assert refused.status_code == 403 and refused.json()["reasons"] == ["ncii.named_person"]
+    # AND the allowed generation's output is marked by the outputs function, once
+    body = {"image": json.loads(load_event("generation_outputs")["body"])["image"]}
+    outputs = f"{server.url}/api/v1/generations/{ok.json()['generation_id']}/outputs"
+    marked = requests.post(outputs, json=body, headers=headers, timeout=120)
+    assert marked.status_code == 201 and set(marked.json()) == {"generation_id", "content_type", "image",
+                                                                 "output_sha256", "pdq"}, marked.text
+    assert requests.post(outputs, json=body, headers=headers, timeout=120).status_code == 409
 
 
 # --- Host names (DNS rebinding) --------------------------------------------------------------------------

@@ -14,12 +14,13 @@ from PIL import Image
 from mediaguard.analysis.banks.service import BankService
 from mediaguard.api import generation_outputs as api
 from mediaguard.genguard import provenance, watermark
+from mediaguard.genguard.config import GenGuardSettings
 from mediaguard.genguard.records import GenerationLedger, GenerationRecord, InMemoryGenerationStore
 from mediaguard.local.bankfile import FileBankStore
 from mediaguard.settings import Settings
 from tests.conftest import load_event, photo
 
-PLATFORM = {"sub": "acme-backend", "tenant": "acme"}
+PLATFORM = {"sub": "acme-backend", "tenant": "acme", "scope": "mediaguard/generations"}
 
 
 class _Context:
@@ -78,7 +79,7 @@ def test_the_output_comes_back_marked_signed_and_recorded(ports, tmp_path):
     assert body["content_type"] == "image/png" and set(body) == {"generation_id", "content_type", "image",
                                                                  "output_sha256", "pdq"}
     assert watermark.read(np.asarray(Image.open(io.BytesIO(marked)).convert("RGB"))).digest == \
-        watermark.generation_digest("gen-acme").hex()
+        watermark.generation_digest("gen-acme", ports.signing().watermark_key).hex()
     ca = str(tmp_path / "genguard" / "dev-ca.pem")
     assert provenance.read(marked, "image/png", trust_anchors=ca).state == "trusted"
     record = ports.ledger.get("gen-acme")
@@ -104,3 +105,31 @@ def test_bad_bodies_and_callers_are_refused_with_typed_errors(ports):
     assert post("gen-acme", {"image": image_b64()}, claims=None)[0] == 401
     # AND nothing was recorded for the generation
     assert ports.ledger.get("gen-acme").output_sha256 is None
+
+
+def test_the_sample_event_is_marked_and_the_tenant_claim_is_the_guards(ports):
+    # GIVEN the sample event's generation, recorded for tenant "acme"
+    event = load_event("generation_outputs")
+    gid = event["pathParameters"]["generation_id"]
+    ports.ledger.create(GenerationRecord(generation_id=gid, user="user-0042", tenant="acme", prompt_sha256="ab" * 32,
+                                         created="2026-12-02T23:00:00+00:00"), "platform:test")
+    # WHEN the sample (sam local invoke's input) is resolved  THEN its output is marked
+    result = api.app.resolve(copy.deepcopy(event), _Context())
+    assert result["statusCode"] == 201, result["body"]
+    assert json.loads(result["body"])["generation_id"] == gid
+    # AND a platform that names its tenant claim otherwise is read through that claim, as on
+    # POST /v1/generations: the token's "tenant" (acme) is then not the tenant, so 404
+    api.use(lambda: api.OutputPorts(**{**ports.__dict__, "guard": GenGuardSettings(tenant_claim="org")}))
+    status, body = post("gen-acme", {"image": image_b64()}, claims={**PLATFORM, "org": "other"})
+    assert status == 404 and body["reason"] == "unknown_generation"
+
+
+def test_an_end_users_upload_token_cannot_mark_outputs(ports):
+    # GIVEN a valid upload-API JWT of the tenant without the platform scope or group
+    user_token = {"sub": "end-user-7", "tenant": "acme", "scope": "openid profile"}
+    # WHEN it posts an output for the tenant's generation  THEN 403 and nothing is recorded
+    status, body = post("gen-acme", {"image": image_b64()}, claims=user_token)
+    assert (status, body["reason"]) == (403, "forbidden")
+    assert ports.ledger.get("gen-acme").output_sha256 is None
+    # AND the platform group (cognito:groups, flattened by API Gateway) is the platform role too
+    assert post("gen-acme", {"image": image_b64()}, claims={**user_token, "cognito:groups": "[platform]"})[0] == 201

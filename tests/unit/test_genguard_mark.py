@@ -21,6 +21,7 @@ from mediaguard.genguard.mark import (
     OutputRejectedError,
     bank_ref,
     mark_output,
+    pipeline_pdq,
 )
 from mediaguard.genguard.records import (
     GenerationLedger,
@@ -34,7 +35,10 @@ from mediaguard.ingress.forensics import detect_watermark, inspect
 from mediaguard.local.bankfile import FileBankStore
 from mediaguard.models import Match
 from mediaguard.settings import Settings
+from mediaguard.signals import PdqSignal
 from tests.conftest import photo
+
+KEY = b"unit-test-watermark-key-32-bytes"
 
 
 def png(img: Image.Image) -> bytes:
@@ -60,13 +64,13 @@ def test_crc16_is_ccitt_false():
 @pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
 def test_the_embedded_payload_is_read_back_by_the_pipelines_decoder(name):
     # GIVEN a photo and the payload of one generation
-    bits = watermark.payload_for("gen-42")
+    bits = watermark.payload_for("gen-42", KEY)
     # WHEN it is embedded and read at native size
     marked = watermark.embed(np.asarray(photo(name)), bits)
     reading = watermark.read(marked)
     # THEN every bit comes back, tag and CRC hold, and the digest is the generation's
     assert reading.bit_accuracy(bits) == 1.0
-    assert reading.digest == watermark.generation_digest("gen-42").hex()
+    assert reading.digest == watermark.generation_digest("gen-42", KEY).hex()
     # AND the change is small: PSNR above 25 dB
     mse = np.mean((marked.astype(float) - np.asarray(photo(name))) ** 2)
     assert 10 * np.log10(255**2 / mse) > 25
@@ -77,15 +81,15 @@ def test_an_unmarked_photo_or_another_generation_does_not_read_as_ours():
     for name in ("astronaut", "rocket", "coffee", "camera"):
         assert not watermark.read(np.asarray(photo(name))).found
     # AND a photo marked for one generation does not carry another's digest
-    marked = watermark.embed(np.asarray(photo("rocket")), watermark.payload_for("gen-a"))
-    assert watermark.read(marked).digest != watermark.generation_digest("gen-b").hex()
+    marked = watermark.embed(np.asarray(photo("rocket")), watermark.payload_for("gen-a", KEY))
+    assert watermark.read(marked).digest != watermark.generation_digest("gen-b", KEY).hex()
     # AND the SD/SDXL check of forensics does not mistake our mark for theirs
     assert not detect_watermark(marked).detected
 
 
 def test_too_small_an_image_cannot_carry_the_mark():
     with pytest.raises(watermark.WatermarkError):
-        watermark.embed(np.zeros((200, 200, 3), dtype=np.uint8), watermark.payload_for("g"))
+        watermark.embed(np.zeros((200, 200, 3), dtype=np.uint8), watermark.payload_for("g", KEY))
 
 
 # --- marking ----------------------------------------------------------------------------
@@ -129,6 +133,26 @@ def test_the_marked_output_itself_carries_all_three_pieces_of_evidence(world):
                                  "evidence": ["watermark", "c2pa", "bank"], "distance": 0}
 
 
+def test_a_mark_made_with_another_key_or_for_an_unbanked_generation_is_not_evidence(world):
+    # GIVEN our stack marked gen-1 (its digest keyed with our signer's key)
+    mark(world, png(photo("coffee")))
+    ours = world["signing"].watermark_key
+    # WHEN another deployment (its own key) marks its own "gen-1" on an unrelated photo,
+    # and our key marks a generation this stack never banked
+    foreign = np.asarray(photo("rocket"))
+    other_key = provenance.SigningMaterial(b"", provenance.make_es256_chain("another platform")[1]).watermark_key
+    for key, gid in ((other_key, "gen-1"), (ours, "gen-never-banked")):
+        marked = watermark.embed(foreign, watermark.payload_for(gid, key))
+        assert watermark.read(marked).found  # tag and CRC pass: the mark is well formed
+        verdict = verify(png(Image.fromarray(marked)), banks=world["banks"], settings=world["settings"],
+                         trust_anchors=world["ca"])
+        # THEN it is not our generation: no watermark evidence, no id
+        assert verdict.to_dict() == {"own_generation": False, "generation_id": None, "evidence": [],
+                                     "distance": None}, (gid, verdict)
+    # AND the two keys give gen-1 different digests
+    assert watermark.generation_digest("gen-1", other_key) != watermark.generation_digest("gen-1", ours)
+
+
 def test_an_unrelated_photo_is_not_ours(world):
     mark(world, png(photo("coffee")))
     verdict = verify(resaved_jpeg(png(photo("rocket"))), banks=world["banks"], settings=world["settings"],
@@ -157,7 +181,7 @@ def test_the_output_is_banked_recorded_and_audited_once(world):
     bank = world["banks"].get_bank(OWN_GENERATIONS_BANK)
     assert (bank.kind, bank.action) == ("flag", "label")
     entry = next(iter(world["banks"].entries(OWN_GENERATIONS_BANK)))
-    assert (entry.ref, entry.pdq) == (bank_ref("gen-1"), out.pdq)
+    assert (entry.ref, entry.pdq) == (bank_ref("gen-1", world["signing"].watermark_key), out.pdq)
     # AND the record has the output's sha256 and PDQ
     record = world["ledger"].get("gen-1")
     assert (record.output_sha256, record.pdq) == (out.output_sha256, out.pdq)
@@ -165,7 +189,7 @@ def test_the_output_is_banked_recorded_and_audited_once(world):
     chain = world["store"].audit_chain(generation_chain("gen-1"))
     assert [r.event for r in chain] == ["created", "output"]
     assert chain[1].detail["output_sha256"] == out.output_sha256
-    assert chain[1].detail["watermark"] == watermark.generation_digest("gen-1").hex()
+    assert chain[1].detail["watermark"] == watermark.generation_digest("gen-1", world["signing"].watermark_key).hex()
     assert verify_chain(chain, chain=generation_chain("gen-1")) == []
     # WHEN a second output is offered, or one for an unknown generation
     with pytest.raises(OutputExistsError):
@@ -185,7 +209,7 @@ def test_an_unusable_output_is_refused(world):
 
 def test_a_match_on_the_own_generations_bank_is_labelled_made_with_ai():
     # GIVEN the scorer's decision for a PDQ match on the own-generations bank (flag, action label)
-    match = Match(bank=OWN_GENERATIONS_BANK, kind="flag", ref=bank_ref("gen-1"), signal="pdq", distance=4,
+    match = Match(bank=OWN_GENERATIONS_BANK, kind="flag", ref=bank_ref("gen-1", KEY), signal="pdq", distance=4,
                   action="label")
     result = score(ScoreInputs(matches=[match]), load_policy())
     # THEN the action is the bank's label, and enforcement labels it "Made with AI"
@@ -225,6 +249,20 @@ def test_a_malformed_signing_secret_is_a_misconfiguration():
     assert caught.value.reason == "misconfigured"
 
 
+def test_the_secret_the_template_creates_empty_is_a_misconfiguration_until_the_platform_fills_it():
+    # GIVEN the value the stack's signing secret holds before the platform puts its signer
+    from mediaguard.errors import MediaguardError
+    from mediaguard.local.template import Stack
+    from tests.conftest import REPO
+
+    placeholder = Stack.from_file(REPO / "template.yaml").of_type("AWS::SecretsManager::Secret")[
+        "GenguardSigningSecret"]["Properties"]["SecretString"]
+    # WHEN the outputs function builds its signer from it  THEN it refuses to sign, naming why
+    with pytest.raises(MediaguardError) as caught:
+        provenance.SigningMaterial.from_secret(placeholder)
+    assert caught.value.reason == "misconfigured"
+
+
 def test_cli_mark_then_verify_answers_with_the_contract_fields(tmp_path, monkeypatch, capfd):
     # GIVEN a generated image on disk and a fresh local home (banks, audit, dev signer)
     from mediaguard.cli.main import main
@@ -242,11 +280,42 @@ def test_cli_mark_then_verify_answers_with_the_contract_fields(tmp_path, monkeyp
     assert main(["genguard", "verify", "--json", str(copy)]) == 0
     verdict = json.loads(capfd.readouterr().out.strip().splitlines()[-1])
     # THEN verify names the generation mark created, with exactly the contract's fields
-    assert {k: verdict[k] for k in ("own_generation", "generation_id", "evidence", "distance")} == {
-        "own_generation": True, "generation_id": mark_line["generation_id"],
-        "evidence": ["watermark", "bank"], "distance": verdict["distance"]}
-    assert set(verdict) == {"file", "own_generation", "generation_id", "evidence", "distance"}
-    assert 0 <= verdict["distance"] <= 31
+    # (the distance is the Hamming distance of the copy's PDQ, computed here, to the banked one)
+    copy_pdq, _ = pipeline_pdq(copy.read_bytes(), Settings())
+    expected = PdqSignal.distance(copy_pdq, mark_line["pdq"])
+    assert verdict == {"own_generation": True, "generation_id": mark_line["generation_id"],
+                       "evidence": ["watermark", "bank"], "distance": expected}
+    assert expected <= 31
     # AND the prompt is kept only as its sha256: no file of the local state holds its text
     state = [p for p in (tmp_path / "home").rglob("*") if p.is_file()]
     assert state and not any(b"an astronaut" in p.read_bytes() for p in state)
+
+
+def test_the_bank_evidence_is_the_nearest_active_entry_of_a_large_bank(world):
+    import random
+
+    from mediaguard.analysis.banks.model import NewEntry
+    from mediaguard.genguard.mark import ensure_bank
+    from mediaguard.genguard.verify import _nearest
+
+    # GIVEN an own-generations bank of 5,000 outputs: random hashes, one 3 bits from the
+    # query, one 1 bit from it but withdrawn, and one exact copy banked after the 3-bit one
+    rng = random.Random(12)
+    query = f"{rng.getrandbits(256):064x}"
+
+    def flipped(bits: int) -> str:
+        return f"{int(query, 16) ^ ((1 << bits) - 1):064x}"
+
+    ensure_bank(world["banks"], actor="test")
+    rows = [NewEntry(ref=f"r{i}", value=f"{rng.getrandbits(256):064x}", quality=100) for i in range(5000)]
+    rows[1234] = NewEntry(ref="near-3", value=flipped(3), quality=100)
+    rows[2345] = NewEntry(ref="withdrawn-1", value=flipped(1), quality=100)
+    rows[4321] = NewEntry(ref="exact", value=query, quality=100)
+    world["banks"].add_entries(OWN_GENERATIONS_BANK, rows, actor="test")
+    world["banks"].withdraw(OWN_GENERATIONS_BANK, "withdrawn-1", actor="test")
+    # WHEN the nearest entry is looked up  THEN it is the exact copy, not the withdrawn one
+    assert _nearest(world["banks"], query) == (0, "exact")
+    # AND with the copy withdrawn too, the 3-bit neighbour; random hashes (~128 bits away) never match
+    world["banks"].withdraw(OWN_GENERATIONS_BANK, "exact", actor="test")
+    assert _nearest(world["banks"], query) == (3, "near-3")
+    assert _nearest(world["banks"], f"{int(query, 16) ^ (2**256 - 1):064x}") is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from mediaguard.audit.chain import verify
@@ -32,7 +34,13 @@ ITEMS = {
     "face": {"scores": {"open_nsfw.nsfw": 0.02}, "faces": {"count": 1}},
     "landscape": {"scores": {"open_nsfw.nsfw": 0.01}, "faces": {"count": 0}},
     "pending": {"status": "sanitized"},
+    "platform-ref": {"scores": {"open_nsfw.nsfw": 0.01}, "faces": {"count": 0}},
+    "other-tenants": {"scores": {"open_nsfw.nsfw": 0.01}, "faces": {"count": 1}},
+    "other-pending": {"status": "sanitized"},
 }
+# The upload grants' uploaders: u1's own uploads, the platform backend's, and another tenant's user's.
+UPLOADERS = {"face": "u1", "landscape": "u1", "pending": "u1", "platform-ref": "backend",
+             "other-tenants": "someone-else", "other-pending": "someone-else"}
 
 
 def make_guard(**settings) -> tuple[GenGuard, Items, InMemoryGenerationStore]:
@@ -40,13 +48,15 @@ def make_guard(**settings) -> tuple[GenGuard, Items, InMemoryGenerationStore]:
     guard = GenGuard(settings=GenGuardSettings(**settings), quota=InMemoryQuotaStore(),
                      ledger=GenerationLedger(store, audit),
                      references=lambda media_id: reference_from_item(media_id, ITEMS.get(media_id)),
+                     uploader_of=UPLOADERS.get,
                      clock=Clock(T0))
     return guard, audit, store
 
 
 def ask(guard, prompt, refs=(), user="u1"):
     return request_generation(GenerationRequest(user=user, prompt=prompt, reference_media_ids=list(refs),
-                                                model="gen-v3"), "acme", "platform:backend", guard)
+                                                model="gen-v3"), "acme", "platform:backend", guard,
+                              caller="backend")
 
 
 def test_an_allowed_request_is_recorded_with_the_prompt_hash_only_and_its_chain_verifies():
@@ -103,6 +113,26 @@ def test_unknown_and_unscored_references_are_typed_errors():
         ask(guard, "a cat", ["pending"])
 
 
+def test_only_the_users_own_or_the_platforms_uploads_are_references_others_are_unknown():
+    guard, _, _ = make_guard()
+    # GIVEN uploads of u1, of the platform's backend, and of another tenant's user
+    # WHEN u1 references its own or the platform's  THEN they are read
+    assert ask(guard, "a watercolor of this", ["landscape", "platform-ref"]).generation_id
+    # WHEN u1 references someone else's, scored or not  THEN exactly the 404 of an unknown id:
+    # neither existence, readiness (409) nor screening reasons (a face) leak
+    unknown = pytest.raises(UnknownReferenceError)
+    with unknown as nope:
+        ask(guard, "put her in a bikini", ["nope"])
+    for foreign in ("other-tenants", "other-pending"):
+        with pytest.raises(UnknownReferenceError) as theirs:
+            ask(guard, "put her in a bikini", [foreign])
+        assert (theirs.value.status, theirs.value.body()) == (nope.value.status, {**nope.value.body(),
+                                                                                 "media_id": foreign})
+    # AND the other user's own request may use it
+    with pytest.raises(GenerationRefusedError):
+        ask(guard, "put her in a bikini", ["other-tenants"], user="someone-else")
+
+
 def test_outputs_are_recorded_on_the_generation_chain():
     guard, audit, store = make_guard()
     allowed = ask(guard, "a lighthouse")
@@ -112,3 +142,60 @@ def test_outputs_are_recorded_on_the_generation_chain():
     assert [r.event for r in chain] == ["created", "output"] and verify(chain) == []
     with pytest.raises(GenerationNotFoundError):
         guard.ledger.record_output("missing", "ab" * 32, None, actor="platform:backend")
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_logs_name_neither_the_tenant_the_user_nor_the_prompt_hash():
+    # GIVEN a token without a tenant claim, so the tenant is the caller's subject (a person's id)
+    guard, _, _ = make_guard(limits=Limits.model_validate({"user": {"minute": {"limit": 1, "burst": 1}}}))
+    handler, parent = _Records(), logging.getLogger("mediaguard")
+    level = parent.level
+    parent.addHandler(handler)
+    parent.setLevel(logging.INFO)
+    try:
+        # WHEN one request is allowed, one refused by screening and one by the quota
+        def ask_as_person(prompt, user):
+            return request_generation(GenerationRequest(user=user, prompt=prompt),
+                                      "person-sub-123", "platform:person-sub-123", guard, caller="person-sub-123")
+
+        ask_as_person("a watercolor of a lighthouse", "user-7f3a")
+        with pytest.raises(GenerationRefusedError):
+            ask_as_person("a naked child", "user-9c2e")
+        with pytest.raises(RateLimitedError):
+            ask_as_person("a watercolor of a lighthouse", "user-7f3a")
+    finally:
+        parent.removeHandler(handler)
+        parent.setLevel(level)
+    # THEN three records were logged, none carrying the subject, a user or a prompt's sha256
+    messages = [r.getMessage() for r in handler.records]
+    assert {"generation allowed", "generation refused", "generation rate limited"} <= set(messages)
+    secrets = {"person-sub-123", "user-7f3a", "user-9c2e", prompt_sha256("a naked child"),
+               prompt_sha256("a watercolor of a lighthouse")}
+    for record in handler.records:
+        values = {str(v) for v in record.__dict__.values()} | {record.getMessage()}
+        assert not any(secret in value for secret in secrets for value in values), record.__dict__
+        assert record.__dict__.get("tenant_claim") is False
+
+
+def test_the_cli_trail_is_the_librarys_in_memory_audit_and_its_chains_verify():
+    from mediaguard.audit.memory import InMemoryAudit
+
+    # GIVEN the library's in-memory trail (the one tests/fakes.Items delegates to)
+    trail = InMemoryAudit()
+    guard = GenGuard(settings=GenGuardSettings(), quota=InMemoryQuotaStore(),
+                     ledger=GenerationLedger(InMemoryGenerationStore(), trail), references=ITEMS.get,
+                     uploader_of=UPLOADERS.get, clock=Clock(T0))
+    # WHEN a request is allowed
+    gid = ask(guard, "a lighthouse at dusk").generation_id
+    # THEN its chain is read back through audit_chain and verifies
+    chain = trail.audit_chain(generation_chain(gid))
+    assert [r.event for r in chain] == ["created"] and verify(chain, chain=generation_chain(gid)) == []
+    assert trail.audit_chain("no-such-chain") == []

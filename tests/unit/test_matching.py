@@ -183,3 +183,20 @@ def test_a_build_published_before_clip_existed_still_loads(tmp_path):
     assert loaded.clip_entries == [] and loaded.pdq_entries == [("b", "r", None)]
     matcher = Matcher(Reader([BankInfo("b", "flag")], []), loaded, clock=Clock(1000.0))
     assert matcher.match(Query(frames=[], clip=_unit(np.ones(512))[None])) == []
+
+
+def test_a_video_match_names_the_frame_that_matched_best_counting_skipped_frames():
+    # GIVEN a banked video of four frames and a copy whose first frame is too poor to use
+    frames = [far(20 + i) for i in range(4)]
+    reader = Reader([BankInfo("deepfakes", "flag")],
+                    [IndexEntry("deepfakes", f"v#{i}", "pdq", h, 100, group="v", updated_at=1.0)
+                     for i, h in enumerate(frames)])
+    matcher = Matcher(reader, clock=Clock(1000.0))
+    # (frame 2 is the exact copy; the others are a few bits off)
+    query = [(far(7), 10)] + [(flip(h, 0 if i == 1 else 4), 100) for i, h in enumerate(frames)]
+    (match,) = matcher.match(Query(frames=query, is_video=True))
+    # THEN the match points at frame 2 of the upload: its position among all analysed frames
+    assert (match.signal, match.frame) == ("vpdq", 2)
+    # AND a still's match names no frame
+    (still,) = matcher.match(Query(frames=[(frames[0], 100)]))
+    assert still.frame is None

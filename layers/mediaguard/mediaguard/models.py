@@ -296,6 +296,9 @@ class Match(BaseModel):
     # vpdq: share of the query's frames that match the banked video and vice versa.
     frames_matched: float | None = None
     reference_matched: float | None = None
+    # A video's frame (position among the analysed frames) that matched best: the one the
+    # console marks in the frames strip. None for a still and for embedding/audio matches.
+    frame: int | None = None
 
 
 class SimilarityResult(BaseModel):
@@ -330,6 +333,25 @@ class ScoreInput(BaseModel):
             for name, value in frame.scores.items():
                 out[name] = max(value, out.get(name, 0.0))
         return out
+
+    def signal_frames(self) -> dict[str, int]:
+        """For each score key, the frame (position among the analysed frames, in batch order)
+        that gave its maximum: the frame that drove the signal. A few ints per item, kept on
+        the item instead of every frame's scores (the item's size and the cost work)."""
+        keys = [f.key for batch in sorted(self.classify, key=lambda b: b.batch) for f in batch.frames]
+        position = {key: n for n, key in enumerate(dict.fromkeys(keys))}
+        best: dict[str, tuple[float, int]] = {}
+        frames = [f for batch in self.classify for f in batch.frames] + \
+                 [f for batch in self.detect or [] for f in batch.frames]
+        for frame in frames:
+            n = position.get(frame.key)
+            if n is None:
+                continue
+            for name, value in frame.scores.items():
+                # Ties go to the earliest frame, so the same scores always mark the same frame.
+                if name not in best or (value, -n) > (best[name][0], -best[name][1]):
+                    best[name] = (value, n)
+        return {name: n for name, (_, n) in sorted(best.items())}
 
     def faces_frame(self) -> FrameDetection | None:
         """The analysed frame with the most faces (the first on a tie); None without a detect stage."""

@@ -46,7 +46,13 @@ class BlobStore(Protocol):
         not grow with the object; ``ObjectMissingError`` when it does not exist."""
 
 
-class ItemStore(Protocol):
+class AuditAppender(Protocol):
+    """Appends one record to an audit chain: the item store, the bank files, ``audit.memory``."""
+
+    def append_audit(self, chain: str, actor: str, event: str, detail: dict) -> AuditRecord: ...
+
+
+class ItemStore(AuditAppender, Protocol):
     def create_once(self, upload: Upload, uploader_key: str | None = None) -> str | None:
         """Create the item if it does not exist yet (or its last start failed) and return
         the name of the run to start (``models.run_name``); None if another run owns it.
@@ -86,8 +92,6 @@ class ItemStore(Protocol):
         current one; ``SupersededRunError`` otherwise (a re-drive replaced it)."""
 
     def get(self, media_id: str) -> dict[str, Any] | None: ...
-
-    def append_audit(self, chain: str, actor: str, event: str, detail: dict) -> AuditRecord: ...
 
     def scan_page(self, page_size: int, start: Any | None = None) -> tuple[list[dict[str, Any]], Any | None]:
         """One page of a Scan of every item (the review console's search, bounded by its

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from mediaguard.adapters.audit import DynamoAuditStore
     from mediaguard.adapters.aws import S3PostPresigner
     from mediaguard.adapters.enforcement import WebhookSink
+    from mediaguard.api.generation_outputs import OutputPorts
     from mediaguard.api.review import GeofenceAdmin
     from mediaguard.decisions.history import Pseudonymiser
     from mediaguard.decisions.review.queue import TaskQueue
@@ -109,7 +110,9 @@ def detect_deps() -> Deps:
 @lru_cache(maxsize=1)
 def similarity_deps() -> Deps:
     settings = get_settings()
-    return _deps(blobs=_blobs(settings), items=_items(settings), bank_reader=_bank_reader(settings))
+    # history: GET /v1/uploads lists the caller's uploads from its per-item rows (one Query).
+    return _deps(blobs=_blobs(settings), items=_items(settings), bank_reader=_bank_reader(settings),
+                 history=_history(settings))
 
 
 @lru_cache(maxsize=1)
@@ -167,7 +170,9 @@ def redrive_deps() -> Deps:
 def uploads_deps() -> Deps:
     """Pre-upload screening matches with the same matcher as the similarity stage."""
     settings = get_settings()
-    return _deps(blobs=_blobs(settings), items=_items(settings), bank_reader=_bank_reader(settings))
+    # history: GET /v1/uploads lists the caller's uploads from its per-item rows (one Query).
+    return _deps(blobs=_blobs(settings), items=_items(settings), bank_reader=_bank_reader(settings),
+                 history=_history(settings))
 
 
 @lru_cache(maxsize=1)
@@ -178,6 +183,7 @@ def generations_guard() -> GenGuard:
     from mediaguard.genguard.config import get_genguard_settings
     from mediaguard.genguard.records import GenerationLedger
     from mediaguard.genguard.service import GenGuard, reference_from_item
+    from mediaguard.ingress.grant import read_facts
 
     settings, guard_settings = get_settings(), get_genguard_settings()
     bind(guard_settings, settings.region)
@@ -190,7 +196,29 @@ def generations_guard() -> GenGuard:
     return GenGuard(settings=guard_settings, quota=DynamoQuotaStore(settings.region),
                     ledger=GenerationLedger(DynamoGenerationStore(), items),
                     references=lambda media_id: reference_from_item(media_id, items.get(media_id)),
+                    uploader_of=lambda media_id: read_facts(media_id, items.audit_chain).uploader,
                     text_scorer=scorer, clock=lambda: _clock())
+
+
+@lru_cache(maxsize=1)
+def generation_output_ports() -> OutputPorts:
+    """Marking an output: the records table, the own-generations bank (its audit chain
+    ``bank:own-generations``), the audit trail and the C2PA signer, read from Secrets
+    Manager on first use (a cold start that is never asked to sign never reads it)."""
+    from mediaguard.adapters.banks import dynamo_bank_service
+    from mediaguard.adapters.generations import DynamoGenerationStore, bind
+    from mediaguard.adapters.secrets import genguard_signing_material
+    from mediaguard.api.generation_outputs import OutputPorts
+    from mediaguard.genguard.config import get_genguard_settings
+    from mediaguard.genguard.records import GenerationLedger
+
+    settings, guard_settings = get_settings(), get_genguard_settings()
+    bind(guard_settings, settings.region)
+    items = _items(settings)
+    signing = lru_cache(maxsize=1)(lambda: genguard_signing_material(settings))
+    return OutputPorts(ledger=GenerationLedger(DynamoGenerationStore(), items),
+                       banks=dynamo_bank_service(settings, audit=items.append_audit), signing=signing,
+                       settings=settings, guard=guard_settings)
 
 
 @lru_cache(maxsize=1)
@@ -274,7 +302,7 @@ def review_service() -> ReviewService:
     return ReviewService(deps=deps, tasks=DynamoTaskStore(review_settings, settings),
                                 appeals=DynamoAppealStore(review_settings, settings),
                                 signer=S3UrlSigner.for_region(settings.region), enforcer=enforcement,
-                                settings=review_settings, history=deps.history)
+                                settings=review_settings, history=deps.history, bank_entries=bank_entries)
 
 
 @lru_cache(maxsize=1)
@@ -289,6 +317,27 @@ def list_banks() -> list[dict[str, Any]]:
     from mediaguard.adapters.banks import DynamoBankStore
 
     return [bank.to_dict() for bank in DynamoBankStore(get_settings()).list_banks()]
+
+
+@lru_cache(maxsize=1)
+def bank_admin() -> Any:
+    """The bank-admin function's ports: the bank service, whose audit hook writes
+    ``bank:<name>`` chains (only this function's role may), and the media table (read)."""
+    from mediaguard.adapters.banks import dynamo_bank_service
+    from mediaguard.api.bank_admin import BankAdmin
+    from mediaguard.decisions.review.settings import get_review_settings
+
+    settings = get_settings()
+    items = _items(settings)
+    return BankAdmin(banks=dynamo_bank_service(settings, audit=items.append_audit), items=items,
+                     settings=get_review_settings())
+
+
+def bank_entries(keys: list[tuple[str, str]]) -> dict[tuple[str, str], Any]:
+    """Bank entries by (bank, ref), for the item view's matches (one BatchGetItem)."""
+    from mediaguard.adapters.banks import DynamoBankStore
+
+    return DynamoBankStore(get_settings()).get_entries(keys)
 
 
 @lru_cache(maxsize=1)
@@ -317,7 +366,7 @@ _FACTORIES = (segment_deps, start_deps, sanitize_deps, frames_deps, classify_dep
               score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, presigner, operator_deps,
               moderation_deps,
               task_queue, review_service, geofence_admin, governance_services, audit_store, webhook_sink, uploader_keys,
-              generations_guard)
+              generations_guard, generation_output_ports)
 _DEPS_FACTORIES = (segment_deps, start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
                    score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, operator_deps,
                    moderation_deps)

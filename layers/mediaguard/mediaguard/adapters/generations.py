@@ -8,7 +8,7 @@ cancelled, reads again and finds the bucket empty. Items expire (TTL) once a buc
 be full again anyway, so idle users cost no storage.
 
 Records: one item per generation, created once (conditional put) and updated once with
-the output's sha256 and PDQ. The audit chains are written by ``GenerationLedger``.
+the output's sha256 and PDQ (conditional on no output yet). The audit chains are written by ``GenerationLedger``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,12 @@ from pynamodb.transactions import TransactWrite
 
 from mediaguard.genguard.config import GenGuardSettings
 from mediaguard.genguard.quota import WINDOW_SECONDS, Bucket, BucketState, QuotaDecision, plan
-from mediaguard.genguard.records import GenerationExistsError, GenerationNotFoundError, GenerationRecord
+from mediaguard.genguard.records import (
+    GenerationExistsError,
+    GenerationNotFoundError,
+    GenerationRecord,
+    OutputExistsError,
+)
 
 logger = Logger(service="mediaguard", child=True)
 
@@ -160,10 +165,15 @@ class DynamoGenerationStore:
         item = GenerationItem(generation_id)
         actions = [GenerationItem.output_sha256.set(output_sha256)]
         actions.append(GenerationItem.pdq.set(pdq) if pdq is not None else GenerationItem.pdq.remove())
+        # One condition, checked by DynamoDB with the write: of two concurrent outputs for
+        # one generation exactly one lands; the other learns why from the item it failed on.
+        condition = GenerationItem.generation_id.exists() & GenerationItem.output_sha256.does_not_exist()
         try:
-            item.update(actions=actions, condition=GenerationItem.generation_id.exists())
+            item.update(actions=actions, condition=condition)
         except UpdateError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
-                raise GenerationNotFoundError("no such generation") from exc
+                if self.get(generation_id) is None:
+                    raise GenerationNotFoundError("no such generation") from exc
+                raise OutputExistsError("the generation already has an output") from exc
             raise
         return _record(item)

@@ -185,6 +185,14 @@ class DynamoHistory:
             strikes=strikes,
         )
 
+    def recent_uploads(self, uploader: str, limit: int = 20) -> list[tuple[str, datetime]]:
+        """The uploader's uploads of the last :data:`MARKER_TTL` (each item's ``e#`` marker row,
+        which counts it once), newest first: one Query on the uploader's key, no Scan."""
+        rows = HistoryItem.query(self._keys.key(uploader), HistoryItem.bucket.startswith("e#"),
+                                 filter_condition=HistoryItem.uploaded_at.exists())
+        found = [(row.bucket[2:], datetime.fromtimestamp(float(row.uploaded_at), UTC)) for row in rows]
+        return sorted(found, key=lambda pair: pair[1], reverse=True)[:limit]
+
     def erase(self, uploader: str) -> int:
         """Delete every row of the uploader's partition (an erasure request); returns rows deleted."""
         key = self._keys.key(uploader)

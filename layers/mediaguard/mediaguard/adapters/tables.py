@@ -58,12 +58,13 @@ class MediaItem(Model):
     sha256 = UnicodeAttribute(null=True)
     kind = UnicodeAttribute(null=True)
     media_type = UnicodeAttribute(null=True)  # image | animation | video
-    frames = JSONAttribute(null=True)  # {count, method, truncated, duration_s}
+    frames = JSONAttribute(null=True)  # {count, method, truncated, duration_s, t: [each frame's time, s]}
     # {present, codec, duration_s, fingerprint_kind, sanitize} of the first audio track (frames stage)
     audio = JSONAttribute(null=True)
     scores = JSONAttribute(null=True)  # per classifier score key: the max over frames
     models = JSONAttribute(null=True)  # [{id, sha256}] of every model that scored the item
     faces = JSONAttribute(null=True)  # {count, model, frame, boxes}: the analysed frame with the most faces
+    signal_frames = JSONAttribute(null=True)  # a video's: score key -> the frame (position) that gave its max
     sanitized_key = UnicodeAttribute(null=True)
     sanitized_sha256 = UnicodeAttribute(null=True)
     metadata_removed = ListAttribute(of=UnicodeAttribute, null=True)

@@ -291,14 +291,15 @@ class Matcher:
         return hits
 
     def _video_matches(self, query: Query, radius: int) -> list[Match]:
-        usable = [(pdq, q) for pdq, q in query.frames if q >= PdqSignal.min_quality]
+        # (position in query.frames, pdq): the position is what the item view marks in its strip.
+        usable = [(j, pdq) for j, (pdq, q) in enumerate(query.frames) if q >= PdqSignal.min_quality]
         if not usable:
             return []
         # (bank, group) -> per query frame: the best distance; and which banked frames were hit.
         per_group: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
         refs_hit: dict[tuple[str, str], set[str]] = defaultdict(set)
-        stills: dict[tuple[str, str], int] = {}
-        for i, (pdq, _) in enumerate(usable):
+        stills: dict[tuple[str, str], tuple[int, int]] = {}  # (distance, frame position)
+        for i, pdq in usable:
             for bank, ref, group, distance in self._pdq_hits(pdq, radius):
                 info = self._banks.get(bank)
                 if not info or distance > info.pdq_threshold:
@@ -308,7 +309,7 @@ class Matcher:
                     frames[i] = min(distance, frames.get(i, distance))
                     refs_hit[(bank, group)].add(ref)
                 else:  # a banked still seen in one of the frames
-                    stills[(bank, ref)] = min(distance, stills.get((bank, ref), distance))
+                    stills[(bank, ref)] = min((distance, i), stills.get((bank, ref), (distance, i)))
         sizes = self._delta.group_sizes
         out = []
         for (bank, group), frames in per_group.items():
@@ -318,10 +319,12 @@ class Matcher:
                 info = self._banks[bank]
                 out.append(Match(bank=bank, kind=info.kind, ref=group, signal="vpdq",
                                  distance=int(statistics.median(frames.values())), action=info.action,
-                                 frames_matched=round(share, 3), reference_matched=round(min(1.0, ref_share), 3)))
-        for (bank, ref), distance in stills.items():
+                                 frames_matched=round(share, 3), reference_matched=round(min(1.0, ref_share), 3),
+                                 frame=min(frames, key=lambda k: (frames[k], k))))
+        for (bank, ref), (distance, frame) in stills.items():
             info = self._banks[bank]
-            out.append(Match(bank=bank, kind=info.kind, ref=ref, signal="pdq", distance=distance, action=info.action))
+            out.append(Match(bank=bank, kind=info.kind, ref=ref, signal="pdq", distance=distance, action=info.action,
+                             frame=frame))
         return out
 
     def _embedding_matches(self, vectors: np.ndarray, signal: str = EmbeddingSignal.name) -> list[Match]:

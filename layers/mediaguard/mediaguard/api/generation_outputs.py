@@ -1,8 +1,9 @@
 """``POST /v1/generations/{generation_id}/outputs``: mark the output of an allowed generation.
 
 The caller is the platform's backend, authenticated as on ``POST /v1/generations`` (the
-upload API's JWT; the dev token locally); the generation must belong to the caller's
-tenant (JWT claim ``tenant``, else the subject), or it answers 404 as for an unknown id.
+upload API's JWT with the platform role, else 403; a dev token with role ``platform``
+locally); the generation must belong to the caller's tenant (the same JWT claim, setting
+``tenant_claim``, else the subject), or it answers 404 as for an unknown id.
 
 Request: ``{"image": <base64 of the generated PNG/JPEG/WebP, at most 4 MB>}``. Base64 JSON
 in and out, no presigned upload: 4 MB of image is ~5.4 MB of body, under Lambda's 6 MB
@@ -18,17 +19,14 @@ that is rare for a still. Answers:
 
 The handler plugs in the ports with :func:`use`; this module knows no AWS client.
 
-Deploying (done at merge, with the generation records' table): a function of its own,
-``functions/generation_outputs`` on the upload API's route ``POST
-/v1/generations/{generation_id}/outputs``, not the lean generations function: marking
-decodes images and signs with c2pa, so it carries the core layer plus the ForensicsLayer
-(c2pa-python, as the sanitize function does; no model layer, so PDQ only is banked),
-~1 GB memory. Its role: GetItem/UpdateItem on the generations table, the bank tables'
-Get/Put/Query (``add_media``), audit appends on ``generation:*`` and ``bank:*`` chains,
-``secretsmanager:GetSecretValue`` on the signing secret (template parameter, e.g.
-``GenguardSigningSecretArn``, passed as ``MEDIAGUARD_GENGUARD_SIGNING_SECRET_ARN``).
-The records store's ``record_output`` should be conditional on no output yet, so that
-two concurrent requests cannot both pass the 409 check made here.
+Deployed as its own function, ``GenerationOutputsFunction`` (``functions/generation_outputs``),
+not inside the lean generations function: marking decodes images and signs with c2pa, so
+it carries the core layer plus the ForensicsLayer (c2pa-python; no model layer, so the
+PDQ only is banked). Its role may touch the generations table (GetItem, UpdateItem), the
+own-generations bank's rows only, and append to ``generation:*`` and
+``bank:own-generations`` chains only; it reads one secret, ``GenguardSigningSecret``
+(``MEDIAGUARD_GENGUARD_SIGNING_SECRET_ARN``). The records store's ``record_output`` is
+conditional on no output yet, so two concurrent requests cannot both pass the 409.
 """
 
 from __future__ import annotations
@@ -36,8 +34,8 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, Any
+from dataclasses import dataclass, field
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
@@ -45,7 +43,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mediaguard.analysis.banks.service import BankService
 from mediaguard.api import errors
-from mediaguard.api.auth import authenticate_uploader, credentials
+from mediaguard.api.auth import credentials
+from mediaguard.api.generations import platform_caller
+from mediaguard.genguard.config import GenGuardSettings
 from mediaguard.genguard.mark import MAX_OUTPUT_BYTES, OutputRejectedError, mark_output
 from mediaguard.genguard.provenance import SigningMaterial
 from mediaguard.genguard.records import GenerationLedger, GenerationNotFoundError
@@ -55,7 +55,6 @@ from mediaguard.settings import Settings
 _MAX_IMAGE_CHARS = (MAX_OUTPUT_BYTES + 2) // 3 * 4
 MAX_BODY_BYTES = _MAX_IMAGE_CHARS + 1024
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
-TENANT_CLAIM = "tenant"
 
 app = errors.ApiResolver(enable_validation=True, max_body_bytes=MAX_BODY_BYTES)
 errors.install(app, validation_status=422)
@@ -81,6 +80,8 @@ class OutputPorts:
     banks: BankService
     signing: Callable[[], SigningMaterial]
     settings: Settings
+    # Tenant claim and platform role, read as POST /v1/generations reads them.
+    guard: GenGuardSettings = field(default_factory=GenGuardSettings)
 
 
 _ports: Callable[[], OutputPorts] | None = None
@@ -92,18 +93,13 @@ def use(ports: Callable[[], OutputPorts]) -> None:
     _ports = ports
 
 
-def _caller(claims: dict[str, Any] | None, authorization: str | None, settings: Settings) -> tuple[str, str]:
-    sub = authenticate_uploader(claims, authorization, settings)
-    return sub, str((claims or {}).get(TENANT_CLAIM) or sub)
-
-
 @app.post("/v1/generations/<generation_id>/outputs", summary="Watermark, sign, record and bank a generated output")
 def mark(generation_id: Annotated[str, Path(pattern=_ID)],
          request: Annotated[OutputRequest, Body()]) -> Response[MarkedOutputView]:
     if _ports is None:
         raise RuntimeError("mediaguard.api.generation_outputs.use() was not called")
     ports = _ports()
-    sub, tenant = _caller(*credentials(app.current_event), ports.settings)
+    sub, tenant = platform_caller(*credentials(app.current_event), ports.guard)
     record = ports.ledger.get(generation_id)
     if record is None or record.tenant != tenant:  # another tenant's generation is not revealed
         raise GenerationNotFoundError("no such generation")

@@ -1,9 +1,11 @@
 """The generation guard's route: ``POST /v1/generations`` on the upload API (the platform's JWT).
 
-The caller is the platform's backend, authenticated like an upload client (the JWT
-authorizer of the upload API; the local dev token in local mode). The body names the end
-user the request is for; the tenant is the JWT claim ``tenant`` (setting ``tenant_claim``)
-or, without one, the caller's subject. Answers:
+The caller is the platform's backend: a JWT of the upload API's authorizer that also
+carries the platform role (scope ``mediaguard/generations`` or group ``platform``,
+settings ``platform_scope``/``platform_group``), or locally a dev token whose roles hold
+``platform``. An end user's upload token is 403: it could name any ``user`` and spend
+their quota. The body names the end user the request is for; the tenant is the JWT claim
+``tenant`` (setting ``tenant_claim``) or, without one, the caller's subject. Answers:
 
 * ``200 {generation_id, allowed: true, quota}``: the generator may run;
 * ``403 {allowed: false, reasons: [code, ...], matched: [...], reason, message}``: screening
@@ -27,8 +29,10 @@ from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body
 
 from mediaguard.api import errors
-from mediaguard.api.auth import authenticate_uploader, credentials
+from mediaguard.api.auth import authenticate_reviewer, credentials, parse_groups
+from mediaguard.decisions.review.settings import ReviewSettings
 from mediaguard.errors import ForbiddenError
+from mediaguard.genguard.config import GenGuardSettings
 from mediaguard.genguard.service import (
     ID_PATTERN,
     GenerationAllowed,
@@ -64,11 +68,23 @@ def use(guard: Callable[[], GenGuard], settings: Callable[[], Settings]) -> None
     _providers = _Providers(guard, settings)
 
 
-def platform_caller(jwt_claims: dict[str, Any] | None, authorization: str | None, settings: Settings,
-                    tenant_claim: str) -> tuple[str, str]:
-    """``(caller subject, tenant)`` of a request: the tenant claim, else the subject."""
-    sub = authenticate_uploader(jwt_claims, authorization, settings)
-    tenant = str((jwt_claims or {}).get(tenant_claim) or sub)
+def platform_caller(jwt_claims: dict[str, Any] | None, authorization: str | None,
+                    guard: GenGuardSettings) -> tuple[str, str]:
+    """``(caller subject, tenant)`` of a request from the platform: the tenant claim, else the subject.
+
+    401 without a valid token; 403 for a token without the platform role (an end user's
+    upload token, a reviewer's dev token).
+    """
+    if jwt_claims and jwt_claims.get("sub"):
+        sub = str(jwt_claims["sub"])
+        platform = (guard.platform_scope in parse_groups(jwt_claims.get("scope"))
+                    or guard.platform_group in parse_groups(jwt_claims.get("cognito:groups")))
+    else:  # no authorizer ran: local mode, the dev token map
+        caller = authenticate_reviewer(None, authorization, ReviewSettings(dev_tokens=guard.dev_tokens))
+        sub, platform = caller.sub, guard.platform_group in caller.roles
+    if not platform:
+        raise ForbiddenError("this route is the platform's: the token lacks the platform role")
+    tenant = str((jwt_claims or {}).get(guard.tenant_claim) or sub)
     if not re.match(ID_PATTERN, tenant) or not re.match(ID_PATTERN, sub):
         raise ForbiddenError("the token's subject or tenant is not a usable id")
     return sub, tenant
@@ -79,6 +95,6 @@ def create_generation(request: Annotated[GenerationRequest, Body()]) -> Response
     if _providers is None:
         raise RuntimeError("mediaguard.api.generations.use() was not called")
     guard = _providers.guard()
-    sub, tenant = platform_caller(*credentials(app.current_event), _providers.settings(), guard.settings.tenant_claim)
-    allowed = request_generation(request, tenant, f"platform:{sub}", guard)
+    sub, tenant = platform_caller(*credentials(app.current_event), guard.settings)
+    allowed = request_generation(request, tenant, f"platform:{sub}", guard, caller=sub)
     return Response(200, content_types.APPLICATION_JSON, allowed)

@@ -15,7 +15,8 @@ The item's own chain (``{media_id}``, written by the pipeline) starts at
 which never becomes an item, still has a verifiable record.
 
 The routes (``POST /v1/uploads``, answers 201 with the grant; ``GET /v1/uploads/{media_id}``,
-where the uploader follows the decision on their own upload) are :data:`app`, a Powertools
+where the uploader follows the decision on their own upload; ``GET /v1/uploads``, their
+uploads of the last week) are :data:`app`, a Powertools
 resolver; the handler (``functions/uploads/app.py``) plugs in the adapters with
 :func:`use`. Refusals answer in the one error format of :mod:`mediaguard.api.errors`
 (``reason``, ``message``, ``media_id``); a request that does not match the schema gets 422,
@@ -31,7 +32,7 @@ from typing import Annotated, Protocol
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mediaguard.api import errors
@@ -283,6 +284,30 @@ def upload_status(media_id: str, caller: str, deps: Deps) -> UploadStatus:
                         reason=item.get("error_reason") if status == "rejected" else None)
 
 
+class MyUpload(UploadStatus):
+    uploaded_at: str  # when the pipeline counted it (received)
+
+
+class MyUploads(BaseModel):
+    """The caller's uploads of the last week (what the uploader history keeps per item),
+    newest first; an upload still ``pending`` (granted, not yet received) is not listed."""
+
+    items: list[MyUpload]
+
+
+def my_uploads(caller: str, deps: Deps, limit: int = 20) -> MyUploads:
+    """The caller's recent uploads with their status: one Query on the uploader history's
+    partition of the caller (keyed by its HMAC, no Scan) and one GetItem per upload."""
+    history = deps.history
+    if history is None:
+        raise MediaguardError("the uploader history is not configured", reason="misconfigured")
+    out = []
+    for media_id, at in history.recent_uploads(caller, limit):
+        status = upload_status(media_id, caller, deps)
+        out.append(MyUpload(**status.model_dump(), uploaded_at=at.isoformat()))
+    return MyUploads(items=out)
+
+
 # --- the route ----------------------------------------------------------------------
 
 app = errors.ApiResolver(enable_validation=True)
@@ -314,6 +339,15 @@ def create_upload(request: Annotated[UploadRequest, Body()]) -> Response[UploadG
     caller = authenticate_uploader(*credentials(app.current_event), deps.settings)
     grant = request_upload(request, caller, deps, _providers.presigner())
     return Response(201, content_types.APPLICATION_JSON, grant)
+
+
+@app.get("/v1/uploads", summary="The caller's uploads of the last week, newest first, with their status")
+def list_uploads(limit: Annotated[int, Query(ge=1, le=50)] = 20) -> MyUploads:
+    if _providers is None:
+        raise RuntimeError("mediaguard.api.uploads.use() was not called")
+    deps = _providers.deps()
+    caller = authenticate_uploader(*credentials(app.current_event), deps.settings)
+    return my_uploads(caller, deps, limit)
 
 
 @app.get("/v1/uploads/<media_id>", summary="The status and action of the caller's own upload")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 # Only argparse at import time: ``mediaguard`` builds this parser for every command.
 if TYPE_CHECKING:
+    from mediaguard.genguard.records import GenerationLedger
     from mediaguard.genguard.screen import ReferenceEvidence
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE = 0, 1, 2
@@ -63,13 +64,20 @@ def reference_from_file(path: Path, threads: int = 1) -> ReferenceEvidence:
                              source="local")
 
 
-def run_screen(args: argparse.Namespace, out: Out) -> int:
+class UsageError(Exception):
+    """Bad arguments or an unreadable reference: exit 2, with this message on stderr."""
+
+
+def screen_request(args: argparse.Namespace, ledger: GenerationLedger, actor: str = "cli") -> dict[str, Any]:
+    """Decide the request in ``args`` (``user``, ``tenant``, ``prompt``, ``reference``, ``model``)
+    exactly as ``POST /v1/generations`` does; an allowed request is recorded in ``ledger``, a
+    refusal is appended to the user's refusal chain there. Returns the ``--json`` object of
+    ``screen``; raises :class:`UsageError`. ``genguard mark`` screens through this too."""
     from pydantic import ValidationError
 
     from mediaguard.errors import MediaguardError
     from mediaguard.genguard.config import get_genguard_settings
     from mediaguard.genguard.quota import InMemoryQuotaStore
-    from mediaguard.genguard.records import GenerationLedger, InMemoryAudit, InMemoryGenerationStore
     from mediaguard.genguard.service import (
         GenerationRefusedError,
         GenerationRequest,
@@ -82,8 +90,7 @@ def run_screen(args: argparse.Namespace, out: Out) -> int:
     try:
         evidence = [reference_from_file(p) for p in args.reference]
     except (OSError, MediaguardError) as exc:
-        sys.stderr.write(f"mediaguard genguard: unreadable reference ({getattr(exc, 'reason', type(exc).__name__)})\n")
-        return EXIT_USAGE
+        raise UsageError(f"unreadable reference ({getattr(exc, 'reason', type(exc).__name__)})") from exc
     # Reference "ids" are the files' positions here, media-id shaped for the request model.
     by_id = {f"ref{i}": e for i, e in enumerate(evidence)}
     try:
@@ -91,31 +98,46 @@ def run_screen(args: argparse.Namespace, out: Out) -> int:
                                     reference_media_ids=list(by_id))
     except ValidationError as exc:
         first = exc.errors()[0]
-        sys.stderr.write(f"mediaguard genguard: {first['loc'][0]}: {first['msg']}\n")
-        return EXIT_USAGE
+        raise UsageError(f"{first['loc'][0]}: {first['msg']}") from None
     scorer = None
     if settings.text_models_config:
         from mediaguard.genguard.textmodel import text_scorer
 
         scorer = text_scorer(settings.text_models_config)
-    guard = GenGuard(settings=settings, quota=InMemoryQuotaStore(),
-                     ledger=GenerationLedger(InMemoryGenerationStore(), InMemoryAudit()),
-                     references=by_id.__getitem__, text_scorer=scorer)
+    guard = GenGuard(settings=settings, quota=InMemoryQuotaStore(), ledger=ledger,
+                     references=by_id.__getitem__, text_scorer=scorer,
+                     uploader_of=lambda _: args.user)  # files the user gave this command
     result: dict[str, Any] = {"allowed": False, "reasons": [], "matched": [], "generation_id": None, "quota": None,
                               "references": [{"file": str(p), "faces": e.faces, "nsfw": round(e.nsfw or 0.0, 4)}
                                              for p, e in zip(args.reference, evidence, strict=True)]}
     try:
-        allowed = request_generation(request, args.tenant, "cli", guard)
+        allowed = request_generation(request, args.tenant, actor, guard)
         result.update(allowed=True, generation_id=allowed.generation_id, quota=allowed.quota)
     except GenerationRefusedError as refused:
         result.update(reasons=refused.verdict.reasons, matched=refused.verdict.matched)
     except RateLimitedError as limited:
         result.update(reasons=["rate_limited"], quota=limited.quota)
+    return result
+
+
+def run_screen(args: argparse.Namespace, out: Out) -> int:
+    from mediaguard.audit.memory import InMemoryAudit
+    from mediaguard.genguard.records import GenerationLedger, InMemoryGenerationStore
+
+    try:
+        result = screen_request(args, GenerationLedger(InMemoryGenerationStore(), InMemoryAudit()))
+    except UsageError as exc:
+        sys.stderr.write(f"mediaguard genguard: {exc}\n")
+        return EXIT_USAGE
     if args.json:
         out.line(json.dumps(result))
     elif result["allowed"]:
         out.line(f"allowed\tgeneration_id={result['generation_id']}")
     else:
-        out.line(f"refused\treasons={','.join(result['reasons'])}")
+        out.line(refused_line(result))
     return EXIT_OK if result["allowed"] else EXIT_REFUSED
 
+
+def refused_line(result: dict[str, Any]) -> str:
+    """The plain-text line of a refusal (``screen`` and ``mark``)."""
+    return f"refused\treasons={','.join(result['reasons'])}"

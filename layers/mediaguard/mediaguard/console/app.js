@@ -11,6 +11,9 @@ import {
 } from './lib.js';
 import * as wellness from './wellness.js';
 import * as find from './search.js';
+import * as banks from './banks.js';
+import * as strip from './frames.js';
+import * as operators from './operators.js';
 
 const TOKEN_KEY = 'mediaguard.token';
 const LANES = [
@@ -49,6 +52,9 @@ async function signIn(token) {
   fillReasons($('reason'), state.reasons.review, '');
   state.senior = state.me.senior;
   $('tab-appeals').hidden = !state.senior;
+  $('tab-banks').hidden = !state.me.admin;
+  $('tab-ops').hidden = !state.me.admin;
+  $('add-to-bank-row').hidden = !state.me.admin;
   $('whoami').textContent = `${state.me.name} (${state.me.role})`;
   $('whoami').hidden = false;
   wellness.loadSettings(state.me.sub);
@@ -58,6 +64,7 @@ async function signIn(token) {
   show('queue-view');
   await loadQueue();
   say(`Signed in as ${state.me.name}, ${state.me.role}.`);
+  if (state.me.admin) await banks.loadBanks().catch(fail); // fills the "add to bank" picker
   await openFromHash();
 }
 
@@ -72,6 +79,8 @@ function signOut(message) {
   $('appeals-view').hidden = true;
   $('streams-view').hidden = true;
   $('find-view').hidden = true;
+  $('banks-view').hidden = true;
+  $('ops-view').hidden = true;
   $('item').hidden = true;
   $('item-empty').hidden = false;
   $('media-img').removeAttribute('src');
@@ -275,6 +284,7 @@ function renderItem(view, claimNote) {
     el('td', { text: m.signal }), el('td', { text: number(m.distance, Number.isInteger(m.distance) ? 0 : 3) }),
     el('td', { text: m.similarity == null ? '-' : number(m.similarity, 3) }))));
   if (!(view.matches || []).length) matches.append(el('tr', {}, el('td', { colspan: 6, text: 'No bank matches.' })));
+  banks.renderSideBySide(view);
 
   renderHistory(view);
 
@@ -317,6 +327,7 @@ function renderMedia(view) {
     player.removeAttribute('poster');
   }
   img.removeAttribute('src');
+  strip.render(view, fail);
   if (!url) return;
   if (kind === 'video') {
     video.src = url;
@@ -755,6 +766,10 @@ async function boot() {
   $('tab-streams').addEventListener('click', () => { show('streams-view'); loadStreams().catch(fail); });
   $('tab-find').addEventListener('click', () => { show('find-view'); find.loadDecided().catch(fail); });
   find.wire(fail);
+  banks.wire(fail);
+  operators.wire(fail);
+  $('tab-banks').addEventListener('click', () => { show('banks-view'); banks.loadBanks().catch(fail); });
+  $('tab-ops').addEventListener('click', () => { show('ops-view'); operators.load().catch(fail); });
   // A URL per item: #item/<media id> opens it (claiming it if it is still open).
   window.addEventListener('hashchange', () => openFromHash().catch(fail));
   $('refresh-streams').addEventListener('click', () => loadStreams().catch(fail));
@@ -783,6 +798,9 @@ async function boot() {
   }, POLL_MS);
   $('item-title').tabIndex = -1;
   updateActions();
+  // Everything is wired: a sign-in submitted before this would have been a native form
+  // submission (a reload), so tests and scripts wait for this mark.
+  document.body.dataset.ready = 'true';
 
   const saved = sessionStorage.getItem(TOKEN_KEY);
   if (saved) {

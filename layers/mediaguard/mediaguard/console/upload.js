@@ -119,6 +119,57 @@ async function appeal(event) {
   const data = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(data.message ? `${data.message} (${data.reason || response.status})` : `HTTP ${response.status}`);
   say(`Appeal ${data.appeal_id} is open.`, 'ok');
+  const row = document.querySelector(`#mine tr[data-media-id="${CSS.escape(mediaId)}"] td:last-child`);
+  if (row) row.textContent = `appealed (${data.appeal_id})`;
+}
+
+// What an uploader may appeal (decisions/review/reasons.py APPEALABLE_ACTIONS).
+const APPEALABLE = new Set(['label', 'blur', 'limit', 'remove']);
+
+function cell(text) {
+  const td = document.createElement('td');
+  td.textContent = text;
+  return td;
+}
+
+// "My uploads": GET /v1/uploads (the caller's uploads of the last week, newest first).
+async function loadMine() {
+  const response = await fetch(`${config.uploads_api_base}/v1/uploads?limit=20`, {
+    cache: 'no-store', headers: { Authorization: `Bearer ${$('upload-token').value.trim()}` },
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(data.message ? `${data.message} (${data.reason || response.status})` : `HTTP ${response.status}`);
+  const rows = data.items.map((u) => {
+    const tr = document.createElement('tr');
+    tr.dataset.mediaId = u.media_id;
+    const appealCell = document.createElement('td');
+    if (u.final && APPEALABLE.has(u.action)) {
+      const button = document.createElement('button');
+      button.type = 'button';
+      button.textContent = 'Appeal';
+      button.setAttribute('aria-label', `Appeal the decision on ${u.media_id}`);
+      button.addEventListener('click', () => {
+        $('appeal-media').value = u.media_id;
+        $('appeal-statement').focus();
+        say(`Say why the decision on ${u.media_id} is wrong, then send the appeal.`);
+      });
+      appealCell.append(button);
+    } else {
+      appealCell.textContent = '-';
+    }
+    tr.append(cell(new Date(u.uploaded_at).toLocaleString()), cell(u.media_id), cell(u.final ? u.status : `${u.status} (processing)`),
+      cell(u.status === 'rejected' ? `rejected (${u.reason})` : (u.action || '-')), appealCell);
+    return tr;
+  });
+  if (!rows.length) {
+    const tr = document.createElement('tr');
+    const td = cell('No uploads in the last week.');
+    td.colSpan = 5;
+    tr.append(td);
+    rows.push(tr);
+  }
+  $('mine').tBodies[0].replaceChildren(...rows);
+  say(`${data.items.length} upload(s) in the last week.`);
 }
 
 async function start() {
@@ -131,6 +182,7 @@ async function start() {
   }
   $('upload-form').addEventListener('submit', (event) => onSubmit(event).catch((error) => say(error.message, 'error')));
   $('appeal-form').addEventListener('submit', (event) => appeal(event).catch((error) => say(error.message, 'error')));
+  $('mine-refresh').addEventListener('click', () => loadMine().catch((error) => say(error.message, 'error')));
   document.body.dataset.ready = 'true';
 }
 

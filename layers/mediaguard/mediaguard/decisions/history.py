@@ -143,3 +143,6 @@ class HistoryStore(Protocol):
 
     def key_of(self, uploader: str) -> str:
         """The uploader's pseudonymous key (what the store is keyed by)."""
+
+    def recent_uploads(self, uploader: str, limit: int = 20) -> list[tuple[str, datetime]]:
+        """The uploader's recent uploads, (media id, counted at), newest first."""

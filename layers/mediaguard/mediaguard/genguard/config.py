@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from mediaguard.genguard.quota import Limits
 
@@ -30,6 +30,14 @@ class GenGuardSettings(BaseModel):
     # The JWT claim naming the platform tenant a request is billed to; without it the
     # caller's subject (a platform's service identity) is the tenant.
     tenant_claim: str = "tenant"
+    # Who may call the generation routes: the platform's backend, not an end user holding
+    # an upload token (who could otherwise name any ``user`` and spend their quota). A JWT
+    # passes with this OAuth scope in ``scope`` or this group in ``cognito:groups``.
+    platform_scope: str = "mediaguard/generations"
+    platform_group: str = "platform"
+    # Local mode only: the dev token map (JSON {token: {"sub", "roles"}}, as the review API
+    # reads it); a token whose roles hold ``platform_group`` is the platform. Empty on AWS.
+    dev_tokens: SecretStr | None = None
     # open_nsfw score of a reference at or above which the reference itself is explicit.
     # 0.8 is Yahoo's own suggestion for "likely NSFW" (scores below 0.2 are "likely safe").
     reference_nsfw_threshold: float = Field(default=0.8, gt=0.0, le=1.0)
@@ -42,6 +50,9 @@ _ENV = {
     "store_prompts": "MEDIAGUARD_GENGUARD_STORE_PROMPTS",
     "text_models_config": "MEDIAGUARD_TEXT_MODELS_CONFIG",
     "tenant_claim": "MEDIAGUARD_GENGUARD_TENANT_CLAIM",
+    "platform_scope": "MEDIAGUARD_GENGUARD_PLATFORM_SCOPE",
+    "platform_group": "MEDIAGUARD_GENGUARD_PLATFORM_GROUP",
+    "dev_tokens": "MEDIAGUARD_DEV_TOKENS",
     "reference_nsfw_threshold": "MEDIAGUARD_GENGUARD_REFERENCE_NSFW",
 }
 

@@ -32,7 +32,7 @@ from mediaguard.analysis.banks.model import Features, Featurizer
 from mediaguard.analysis.banks.service import BankService
 from mediaguard.errors import ApiError, MediaRejectedError
 from mediaguard.genguard import provenance, watermark
-from mediaguard.genguard.records import GenerationLedger, GenerationNotFoundError
+from mediaguard.genguard.records import GenerationLedger, GenerationNotFoundError, OutputExistsError
 from mediaguard.ingress.ingest import prepare
 from mediaguard.ingress.media import load_rgb, open_image, sniff
 from mediaguard.settings import Settings
@@ -44,10 +44,10 @@ OWN_GENERATIONS_ACTION = "label"
 MAX_OUTPUT_BYTES = 4 * 1024 * 1024
 JPEG_QUALITY = 95
 
-def bank_ref(generation_id: str) -> str:
-    """The own-generations entry ref: the watermark's digest first, so ``verify`` finds the
-    entry of a decoded mark with one prefix query, then the generation id."""
-    return f"{watermark.generation_digest(generation_id).hex()}:{generation_id}"
+def bank_ref(generation_id: str, key: bytes) -> str:
+    """The own-generations entry ref: the watermark's (keyed) digest first, so ``verify`` finds
+    the entry of a decoded mark with one prefix query, then the generation id."""
+    return f"{watermark.generation_digest(generation_id, key).hex()}:{generation_id}"
 
 
 def generation_of_ref(ref: str) -> str:
@@ -74,13 +74,6 @@ class OutputRejectedError(ApiError):
 class OutputTooLargeError(OutputRejectedError):
     status = 413
     reason = "output_too_large"
-
-
-class OutputExistsError(ApiError):
-    """The generation has its output already: one generation, one marked output."""
-
-    status = 409
-    reason = "output_exists"
 
 
 def ensure_bank(banks: BankService, *, actor: str) -> None:
@@ -119,7 +112,8 @@ def mark_output(image: bytes, generation_id: str, *, ledger: GenerationLedger, b
         raise GenerationNotFoundError("no such generation")
     if record.output_sha256 is not None:
         raise OutputExistsError("the generation already has an output")
-    marked, content_type = _watermarked(image, generation_id, settings)
+    key = signing.watermark_key
+    marked, content_type = _watermarked(image, watermark.payload_for(generation_id, key), settings)
     signed = provenance.sign(marked, content_type, signing, generation_id=generation_id, model=record.model)
     sha256 = hashlib.sha256(signed).hexdigest()
     if featurizer is not None:
@@ -128,12 +122,18 @@ def mark_output(image: bytes, generation_id: str, *, ledger: GenerationLedger, b
     else:
         pdq, quality = pipeline_pdq(signed, settings)
         features = Features(pdq=pdq, quality=quality)
-    ensure_bank(banks, actor=actor)
-    banks.add_media(OWN_GENERATIONS_BANK, bank_ref(generation_id), [features], actor=actor, source="genguard")
-    ledger.record_output(generation_id, sha256, pdq, actor, detail={
-        "watermark": watermark.generation_digest(generation_id).hex(), "content_type": content_type,
+
+    def remember() -> None:
+        ensure_bank(banks, actor=actor)
+        banks.add_media(OWN_GENERATIONS_BANK, bank_ref(generation_id, key), [features], actor=actor, source="genguard")
+
+    # The record is claimed first (conditional write): of two concurrent outputs only the
+    # one that claimed it banks its PDQ. A failure after the claim answers 500 and leaves
+    # the record with its output (sha256, PDQ) but the chain without "output".
+    ledger.record_output(generation_id, sha256, pdq, actor, then=remember, detail={
+        "watermark": watermark.generation_digest(generation_id, key).hex(), "content_type": content_type,
         "c2pa": provenance.TRAINED_ALGORITHMIC_MEDIA.rsplit("/", 1)[-1],
-        "bank": OWN_GENERATIONS_BANK, "ref": bank_ref(generation_id),
+        "bank": OWN_GENERATIONS_BANK, "ref": bank_ref(generation_id, key),
     })
     return MarkedOutput(generation_id, signed, content_type, sha256, pdq, quality)
 
@@ -144,7 +144,7 @@ def pipeline_pdq(data: bytes, settings: Settings) -> tuple[str, int]:
     return fingerprints.pdq, fingerprints.pdq_quality
 
 
-def _watermarked(image: bytes, generation_id: str, settings: Settings) -> tuple[bytes, str]:
+def _watermarked(image: bytes, payload: np.ndarray, settings: Settings) -> tuple[bytes, str]:
     """The image with the mark, as PNG (a PNG came in) or JPEG q95 4:4:4 (anything else)."""
     if len(image) > MAX_OUTPUT_BYTES:
         raise OutputTooLargeError(f"an output is at most {MAX_OUTPUT_BYTES // (1024 * 1024)} MB")
@@ -154,7 +154,7 @@ def _watermarked(image: bytes, generation_id: str, settings: Settings) -> tuple[
     except (MediaRejectedError, OSError, ValueError) as exc:
         raise OutputRejectedError("the output is not a still image mediaguard reads") from exc
     try:
-        marked = watermark.embed(np.ascontiguousarray(rgb[..., :3]), watermark.payload_for(generation_id))
+        marked = watermark.embed(np.ascontiguousarray(rgb[..., :3]), payload)
     except watermark.WatermarkError as exc:
         raise OutputRejectedError(str(exc)) from exc
     buf = io.BytesIO()

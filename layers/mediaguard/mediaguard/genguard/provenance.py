@@ -21,6 +21,7 @@ The signing material (an ES256 key and its certificate chain, PEM) comes from:
 from __future__ import annotations
 
 import datetime
+import hashlib
 import io
 import json
 import os
@@ -46,15 +47,29 @@ class SigningMaterial:
     def __repr__(self) -> str:  # never print the key
         return "SigningMaterial(<es256>)"
 
+    @property
+    def watermark_key(self) -> bytes:
+        """The key of the watermark's digest (``watermark.generation_digest``), derived from
+        the signing key: the stack's one secret, so no second one to provision, and a
+        deployment with another signer makes marks ours does not resolve. Rotating the
+        signer changes it; marks made before still resolve, because ``verify`` looks the
+        decoded digest up among the banked refs instead of recomputing it."""
+        return hashlib.blake2b(self.key_pem, digest_size=32, person=b"mg.watermark.k").digest()
+
     @classmethod
     def from_secret(cls, value: str) -> SigningMaterial:
         """From a Secrets Manager value ``{"certificate_chain": ..., "private_key": ...}``."""
         try:
             doc = json.loads(value)
-            return cls(doc["certificate_chain"].encode(), doc["private_key"].encode())
+            material = cls(doc["certificate_chain"].encode(), doc["private_key"].encode())
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise MediaguardError("the C2PA signing secret is not {certificate_chain, private_key}",
                                   reason="misconfigured") from exc
+        # The template creates the secret with empty values: the platform puts its signer later.
+        if b"-----BEGIN" not in material.chain_pem or b"-----BEGIN" not in material.key_pem:
+            raise MediaguardError("the C2PA signing secret holds no PEM yet (put the platform's signer)",
+                                  reason="misconfigured")
+        return material
 
 
 def sign(media: bytes, mime: str, material: SigningMaterial, *, generation_id: str,

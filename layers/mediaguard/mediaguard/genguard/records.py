@@ -18,7 +18,6 @@ audit chain, which is what can be trusted later:
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediaguard.audit.chain import next_record
 from mediaguard.errors import ApiError
+from mediaguard.ports import AuditAppender
 
 if TYPE_CHECKING:
     from mediaguard.audit.chain import AuditRecord
@@ -82,6 +81,13 @@ class GenerationExistsError(ApiError):
     reason = "generation_exists"
 
 
+class OutputExistsError(ApiError):
+    """The generation has its output already: one generation, one marked output."""
+
+    status = 409
+    reason = "output_exists"
+
+
 class GenerationStore(Protocol):
     def create(self, record: GenerationRecord) -> None:
         """Store a new record; ``GenerationExistsError`` if the id is taken."""
@@ -89,11 +95,9 @@ class GenerationStore(Protocol):
     def get(self, generation_id: str) -> GenerationRecord | None: ...
 
     def record_output(self, generation_id: str, output_sha256: str, pdq: str | None) -> GenerationRecord:
-        """Set the output's sha256 and PDQ; ``GenerationNotFoundError`` for an unknown id."""
-
-
-class AuditAppender(Protocol):
-    def append_audit(self, chain: str, actor: str, event: str, detail: dict) -> AuditRecord: ...
+        """Set the output's sha256 and PDQ, once: ``OutputExistsError`` when the record has an
+        output already (checked in the same write, so of two concurrent outputs one fails),
+        ``GenerationNotFoundError`` for an unknown id."""
 
 
 class InMemoryGenerationStore:
@@ -118,6 +122,8 @@ class InMemoryGenerationStore:
             found = self.records.get(generation_id)
             if found is None:
                 raise GenerationNotFoundError("no such generation")
+            if found.output_sha256 is not None:
+                raise OutputExistsError("the generation already has an output")
             updated = found.model_copy(update={"output_sha256": output_sha256, "pdq": pdq})
             GenerationRecord.model_validate(updated.model_dump())
             self.records[generation_id] = updated
@@ -154,10 +160,16 @@ class GenerationLedger:
         return self.store.get(generation_id)
 
     def record_output(self, generation_id: str, output_sha256: str, pdq: str | None, actor: str,
-                      detail: dict[str, Any] | None = None) -> GenerationRecord:
-        """Fill the output fields and append ``output`` to the generation's chain (``detail``:
-        whatever else the marking side wants on the record, e.g. the watermark payload)."""
+                      detail: dict[str, Any] | None = None,
+                      then: Callable[[], object] | None = None) -> GenerationRecord:
+        """Fill the output fields (once: :class:`OutputExistsError` otherwise) and append
+        ``output`` to the generation's chain (``detail``: whatever else the marking side wants
+        on the record, e.g. the watermark payload). ``then`` runs between the two: work that
+        only the one output that won the record may do (marking banks its PDQ there, so a
+        concurrent second output cannot overwrite the bank entry of the first)."""
         record = self.store.record_output(generation_id, output_sha256, pdq)
+        if then is not None:
+            then()
         self.audit.append_audit(generation_chain(generation_id), actor, OUTPUT,
                                 {"output_sha256": output_sha256, "pdq": pdq, **(detail or {})})
         return record
@@ -170,21 +182,3 @@ class GenerationLedger:
                   "tenant": tenant, "prompt_sha256": prompt_sha, "reference_media_ids": list(reference_media_ids),
                   "model": model, "at": self.clock(), **(extra or {})}
         return self.audit.append_audit(refusal_chain(tenant, user), actor, REFUSED, detail)
-
-
-class InMemoryAudit:
-    """Audit chains in memory, built by the real chain code: the CLI's trail (it ends with the
-    process; ``mediaguard serve`` and AWS keep theirs in the audit table)."""
-
-    def __init__(self, clock: Callable[[], str] = _now) -> None:
-        self.chains: dict[str, list[AuditRecord]] = {}
-        self._clock = clock
-        self._lock = threading.Lock()
-
-    def append_audit(self, chain: str, actor: str, event: str, detail: dict) -> AuditRecord:
-        detail = json.loads(json.dumps(detail, sort_keys=True, default=str))
-        with self._lock:
-            records = self.chains.setdefault(chain, [])
-            record = next_record(chain, records[-1] if records else None, self._clock(), actor, event, detail)
-            records.append(record)
-            return record

@@ -2,8 +2,11 @@
 
 Order matters. The quota is spent first, by every request, refused or not: a refusal that
 cost nothing would let anyone probe the rules as fast as they can send. Then the reference
-media are looked up (an unknown id is the caller's mistake, 404), then the prompt and the
-references are screened. A request that passes becomes a :class:`GenerationRecord` and the
+media are looked up: only uploads of the request's own user, or of the platform's backend
+itself, count (the upload grant's uploader, ``ingress.grant``); any other id, unknown or
+someone else's, is the same 404, before the item is read, so neither its existence nor its
+readiness (409) nor what screening finds in it leaks. Then the prompt and the references
+are screened. A request that passes becomes a :class:`GenerationRecord` and the
 first record of its audit chain; a refusal (403 or 429) goes to the user's refusal chain.
 
 Knows nothing of AWS: the quota store, the record store, the audit trail and the reference
@@ -124,6 +127,13 @@ def reference_from_item(media_id: str, item: dict[str, Any] | None) -> Reference
                              source="pipeline")
 
 
+def _own_reference(media_id: str, owners: set[str], guard: GenGuard) -> ReferenceEvidence:
+    """The reference's evidence if ``owners`` uploaded it; otherwise exactly an unknown id's 404."""
+    if guard.uploader_of(media_id) not in owners:
+        raise UnknownReferenceError("no upload with this media id", media_id=media_id)
+    return guard.references(media_id)
+
+
 def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
@@ -136,15 +146,21 @@ class GenGuard:
     quota: QuotaStore
     ledger: GenerationLedger
     references: Callable[[str], ReferenceEvidence]
+    # Who uploaded a media id: the subject of its upload grant (``ingress.grant.read_facts``),
+    # None without one. The grant records no tenant, so ownership is by that pseudonymous id:
+    # the platform's ``user`` for an end user's upload, the platform's subject for its own.
+    uploader_of: Callable[[str], str | None]
     text_scorer: Callable[[str], list[TextScore]] | None = None
     clock: Callable[[], float] = time.time
     new_id: Callable[[], str] = field(default=lambda: uuid.uuid4().hex)
 
 
-def request_generation(request: GenerationRequest, tenant: str, actor: str, guard: GenGuard) -> GenerationAllowed:
+def request_generation(request: GenerationRequest, tenant: str, actor: str, guard: GenGuard,
+                       caller: str | None = None) -> GenerationAllowed:
     """Decide one request: :class:`GenerationAllowed`, or raise :class:`RateLimitedError` (429),
     :class:`GenerationRefusedError` (403), :class:`UnknownReferenceError` (404) or
     :class:`ReferenceNotReadyError` (409). Refusals are audited before they are raised.
+    ``caller``: the platform's own subject; its uploads are references of any of its users.
 
     Example::
 
@@ -156,28 +172,33 @@ def request_generation(request: GenerationRequest, tenant: str, actor: str, guar
     sha = prompt_sha256(request.prompt)
     refusal: dict[str, Any] = {"prompt_sha": sha, "reference_media_ids": request.reference_media_ids,
                                "model": request.model}
+    # Logs name neither user, tenant nor prompt hash: the tenant falls back to the caller's
+    # subject, and a short prompt's sha256 is reversed by guessing; the audit chains hold them.
+    # Only whether the tenant came from a claim (not the subject) is logged.
+    log_ids = {"tenant_claim": caller is not None and tenant != caller}
     decision = guard.quota.take(buckets_for(tenant, request.user, settings.limits), guard.clock())
     if not decision.allowed:
         ledger.refused(tenant, request.user, actor, status=429, reasons=[RATE_LIMITED],
                        matched=[{"rule": RATE_LIMITED, "exhausted": list(decision.exhausted)}],
                        extra={"retry_after": decision.retry_after}, **refusal)
-        logger.info("generation rate limited", extra={"tenant": tenant, "exhausted": decision.exhausted,
-                                                      "retry_after": decision.retry_after})
+        logger.info("generation rate limited", extra={"exhausted": decision.exhausted,
+                                                      "retry_after": decision.retry_after, **log_ids})
         raise RateLimitedError(decision.retry_after, decision.quota, decision.exhausted)
-    references = [guard.references(media_id) for media_id in request.reference_media_ids]
+    owners = {request.user} | ({caller} if caller else set())
+    references = [_own_reference(media_id, owners, guard) for media_id in request.reference_media_ids]
     scores = guard.text_scorer(request.prompt) if guard.text_scorer is not None else []
     verdict = screen(request.prompt, references, scores, reference_nsfw_threshold=settings.reference_nsfw_threshold)
     if not verdict.allowed:
         ledger.refused(tenant, request.user, actor, status=403, reasons=verdict.reasons, matched=verdict.matched,
                        extra={"text_models": [{"model": s.model, "sha256": s.sha256} for s in scores]} if scores
                        else None, **refusal)
-        logger.info("generation refused", extra={"tenant": tenant, "reasons": verdict.reasons, "prompt_sha256": sha})
+        logger.info("generation refused", extra={"reasons": verdict.reasons, **log_ids})
         raise GenerationRefusedError(verdict)
     record = GenerationRecord(
         generation_id=guard.new_id(), user=request.user, tenant=tenant, prompt_sha256=sha,
         reference_media_ids=request.reference_media_ids, model=request.model, created=_now_iso(),
         prompt=request.prompt if settings.store_prompts else None)
     ledger.create(record, actor)
-    logger.info("generation allowed", extra={"generation_id": record.generation_id, "tenant": tenant,
-                                             "references": len(references)})
+    logger.info("generation allowed", extra={"generation_id": record.generation_id,
+                                             "references": len(references), **log_ids})
     return GenerationAllowed(generation_id=record.generation_id, quota=decision.quota)

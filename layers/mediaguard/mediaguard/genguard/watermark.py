@@ -12,9 +12,10 @@ The payload (:data:`PAYLOAD_BITS` = 64) is ours, not Stable Diffusion's:
 ====== ====== ===============================================================
 bits   what   why
 ====== ====== ===============================================================
-0-7    tag    :data:`PLATFORM_TAG`: this platform's mark, not another's
-8-47   digest 40 bits of a BLAKE2b digest of the generation id (the bank's
-              own-generations entry is found by it, see ``mark.bank_ref``)
+0-7    tag    :data:`PLATFORM_TAG`: a mediaguard mark (the same in every deployment)
+8-47   digest 40 bits of a BLAKE2b digest of the generation id, keyed with the
+              stack's secret (:func:`generation_digest`); the bank's
+              own-generations entry is found by it, see ``mark.bank_ref``
 48-63  check  CRC-16/CCITT over the first 6 bytes: a random 64-bit read
               passes tag and check about once in 2^24
 ====== ====== ===============================================================
@@ -58,9 +59,19 @@ class WatermarkError(ValueError):
     reason = "watermark_unsupported"
 
 
-def generation_digest(generation_id: str) -> bytes:
-    """The 40-bit digest of a generation id that the mark carries (5 bytes)."""
-    return hashlib.blake2b(generation_id.encode(), digest_size=DIGEST_BYTES, person=b"mg.genguard").digest()
+def generation_digest(generation_id: str, key: bytes) -> bytes:
+    """The 40-bit digest of a generation id that the mark carries (5 bytes), keyed.
+
+    ``key`` is the stack's own (``SigningMaterial.watermark_key``): tag and CRC are the same
+    in every deployment, so an unkeyed digest would let anyone write a valid mark for any
+    generation id, and another deployment's outputs would carry digests ours can compute.
+    Keyed, a mark only points at one of our generations if our key made it, and ``verify``
+    counts it only when the digest is an own-generations entry this stack banked.
+    """
+    if len(key) < 16:
+        raise ValueError("the watermark key is too short")
+    return hashlib.blake2b(generation_id.encode(), digest_size=DIGEST_BYTES, key=key[:64],
+                           person=b"mg.genguard").digest()
 
 
 def crc16(data: bytes) -> int:
@@ -74,9 +85,9 @@ def crc16(data: bytes) -> int:
     return crc
 
 
-def payload_for(generation_id: str) -> np.ndarray:
-    """The 64 payload bits (bool) that mark an output of ``generation_id``."""
-    head = bytes([PLATFORM_TAG]) + generation_digest(generation_id)
+def payload_for(generation_id: str, key: bytes) -> np.ndarray:
+    """The 64 payload bits (bool) that mark an output of ``generation_id`` (digest keyed with ``key``)."""
+    head = bytes([PLATFORM_TAG]) + generation_digest(generation_id, key)
     body = head + crc16(head).to_bytes(2, "big")
     return np.unpackbits(np.frombuffer(body, dtype=np.uint8)).astype(bool)
 

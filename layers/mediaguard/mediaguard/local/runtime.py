@@ -126,6 +126,15 @@ class ExecutionRun:
         return sum(i.ms for i in self.invocations)
 
 
+def _c2pa_dev_signer() -> str:
+    """The development C2PA signer as the signing secret's JSON (created on first use)."""
+    from mediaguard.genguard.provenance import dev_signing_material
+    from mediaguard.local.state import home
+
+    material = dev_signing_material(home())
+    return json.dumps({"certificate_chain": material.chain_pem.decode(), "private_key": material.key_pem.decode()})
+
+
 class LocalCloud:
     """moto in-process, with the template's buckets, tables, functions and state machine."""
 
@@ -307,12 +316,21 @@ class LocalCloud:
 
     def _create_secrets(self) -> None:
         """Secrets the template generates (GenerateSecretString), with a random value as
-        CloudFormation would, so ``{{resolve:secretsmanager:…}}`` references resolve."""
+        CloudFormation would, so ``{{resolve:secretsmanager:…}}`` references resolve. A secret
+        whose value the operator puts after deploying names a local stand-in in its metadata
+        (``LocalValue``): the C2PA signer becomes the development signer of
+        ``$MEDIAGUARD_HOME/genguard``, the one ``mediaguard genguard mark|verify`` use."""
         sm = self.client("secretsmanager")
         for logical, resource in self.stack.of_type("AWS::SecretsManager::Secret").items():
-            spec = resource.get("Properties", {}).get("GenerateSecretString", {})
-            length = int(spec.get("PasswordLength", 32))
-            value = secrets.token_urlsafe(length)[:length]
+            local = (resource.get("Metadata") or {}).get("LocalValue")
+            if local == "c2pa-dev-signer":
+                value = _c2pa_dev_signer()
+            elif local is not None:
+                raise LocalRuntimeError(f"{logical}: no local value {local!r}")
+            else:
+                spec = resource.get("Properties", {}).get("GenerateSecretString", {})
+                length = int(spec.get("PasswordLength", 32))
+                value = secrets.token_urlsafe(length)[:length]
             sm.create_secret(Name=self.stack.physical_name(logical), SecretString=value)
 
     def _dynamic_references(self, value: str) -> str:

@@ -15,8 +15,9 @@ What runs, all in one process and on ONE moto state:
 * an HTTP server (werkzeug, which moto already brings) that serves the console at ``/``,
   the upload page at ``/upload``, and turns every request under ``/api/`` into an API
   Gateway HTTP API (payload v2) event for the same handler AWS runs:
-  ``/api/v1/uploads`` -> the uploads function, ``/api/v1/generations`` (and below) -> the
-  generations function, everything else -> the review API function.
+  ``/api/v1/uploads`` -> the uploads function, ``/api/v1/generations`` -> the generations
+  function, ``/api/v1/generations/<id>/outputs`` -> the generation outputs function,
+  everything else -> the review API function.
 
 Presigned URLs name S3 (``https://<bucket>.s3.amazonaws.com/...``), which a browser cannot
 reach in local mode. Answers of the API are therefore rewritten so that S3 URLs of the
@@ -74,7 +75,8 @@ CONSOLE_FILES = {
     "/index.html": ("index.html", "text/html; charset=utf-8"),
     "/app.js": ("app.js", "text/javascript; charset=utf-8"),
     # The console's ES modules (app.js imports them).
-    **{f"/{name}.js": (f"{name}.js", "text/javascript; charset=utf-8") for name in ("lib", "wellness", "search")},
+    **{f"/{name}.js": (f"{name}.js", "text/javascript; charset=utf-8") for name in ("lib", "wellness", "search", "banks",
+                                                                          "frames", "operators")},
     "/style.css": ("style.css", "text/css; charset=utf-8"),
     "/upload": ("upload.html", "text/html; charset=utf-8"),
     "/upload.js": ("upload.js", "text/javascript; charset=utf-8"),
@@ -95,8 +97,16 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 MAX_API_BODY_BYTES = 10 * 1024 * 1024
 UPLOADS_PATH = "/v1/uploads"
 GENERATIONS_PATH = "/v1/generations"
+GENERATION_OUTPUTS_PATH = re.compile(r"^/v1/generations/[^/]+/outputs$")
+BANKS_PATH = "/admin/banks"
 
 logger = logging.getLogger("mediaguard.serve")
+
+
+def is_bank_admin(method: str, path: str) -> bool:
+    """The bank-admin function's routes (template.yaml's BankAdminFunction events): every
+    route below ``/admin/banks/``, and creating one; listing banks stays on the review API."""
+    return path.startswith(BANKS_PATH + "/") or (path == BANKS_PATH and method.upper() == "POST")
 
 
 # --- dev identities -------------------------------------------------------------------------
@@ -116,7 +126,8 @@ class DevUser:
 
 
 def dev_users() -> list[DevUser]:
-    """Fresh random tokens for a reviewer, a senior reviewer, an admin and an uploader.
+    """Fresh random tokens for a reviewer, a senior reviewer, an admin, the platform's
+    backend (the generation routes, ``genguard``) and an uploader.
 
     New on every start, so a token copied out of a terminal is worthless after a restart.
     The uploader's subject is ``dev``: what the upload API calls the holder of its local
@@ -126,6 +137,7 @@ def dev_users() -> list[DevUser]:
         DevUser(secrets.token_urlsafe(18), "reviewer-1", ("reviewer",)),
         DevUser(secrets.token_urlsafe(18), "senior-1", ("senior-reviewer",)),
         DevUser(secrets.token_urlsafe(18), "admin-1", ("admin",)),
+        DevUser(secrets.token_urlsafe(18), "platform-1", ("platform",)),
         DevUser(secrets.token_urlsafe(18), "dev", ()),
     ]
 
@@ -360,7 +372,9 @@ class ServeApp:
         self.hosts = hosts
         self.uploads = self._function("uploads")
         self.generations = self._function("generations")
+        self.generation_outputs = self._function("generation_outputs")
         self.api = self._function("api")
+        self.bank_admin = self._function("bank_admin")
         stack = cloud.stack
         self.upload_bucket = cloud.upload_bucket
         self.media_bucket = stack.ref("MediaBucket")
@@ -425,8 +439,12 @@ class ServeApp:
     # -- the APIs ----------------------------------------------------------------------------------
     def api_call(self, request: Request, path: str) -> Response:
         target = self.uploads if path == UPLOADS_PATH or path.startswith(f"{UPLOADS_PATH}/") else self.api
-        if path == GENERATIONS_PATH or path.startswith(GENERATIONS_PATH + "/"):
+        if path == GENERATIONS_PATH:
             target = self.generations
+        elif GENERATION_OUTPUTS_PATH.match(path):
+            target = self.generation_outputs
+        if is_bank_admin(request.method, path):
+            target = self.bank_admin
         if target is None:
             return _json(503, {"reason": "not_deployed", "message": "the template has no function for this API"})
         payload = self.invoke(target, api_event(request, path))

@@ -80,7 +80,9 @@ def frames(request: FramesInput, deps: Deps) -> FramesResult:
     )
     items.update(media_id, {"sanitized_key": served_key, "sanitized_sha256": sanitized_sha256,
                             "poster_key": result.poster_key, "audio": audio_summary(track), "frames": {
-        "count": result.count, "method": result.method, "truncated": result.truncated, "duration_s": result.duration_s}})
+        "count": result.count, "method": result.method, "truncated": result.truncated, "duration_s": result.duration_s,
+        # Each analysed frame's time: the console draws the frames strip from the served video.
+        "t": [r.t for r in refs]}})
     items.append_audit(media_id, "system:frames", "frames", {
         "count": result.count, "method": result.method, "truncated": result.truncated,
         "pdq": [r.pdq for r in refs], **({"audio_fingerprint": track.fingerprint} if track else {})})

@@ -11,6 +11,10 @@ from mediaguard.ports import Deps
 logger = Logger(service="mediaguard", child=True)
 
 
+def _frames(request: ScoreInput) -> int:
+    return sum(len(batch.frames) for batch in request.classify)
+
+
 def score_item(request: ScoreInput, deps: Deps) -> ScoreResult:
     """Every signal's contribution, the active policy's action and the shadow policy's;
     the inputs are stored so the decision can be replayed. The uploader comes from the
@@ -39,6 +43,8 @@ def score_item(request: ScoreInput, deps: Deps) -> ScoreResult:
          "policy_version": result.policy_version, "override": result.override, "escalate": result.escalate,
          "shadow": result.shadow.model_dump() if result.shadow else None,
          "score_inputs": inputs.model_dump(mode="json"), "scores": inputs.classifier, "faces": faces,
+         # A video's frame behind each score (a still has one frame: nothing to point at).
+         "signal_frames": request.signal_frames() if _frames(request) > 1 else None,
          "models": [{"id": k, "sha256": v} for k, v in sorted(models.items())]},
     )
     items.append_audit(request.media_id, "system:score", "scored",

@@ -117,6 +117,29 @@ class SignalView(BaseModel):
     contribution: float
 
 
+class MediaLink(BaseModel):
+    url: str
+    expires_in: int
+    # "live": the copy being served; "evidence": the sanitized copy a removal preserved.
+    # "sample": an open quality sample's copy, wherever it is kept (the source would tell).
+    source: Literal["live", "evidence", "sample"] = "live"
+
+
+class BankEntryFacts(BaseModel):
+    """The matched entry as the bank keeps it: who added and confirmed it, when, from what.
+    ``source_media`` links the sanitized copy of the item it was banked from, when this
+    platform holds it (an entry added with "add to bank"); banks themselves keep no media."""
+
+    status: str
+    source: str | None = None
+    added_by: str | None = None
+    added_at: str | None = None
+    confirmed_by: str | None = None
+    confirmed_at: str | None = None
+    source_media_id: str | None = None
+    source_media: MediaLink | None = None
+
+
 class MatchView(BaseModel):
     """A banked item the upload matched, as a reviewer sees it. Banks hold hashes and
     embeddings, never the banked media (StopNCII practice), so the entry is named by its
@@ -131,6 +154,8 @@ class MatchView(BaseModel):
     signal: str
     distance: float
     similarity: float | None = None
+    frame: int | None = None  # a video's best-matching frame (position in the item's frames.t)
+    entry: BankEntryFacts | None = None
 
     @model_validator(mode="after")
     def _similarity(self) -> MatchView:
@@ -140,14 +165,6 @@ class MatchView(BaseModel):
         elif self.signal in ("pdq", "pdq_dihedral", "vpdq"):
             self.similarity = round(1.0 - self.distance / 256, 4)
         return self
-
-
-class MediaLink(BaseModel):
-    url: str
-    expires_in: int
-    # "live": the copy being served; "evidence": the sanitized copy a removal preserved.
-    # "sample": an open quality sample's copy, wherever it is kept (the source would tell).
-    source: Literal["live", "evidence", "sample"] = "live"
 
 
 # Detail fields a reviewer reads in the trail: codes, the reviewer's own note, outcomes.
@@ -204,7 +221,9 @@ class ItemView(BaseModel):
     media_type: str | None = None
     # A video's first analysed frame (a still's poster is the still itself); live copies only.
     poster: MediaLink | None = None
-    frames: dict[str, Any] | None = None  # {count, method, truncated, duration_s}
+    frames: dict[str, Any] | None = None  # {count, method, truncated, duration_s, t: [each frame's time]}
+    # A video's frame (position in ``frames.t``) behind each score; bank matches carry theirs.
+    signal_frames: dict[str, int] | None = None
     audio: dict[str, Any] | None = None  # the served copy's audio track (codec, duration, fingerprint kind)
     stream_id: str | None = None  # a live segment's item: the stream it came from
     task: Task | None = None

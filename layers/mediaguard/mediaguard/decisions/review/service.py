@@ -28,6 +28,7 @@ from mediaguard.decisions.review.models import (
     AUDIT_DETAIL_KEYS,
     AuditEntry,
     AuditSummary,
+    BankEntryFacts,
     DecisionRequest,
     Escalation,
     ItemView,
@@ -110,6 +111,9 @@ class ReviewService:
     settings: ReviewSettings
     history: HistoryStore | None = None
     clock: Callable[[], datetime] = field(default=utcnow)
+    # (bank, ref) pairs -> their stored entries (BankStore.get_entries): the facts shown
+    # beside a match. None: matches show what the item recorded only.
+    bank_entries: Callable[[list[tuple[str, str]]], dict[tuple[str, str], Any]] | None = None
 
     # -- queue --------------------------------------------------------------------------
     def queue(self, caller: Caller, lane: Lane, limit: int) -> QueuePage:
@@ -265,7 +269,7 @@ class ReviewService:
             signals=[SignalView.model_validate(s) for s in item.get("signals") or []],
             policy_version=item.get("policy_version"),
             provenance=item.get("provenance"),
-            matches=[MatchView.model_validate(m) for m in item.get("matches") or []],
+            matches=self._matches_beside(caller, media_id, item.get("matches") or []),
             uploader_ref=self.history.key_of(uploader)[:12] if (self.history and uploader) else None,
             uploader_history=history,
             # What scoring weighed (stored with its inputs): the basis of the decision under review.
@@ -274,6 +278,7 @@ class ReviewService:
             media_type=item.get("media_type"),
             poster=self._poster_link(item) if media is not None and media.source == "live" else None,
             frames=item.get("frames"),
+            signal_frames=item.get("signal_frames"),
             audio=_audio_view(item.get("audio")),
             stream_id=item.get("stream_id"),
             task=task,
@@ -330,6 +335,35 @@ class ReviewService:
         self.deps.items.append_audit(media_id, caller.actor, "media_opened",
                                      {"key": key, "source": source, "expires_in": ttl, "sample": sample})
         return MediaLink(url=url, expires_in=ttl, source="sample" if sample else source)
+
+    def _matches_beside(self, caller: Caller, media_id: str, matches: list[dict[str, Any]]) -> list[MatchView]:
+        """Each match with its entry's facts (who added and confirmed it, when, from what).
+
+        Banks keep no media (hash exchange practice), so a match is shown as facts. An entry
+        banked from an item this platform holds (``source: item:<id>``) names that item: its
+        sanitized copy is linked (the console blurs it like the upload), and handing out the
+        link is audited on that item's chain like any other opening.
+        """
+        views = [MatchView.model_validate(m) for m in matches]
+        if not views or self.bank_entries is None:
+            return views
+        stored = self.bank_entries(sorted({(v.bank, v.ref) for v in views}))
+        linked: dict[str, MediaLink | None] = {}
+        for view in views:
+            entry = stored.get((view.bank, view.ref))
+            if entry is None:
+                continue
+            view.entry = BankEntryFacts(status=entry.status, source=entry.source, added_by=entry.added_by,
+                                        added_at=_iso(entry.added_at), confirmed_by=entry.confirmed_by,
+                                        confirmed_at=_iso(entry.confirmed_at))
+            source_id = (entry.source or "").removeprefix("item:") if (entry.source or "").startswith("item:") else None
+            if source_id and source_id != media_id:
+                view.entry.source_media_id = source_id
+                if source_id not in linked:
+                    held = self.deps.items.get(source_id)
+                    linked[source_id] = self._media_link(caller, source_id, held) if held else None
+                view.entry.source_media = linked[source_id]
+        return views
 
     def _poster_link(self, item: dict[str, Any]) -> MediaLink | None:
         """A video's poster frame (covered by the same media_opened record as the video)."""
@@ -522,3 +556,7 @@ class ReviewService:
         # outcome=overturn over all decided appeals is the false-positive appeal rate.
         observability.count("AppealsDecided", outcome=request.outcome, action=appeal.appealed_action)
         return AppealView.model_validate(closed.model_dump())
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
