@@ -4,6 +4,7 @@ distribution, all read from template.yaml / edge/template.yaml and their SAM tra
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 
 import pytest
@@ -194,7 +195,7 @@ PIPELINE = {"StartFunction", "SanitizeFunction", "FramesFunction", "ScoreFunctio
             "FailureFunction", "SlaFunction", "SweepFunction"}
 
 
-@pytest.mark.parametrize(("chain", "writers"), [
+CHAIN_WRITERS = [
     ("0f3c8a1e6b2d4c59a7e1f0b2c3d4e5f6", PIPELINE | {"ApiFunction"}),   # a media item's chain
     ("upload:0f3c8a1e6b2d4c59a7e1f0b2c3d4e5f6", {"UploadsFunction"}),  # the grant naming the uploader
     ("bank:ncii-victims", {"BankAdminFunction"}),                       # the console's bank admin (and the CLI)
@@ -206,9 +207,47 @@ PIPELINE = {"StartFunction", "SanitizeFunction", "FramesFunction", "ScoreFunctio
     ("generation:0f3c8a1e6b2d4c59a7e1f0b2c3d4e5f6",
      {"GenerationsFunction", "GenerationOutputsFunction"}),                      # an allowed generation, its output
     ("generation-refused:acme/user-42", {"GenerationsFunction"}),               # a user's refusals
-])
+    ("legal:lo-0f3c8a1e", {"ApiFunction"}),                             # legal orders (admin API, CLI)
+    ("erasure:0f3c8a1e6b2d4c59", {"ApiFunction"}),                      # an uploader's erasure
+    ("exposure:alice:2030-01-01", {"ApiFunction"}),                     # a reviewer's reveals of a day
+    ("decisions:2030-01-01:3", {"ApiFunction"}),                        # reviewer decisions of a day
+]
+
+
+@pytest.mark.parametrize(("chain", "writers"), CHAIN_WRITERS)
 def test_each_audit_chain_is_writable_only_by_the_functions_that_append_to_it(chain, writers):
     assert {logical for logical in FUNCTIONS if may_append(logical, chain)} == writers
+
+
+def _chain_prefixes() -> dict[str, str]:
+    """Every named-chain prefix the package writes ("legal:", ...) -> the file: the first literal
+    part of a chain passed to ``append_audit``/``audit``, returned by a ``*_chain`` helper, or
+    held by a ``*_CHAIN``/``*_CHAIN_PREFIX`` constant."""
+    found: dict[str, str] = {}
+    for path in sorted((REPO / "layers" / "mediaguard" / "mediaguard").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            value = None
+            if isinstance(node, ast.Call) and getattr(node.func, "attr", None) in ("append_audit", "audit") and node.args:
+                value = node.args[0]
+            elif isinstance(node, ast.FunctionDef) and node.name.endswith("_chain"):
+                value = next((n.value for n in ast.walk(node) if isinstance(n, ast.Return)), None)
+            elif (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                  and node.targets[0].id.endswith(("_CHAIN", "_CHAIN_PREFIX"))):
+                value = node.value
+            if isinstance(value, ast.JoinedStr) and value.values:
+                value = value.values[0]
+            if isinstance(value, ast.Constant) and isinstance(value.value, str) and ":" in value.value:
+                found.setdefault(value.value.split(":")[0] + ":", str(path.relative_to(REPO)))
+    return found
+
+
+def test_every_chain_prefix_the_code_writes_has_its_writers_listed():
+    # GIVEN every named chain the package appends to (a new one: legal:, erasure:, ...)
+    prefixes = _chain_prefixes()
+    assert {"upload:", "legal:", "erasure:", "exposure:", "decisions:", "generation:"} <= set(prefixes)
+    # THEN each has a row above saying which functions may write it (and so which must be denied)
+    listed = {chain.split(":")[0] + ":" for chain, _ in CHAIN_WRITERS if ":" in chain}
+    assert {p: f for p, f in prefixes.items() if p not in listed} == {}
 
 
 BANK_TABLES = ({"Fn::GetAtt": ["BanksTable", "Arn"]}, {"Fn::GetAtt": ["BankEntriesTable", "Arn"]})

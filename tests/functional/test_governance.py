@@ -398,3 +398,20 @@ def _history_row(cloud, uploader: str, bucket: str) -> dict:
 def _versions(s3, bucket: str, prefix: str) -> int:
     listed = s3.list_object_versions(Bucket=bucket, Prefix=prefix)
     return len(listed.get("Versions", []))
+
+
+def test_an_order_past_its_expiry_is_refused_not_enforced_without_end(cloud, gov):
+    now = datetime.now(UTC)
+    _stored(cloud, "leg-x", "u9", photo_name="camera")
+    ports = gov.legal_ports()
+    # GIVEN a German order on one item that expired an hour ago
+    order = legal.record(legal.OrderRequest(
+        issuer="LG Berlin", legal_basis="Beschluss 27 O 9/26", jurisdiction="DE", scope="items",
+        targets=["leg-x"], countries=["de"], deadline=now + timedelta(days=1),
+        expires_at=now - timedelta(hours=1)), "admin:test", ports)
+    # WHEN it is enforced THEN it is refused with a typed error
+    with pytest.raises(legal.ExpiredOrderError) as refused:
+        legal.enforce(order.order_id, "admin:test", ports)
+    assert refused.value.reason == "order_expired"
+    # AND no geofence rule for the item exists (none, and certainly none without expiry)
+    assert not [r for r in gov.geofence().list() if "leg-x" in r.scope]

@@ -269,3 +269,22 @@ def test_the_cli_redrives_a_stuck_item(cloud):
     assert cloud.wait(result["run"]).status == "SUCCEEDED"
     # AND re-driving the finished item is refused (exit 1)
     assert run_redrive(args, Lines(), deps=cloud.deps()) == 1
+
+
+def test_a_timed_out_sanitize_still_leaves_the_originals_hash(cloud):
+    # GIVEN an upload whose sanitize never returned (States.Timeout: the function was killed,
+    # so its except clause, the only place a failed upload's hash is written, never ran)
+    data = jpeg_bytes(photo("camera"))
+    media_id, run = upload_without_start(cloud, data)
+    assert "sha256" not in cloud.item(media_id)
+    event = load_event("failure")
+    event.update(media_id=media_id, bucket=cloud.upload_bucket, key=upload_key(media_id),
+                 version_id=cloud.item(media_id).get("upload_version_id"), run=run,
+                 error={"Error": "States.Timeout", "Cause": "{}"})
+    # WHEN the run's Catch records the failure
+    assert cloud.invoke("FailureFunction", event)["status"] == "failed"
+    # THEN the item and its chain carry the original's sha256 and size, computed from the upload
+    item = cloud.item(media_id)
+    assert (item["sha256"], int(item["size"])) == (hashlib.sha256(data).hexdigest(), len(data))
+    failed = [r for r in cloud.deps().items.audit_chain(media_id) if r.event == "failed"]
+    assert [r.detail.get("sha256") for r in failed] == [hashlib.sha256(data).hexdigest()]

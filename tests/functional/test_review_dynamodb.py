@@ -486,3 +486,59 @@ def test_a_qa_removal_of_an_allowed_item_enforces_it_and_counts_as_a_miss(world)
     assert [(o.media_id, o.automated_action, o.reviewer_action, o.agree) for o in outcomes] == [
         ("a1", "allow", "remove", False), ("l1", "label", "label", True)]
     assert qa_outcomes(world.service.tasks, T0 + timedelta(hours=1), T0 + timedelta(hours=2)) == []
+
+
+def test_an_open_quality_sample_blocks_neither_an_appeal_nor_a_real_review(world):
+    # GIVEN an automated removal sampled for quality review (the sample still open)
+    queue = sampling(world, 1.0)
+    scored_item(world, "q1", risk=0.3, action="remove")
+    queue.sample_for_qa("q1", "remove")
+    # WHEN the uploader appeals
+    receipt = world.service.open_appeal(UPLOADER, "q1", AppealRequest(statement="Wrong match."))
+    # THEN the appeal opens (the sample is not a review of their case)
+    assert receipt.state == "open"
+    # GIVEN another sampled item that a rescan sends to review
+    scored_item(world, "q2", risk=0.3, action="allow")
+    queue.sample_for_qa("q2", "allow")
+    # WHEN the pipeline enqueues the real review, twice (a retried stage)
+    task = queue.enqueue("q2", 0.95, 0, "policy:review")
+    again = queue.enqueue("q2", 0.95, 0, "policy:review")
+    # THEN the real review replaces the sample, once, and the chain says the sample was superseded
+    stored = world.service.tasks.get("q2")
+    assert (stored.lane, stored.reason, task.lane, again.enqueued_at) == ("fast", "policy:review", "fast",
+                                                                         stored.enqueued_at)
+    assert events(world, "q2")[-2:] == ["qa_superseded", "review_enqueued"]
+    # AND a later sample never overwrites the open real review
+    queue.sample_for_qa("q2", "allow")
+    assert world.service.tasks.get("q2").reason == "policy:review"
+
+
+def test_search_and_the_decided_list_show_an_open_quality_sample_blind(world):
+    # GIVEN an allowed item with a risk, sampled for quality review
+    scored_item(world, "a1", risk=0.42, action="allow")
+    sampling(world, 1.0).sample_for_qa("a1", "allow")
+    # WHEN a reviewer searches for it by id and by its action
+    by_id = world.service.search(ALICE, media_id="a1").items
+    by_action = world.service.search(ALICE, action="allow").items
+    # THEN neither the action nor the risk shows, and the action filter does not find it
+    assert [(h.media_id, h.action, h.risk, h.decision_action) for h in by_id] == [("a1", None, None, None)]
+    assert by_action == []
+
+
+def test_the_days_decisions_are_sharded_over_chains_and_listed_newest_first(world):
+    from mediaguard.decisions.review.service import DECISION_SHARDS, decisions_chain
+
+    # GIVEN three items decided one minute apart, whose ids fall in different shards
+    ids = ["d1", "d2", "d3"]
+    assert len({shard_of(m, DECISION_SHARDS) for m in ids}) > 1
+    for media_id in ids:
+        scored_item(world, media_id)
+        decided_by(world, media_id, ALICE)
+        world.clock.tick(60)
+    # WHEN the day's decisions are listed
+    day = T0.date().isoformat()
+    listed = world.service.decided(ALICE, day).items
+    # THEN all three come back newest first, from more than one chain (no single hot key)
+    assert [h.media_id for h in listed] == ["d3", "d2", "d1"]
+    chains = {s for s in range(DECISION_SHARDS) if world.deps.items.audit_chain(decisions_chain(day, s))}
+    assert len(chains) > 1

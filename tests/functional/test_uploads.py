@@ -27,11 +27,13 @@ from mediaguard.settings import Settings
 from tests.conftest import REPO, jpeg_bytes, load_event, photo
 
 DEV_TOKEN = "local-dev-token-for-tests"
+REVIEWER_TOKEN = "local-reviewer-token-for-tests"  # noqa: S105 - a test token
 
 
 @pytest.fixture(scope="module")
 def cloud():
-    with LocalCloud(parameters={"LogLevel": "INFO", "DevToken": DEV_TOKEN}) as local:
+    reviewers = json.dumps({REVIEWER_TOKEN: {"sub": "alice", "roles": ["reviewer"]}})
+    with LocalCloud(parameters={"LogLevel": "INFO", "DevToken": DEV_TOKEN, "DevTokens": reviewers}) as local:
         yield local
 
 
@@ -140,6 +142,27 @@ def test_granted_post_lands_and_runs_the_pipeline(cloud, astronaut_jpeg, log_rec
     fields = grant["upload"]["fields"]
     for secret in (fields["x-amz-signature"], fields["policy"][:40], fields["x-amz-credential"]):
         assert not any(secret in r for r in log_records)
+
+
+def test_a_reviewer_finds_an_upload_by_its_uploader_id_or_pseudonymous_ref(cloud, astronaut_jpeg):
+    from mediaguard import wiring
+    from mediaguard.decisions.review.roles import Caller
+
+    # GIVEN an upload granted to user-0001 (the sample JWT's subject) that ran through the pipeline
+    status, grant = call_api(cloud, {"content_type": "image/jpeg", "content_length": len(astronaut_jpeg)})
+    assert status == 201 and cloud.post_upload(grant["upload"], astronaut_jpeg).stored
+    media_id = grant["media_id"]
+    assert cloud.wait(media_id).status == "SUCCEEDED"
+    # THEN the item holds the uploader's keyed HMAC, never the id
+    key = wiring.uploader_keys().key("user-0001")
+    assert cloud.item(media_id)["uploader"] == key
+    # WHEN a reviewer searches by the id, by a prefix of the key, and by someone else's id
+    service, alice = wiring.review_service(), Caller("alice", frozenset({"reviewer"}))
+    by_id = [h.media_id for h in service.search(alice, uploader="user-0001", limit=500).items]
+    by_ref = [h.media_id for h in service.search(alice, uploader=key[:8], limit=500).items]
+    other = [h.media_id for h in service.search(alice, uploader="user-0002", limit=500).items]
+    # THEN the first two find it and the third does not
+    assert media_id in by_id and media_id in by_ref and media_id not in other
 
 
 # --- POSTs that S3 (here: local mode) must refuse -------------------------------------------
@@ -403,16 +426,19 @@ def test_browsers_on_the_upload_origins_may_call_the_upload_api():
 
 @pytest.mark.parametrize(
     ("auth", "status"),
-    [("", 401), ("Bearer not-the-token", 401), (f"Basic {DEV_TOKEN}", 401), (f"Bearer {DEV_TOKEN}", 201)],
-    ids=["none", "wrong-token", "wrong-scheme", "dev-token"],
+    [("", 401), ("Bearer not-the-token", 401), (f"Bearer {REVIEWER_TOKEN}", 401), (f"Basic {DEV_TOKEN}", 401),
+     (f"Bearer {DEV_TOKEN}", 201)],
+    ids=["none", "wrong-token", "reviewer-token", "wrong-scheme", "dev-token"],
 )
 def test_without_a_jwt_only_the_local_dev_token_is_accepted(cloud, auth, status):
+    # GIVEN the local stack with an uploader's dev token and a reviewer's
+    # WHEN the upload API is called with each kind of credential
     code, answer = call_api(cloud, {"content_type": "image/png", "content_length": 1000}, auth=auth)
+    # THEN only the uploader's token opens it, and only the reviewer's is told it is the wrong
+    # kind of token (any other invalid token gets the generic answer)
     assert code == status
     if status == 401:
-        # A bearer token that is not the uploader's is named as such (a reviewer's token,
-        # valid in the console, used to read "a valid bearer token is required").
-        message = UPLOADER_TOKEN_NEEDED if auth.startswith("Bearer ") else "a valid bearer token is required"
+        message = UPLOADER_TOKEN_NEEDED if REVIEWER_TOKEN in auth else "a valid bearer token is required"
         assert answer == {"reason": "unauthorized", "message": message, "media_id": None}
 
 

@@ -16,8 +16,9 @@ Dimensions are low-cardinality on purpose (stage, action, reason, media_type, ba
 signal, lane, outcome): each distinct combination is a billed custom metric, and an id
 as a dimension would be one metric per upload. Ids go to the logs, never here.
 
-Namespace: ``POWERTOOLS_METRICS_NAMESPACE`` (the template's ``MetricsNamespace``
-parameter), ``mediaguard`` when unset. ``POWERTOOLS_METRICS_DISABLED=true`` silences the
+Namespace: ``POWERTOOLS_METRICS_NAMESPACE`` (set to ``mediaguard`` in the template's
+function Globals, where the alarms and dashboard read it; there is no parameter for it),
+``mediaguard`` when unset. ``POWERTOOLS_METRICS_DISABLED=true`` silences the
 lines (the local CLI does, so ``mediaguard scan`` prints results, not telemetry).
 
 Tracing: the Tracer patches botocore only (S3, DynamoDB, Step Functions, EventBridge
@@ -26,7 +27,8 @@ Lambda and wherever ``POWERTOOLS_TRACE_DISABLED=true`` (local mode sets it: ther
 X-Ray daemon), and then it is not even built: constructing a Powertools Tracer imports
 aws-xray-sdk, whose recorder creates two botocore X-Ray clients for its sampler (about
 0.3 s measured here), a cost only a traced Lambda should pay. Responses are never
-recorded on a trace: an upload grant holds a credential.
+recorded on a trace (an upload grant holds a credential), nor are exception messages (they
+may quote ids or personal data): a failed invocation still shows as a fault.
 """
 
 from __future__ import annotations
@@ -112,7 +114,8 @@ def observed(stage: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     The duration is counted on failure too (the error still cost the time)."""
 
     def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
-        traced = tracer.capture_lambda_handler(handler, capture_response=False) if tracer is not None else handler
+        traced = (tracer.capture_lambda_handler(handler, capture_response=False, capture_error=False)
+                  if tracer is not None else handler)
 
         @functools.wraps(handler)
         def wrapper(event: Any, context: Any) -> Any:

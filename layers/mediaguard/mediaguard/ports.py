@@ -41,6 +41,10 @@ class BlobStore(Protocol):
     def download(self, bucket: str, key: str, path: Path) -> None:
         """Stream a (possibly large) object to a local file."""
 
+    def sha256(self, bucket: str, key: str, version_id: str | None = None) -> tuple[str, int]:
+        """(sha256 hex, size) of an object (that version), streamed in chunks so memory does
+        not grow with the object; ``ObjectMissingError`` when it does not exist."""
+
 
 class AuditAppender(Protocol):
     """Appends one record to an audit chain: the item store, the bank files, ``audit.memory``."""
@@ -49,9 +53,10 @@ class AuditAppender(Protocol):
 
 
 class ItemStore(AuditAppender, Protocol):
-    def create_once(self, upload: Upload) -> str | None:
+    def create_once(self, upload: Upload, uploader_key: str | None = None) -> str | None:
         """Create the item if it does not exist yet (or its last start failed) and return
         the name of the run to start (``models.run_name``); None if another run owns it.
+        ``uploader_key``: the keyed HMAC of the granted uploader, stored as ``uploader``.
 
         The duplicate-start guard (S3 may deliver an event twice). The item stays
         ``start_pending`` until that run's execution claims it (``claim_run``), so an

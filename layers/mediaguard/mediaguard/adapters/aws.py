@@ -51,6 +51,20 @@ class S3BlobStore:
     def put(self, bucket: str, key: str, data: bytes, content_type: str) -> None:
         self.client.put_object(Bucket=bucket, Key=key, Body=data, ContentType=content_type)
 
+    def sha256(self, bucket: str, key: str, version_id: str | None = None) -> tuple[str, int]:
+        version = {"VersionId": version_id} if version_id else {}
+        try:
+            response = self.client.get_object(Bucket=bucket, Key=key, **version)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in ("NoSuchKey", "NoSuchVersion", "404"):
+                raise ObjectMissingError(f"{key} ({version_id or 'latest'}) does not exist") from exc
+            raise
+        digest, size = sha256(), 0  # hashlib's, not this method
+        for chunk in response["Body"].iter_chunks(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+        return digest.hexdigest(), size
+
     def tag(self, bucket: str, key: str, tags: dict[str, str], version_id: str | None = None) -> None:
         tagset = [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
         version = {"VersionId": version_id} if version_id else {}
@@ -84,7 +98,7 @@ class DynamoItemStore:
         self.settings = settings
         self._audit_store = None
 
-    def create_once(self, upload: Upload) -> str | None:
+    def create_once(self, upload: Upload, uploader_key: str | None = None) -> str | None:
         m = tables.MediaItem
         version = upload.version_id
         # The claim token tells this call's own write from another delivery's: when the
@@ -103,6 +117,8 @@ class DynamoItemStore:
                                (retry, run_name(upload.media_id))):
             now = _now()
             pinned = [m.upload_version_id.set(version)] if version else []
+            # In the same write: the uploader's key costs no write of its own.
+            pinned += [m.uploader.set(uploader_key)] if uploader_key else []
             try:
                 m(upload.media_id).update(actions=[
                     m.status.set("received"), m.upload_bucket.set(upload.bucket), m.upload_key.set(upload.key),

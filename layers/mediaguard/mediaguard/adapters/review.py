@@ -165,6 +165,14 @@ class DynamoTaskStore:
         self.shards = review_settings.queue_shards
 
     def put_new(self, task: Task) -> bool:
+        # A decided task may be replaced: a rescan can send the item back to people.
+        return self._put(task, ReviewTaskItem.media_id.does_not_exist() | (ReviewTaskItem.state == "decided"))
+
+    def replace_sample(self, task: Task) -> bool:
+        # Only an open quality sample gives way; a real review is never overwritten.
+        return self._put(task, ReviewTaskItem.reason == QA_REASON)
+
+    def _put(self, task: Task, condition: Any) -> bool:
         shard = shard_of(task.media_id, self.shards)
         row = ReviewTaskItem(
             task.media_id, state=task.state, lane=task.lane, shard=shard, risk=task.risk, reach=task.reach,
@@ -173,8 +181,7 @@ class DynamoTaskStore:
             queue_sk=queue_sort_key(task.priority, task.enqueued_at, task.media_id),
         )
         try:
-            # A decided task may be replaced: a rescan can send the item back to people.
-            row.save(condition=ReviewTaskItem.media_id.does_not_exist() | (ReviewTaskItem.state == "decided"))
+            row.save(condition=condition)
         except PutError as exc:
             if _failed_condition(exc):
                 return False

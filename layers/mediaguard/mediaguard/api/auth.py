@@ -15,7 +15,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEventV2
 
 from mediaguard.decisions.review.roles import Caller
-from mediaguard.decisions.review.settings import ReviewSettings
+from mediaguard.decisions.review.settings import ReviewSettings, get_review_settings
 from mediaguard.errors import UnauthorizedError
 from mediaguard.settings import Settings
 
@@ -84,17 +84,28 @@ def authenticate_reviewer(jwt_claims: dict[str, Any] | None, authorization: str 
     raise UnauthorizedError("a valid bearer token is required")
 
 
-def authenticate_uploader(jwt_claims: dict[str, Any] | None, authorization: str | None, settings: Settings) -> str:
+def _reviewer_dev_token(presented: str, review: ReviewSettings) -> bool:
+    """Whether ``presented`` is one of the review console's dev tokens (every one compared)."""
+    hit = False
+    for token in review.dev_identities():
+        hit |= _same(presented, token)
+    return hit
+
+
+def authenticate_uploader(jwt_claims: dict[str, Any] | None, authorization: str | None, settings: Settings,
+                          review: ReviewSettings | None = None) -> str:
     """The upload API's caller id: the JWT subject on AWS, ``dev`` for the local dev token
-    (``DevToken``, configured only in local mode)."""
+    (``DevToken``, configured only in local mode). ``review``: where the console's dev tokens
+    are read from (default: the environment, which local mode shares between functions)."""
     if jwt_claims and jwt_claims.get("sub"):
         return str(jwt_claims["sub"])
     token = settings.dev_token.get_secret_value() if settings.dev_token else ""
     presented = bearer(authorization)
     if token and presented is not None and _same(presented, token):
         return DEV_UPLOADER
-    if presented is not None and token:
+    if presented is not None and token and _reviewer_dev_token(presented, review or get_review_settings()):
         # Local mode: the upload API knows only the uploader's dev token, so a reviewer's
-        # (valid in the console) lands here; say which token it wants, not "invalid".
+        # (valid in the console) lands here; say which token it wants, not "invalid". Any
+        # other token gets the generic answer: it is not a reviewer's either.
         raise UnauthorizedError(UPLOADER_TOKEN_NEEDED)
     raise UnauthorizedError("a valid bearer token is required")

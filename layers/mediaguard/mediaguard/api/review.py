@@ -14,7 +14,7 @@ POST     /items/{media_id}/reveal              reviewer         reveal receipt: 
 GET      /review/me                            reviewer         who is signed in: name, roles, exposures today
 GET      /review/search?media_id=|sha256=&     reviewer         {items, method, scanned, truncated}: by id a
          uploader=&action=&since=&until=                        GetItem; otherwise a bounded Scan (2,000 items)
-GET      /review/decided?day=YYYY-MM-DD        reviewer         that day's decisions, newest first (one Query)
+GET      /review/decided?day=YYYY-MM-DD        reviewer         that day's decisions, newest first (a Query per shard)
 POST     /review/{media_id}/decision           reviewer         decision
 POST     /items/{media_id}/appeal              the uploader     appeal receipt (201)
 GET      /appeals?state=open|decided           senior-reviewer  {items: [appeal]}

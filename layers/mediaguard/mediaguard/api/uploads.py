@@ -274,7 +274,7 @@ def upload_status(media_id: str, caller: str, deps: Deps) -> UploadStatus:
     'pending'
     """
     item = deps.items.get(media_id)
-    if uploader_of(media_id, deps, item) != caller:
+    if uploader_of(media_id, deps) != caller:
         raise NotFoundError("no such upload of yours")
     if item is None:
         return UploadStatus(media_id=media_id, status="pending", final=False)

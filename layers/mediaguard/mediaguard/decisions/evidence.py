@@ -50,9 +50,13 @@ Verifying this evidence package offline
    (Python's json.dumps; UTF-8, lower-case hex). It must equal the record's "hash", and each
    record's "prev_hash" must equal the previous record's "hash" (the first: 64 zeros).
 
-3. The original. manifest.json's "recorded_original_sha256" comes from the chain (the
-   "evidence_preserved" record, or "sha256" recorded at ingest): it must equal the sha256 of
-   the file "original".
+3. The original. The chain records its sha256 at ingest ("detail.sha256" of the "sanitized"
+   or "<media type>_accepted" record) and at removal (the "evidence_preserved" record's
+   evidence entry of role "original"): every such value must equal the sha256 of the file
+   "original", and at least one of those records must be anchored (step 4). Likewise the
+   file "sanitized" against "detail.sanitized_sha256" of the "sanitized" record and the
+   "sanitized" evidence entry. (manifest.json's "recorded_original_sha256" is a convenience
+   copy, not evidence: the manifest is not signed.)
 
 4. The anchor (audit/anchor.json, when present). "digest" is the archived digest, byte for byte
    as stored under "key" in the stack's digest bucket, under S3 Object Lock in compliance mode
@@ -80,15 +84,34 @@ class PackageInputs:
     recorded_original_sha256: str | None
 
 
+# Records whose ``detail.sha256`` is the original's, written at ingest by the sanitize stage.
+# ``failed``: the failure stage records it when sanitize never returned (a timeout).
+INGEST_HASH_EVENTS = frozenset({"sanitized", "image_accepted", "animation_accepted", "video_accepted",
+                                "audio_accepted", "failed"})
+# Read at most this much uncompressed from a package: a zip bomb is refused, not inflated.
+MAX_UNCOMPRESSED = 2 * 1024**3
+
+
+def chain_hashes(records: list[audit.AuditRecord], role: str) -> list[tuple[int, str]]:
+    """(seq, sha256) of every record of the chain stating the sha256 of ``role`` (``original``
+    or ``sanitized``): at ingest, and at preservation for removal."""
+    found: list[tuple[int, str]] = []
+    field = "sha256" if role == "original" else "sanitized_sha256"
+    for record in records:
+        detail = record.detail or {}
+        if record.event in INGEST_HASH_EVENTS and detail.get(field):
+            found.append((record.seq, str(detail[field])))
+        elif record.event == "evidence_preserved":
+            found += [(record.seq, str(e["sha256"])) for e in detail.get("evidence", [])
+                      if e.get("role") == role and e.get("sha256")]
+    return found
+
+
 def recorded_original_sha256(records: list[audit.AuditRecord], fallback: str | None) -> str | None:
-    """The original's sha256 as the chain states it (preservation), else ``fallback`` (the item's
-    ``sha256`` from ingest)."""
-    for record in reversed(records):
-        if record.event == "evidence_preserved":
-            for entry in record.detail.get("evidence", []):
-                if entry.get("role") == "original" and entry.get("sha256"):
-                    return entry["sha256"]
-    return fallback
+    """The original's sha256 as the chain states it (the latest record), else ``fallback`` (the
+    item's ``sha256`` from ingest)."""
+    found = chain_hashes(records, "original")
+    return found[-1][1] if found else fallback
 
 
 def find_anchor(archive: list[audit.ArchivedDigest], chain: str) -> dict[str, Any] | None:
@@ -140,6 +163,9 @@ def verify_package(data: bytes) -> tuple[list[str], dict[str, Any]]:
     problems: list[str] = []
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            # zipfile never inflates an entry past its declared size, so the declared sizes bound the read.
+            if sum(info.file_size for info in zf.infolist()) > MAX_UNCOMPRESSED:
+                return [f"the package inflates to more than {MAX_UNCOMPRESSED} bytes: not read"], {}
             files = {name: zf.read(name) for name in zf.namelist()}
     except zipfile.BadZipFile:
         return ["not a zip file"], {}
@@ -158,17 +184,33 @@ def verify_package(data: bytes) -> tuple[list[str], dict[str, Any]]:
             problems.append(f"{name}: not listed in SHA256SUMS")
     manifest = json.loads(files["manifest.json"])
     for name, entry in manifest.get("files", {}).items():
-        if name in files and _sha(files[name]) != entry["sha256"]:
+        if name not in files:
+            problems.append(f"{name}: listed in manifest.json but missing")
+        elif _sha(files[name]) != entry["sha256"]:
             problems.append(f"{name}: sha256 does not match manifest.json")
     media_id = manifest.get("media_id")
     records = [audit.AuditRecord(**json.loads(line)) for line in files.get(CHAIN_FILE, b"").decode().splitlines()]
     problems += [f"audit chain: {f}" for f in audit.verify(records, chain=media_id) if f.failing]
-    recorded = manifest.get("recorded_original_sha256")
-    if "original" in files and recorded and _sha(files["original"]) != recorded:
-        problems.append("original: sha256 differs from the one recorded on the audit chain")
     anchored = None
     if ANCHOR_FILE in files:
         anchored = _check_anchor(json.loads(files[ANCHOR_FILE]), media_id, records, problems)
+    # The expected hashes come from the chain (linked, and anchored by the digest), never from
+    # the unsigned manifest: a swapped file with a rewritten manifest and SHA256SUMS must fail.
+    recorded = None
+    for role in ("original", "sanitized"):
+        stated = chain_hashes(records, role)
+        if role not in files:
+            continue
+        if not stated:
+            if role == "original":
+                problems.append("original: the audit chain records no sha256 of it")
+            continue
+        if any(_sha(files[role]) != sha for _, sha in stated):
+            problems.append(f"{role}: sha256 differs from the one recorded on the audit chain")
+        if anchored is not None and all(seq > anchored for seq, _ in stated):
+            problems.append(f"{role}: no record stating its sha256 is anchored by the digest")
+        if role == "original":
+            recorded = stated[-1][1]
     # Records after the anchored one are protected by the chain's links only, until a later
     # digest (in the stack, not in this package) anchors them.
     unanchored = len(records) if anchored is None else sum(1 for r in records if r.seq > anchored)

@@ -47,6 +47,12 @@ class LegalOrderError(ValueError):
     reason = "invalid_order"
 
 
+class ExpiredOrderError(LegalOrderError):
+    """An order whose ``expires_at`` has passed: enforcing it now would restrict without end."""
+
+    reason = "order_expired"
+
+
 class OrderRequest(BaseModel):
     """An order as an operator enters it (CLI or ``POST /admin/legal``)."""
 
@@ -184,6 +190,9 @@ def enforce(order_id: str, who: str, ports: LegalPorts) -> LegalOrder:
         raise LegalOrderError("a withdrawn order is not enforced")
     now = ports.clock()
     expires = order.expires_at
+    if expires is not None and expires <= now:
+        # A geofence rule without the passed expiry would outlive the order: refuse instead.
+        raise ExpiredOrderError(f"order {order.order_id} expired at {expires.isoformat()}")
     done: list[dict[str, Any]] = []
     for media_id in affected_items(order, ports.finder):
         if ports.deps.items.get(media_id) is None:
@@ -216,8 +225,7 @@ def enforce(order_id: str, who: str, ports: LegalPorts) -> LegalOrder:
 
 def _rule(country: str, scope: str, order: LegalOrder, expires: datetime | None, now: datetime, who: str,
           ports: LegalPorts) -> None:
-    rule = geofence.new_rule(country, scope, order.reference, expires if expires and expires > now else None,
-                             now=now)
+    rule = geofence.new_rule(country, scope, order.reference, expires, now=now)
     ports.geofence.add(rule, replace=True)
     ports.deps.items.append_audit(f"geofence:{rule.country}", who, "geofence_added",
                                   {"scope": rule.scope, "legal_reference": rule.legal_reference,

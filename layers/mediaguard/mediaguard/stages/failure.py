@@ -4,6 +4,7 @@ restricted, and a failed (not rejected) item queued for people."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from aws_lambda_powertools import Logger
 
@@ -30,22 +31,27 @@ def record_failure(request: FailureInput, deps: Deps) -> FailureResult:
     status = "rejected" if rejected else "failed"
     reason = _REJECTIONS[error_type].reason if rejected else "internal_error"
     safe_message = message if rejected else "processing failed; see the execution history"
+    # start_pending removed: a run that ended here is not stuck, and left in the sweep's
+    # sparse index it would be read (and refused) on every sweep, crowding out real ones.
+    fields: dict = {"status": status, "error_type": error_type, "error_reason": reason,
+                    "error_message": safe_message, "start_pending": None}
+    item = {} if rejected else items.get(request.media_id) or {}
+    received = None if rejected or item.get("sha256") else _hash_original(request, blobs)
+    if received:
+        # Sanitize writes the upload's hash with its results, or on a caught error: a run it
+        # never returned from (a timeout, out of memory) left none, and evidence needs it.
+        fields.update(received)
     try:
         # The item first, conditional on this run being current: a run a re-drive replaced
         # must not mark the new run's item failed, nor tag the object it is scanning.
-        items.update(
-            request.media_id,
-            # start_pending removed: a run that ended here is not stuck, and left in the sweep's
-            # sparse index it would be read (and refused) on every sweep, crowding out real ones.
-            {"status": status, "error_type": error_type, "error_reason": reason, "error_message": safe_message,
-             "start_pending": None},
-            if_run=request.run,
-        )
+        items.update(request.media_id, fields, if_run=request.run)
     except errors.SupersededRunError:
         logger.info("failure of a superseded run not recorded",
                     extra={"media_id": request.media_id, "error_type": error_type})
         return FailureResult(status="superseded", error_type=error_type, reason=reason)
-    detail = {"error_type": error_type, "reason": reason}
+    detail: dict = {"error_type": error_type, "reason": reason}
+    if received:
+        detail["sha256"] = received["sha256"]
     try:
         blobs.tag(request.bucket, request.key, {"mediaguard-state": status, "mediaguard-reason": reason},
                   version_id=request.version_id)
@@ -58,7 +64,6 @@ def record_failure(request: FailureInput, deps: Deps) -> FailureResult:
     if not rejected:
         # Nothing was decided about this upload: people look at it (and may re-drive it after
         # a fix, ``mediaguard redrive``). A retried Catch finds the open task: no second one.
-        item = items.get(request.media_id) or {}
         deps.need("review").enqueue(request.media_id, float(item.get("risk") or 0.0), request.reach,
                                     f"failed:{reason}")
     log = logger.info if rejected else logger.warning  # a rejection is an expected outcome
@@ -69,3 +74,13 @@ def record_failure(request: FailureInput, deps: Deps) -> FailureResult:
         observability.count("Failures", reason=reason)
     log(status, extra={"media_id": request.media_id, "error_type": error_type, "reason": reason})
     return FailureResult(status=status, error_type=error_type, reason=reason)
+
+
+def _hash_original(request: FailureInput, blobs: Any) -> dict | None:
+    """``{sha256, size}`` of the scanned version of the upload (streamed), or None when it
+    has left the upload bucket (enforcement moved it to evidence, with its own hash)."""
+    try:
+        sha256, size = blobs.sha256(request.bucket, request.key, version_id=request.version_id)
+    except errors.ObjectMissingError:
+        return None
+    return {"sha256": sha256, "size": size}

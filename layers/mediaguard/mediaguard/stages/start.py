@@ -31,11 +31,16 @@ def start(upload: Upload, deps: Deps) -> dict:
     conditional write is what makes a duplicated S3 event a no-op, and the first stage's
     claim (``ItemStore.claim_run``) what makes a duplicated execution one. The grant is
     read here, once, and travels in the execution input, so scoring and enforcement
-    never re-read the upload's chain. If this function dies before StartExecution
-    returns, the item stays ``start_pending`` and the sweep re-drives it.
+    never re-read the upload's chain; the item keeps only the uploader's keyed HMAC. If
+    this function dies before StartExecution returns, the item stays ``start_pending`` and
+    the sweep re-drives it.
     """
     items, workflow = deps.need("items"), deps.need("workflow")
-    run = items.create_once(upload)
+    # The grant first (a read): the item is created with its uploader's keyed HMAC in the
+    # same write, which search and erasure read; the id itself is never stored on the item.
+    facts = grant.read_facts(upload.media_id, items.audit_chain)
+    key = deps.history.key_of(facts.uploader) if (deps.history is not None and facts.uploader) else None
+    run = items.create_once(upload, uploader_key=key)
     if run is None:
         if upload.version_id and items.record_replacement(upload.media_id, upload.version_id):
             return _refuse_replacement(upload, deps)
@@ -45,7 +50,6 @@ def start(upload: Upload, deps: Deps) -> dict:
         # Audited before the execution starts, so "received" is always the chain's first record.
         items.append_audit(upload.media_id, "system:start", "received",
                            {"key": upload.key, "version_id": upload.version_id, "run": run})
-        facts = grant.read_facts(upload.media_id, items.audit_chain)
         upload = upload.model_copy(update={"uploader": facts.uploader, "reach": facts.reach, "run": run})
         execution = workflow.start(run, upload.model_dump())
     except Exception:

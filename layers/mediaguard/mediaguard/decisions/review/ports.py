@@ -18,6 +18,10 @@ class TaskStore(Protocol):
     def put_new(self, task: Task) -> bool:
         """Store a new open task; False when the item already has an open one."""
 
+    def replace_sample(self, task: Task) -> bool:
+        """Store ``task`` over the item's open quality sample (conditional on the stored
+        task being one); False when the item's open task is a real review."""
+
     def get(self, media_id: str) -> Task | None: ...
 
     def queue(self, lane: Lane, limit: int) -> list[Task]:

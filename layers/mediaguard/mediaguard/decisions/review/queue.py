@@ -108,9 +108,13 @@ class TaskQueue:
                     lane=lane, state="queued", due_at=now + self.settings.sla(lane), enqueued_at=now,
                     reason=reason, action=action)
         if not self.tasks.put_new(task):
-            existing = self.tasks.get(media_id)
-            logger.info("review task exists", extra={"media_id": media_id})
-            return existing or task
+            # An open quality sample must never hold back a real review: it gives way
+            # (conditionally, so an open real review is still never overwritten).
+            if not self.tasks.replace_sample(task):
+                existing = self.tasks.get(media_id)
+                logger.info("review task exists", extra={"media_id": media_id})
+                return existing or task
+            self.items.append_audit(media_id, "system:qa", "qa_superseded", {"by_reason": reason})
         self.items.append_audit(media_id, "system:review", "review_enqueued",
                                 {"lane": lane, "risk": risk, "reach": task.reach, "priority": task.priority,
                                  "due_at": task.due_at.isoformat(), "reason": reason})

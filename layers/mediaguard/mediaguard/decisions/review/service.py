@@ -46,6 +46,7 @@ from mediaguard.decisions.review.models import (
     utcnow,
 )
 from mediaguard.decisions.review.ports import AppealStore, Enforcer, TaskStore, UrlSigner
+from mediaguard.decisions.review.queue import shard_of
 from mediaguard.decisions.review.reasons import APPEALABLE_ACTIONS, ENFORCED_ACTION
 from mediaguard.decisions.review.roles import ROLE_LEVELS, Caller
 from mediaguard.decisions.review.settings import ReviewSettings
@@ -75,9 +76,15 @@ def _escalation(records: list[Any]) -> Escalation | None:
 SCAN_PAGE, SCAN_MAX = 200, 2000
 
 
-def decisions_chain(day: str) -> str:
-    """The audit chain listing every reviewer decision of one UTC day: ``decisions:<date>``."""
-    return f"decisions:{day}"
+# The day's decisions are spread over this many chains (by a hash of the media id): one
+# chain would be one hot key every reviewer's decision appends to, serialised by its head.
+DECISION_SHARDS = 8
+
+
+def decisions_chain(day: str, shard: int) -> str:
+    """One of the audit chains listing the reviewer decisions of one UTC day:
+    ``decisions:<date>:<shard>``, the shard ``shard_of(media_id, DECISION_SHARDS)``."""
+    return f"decisions:{day}:{shard}"
 
 
 def _audio_view(audio: Any) -> dict[str, Any] | None:
@@ -188,7 +195,8 @@ class ReviewService:
                                       "waited_s": round((now - decided.enqueued_at).total_seconds()),
                                       "strike": strike})
         # The day's list of decisions (the console's "decided" view) is one Query, no Scan.
-        self.deps.items.append_audit(decisions_chain(now.date().isoformat()), caller.actor, "review_decided",
+        self.deps.items.append_audit(decisions_chain(now.date().isoformat(), shard_of(media_id, DECISION_SHARDS)),
+                                     caller.actor, "review_decided",
                                      {"media_id": media_id, "action": request.action, "reason_code": reason})
         logger.info("review decided", extra={"media_id": media_id, "action": request.action, "reason_code": reason})
         observability.count("ReviewDecisions", action=request.action, lane=decided.lane)
@@ -250,7 +258,7 @@ class ReviewService:
         records = self.deps.items.audit_chain(media_id)
         if blind:
             return self._blind_view(item, media_id, media, task, records)
-        uploader = uploader_of(media_id, self.deps, item)
+        uploader = uploader_of(media_id, self.deps)
         history = self.history.snapshot(uploader).model_dump() if (self.history and uploader) else None
         return ItemView(
             media_id=media_id,
@@ -385,9 +393,12 @@ class ReviewService:
         item = item or {}
         task = self.tasks.get(media_id)
         received = item.get("received_at")
-        return SearchHit(media_id=media_id, status=item.get("status"), action=item.get("action"),
-                         risk=item.get("risk"), received_at=received.isoformat() if isinstance(received, datetime)
-                         else received, task_state=task.state if task else None,
+        # An open quality sample is seen blind everywhere, search and decided list included.
+        blind = task is not None and task.quality_sample and task.state != "decided"
+        return SearchHit(media_id=media_id, status=item.get("status"), action=None if blind else item.get("action"),
+                         risk=None if blind else item.get("risk"),
+                         received_at=received.isoformat() if isinstance(received, datetime) else received,
+                         task_state=task.state if task else None,
                          decided_by=task.decided_by if task else None, decided_at=task.decided_at if task else None,
                          decision_action=task.decision_action if task else None,
                          decision_reason=task.decision_reason if task else None)
@@ -404,22 +415,28 @@ class ReviewService:
             return SearchPage(items=[self._hit(media_id, item)] if item else [], method="get")
         wanted = (sha256 or "").lower() or None
         ref = (uploader or "").strip() or None
+        # The item stores the uploader's keyed HMAC (written at start), never the id: an id
+        # is searched by its key, a pseudonymous ref (6+ hex characters) as a prefix of it.
+        ref_key = self.history.key_of(ref) if (ref and self.history) else None
         hits: list[SearchHit] = []
         scanned, start = 0, None
         while scanned < SCAN_MAX and len(hits) < limit:
             page, start = self.deps.items.scan_page(SCAN_PAGE, start)
             scanned += len(page)
             for item in page:
-                if self._matches(item, wanted, ref, action, since, until):
-                    hits.append(self._hit(item["media_id"], item))
+                if self._matches(item, wanted, ref, ref_key, action, since, until):
+                    hit = self._hit(item["media_id"], item)
+                    if action and hit.action is None:
+                        continue  # a blind sample: finding it by its action would tell the action
+                    hits.append(hit)
                     if len(hits) >= limit:
                         break
             if start is None:
                 break
         return SearchPage(items=hits, method="scan", scanned=scanned, truncated=start is not None)
 
-    def _matches(self, item: dict[str, Any], sha256: str | None, ref: str | None, action: str | None,
-                 since: datetime | None, until: datetime | None) -> bool:
+    def _matches(self, item: dict[str, Any], sha256: str | None, ref: str | None, ref_key: str | None,
+                  action: str | None, since: datetime | None, until: datetime | None) -> bool:
         if sha256 and sha256 not in {str(item.get(k) or "").lower() for k in ("sha256", "sanitized_sha256", "pdq")}:
             return False
         if action and item.get("action") != action:
@@ -434,18 +451,16 @@ class ReviewService:
         if until and received >= until:
             return False
         if ref:
-            who = item.get("uploader")
-            if who is None:
-                return False
-            key = self.history.key_of(str(who)) if self.history else ""
-            if ref not in (who,) and not (len(ref) >= 6 and key.startswith(ref.lower())):
+            key = str(item.get("uploader") or "")
+            if not key or (key != ref_key and not (len(ref) >= 6 and key.startswith(ref.lower()))):
                 return False
         return True
 
     def decided(self, caller: Caller, day: str) -> SearchPage:
-        """Every reviewer decision of one UTC day, newest first (one Query on the day's chain)."""
+        """Every reviewer decision of one UTC day, newest first (a Query per shard of the day's chains)."""
         caller.require("reviewer")
-        records = self.deps.items.audit_chain(decisions_chain(day))
+        records = [r for shard in range(DECISION_SHARDS) for r in self.deps.items.audit_chain(decisions_chain(day, shard))]
+        records.sort(key=lambda r: r.at)
         seen: dict[str, None] = {}
         for record in reversed(records):
             seen.setdefault(str((record.detail or {}).get("media_id")), None)
@@ -470,10 +485,12 @@ class ReviewService:
         Anyone but the uploader gets 404, so the route does not confirm which ids exist.
         """
         item = self.deps.items.get(media_id)
-        if item is None or uploader_of(media_id, self.deps, item) != caller.sub:
+        if item is None or uploader_of(media_id, self.deps) != caller.sub:
             raise NotFoundError("no such item of yours")
         task = self.tasks.get(media_id)
-        if item.get("action") == "review" or (task is not None and task.state != "decided"):
+        # An open quality sample is not a review of the uploader's case: it never blocks an appeal.
+        if item.get("action") == "review" or (task is not None and task.state != "decided"
+                                              and not task.quality_sample):
             raise ConflictError("this item is still in review", reason="review_pending")
         if item.get("action") not in APPEALABLE_ACTIONS:
             raise ConflictError("nothing restricts this item", reason="nothing_to_appeal")
