@@ -146,6 +146,7 @@ def strip_metadata(data: bytes) -> Stripped:
     """The JPEG without its metadata segments (:func:`metadata_name`) and without
     anything after EOI; pixels are untouched because the scans are copied as they are."""
     out = bytearray(SOI)
+    view = memoryview(data)  # kept segments (the scans: MBs) are appended without a slice copy
     removed: list[tuple[str, bytes]] = []
     eoi_end = 0
     for marker, start, end, payload_start in segments(data):
@@ -153,7 +154,7 @@ def strip_metadata(data: bytes) -> Stripped:
         if 0xE0 <= marker <= 0xEF or marker == 0xFE:
             name = metadata_name(marker, data[payload_start : min(end, payload_start + 64)])
         if name is None:
-            out += data[start:end]
+            out += view[start:end]
         else:
             removed.append((name, data[payload_start:end]))
         eoi_end = end

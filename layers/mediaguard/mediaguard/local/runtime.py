@@ -166,7 +166,7 @@ class LocalCloud:
         self._async: AsyncInvoker | None = None
         self._executions = TerminalWatch()
         self._clients: dict[str, Any] = {}
-        self._clients_lock = threading.Lock()
+        self._clients_lock = threading.RLock()
 
     # -- lifecycle -----------------------------------------------------------
     @classmethod
@@ -469,13 +469,14 @@ class LocalCloud:
 
     # -- asynchronous invocation (S3 notifications, schedules) ---------------------------
     def _deliver_async(self, function: str, event: Any) -> bool:
-        if self._async is None:
-            configs = async_configs(self.stack)
-            by_name = {self.stack.physical_name(k): k for k in configs}
-            self._async = AsyncInvoker(
-                self._invoke, configs, by_name.get, lambda: self.client("sqs"),
-                roll_fault=lambda: self.faults.roll("lambda", "Invoke"), stats=self.faults.stats,
-                time_scale=self.time_scale)
+        with self._clients_lock:  # the first uploads of ``scan --jobs`` arrive together
+            if self._async is None:
+                configs = async_configs(self.stack)
+                by_name = {self.stack.physical_name(k): k for k in configs}
+                self._async = AsyncInvoker(
+                    self._invoke, configs, by_name.get, lambda: self.client("sqs"),
+                    roll_fault=lambda: self.faults.roll("lambda", "Invoke"), stats=self.faults.stats,
+                    time_scale=self.time_scale)
         name = function.rsplit(":function:", 1)[-1].split(":", 1)[0]  # an ARN or a name
         return self._async.deliver(name, event)
 
