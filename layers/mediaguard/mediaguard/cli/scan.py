@@ -176,7 +176,11 @@ def run_scan(paths: list[Path], banks: list[str], out: Out, as_json: bool, log_l
             pending = [pool.submit(scan_file, cloud, path) for path in paths]
             progress(0, len(paths), paths[0].name if paths else "")
             for i, (path, future) in enumerate(zip(paths, pending, strict=True), start=1):
-                result, _ = future.result()
+                try:
+                    result, _ = future.result()
+                except BaseException:  # an unexpected error or Ctrl-C: files not started stay unscanned
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
                 if result["media_id"] is None:
                     exit_code = EXIT_SOME_FAILED
                 results.append(result)
