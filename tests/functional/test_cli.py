@@ -115,3 +115,36 @@ def test_scan_json_reports_a_clip_match_with_its_signal(tmp_path):
     assert cropped["action"] == "review"
     # AND the unrelated photo matches nothing
     assert unrelated["matches"] == [] and unrelated["status"] == "done"
+
+
+def test_scan_jobs_keeps_input_order_and_gives_the_results_of_one_at_a_time(files, tmp_path):
+    # GIVEN twelve different inputs: photos in three formats and sizes, a banked picture's
+    # copy, a broken file (a rejection mid-list)
+    from bench.corpus import PHOTOS, colour
+
+    inputs = []
+    for i, name in enumerate(PHOTOS[:10]):
+        img = photo(name) if i % 2 else colour(photo(name))
+        img = img.resize((img.width * 2 // (1 + i % 3), img.height * 2 // (1 + i % 3)))
+        ext = ("jpg", "png", "webp")[i % 3]
+        path = tmp_path / f"{i:02d}-{name}.{ext}"
+        img.save(path, **({} if ext == "png" else {"quality": 85}))
+        inputs.append(path)
+    inputs[3:3] = [files["match"]]
+    inputs[7:7] = [files["broken"]]
+    bank = f"deepfakes:flag={files['bank']}"
+
+    # WHEN they are scanned one at a time and four at a time through the local stack
+    serial = mediaguard("scan", "--json", "--jobs", "1", "--bank", bank, *map(str, inputs))
+    parallel = mediaguard("scan", "--json", "--jobs", "4", "--bank", bank, *map(str, inputs))
+
+    # THEN both list the inputs in the order given, and agree on everything but the upload id
+    assert serial.returncode == 0 and parallel.returncode == 0, parallel.stderr[-2000:]
+    one, four = ([json.loads(line) for line in r.stdout.splitlines()] for r in (serial, parallel))
+    assert [r["file"] for r in four] == [r["file"] for r in one] == [str(p) for p in inputs]
+    assert len({r["media_id"] for r in four}) == len(inputs)
+    assert [{k: v for k, v in r.items() if k != "media_id"} for r in four] == \
+           [{k: v for k, v in r.items() if k != "media_id"} for r in one]
+    # AND the mix really was mixed: a match, a rejection, and finished scans
+    assert {r["status"] for r in four} == {"done", "rejected"}
+    assert any(r["matches"] for r in four)

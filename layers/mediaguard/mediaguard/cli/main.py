@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="build a bank first from a folder of media or a CSV of hex PDQ hashes "
                            "(KIND: block|flag|allow, default block); repeatable")
     scan.add_argument("--verbose", action="store_true", help="handler logs (INFO) on stderr")
+    scan.add_argument("--jobs", type=int, default=None, metavar="N",
+                      help="files scanned at once through the one local stack (default: number of cores); "
+                           "output stays in input order")
     scan.add_argument("paths", nargs="+", type=Path)
 
     hash_ = sub.add_parser("hash", help="fingerprints only (same code and field names as scan)")
@@ -146,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     try:
         if args.command == "scan":
-            code = run_scan(args.paths, args.bank, out, args.json, "INFO" if args.verbose else "WARNING")
+            code = run_scan(args.paths, args.bank, out, args.json, "INFO" if args.verbose else "WARNING",
+                            jobs=args.jobs)
         elif args.command == "hash":
             code = run_hash(args.paths, out, args.json)
         elif args.command == "sanitize":

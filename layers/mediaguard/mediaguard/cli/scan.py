@@ -156,22 +156,37 @@ def scan_file(cloud: Any, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return scan_result(str(path), media_id, item, run.states), item
 
 
-def run_scan(paths: list[Path], banks: list[str], out: Out, as_json: bool, log_level: str) -> int:
+def run_scan(paths: list[Path], banks: list[str], out: Out, as_json: bool, log_level: str,
+             jobs: int | None = None) -> int:
+    """Scan ``paths`` through one local stack, ``jobs`` files at a time (default: one per
+    core), printing each result in input order as soon as it and those before it are done."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from mediaguard.local.runtime import LocalCloud
 
     results: list[dict[str, Any]] = []
     exit_code = EXIT_OK
+    jobs = max(1, jobs or os.cpu_count() or 1)
     with out.quiet_stdout(), LocalCloud(parameters={"LogLevel": log_level}) as cloud:
         load_banks(cloud, banks)
-        for i, path in enumerate(paths, start=1):
-            progress(i - 1, len(paths), path.name)
-            result, _ = scan_file(cloud, path)
-            if result["media_id"] is None:
-                exit_code = EXIT_SOME_FAILED
-            results.append(result)
-            if as_json:
-                out.line(json.dumps(result, sort_keys=False))
-            progress(i, len(paths), path.name)
+        # Threads, not processes: every upload must go through the one moto stack (its
+        # buckets, tables, banks and state machine). Handlers mostly wait on C code that
+        # releases the GIL (decoders, onnxruntime, hashing), so threads do overlap.
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="scan") as pool:
+            pending = [pool.submit(scan_file, cloud, path) for path in paths]
+            progress(0, len(paths), paths[0].name if paths else "")
+            for i, (path, future) in enumerate(zip(paths, pending, strict=True), start=1):
+                try:
+                    result, _ = future.result()
+                except BaseException:  # an unexpected error or Ctrl-C: files not started stay unscanned
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    raise
+                if result["media_id"] is None:
+                    exit_code = EXIT_SOME_FAILED
+                results.append(result)
+                if as_json:
+                    out.line(json.dumps(result, sort_keys=False))
+                progress(i, len(paths), path.name)
     if not as_json:
         out.line(render_table(results))
     return exit_code

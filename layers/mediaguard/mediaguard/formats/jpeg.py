@@ -7,6 +7,7 @@ that is neither a stuffed ``FF 00`` nor a restart marker.
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -95,17 +96,17 @@ def _give_up(headers_only: bool, message: str) -> None:
         raise CorruptMediaError(message)
 
 
+# The first 0xFF that starts a marker: not a stuffed 0xFF00, not a restart marker
+# (0xFFD0-D7), not a fill byte (0xFF before another 0xFF). One regex search in C; a
+# Python loop over every 0xFF cost ~5 ms on a noisy 12 MP photo (~24,000 of them).
+_MARKER_IN_SCAN = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
+
+
 def _scan_end(data: bytes, pos: int) -> int:
-    n = len(data)
-    while True:
-        pos = data.find(b"\xff", pos)
-        if pos < 0 or pos + 1 >= n:
-            raise CorruptMediaError("the JPEG scan data is truncated")
-        nxt = data[pos + 1]
-        if nxt == 0x00 or 0xD0 <= nxt <= 0xD7 or nxt == 0xFF:
-            pos += 1 if nxt == 0xFF else 2
-            continue
-        return pos
+    found = _MARKER_IN_SCAN.search(data, pos)
+    if found is None:
+        raise CorruptMediaError("the JPEG scan data is truncated")
+    return found.start()
 
 
 def metadata_name(marker: int, payload: bytes) -> str | None:
@@ -145,6 +146,7 @@ def strip_metadata(data: bytes) -> Stripped:
     """The JPEG without its metadata segments (:func:`metadata_name`) and without
     anything after EOI; pixels are untouched because the scans are copied as they are."""
     out = bytearray(SOI)
+    view = memoryview(data)  # kept segments (the scans: MBs) are appended without a slice copy
     removed: list[tuple[str, bytes]] = []
     eoi_end = 0
     for marker, start, end, payload_start in segments(data):
@@ -152,7 +154,7 @@ def strip_metadata(data: bytes) -> Stripped:
         if 0xE0 <= marker <= 0xEF or marker == 0xFE:
             name = metadata_name(marker, data[payload_start : min(end, payload_start + 64)])
         if name is None:
-            out += data[start:end]
+            out += view[start:end]
         else:
             removed.append((name, data[payload_start:end]))
         eoi_end = end

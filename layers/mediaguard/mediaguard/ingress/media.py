@@ -286,6 +286,7 @@ def load_rgb(img: Image.Image, *, min_side: int | None = None) -> Image.Image:
             rgba = img.convert("RGBA")
             background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
             return Image.alpha_composite(background, rgba).convert("RGB")
-        return img.convert("RGB")
+        # convert() to the mode an image already has is a full copy (~1 ms at 1000x750).
+        return img if img.mode == "RGB" else img.convert("RGB")
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise CorruptMediaError("the image data is truncated or corrupt") from exc

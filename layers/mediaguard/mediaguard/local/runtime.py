@@ -33,6 +33,7 @@ from mediaguard.ingress.grant import upload_key
 from mediaguard.local import concurrency, objectlock, postpolicy
 from mediaguard.local.asyncinvoke import AsyncInvoker, async_configs, create_queues, install_s3_delivery
 from mediaguard.local.check import check_transitions, render
+from mediaguard.local.executions import TerminalWatch, reuse_parsed_programs_and_clients
 from mediaguard.local.faults import FaultInjector, FaultPlan, FaultStats
 from mediaguard.local.ivs import IvsRecorder
 from mediaguard.local.schedules import Scheduler
@@ -172,6 +173,9 @@ class LocalCloud:
         self._metrics = metrics if metrics is not None else str(level).upper() in ("DEBUG", "INFO")
         self.scheduler: Scheduler | None = None
         self._async: AsyncInvoker | None = None
+        self._executions = TerminalWatch()
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.RLock()
 
     # -- lifecycle -----------------------------------------------------------
     @classmethod
@@ -222,6 +226,8 @@ class LocalCloud:
 
         LambdaFunction._invoke_lambda = _invoke_in_process
         self._unpatch_s3 = _deliver_s3_events_after_write()
+        self._unpatch_executions = self._executions.install()
+        self._unpatch_interpreter = reuse_parsed_programs_and_clients()
         self._unpatch_post = postpolicy.install(lambda: cloud.clock())  # moto enforces no POST policy
         self._unpatch_lock = objectlock.install(lambda: cloud.clock())  # nor Object Lock retention rules
         self._unpatch_ddb = concurrency.serialize_dynamodb()  # moto's transactions race under threads
@@ -254,9 +260,12 @@ class LocalCloud:
         self._unpatch_ddb()
         LambdaFunction._invoke_lambda = self._original_invoke
         self._unpatch_post()
+        self._unpatch_interpreter()
+        self._unpatch_executions()
         self._unpatch_s3()
         self._mock.stop()
         self._mock = None
+        self._clients.clear()  # bound to this mock's endpoints and credentials
         LocalCloud._active = None
         self._restore_env()
         _reset_library_caches()
@@ -279,9 +288,15 @@ class LocalCloud:
 
     # -- deployment ------------------------------------------------------------
     def client(self, service: str):
+        """One boto3 client per service for this stack, shared by every thread: clients are
+        thread-safe, but creating them from boto3's default session is not (concurrent
+        ``scan --jobs`` uploads), and each creation costs ~10 ms of orchestration."""
         import boto3
 
-        return boto3.client(service, region_name=self.stack.region)
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.client(service, region_name=self.stack.region)
+            return self._clients[service]
 
     def _deploy(self) -> None:
         stack = self.stack
@@ -472,13 +487,14 @@ class LocalCloud:
 
     # -- asynchronous invocation (S3 notifications, schedules) ---------------------------
     def _deliver_async(self, function: str, event: Any) -> bool:
-        if self._async is None:
-            configs = async_configs(self.stack)
-            by_name = {self.stack.physical_name(k): k for k in configs}
-            self._async = AsyncInvoker(
-                self._invoke, configs, by_name.get, lambda: self.client("sqs"),
-                roll_fault=lambda: self.faults.roll("lambda", "Invoke"), stats=self.faults.stats,
-                time_scale=self.time_scale)
+        with self._clients_lock:  # the first uploads of ``scan --jobs`` arrive together
+            if self._async is None:
+                configs = async_configs(self.stack)
+                by_name = {self.stack.physical_name(k): k for k in configs}
+                self._async = AsyncInvoker(
+                    self._invoke, configs, by_name.get, lambda: self.client("sqs"),
+                    roll_fault=lambda: self.faults.roll("lambda", "Invoke"), stats=self.faults.stats,
+                    time_scale=self.time_scale)
         name = function.rsplit(":function:", 1)[-1].split(":", 1)[0]  # an ARN or a name
         return self._async.deliver(name, event)
 
@@ -545,18 +561,16 @@ class LocalCloud:
         sfn = self.client("stepfunctions")
         arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{media_id}"
         t0 = time.perf_counter()
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                described = sfn.describe_execution(executionArn=arn)
-            except sfn.exceptions.ExecutionDoesNotExist as exc:
-                failed = [f"{i.function}: {i.error}: {i.message}" for i in self.invocations if i.error]
-                raise LocalRuntimeError(f"no execution was started for {media_id}; {failed}") from exc
-            if described["status"] != "RUNNING":
-                break
-            if time.monotonic() > deadline:
+        try:
+            described = sfn.describe_execution(executionArn=arn)
+        except sfn.exceptions.ExecutionDoesNotExist as exc:
+            failed = [f"{i.function}: {i.error}: {i.message}" for i in self.invocations if i.error]
+            raise LocalRuntimeError(f"no execution was started for {media_id}; {failed}") from exc
+        if described["status"] == "RUNNING":
+            # moto's interpreter wakes us when the execution ends (local/executions.py).
+            if not self._executions.wait(arn, timeout):
                 raise LocalRuntimeError(f"execution {media_id} still running after {timeout}s")
-            time.sleep(0.01)
+            described = sfn.describe_execution(executionArn=arn)
         history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
         states = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
         start, stop = described["startDate"], described.get("stopDate") or described["startDate"]
