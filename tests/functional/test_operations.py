@@ -137,7 +137,8 @@ def test_no_function_configuration_holds_the_uploader_key(cloud):
                  for spec in cloud.functions.values()]
     # THEN the value is in none of them; the functions that key uploader ids hold its id
     assert not any(secret in value for env in variables for value in env.values())
-    assert sum("MEDIAGUARD_UPLOADER_KEY_SECRET_ARN" in env for env in variables) == 4
+    # (start, enforce, the review API, the upload API for "my uploads", and erasure's caller)
+    assert sum("MEDIAGUARD_UPLOADER_KEY_SECRET_ARN" in env for env in variables) == 5
     # AND the history still keys uploaders with it, read at run time and kept per container
     from mediaguard.decisions.history import Pseudonymiser
 

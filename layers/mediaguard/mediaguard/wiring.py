@@ -110,9 +110,7 @@ def detect_deps() -> Deps:
 @lru_cache(maxsize=1)
 def similarity_deps() -> Deps:
     settings = get_settings()
-    # history: GET /v1/uploads lists the caller's uploads from its per-item rows (one Query).
-    return _deps(blobs=_blobs(settings), items=_items(settings), bank_reader=_bank_reader(settings),
-                 history=_history(settings))
+    return _deps(blobs=_blobs(settings), items=_items(settings), bank_reader=_bank_reader(settings))
 
 
 @lru_cache(maxsize=1)
@@ -366,7 +364,7 @@ _FACTORIES = (segment_deps, start_deps, sanitize_deps, frames_deps, classify_dep
               score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, presigner, operator_deps,
               moderation_deps,
               task_queue, review_service, geofence_admin, governance_services, audit_store, webhook_sink, uploader_keys,
-              generations_guard, generation_output_ports)
+              generations_guard, generation_output_ports, bank_admin)
 _DEPS_FACTORIES = (segment_deps, start_deps, sanitize_deps, frames_deps, classify_deps, similarity_deps, index_build_deps,
                    score_deps, enforce_deps, failure_deps, sweep_deps, redrive_deps, uploads_deps, operator_deps,
                    moderation_deps)

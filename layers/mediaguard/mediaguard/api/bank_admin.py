@@ -28,6 +28,7 @@ copy beside a new match (blurred, like the upload).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from mediaguard.analysis.banks import errors as bank_errors
 from mediaguard.analysis.banks.model import AddReport, NewEntry
@@ -134,6 +135,21 @@ class HashesIn(BaseModel):
     # 500 hashes of ~120 bytes each stay well inside the 64 KiB body limit.
     entries: list[HashIn] = Field(min_length=1, max_length=500)
     source: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_.:-]{0,63}$")
+
+    @field_validator("source")
+    @classmethod
+    def _not_an_item(cls, source: str | None) -> str | None:
+        # ``item:<id>`` makes the item view show that item beside every match of the entry:
+        # only banking an item (which reads its stored fingerprints) may claim it.
+        if source is not None and source.startswith(ITEM_SOURCE):
+            raise ValueError("the item: source is set only by banking an item")
+        return source
+
+
+def _csv_source(name: str | None) -> str:
+    """A digest of the CSV's file name, never the name: every reviewer sees an entry's source,
+    and a file name can name a person."""
+    return f"csv:{hashlib.sha256(name.encode()).hexdigest()[:12]}" if name else "csv"
 
 
 class CsvIn(BaseModel):
@@ -238,7 +254,7 @@ def import_csv(bank: Annotated[str, Path(pattern=BANK)], request: Annotated[CsvI
     actor = _actor()
     try:
         report = _admin_deps().banks.import_csv(bank, request.csv.lstrip("\ufeff"), actor=actor,
-                                                source=f"csv:{request.name}" if request.name else "csv")
+                                                source=_csv_source(request.name))
     except bank_errors.BankError as error:
         raise _refused(error) from None
     return _report(report)
