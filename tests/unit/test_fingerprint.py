@@ -9,13 +9,16 @@ import itertools
 import os
 
 import imagehash
+import numpy as np
+import pdqhash
 import pytest
 import skimage.data
 from PIL import Image
 
 from mediaguard.ingress.fingerprint import fingerprint
 from mediaguard.models import Fingerprints
-from mediaguard.signals import REGISTRY, DHashSignal, HexHashSignal, PdqSignal, PHashSignal
+from mediaguard.signals import REGISTRY, DHashSignal, HexHashSignal, PdqSignal, PHashSignal, lanczos, pdqnative
+from mediaguard.signals.base import bits_to_hex
 
 SKIMAGE_DATA_DIR = os.path.dirname(skimage.data.__file__)
 # chessboard_*.png are synthetic: every low-frequency DCT coefficient is exactly zero,
@@ -266,6 +269,68 @@ def test_phash_and_dhash_are_bit_identical_to_imagehash(name):
     # THEN the hex strings are identical, so hashes from either side interoperate
     assert PHashSignal.hash_image(img)[0] == str(imagehash.phash(img))
     assert DHashSignal.hash_image(img)[0] == str(imagehash.dhash(img))
+
+
+# --- the fast paths equal the libraries they replace --------------------------------
+
+# Odd sizes on purpose: one pixel, one row, prime sides, tall and wide strips, and the
+# height-shrinks-most shapes for which Pillow 13 runs its vertical pass first.
+ODD_SHAPES = [(1, 1), (1, 500), (500, 1), (3, 5), (8, 9), (9, 8), (31, 33), (32, 32), (40, 7), (7, 40),
+              (100, 100), (513, 777), (750, 1000), (1000, 750), (1000, 512), (2000, 64), (64, 2000), (3000, 513)]
+
+
+def noise_and_smooth(shape: tuple[int, int], seed: int, channels: int | None = None) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    full = shape if channels is None else (*shape, channels)
+    noise = rng.integers(0, 256, full, dtype=np.uint8)
+    # A photo-like image too: smooth gradients hash near the median, where rounding shows.
+    small = Image.fromarray(noise).resize((max(1, shape[1] // 8), max(1, shape[0] // 8)))
+    return [noise, np.asarray(small.resize((shape[1], shape[0]), Image.Resampling.BICUBIC))]
+
+
+def test_pillow_float_luma_equals_pdqhash_luma_for_every_colour():
+    # GIVEN all 16.7 M RGB colours, in chunks
+    for red in range(0, 256, 32):
+        r, g, b = np.meshgrid(np.arange(red, red + 32, dtype=np.uint8), np.arange(256, dtype=np.uint8),
+                              np.arange(256, dtype=np.uint8), indexing="ij")
+        rgb = np.ascontiguousarray(np.stack([r, g, b], -1).reshape(32 * 256, 256, 3))
+        # WHEN pdqhash's Python luma and Pillow's RGB->F conversion (what pdqnative feeds the C++) run
+        theirs = (rgb[:, :, 0] * 0.299 + rgb[:, :, 1] * 0.587 + rgb[:, :, 2] * 0.114).astype("float32")
+        ours = np.asarray(Image.fromarray(rgb).convert("F"))
+        # THEN every value is the same float32
+        assert np.array_equal(theirs, ours)
+
+
+def test_native_pdq_is_found_in_the_pinned_pdqhash():
+    # The fallback exists for a future pdqhash; the pinned one must take the fast path.
+    assert pdqnative.available()
+
+
+@pytest.mark.parametrize("shape", ODD_SHAPES, ids=str)
+def test_native_pdq_equals_pdqhash_bit_for_bit(shape):
+    for pixels in noise_and_smooth(shape, seed=sum(shape), channels=3):
+        img = Image.fromarray(pixels)
+        # WHEN pdqhash's own API and our ctypes call of the same C++ hash one image
+        vectors, quality = pdqhash.compute_dihedral(np.ascontiguousarray(pixels))
+        single, single_quality = pdqhash.compute(np.ascontiguousarray(pixels))
+        # THEN the eight variants, the single hash and the qualities are identical
+        assert pdqnative.hash_dihedral(img) == ([bits_to_hex(v) for v in vectors], quality)
+        assert pdqnative.hash_image(img) == (bits_to_hex(single), single_quality)
+
+
+def test_native_pdq_equals_pdqhash_on_photos():
+    for name in UNRELATED_PHOTOS:
+        img = load_photo(name)
+        vectors, quality = pdqhash.compute_dihedral(np.ascontiguousarray(np.asarray(img)))
+        assert pdqnative.hash_dihedral(img) == ([bits_to_hex(v) for v in vectors], quality), name
+
+
+@pytest.mark.parametrize("shape", ODD_SHAPES, ids=str)
+@pytest.mark.parametrize("size", [(32, 32), (9, 8)], ids=["phash", "dhash"])
+def test_matrix_lanczos_equals_pillow_bit_for_bit(shape, size):
+    for grey in noise_and_smooth(shape, seed=sum(shape)):
+        expected = np.asarray(Image.fromarray(grey).resize(size, Image.Resampling.LANCZOS))
+        assert np.array_equal(lanczos.resize(grey, size), expected)
 
 
 # --- robustness and discrimination -------------------------------------------------

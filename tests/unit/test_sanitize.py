@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import struct
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from PIL import ExifTags, Image
 
 from mediaguard.errors import CorruptMediaError, DecompressionBombError
+from mediaguard.formats import jpeg
 from mediaguard.ingress.media import GIF, JPEG, PNG, WEBP, sniff
 from mediaguard.ingress.sanitize import sanitize
 
@@ -97,6 +99,44 @@ def test_jpeg_segment_walk_survives_scan_structure(astronaut, media_bytes, optio
     assert result.removed == ["comment"]
     assert b"secret comment" not in result.data
     assert np.array_equal(media_bytes.pixels(result.data), media_bytes.pixels(original))
+
+
+def reference_scan_ends(data: bytes) -> list[int]:
+    # The straightforward definition the numpy search must equal: after each SOS header,
+    # the first 0xFF followed by neither 0x00, 0xFF nor a restart marker.
+    ends, pos = [], 0
+    while (sos := data.find(b"\xff\xda", pos)) >= 0:
+        header_end = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
+        pos = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])").search(data, header_end).start()
+        ends.append(pos)
+    return ends
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param({"progressive": True}, id="progressive"),
+        pytest.param({"restart_marker_blocks": 1}, id="restart-markers"),
+        pytest.param({"subsampling": 0, "quality": 100}, id="scan-longer-than-the-first-windows"),
+    ],
+)
+def test_jpeg_scan_ends_equal_the_reference_definition(media_bytes, options):
+    # GIVEN a noisy 1024x1024 JPEG (its scan spans several search windows) with fill bytes
+    # (0xFF 0xFF ...) before its EOI
+    rng = np.random.default_rng(3)
+    original = media_bytes.encode(Image.fromarray(rng.integers(0, 256, (1024, 1024, 3), dtype=np.uint8)),
+                                  "JPEG", **options)
+    data = original[:-2] + b"\xff\xff\xff" + original[-2:]
+    # WHEN the segment walk finds each scan's end
+    ends = [seg.end for seg in jpeg.segments(data) if seg.marker == 0xDA]
+    # THEN every end is where the reference definition puts it, and the file still ends in EOI
+    assert ends == reference_scan_ends(data)
+    assert [seg.marker for seg in jpeg.segments(data)][-1] == 0xD9
+
+
+def test_a_jpeg_with_nothing_to_strip_is_returned_without_a_copy(astronaut, media_bytes):
+    original = jpeg.strip_metadata(media_bytes.encode(astronaut, "JPEG")).data
+    assert jpeg.strip_metadata(original).data is original
 
 
 def test_cmyk_jpeg_keeps_its_adobe_marker(astronaut, media_bytes):

@@ -7,7 +7,6 @@ that is neither a stuffed ``FF 00`` nor a restart marker.
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -97,16 +96,28 @@ def _give_up(headers_only: bool, message: str) -> None:
 
 
 # The first 0xFF that starts a marker: not a stuffed 0xFF00, not a restart marker
-# (0xFFD0-D7), not a fill byte (0xFF before another 0xFF). One regex search in C; a
-# Python loop over every 0xFF cost ~5 ms on a noisy 12 MP photo (~24,000 of them).
-_MARKER_IN_SCAN = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")
+# (0xFFD0-D7), not a fill byte (0xFF before another 0xFF). Found with numpy over growing
+# windows: a Python loop over every 0xFF cost ~5 ms on a noisy 12 MP photo (~24,000 of
+# them), a regex search 1.2 ms, this 0.75 ms; growing windows keep a progressive JPEG's
+# many short scans from each reading to the end of the file.
+_FIRST_WINDOW = 1 << 16
 
 
 def _scan_end(data: bytes, pos: int) -> int:
-    found = _MARKER_IN_SCAN.search(data, pos)
-    if found is None:
-        raise CorruptMediaError("the JPEG scan data is truncated")
-    return found.start()
+    import numpy as np
+
+    buf = np.frombuffer(data, dtype=np.uint8)
+    window = _FIRST_WINDOW
+    while pos < len(buf) - 1:
+        stop = min(len(buf) - 1, pos + window)
+        ffs = np.flatnonzero(buf[pos:stop] == 0xFF)
+        if ffs.size:
+            following = buf[pos + 1 + ffs]
+            marker = (following != 0x00) & (following != 0xFF) & ((following < 0xD0) | (following > 0xD7))
+            if marker.any():
+                return pos + int(ffs[np.argmax(marker)])
+        pos, window = stop, window * 2
+    raise CorruptMediaError("the JPEG scan data is truncated")
 
 
 def metadata_name(marker: int, payload: bytes) -> str | None:
@@ -145,8 +156,9 @@ def metadata_name(marker: int, payload: bytes) -> str | None:
 def strip_metadata(data: bytes) -> Stripped:
     """The JPEG without its metadata segments (:func:`metadata_name`) and without
     anything after EOI; pixels are untouched because the scans are copied as they are."""
-    out = bytearray(SOI)
-    view = memoryview(data)  # kept segments (the scans: MBs) are appended without a slice copy
+    # Kept segments are gathered as byte ranges and joined once: the scans are MBs, and a
+    # file with nothing to strip is returned as it is, without any copy.
+    kept: list[list[int]] = [[0, 2]]
     removed: list[tuple[str, bytes]] = []
     eoi_end = 0
     for marker, start, end, payload_start in segments(data):
@@ -154,8 +166,14 @@ def strip_metadata(data: bytes) -> Stripped:
         if 0xE0 <= marker <= 0xEF or marker == 0xFE:
             name = metadata_name(marker, data[payload_start : min(end, payload_start + 64)])
         if name is None:
-            out += view[start:end]
+            if kept[-1][1] == start:
+                kept[-1][1] = end  # adjacent to the previous kept range: extend it
+            else:
+                kept.append([start, end])
         else:
             removed.append((name, data[payload_start:end]))
         eoi_end = end
-    return Stripped(bytes(out), removed, data[eoi_end:])
+    if not removed and eoi_end == len(data):
+        return Stripped(data, removed, b"")
+    view = memoryview(data)
+    return Stripped(b"".join(view[a:b] for a, b in kept), removed, data[eoi_end:])

@@ -23,6 +23,10 @@ def fingerprint(rgb: Image.Image) -> dict[str, Any]:
     ['dhash', 'pdq', 'pdq_dihedral', 'pdq_quality', 'phash']
     """
     out: dict[str, Any] = {}
+    views = {"RGB": rgb}  # one conversion per mode (pHash and dHash share one greyscale)
     for signal in STILL_KINDS:
-        out.update(signal.record(rgb))
+        mode = signal.input_mode
+        if mode not in views:
+            views[mode] = rgb.convert(mode)
+        out.update(signal.record(views[mode]))
     return out

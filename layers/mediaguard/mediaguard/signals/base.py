@@ -72,6 +72,9 @@ class SignalType(ABC):
     record_fields: ClassVar[dict[str, tuple[Any, Any]]] = {}
     # Of those, the ones written on the media item (the rest travel in the payload only).
     item_fields: ClassVar[tuple[str, ...]] = ()
+    # The Pillow mode :meth:`record` reads; ``fingerprint`` converts a still once per mode,
+    # so kinds that hash greyscale share one conversion.
+    input_mode: ClassVar[str] = "RGB"
 
     @classmethod
     @abstractmethod
@@ -89,7 +92,8 @@ class SignalType(ABC):
 
     @classmethod
     def record(cls, rgb: Any) -> dict[str, Any]:
-        """This kind's ``record_fields`` computed from one decoded RGB still."""
+        """This kind's ``record_fields`` computed from one decoded still (RGB, or the
+        kind's ``input_mode`` when :func:`~mediaguard.ingress.fingerprint.fingerprint` calls)."""
         raise NotImplementedError(f"{cls.name} is not computed from a still")
 
     @classmethod

@@ -46,6 +46,10 @@ class PdqSignal(HexHashSignal):
 
     @classmethod
     def hash_image(cls, rgb: Image.Image) -> tuple[str, int | None]:
+        from mediaguard.signals import pdqnative
+
+        if pdqnative.available():
+            return pdqnative.hash_image(rgb)
         import numpy as np
         import pdqhash  # compiled extension, imported on first use only
 
@@ -60,8 +64,13 @@ class PdqSignal(HexHashSignal):
         flipped top-bottom, flipped left-right, transposed, transversed. Index 0 equals
         :meth:`hash_image`. A rotated or mirrored copy of a banked picture has one variant
         within a few bits of the banked PDQ, so matching a query's eight variants against a
-        bank finds it; pdqhash derives them from the same DCT, for ~2 ms more than one hash.
+        bank finds it; pdqhash derives them from the same DCT, for ~1 ms more than one hash.
+        Computed by :mod:`~mediaguard.signals.pdqnative` (the same C++, 4 ms less, GIL released).
         """
+        from mediaguard.signals import pdqnative
+
+        if pdqnative.available():
+            return pdqnative.hash_dihedral(rgb)
         import numpy as np
         import pdqhash
 

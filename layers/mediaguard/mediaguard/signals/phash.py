@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
+from mediaguard.signals import lanczos
 from mediaguard.signals.base import HexHashSignal, bits_to_hex
 
 # numpy and Pillow load on the first hash, not on import: models imports this registry,
@@ -17,6 +18,11 @@ if TYPE_CHECKING:
 @lru_cache(maxsize=1)
 def _dct32() -> np.ndarray:
     return _dct_matrix(32)
+
+
+def _grey(img: Image.Image) -> Image.Image:
+    # imagehash converts to "L" first; an image already in "L" is used as it is.
+    return img if img.mode == "L" else img.convert("L")
 
 
 def _dct_matrix(n: int) -> np.ndarray:
@@ -46,13 +52,12 @@ class PHashSignal(HexHashSignal):
     examples = ("c3973c6b9c3c3c63", "c2924c5532bddfc8")  # the second: skimage's astronaut
     record_fields = {"phash": (str, ...)}
     item_fields = ("phash",)
+    input_mode = "L"
 
     @classmethod
     def hash_image(cls, rgb: Image.Image) -> tuple[str, int | None]:
         import numpy as np
-        from PIL import Image
-        grey = rgb.convert("L").resize((32, 32), Image.Resampling.LANCZOS)
-        pixels = np.asarray(grey, dtype=np.float64)
+        pixels = lanczos.resize(np.asarray(_grey(rgb)), (32, 32))  # == .resize((32, 32), LANCZOS)
         dct32 = _dct32()
         dct = dct32 @ pixels @ dct32.T
         low = dct[:8, :8]
@@ -71,11 +76,10 @@ class DHashSignal(HexHashSignal):
     examples = ("0e2e6c6c6c2c0c0c", "cd8dd91d897293a7")  # the second: skimage's astronaut
     record_fields = {"dhash": (str, ...)}
     item_fields = ("dhash",)
+    input_mode = "L"
 
     @classmethod
     def hash_image(cls, rgb: Image.Image) -> tuple[str, int | None]:
         import numpy as np
-        from PIL import Image
-        grey = rgb.convert("L").resize((9, 8), Image.Resampling.LANCZOS)
-        pixels = np.asarray(grey)
+        pixels = lanczos.resize(np.asarray(_grey(rgb)), (9, 8))  # == .resize((9, 8), LANCZOS)
         return bits_to_hex(pixels[:, 1:] > pixels[:, :-1]), None
