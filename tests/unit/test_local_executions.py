@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 
-from mediaguard.local.executions import TerminalWatch
+import boto3
+import pytest
+from moto import mock_aws
+
+from mediaguard.local import concurrency
+from mediaguard.local.executions import TerminalWatch, honour_include_execution_data
 
 ARN = "arn:aws:states:eu-west-1:123456789012:execution:pipeline:media-1"
 
@@ -31,3 +38,77 @@ def test_an_execution_that_ended_before_the_wait_does_not_block():
 
 def test_a_wait_on_an_execution_that_never_ends_gives_up():
     assert TerminalWatch().wait(ARN, timeout=0.01) is False
+
+
+def test_the_states_an_execution_entered_are_kept_with_its_end():
+    watch = TerminalWatch()
+    watch.ended(ARN, ["Sanitize", "MediaType", "Enforce"])
+    assert watch.entered(ARN) == ["Sanitize", "MediaType", "Enforce"]
+    assert watch.entered(ARN.replace("media-1", "media-2")) is None
+
+
+# --- moto gaps local mode fills (same semantics as AWS, checked against moto directly) ---
+
+
+def _table(client, name: str) -> None:
+    client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                                              {"AttributeName": "sk", "AttributeType": "S"}])
+
+
+def test_a_cancelled_transaction_leaves_every_item_as_it_was():
+    # GIVEN moto with item-level transaction snapshots, and one existing item
+    with mock_aws():
+        undo = concurrency.item_level_transaction_snapshots()
+        try:
+            ddb = boto3.client("dynamodb", region_name="eu-west-1")
+            _table(ddb, "t")
+            ddb.put_item(TableName="t", Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
+            # WHEN a transaction puts a new item, updates the existing one, then fails a condition
+            with pytest.raises(ddb.exceptions.TransactionCanceledException):
+                ddb.transact_write_items(TransactItems=[
+                    {"Put": {"TableName": "t", "Item": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
+                    {"Update": {"TableName": "t", "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
+                                "UpdateExpression": "SET n = :two", "ExpressionAttributeValues": {":two": {"N": "2"}}}},
+                    {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "c"}, "sk": {"S": "1"}},
+                                        "ConditionExpression": "attribute_exists(pk)"}},
+                ])
+            # THEN nothing of it is visible: the new item is absent and the old one unchanged
+            items = ddb.scan(TableName="t")["Items"]
+            assert items == [{"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}}]
+            # AND a transaction that passes applies every operation
+            ddb.transact_write_items(TransactItems=[
+                {"Put": {"TableName": "t", "Item": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
+                {"Update": {"TableName": "t", "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
+                            "UpdateExpression": "SET n = :two", "ExpressionAttributeValues": {":two": {"N": "2"}}}},
+            ])
+            assert sorted((i["pk"]["S"], i.get("n", {}).get("N")) for i in ddb.scan(TableName="t")["Items"]) == \
+                [("a", "2"), ("b", None)]
+        finally:
+            undo()
+
+
+def test_execution_history_without_execution_data_has_no_inputs_or_outputs():
+    # GIVEN a one-state execution run by moto's interpreter
+    definition = json.dumps({"StartAt": "Only", "States": {"Only": {"Type": "Pass", "End": True}}})
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        undo = honour_include_execution_data()
+        try:
+            sfn = boto3.client("stepfunctions", region_name="eu-west-1")
+            arn = sfn.create_state_machine(name="m", definition=definition,
+                                           roleArn="arn:aws:iam::123456789012:role/r")["stateMachineArn"]
+            run = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"secret": "payload"}))["executionArn"]
+            for _ in range(200):
+                if sfn.describe_execution(executionArn=run)["status"] != "RUNNING":
+                    break
+                time.sleep(0.01)
+            # WHEN the history is read with and without execution data
+            full = sfn.get_execution_history(executionArn=run)["events"]
+            bare = sfn.get_execution_history(executionArn=run, includeExecutionData=False)["events"]
+            # THEN the same events come back, and only the full one carries the input
+            assert [e["type"] for e in bare] == [e["type"] for e in full]
+            assert "payload" in json.dumps(full, default=str)
+            assert "payload" not in json.dumps(bare, default=str)
+        finally:
+            undo()

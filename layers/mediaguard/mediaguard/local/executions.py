@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 
@@ -19,6 +20,10 @@ class TerminalWatch:
 
     def __init__(self) -> None:
         self._done: set[str] = set()
+        # The states each ended execution entered, read from the interpreter's own history
+        # at the end: GetExecutionHistory through moto's serializer cost ~30 ms per image
+        # even without its payloads (issue 16).
+        self._entered: dict[str, list[str]] = {}
         self._cond = threading.Condition()
 
     def install(self) -> Callable[[], None]:
@@ -32,7 +37,7 @@ class TerminalWatch:
             try:
                 original(comm)  # status, stop date and output first: the waiter reads them next
             finally:
-                watch.ended(comm.execution.exec_arn)
+                watch.ended(comm.execution.exec_arn, _entered_states(comm.execution))
 
         BaseExecutionWorkerCommunication.terminated = terminated
 
@@ -41,15 +46,30 @@ class TerminalWatch:
 
         return undo
 
-    def ended(self, arn: str) -> None:
+    def ended(self, arn: str, entered: list[str] | None = None) -> None:
         with self._cond:
             self._done.add(arn)
+            if entered is not None:
+                self._entered[arn] = entered
             self._cond.notify_all()
+
+    def entered(self, arn: str) -> list[str] | None:
+        """The names of the states the ended execution ``arn`` entered, in order (None: unknown)."""
+        with self._cond:
+            return self._entered.get(arn)
 
     def wait(self, arn: str, timeout: float) -> bool:
         """Block until the execution ``arn`` has ended (True) or ``timeout`` seconds pass (False)."""
         with self._cond:
             return self._cond.wait_for(lambda: arn in self._done, timeout)
+
+
+def _entered_states(execution: Any) -> list[str] | None:
+    try:
+        events = execution.exec_worker.env.event_manager.get_event_history()
+    except AttributeError:  # an execution that never ran has no interpreter environment
+        return None
+    return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
 
 
 def reuse_parsed_programs_and_clients() -> Callable[[], None]:
@@ -92,5 +112,85 @@ def reuse_parsed_programs_and_clients() -> Callable[[], None]:
     def undo() -> None:
         ExecutionWorker._get_evaluation_entrypoint = original_entrypoint
         lambda_eval_utils.boto_client_for = original_client_for
+
+    return undo
+
+
+def share_botocore_loader() -> Callable[[], None]:
+    """Give every pynamodb session one botocore data loader; returns the undo.
+
+    pynamodb keeps a botocore session per thread, and moto runs each Lambda task of an
+    execution on a new thread, so every handler's first table call built a session whose
+    loader parsed endpoints.json and the DynamoDB model again: ~90 ms of GIL-held JSON
+    decoding per image in a sampled ``scan`` (issue 16), work a Lambda container does once.
+    The loader only reads botocore's packaged data files, so sharing it changes no answer.
+    """
+    import botocore.loaders
+    import pynamodb.connection.base as pynamodb_base
+
+    original = pynamodb_base.get_session
+    loader = botocore.loaders.create_loader()
+
+    def get_session() -> Any:
+        session = original()
+        session.register_component("data_loader", loader)
+        return session
+
+    pynamodb_base.get_session = get_session
+
+    def undo() -> None:
+        pynamodb_base.get_session = original
+
+    return undo
+
+
+def cache_json_paths() -> Callable[[], None]:
+    """Parse each JSONPath of the state machine once; returns the undo.
+
+    moto's interpreter calls ``jsonpath_ng.parse`` for every InputPath, ResultPath and
+    ``.$`` field it evaluates, and jsonpath_ng builds a new PLY parser per call: about 40
+    ms of GIL-held work per image in a sampled ``scan`` (issue 16). A parsed path is not
+    changed by ``find``, so executions and threads can share it.
+    """
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    originals = {json_path: json_path.parse, result_path: result_path.parse}
+    for module, parse in originals.items():
+        module.parse = lru_cache(maxsize=1024)(parse)
+
+    def undo() -> None:
+        for module, parse in originals.items():
+            module.parse = parse
+
+    return undo
+
+
+def honour_include_execution_data() -> Callable[[], None]:
+    """``GetExecutionHistory(includeExecutionData=False)`` leaves out inputs and outputs, as
+    Step Functions does and moto does not; returns the undo.
+
+    ``LocalCloud.wait`` only needs the names of the states entered; serialising every
+    state's payloads through moto's response layer cost ~40 ms per image (issue 16).
+    """
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    original = StepFunctionResponse.get_execution_history
+    data_fields = {"input", "output", "inputDetails", "outputDetails"}
+
+    def get_execution_history(self: Any) -> Any:
+        if self._get_param("includeExecutionData", True) is not False:
+            return original(self)
+        history = self.stepfunction_backend.get_execution_history(self._get_param("executionArn"))
+        events = [{k: ({f: v for f, v in d.items() if f not in data_fields}
+                       if k.endswith("EventDetails") and isinstance(d, dict) else d)
+                   for k, d in event.items()} for event in history["events"]]
+        return ActionResult({"events": events})
+
+    StepFunctionResponse.get_execution_history = get_execution_history
+
+    def undo() -> None:
+        StepFunctionResponse.get_execution_history = original
 
     return undo

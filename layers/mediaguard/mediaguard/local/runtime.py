@@ -33,7 +33,13 @@ from mediaguard.ingress.grant import upload_key
 from mediaguard.local import concurrency, objectlock, postpolicy
 from mediaguard.local.asyncinvoke import AsyncInvoker, async_configs, create_queues, install_s3_delivery
 from mediaguard.local.check import check_transitions, render
-from mediaguard.local.executions import TerminalWatch, reuse_parsed_programs_and_clients
+from mediaguard.local.executions import (
+    TerminalWatch,
+    cache_json_paths,
+    honour_include_execution_data,
+    reuse_parsed_programs_and_clients,
+    share_botocore_loader,
+)
 from mediaguard.local.faults import FaultInjector, FaultPlan, FaultStats
 from mediaguard.local.ivs import IvsRecorder
 from mediaguard.local.schedules import Scheduler
@@ -228,10 +234,14 @@ class LocalCloud:
         self._unpatch_s3 = _deliver_s3_events_after_write()
         self._unpatch_executions = self._executions.install()
         self._unpatch_interpreter = reuse_parsed_programs_and_clients()
+        self._unpatch_loader = share_botocore_loader()  # moto's per-task threads: one loader
+        self._unpatch_paths = cache_json_paths()  # moto re-parses every JSONPath it evaluates
+        self._unpatch_history = honour_include_execution_data()  # moto ignores the parameter
         self._unpatch_post = postpolicy.install(lambda: cloud.clock())  # moto enforces no POST policy
         self._unpatch_lock = objectlock.install(lambda: cloud.clock())  # nor Object Lock retention rules
         self._unpatch_ddb = concurrency.serialize_dynamodb()  # moto's transactions race under threads
         self._unpatch_tokens = concurrency.idempotent_transactions()  # and ignore ClientRequestToken
+        self._unpatch_snapshots = concurrency.item_level_transaction_snapshots()  # and copy whole tables
         self._unpatch_async = install_s3_delivery(lambda arn, event: cloud._deliver_async(arn, event))
         self.faults.install()
         self._unpatch_ivs = self.ivs.install()  # after faults: an IVS call never meets a fault
@@ -256,11 +266,15 @@ class LocalCloud:
         self.faults.uninstall()
         self._unpatch_async()
         self._unpatch_lock()
+        self._unpatch_snapshots()
         self._unpatch_tokens()
         self._unpatch_ddb()
         LambdaFunction._invoke_lambda = self._original_invoke
         self._unpatch_post()
         self._unpatch_interpreter()
+        self._unpatch_loader()
+        self._unpatch_paths()
+        self._unpatch_history()
         self._unpatch_executions()
         self._unpatch_s3()
         self._mock.stop()
@@ -571,8 +585,10 @@ class LocalCloud:
             if not self._executions.wait(arn, timeout):
                 raise LocalRuntimeError(f"execution {media_id} still running after {timeout}s")
             described = sfn.describe_execution(executionArn=arn)
-        history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-        states = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
+        states = self._executions.entered(arn)
+        if states is None:
+            history = sfn.get_execution_history(executionArn=arn, maxResults=1000, includeExecutionData=False)
+            states = [e["stateEnteredEventDetails"]["name"] for e in history["events"] if "stateEnteredEventDetails" in e]
         start, stop = described["startDate"], described.get("stopDate") or described["startDate"]
         output = json.loads(described["output"]) if described.get("output") else None
         with self._inv_lock:
