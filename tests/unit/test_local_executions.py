@@ -112,3 +112,11 @@ def test_execution_history_without_execution_data_has_no_inputs_or_outputs():
             assert "payload" not in json.dumps(bare, default=str)
         finally:
             undo()
+
+
+def test_only_the_newest_ended_executions_are_remembered():
+    watch = TerminalWatch(keep=2)
+    for n in (1, 2, 3):
+        watch.ended(ARN.replace("media-1", f"media-{n}"), [f"S{n}"])
+    assert watch.entered(ARN) is None  # the oldest is forgotten
+    assert [watch.entered(ARN.replace("media-1", f"media-{n}")) for n in (2, 3)] == [["S2"], ["S3"]]

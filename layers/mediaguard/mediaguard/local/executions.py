@@ -16,14 +16,19 @@ from typing import Any
 
 
 class TerminalWatch:
-    """Execution ARNs whose execution reached a terminal state, with a condition to wait on."""
+    """Execution ARNs whose execution reached a terminal state, with a condition to wait on.
 
-    def __init__(self) -> None:
-        self._done: set[str] = set()
-        # The states each ended execution entered, read from the interpreter's own history
-        # at the end: GetExecutionHistory through moto's serializer cost ~30 ms per image
-        # even without its payloads (issue 16).
-        self._entered: dict[str, list[str]] = {}
+    Only the newest ``keep`` ended executions are remembered, so a long ``serve`` does not
+    grow without bound. Forgetting is safe: ``LocalCloud.wait`` only waits on an execution
+    DescribeExecution reports RUNNING, and reads an older one's states from its history.
+    """
+
+    def __init__(self, keep: int = 10_000) -> None:
+        self._keep = keep
+        # arn -> the states it entered (None: unknown), oldest first. Read from the
+        # interpreter's own history at the end: GetExecutionHistory through moto's
+        # serializer cost ~30 ms per image even without its payloads (issue 16).
+        self._ended: dict[str, list[str] | None] = {}
         self._cond = threading.Condition()
 
     def install(self) -> Callable[[], None]:
@@ -48,20 +53,21 @@ class TerminalWatch:
 
     def ended(self, arn: str, entered: list[str] | None = None) -> None:
         with self._cond:
-            self._done.add(arn)
-            if entered is not None:
-                self._entered[arn] = entered
+            self._ended.pop(arn, None)
+            self._ended[arn] = entered
+            while len(self._ended) > self._keep:
+                del self._ended[next(iter(self._ended))]
             self._cond.notify_all()
 
     def entered(self, arn: str) -> list[str] | None:
         """The names of the states the ended execution ``arn`` entered, in order (None: unknown)."""
         with self._cond:
-            return self._entered.get(arn)
+            return self._ended.get(arn)
 
     def wait(self, arn: str, timeout: float) -> bool:
         """Block until the execution ``arn`` has ended (True) or ``timeout`` seconds pass (False)."""
         with self._cond:
-            return self._cond.wait_for(lambda: arn in self._done, timeout)
+            return self._cond.wait_for(lambda: arn in self._ended, timeout)
 
 
 def _entered_states(execution: Any) -> list[str] | None:

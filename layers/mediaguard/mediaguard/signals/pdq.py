@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from mediaguard.signals import pdqnative
 from mediaguard.signals.base import HexHashSignal, bits_to_hex
 
 # numpy and Pillow load on the first hash, not on import: models imports this registry,
@@ -46,8 +47,6 @@ class PdqSignal(HexHashSignal):
 
     @classmethod
     def hash_image(cls, rgb: Image.Image) -> tuple[str, int | None]:
-        from mediaguard.signals import pdqnative
-
         if pdqnative.available():
             return pdqnative.hash_image(rgb)
         import numpy as np
@@ -67,8 +66,6 @@ class PdqSignal(HexHashSignal):
         bank finds it; pdqhash derives them from the same DCT, for ~1 ms more than one hash.
         Computed by :mod:`~mediaguard.signals.pdqnative` (the same C++, 4 ms less, GIL released).
         """
-        from mediaguard.signals import pdqnative
-
         if pdqnative.available():
             return pdqnative.hash_dihedral(rgb)
         import numpy as np
