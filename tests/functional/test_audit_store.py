@@ -133,6 +133,30 @@ def test_a_transaction_whose_head_moved_writes_nothing(store):
     assert problems(store) == []
 
 
+def test_an_append_applied_but_reported_failed_is_not_appended_twice(store, monkeypatch):
+    # GIVEN a commit that reaches DynamoDB but whose caller sees a conditional failure (the
+    # answer lost, then the SDK's retry of the same transaction meeting its own write)
+    fill(store, events=EVENTS[:1])
+    real_commit = store._commit
+    calls = []
+
+    def applied_then_refused(record, head, pending):
+        calls.append(record.seq)
+        real_commit(record, head, pending)
+        if len(calls) == 1:
+            with pytest.raises(TransactWriteError) as refused:
+                real_commit(record, head, pending)  # the retry: its conditions now fail
+            raise refused.value
+
+    monkeypatch.setattr(store, "_commit", applied_then_refused)
+    # WHEN the record is appended
+    record = store.append(CHAIN, "system:x", "sanitized", {})
+    # THEN it is in the chain once, and the store noticed instead of appending a copy
+    assert [r.event for r in store.records(CHAIN)] == ["received", "sanitized"]
+    assert calls == [1] and record.seq == 1
+    assert problems(store) == []
+
+
 @pytest.fixture
 def serialized_moto_transactions(monkeypatch):
     """DynamoDB serialises transactions; moto applies one by deep-copying the tables it

@@ -50,43 +50,82 @@ def test_the_states_an_execution_entered_are_kept_with_its_end():
 # --- moto gaps local mode fills (same semantics as AWS, checked against moto directly) ---
 
 
-def _table(client, name: str) -> None:
+def _table(client, name: str, range_key: bool) -> None:
+    keys = [("pk", "HASH")] + ([("sk", "RANGE")] if range_key else [])
     client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                              {"AttributeName": "sk", "AttributeType": "S"}])
+                        KeySchema=[{"AttributeName": a, "KeyType": t} for a, t in keys],
+                        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a, _ in keys],
+                        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
 
 
-def test_a_cancelled_transaction_leaves_every_item_as_it_was():
+def _stream_records(client, name: str) -> int:
+    # moto's DynamoDB Streams API has no DescribeStream: count the shard's records directly.
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    return len(dynamodb_backends[DEFAULT_ACCOUNT_ID]["eu-west-1"].tables[name].stream_shard.items)
+
+
+@pytest.mark.parametrize("range_key", [True, False], ids=["hash+range", "hash-only"])
+def test_a_cancelled_transaction_leaves_every_item_and_stream_as_it_was(range_key):
     # GIVEN moto with item-level transaction snapshots, and one existing item
+    key = (lambda pk: {"pk": {"S": pk}, "sk": {"S": "1"}}) if range_key else (lambda pk: {"pk": {"S": pk}})
     with mock_aws():
         undo = concurrency.item_level_transaction_snapshots()
         try:
             ddb = boto3.client("dynamodb", region_name="eu-west-1")
-            _table(ddb, "t")
-            ddb.put_item(TableName="t", Item={"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}})
-            # WHEN a transaction puts a new item, updates the existing one, then fails a condition
+            _table(ddb, "t", range_key)
+            ddb.put_item(TableName="t", Item={**key("a"), "n": {"N": "1"}})
+            ddb.put_item(TableName="t", Item=key("d"))
+            records = _stream_records(ddb, "t")
+            # WHEN a transaction puts a new item, updates one, deletes one, then fails a condition
             with pytest.raises(ddb.exceptions.TransactionCanceledException):
                 ddb.transact_write_items(TransactItems=[
-                    {"Put": {"TableName": "t", "Item": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
-                    {"Update": {"TableName": "t", "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
-                                "UpdateExpression": "SET n = :two", "ExpressionAttributeValues": {":two": {"N": "2"}}}},
-                    {"ConditionCheck": {"TableName": "t", "Key": {"pk": {"S": "c"}, "sk": {"S": "1"}},
+                    {"Put": {"TableName": "t", "Item": key("b")}},
+                    {"Update": {"TableName": "t", "Key": key("a"), "UpdateExpression": "SET n = :two",
+                                "ExpressionAttributeValues": {":two": {"N": "2"}}}},
+                    {"Delete": {"TableName": "t", "Key": key("d")}},
+                    {"ConditionCheck": {"TableName": "t", "Key": key("c"),
                                         "ConditionExpression": "attribute_exists(pk)"}},
                 ])
-            # THEN nothing of it is visible: the new item is absent and the old one unchanged
-            items = ddb.scan(TableName="t")["Items"]
-            assert items == [{"pk": {"S": "a"}, "sk": {"S": "1"}, "n": {"N": "1"}}]
+            # THEN nothing of it is visible, in the table or in its stream
+            assert sorted((i["pk"]["S"], i.get("n", {}).get("N")) for i in ddb.scan(TableName="t")["Items"]) == \
+                [("a", "1"), ("d", None)]
+            assert _stream_records(ddb, "t") == records
             # AND a transaction that passes applies every operation
             ddb.transact_write_items(TransactItems=[
-                {"Put": {"TableName": "t", "Item": {"pk": {"S": "b"}, "sk": {"S": "1"}}}},
-                {"Update": {"TableName": "t", "Key": {"pk": {"S": "a"}, "sk": {"S": "1"}},
-                            "UpdateExpression": "SET n = :two", "ExpressionAttributeValues": {":two": {"N": "2"}}}},
+                {"Put": {"TableName": "t", "Item": key("b")}},
+                {"Update": {"TableName": "t", "Key": key("a"), "UpdateExpression": "SET n = :two",
+                            "ExpressionAttributeValues": {":two": {"N": "2"}}}},
             ])
             assert sorted((i["pk"]["S"], i.get("n", {}).get("N")) for i in ddb.scan(TableName="t")["Items"]) == \
-                [("a", "2"), ("b", None)]
+                [("a", "2"), ("b", None), ("d", None)]
         finally:
             undo()
+
+
+def test_the_transaction_patch_copies_no_table():
+    # A patch that silently stopped applying would still pass the test above (moto's own
+    # whole-table rollback gives the same answer): check that no table is deep-copied.
+    from moto.dynamodb.models.table import Table
+
+    copies: list[str] = []
+    original = getattr(Table, "__deepcopy__", None)
+    with mock_aws():
+        undo = concurrency.item_level_transaction_snapshots()
+        try:
+            ddb = boto3.client("dynamodb", region_name="eu-west-1")
+            _table(ddb, "t", True)
+            Table.__deepcopy__ = lambda self, memo: copies.append(self.name)  # noqa: ARG005
+            ddb.transact_write_items(TransactItems=[{"Put": {"TableName": "t", "Item": {"pk": {"S": "a"},
+                                                                                          "sk": {"S": "1"}}}}])
+        finally:
+            if original is None:
+                del Table.__deepcopy__
+            else:
+                Table.__deepcopy__ = original
+            undo()
+    assert copies == []
 
 
 def test_execution_history_without_execution_data_has_no_inputs_or_outputs():

@@ -134,6 +134,21 @@ def test_jpeg_scan_ends_equal_the_reference_definition(media_bytes, options):
     assert [seg.marker for seg in jpeg.segments(data)][-1] == 0xD9
 
 
+@pytest.mark.parametrize("at", [0, 65_534, 65_535, 65_536, 65_536 + 131_071, 65_536 + 131_072])
+def test_a_marker_on_a_search_window_edge_ends_the_scan_there(at):
+    # GIVEN entropy-coded bytes full of stuffed 0xFF00 and restart markers, a fill byte, then
+    # EOI, with the marker's 0xFF on or next to the edge of the growing search windows
+    stuffing = (b"\x12\xff\x00\x34\xff\xd3" * (at // 6 + 1))[:at]
+    stuffing = stuffing[:-1] + b"\x00" if stuffing.endswith(b"\xff") else stuffing
+    data = b"\xff\xda" + stuffing + b"\xff\xd9"
+    # WHEN the scan end is searched from just after the SOS marker
+    # THEN it is the first 0xFF of the real marker, as the reference definition says
+    assert jpeg._scan_end(data, 2) == 2 + at == re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])").search(data, 2).start()
+    # AND a scan cut before its marker is refused
+    with pytest.raises(CorruptMediaError):
+        jpeg._scan_end(data[:-2] + b"\xff", 2)
+
+
 def test_a_jpeg_with_nothing_to_strip_is_returned_without_a_copy(astronaut, media_bytes):
     original = jpeg.strip_metadata(media_bytes.encode(astronaut, "JPEG")).data
     assert jpeg.strip_metadata(original).data is original

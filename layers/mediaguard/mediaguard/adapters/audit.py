@@ -211,8 +211,13 @@ class DynamoAuditStore:
 
     def _append(self, chain: str, build: Callable[[AuditRecord | Head | None], AuditRecord],
                 pending: int | None) -> AuditRecord:
+        tried: AuditRecord | None = None
         for attempt in range(APPEND_ATTEMPTS):
             head = self.head(chain)
+            if tried is not None and head is not None and head.hash == tried.hash:
+                # The failed attempt was applied after all (its answer was lost, and the SDK's
+                # token-carrying retries then failed too): appending again would duplicate it.
+                return tried
             last = head
             if head is None:
                 # No head pointer: a new chain, or one written before head pointers existed.
@@ -227,6 +232,7 @@ class DynamoAuditStore:
             except TransactWriteError as exc:
                 if not _is_retryable(exc):
                     raise
+                tried = record
             # Full jitter, doubling from 10 ms: writers to one chain are a handful of pipeline stages at most.
             time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))  # noqa: S311 - jitter, not security
         raise AuditContentionError(f"audit chain stayed contended for {APPEND_ATTEMPTS} attempts")

@@ -125,19 +125,23 @@ def item_level_transaction_snapshots() -> Callable[[], None]:
             table.items[hash_value] = old
 
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        saved = []
+        saved, streams = [], {}
         for entry in transact_items:
             op = next(iter(entry.values()), None)
             table = self.tables.get(op.get("TableName")) if isinstance(op, dict) else None
             key = key_of(table, op) if table is not None else None
             if key is not None:
                 saved.append((table, *key, copy.deepcopy(table.get_item(*key))))
+                if table.stream_shard is not None:  # a cancelled write leaves no stream record
+                    streams[id(table)] = (table.stream_shard, len(table.stream_shard.items))
         ddb_models.copy = _ItemsOnly
         try:
             return original(self, transact_items)
         except Exception:
             for table, hash_value, range_value, old in reversed(saved):
                 restore(table, hash_value, range_value, old)
+            for shard, length in streams.values():
+                del shard.items[length:]
             raise
         finally:
             ddb_models.copy = copy

@@ -71,11 +71,13 @@ class TerminalWatch:
 
 
 def _entered_states(execution: Any) -> list[str] | None:
+    # Never raises: it runs in the end-of-execution callback, before the waiter is woken;
+    # None sends ``LocalCloud.wait`` to GetExecutionHistory instead.
     try:
         events = execution.exec_worker.env.event_manager.get_event_history()
-    except AttributeError:  # an execution that never ran has no interpreter environment
+        return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+    except Exception:  # noqa: BLE001 - an execution that never ran has no interpreter environment
         return None
-    return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
 
 
 def reuse_parsed_programs_and_clients() -> Callable[[], None]:
@@ -129,17 +131,21 @@ def share_botocore_loader() -> Callable[[], None]:
     execution on a new thread, so every handler's first table call built a session whose
     loader parsed endpoints.json and the DynamoDB model again: ~90 ms of GIL-held JSON
     decoding per image in a sampled ``scan`` (issue 16), work a Lambda container does once.
-    The loader only reads botocore's packaged data files, so sharing it changes no answer.
+    The first session's own loader (built from its configured data path) is the one shared,
+    and a loader only reads data files, so sharing it changes no answer.
     """
-    import botocore.loaders
     import pynamodb.connection.base as pynamodb_base
 
     original = pynamodb_base.get_session
-    loader = botocore.loaders.create_loader()
+    shared: list[Any] = []
+    lock = threading.Lock()
 
     def get_session() -> Any:
         session = original()
-        session.register_component("data_loader", loader)
+        with lock:
+            if not shared:
+                shared.append(session.get_component("data_loader"))
+        session.register_component("data_loader", shared[0])
         return session
 
     pynamodb_base.get_session = get_session
