@@ -75,22 +75,13 @@ def resize(grey: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
     width, height = size
     rows, cols = grey.shape
-    pixels = np.asarray(grey, dtype=np.float64)
+    pixels = np.array(grey, dtype=np.float64)  # a copy: the result never aliases the input
     need_h, need_v = width != cols, height != rows
-    if not need_h and not need_v:
-        return pixels.copy()
-    vertical = coefficients(rows, height) if need_v else None
-    horizontal = coefficients(cols, width) if need_h else None
-    if (rows - height) > 0 and (rows - height) > (cols - width) * 2:
+    if rows > height and rows - height > (cols - width) * 2:
         # Pillow runs the vertical pass first when the height shrinks much more.
-        out = _clip8(vertical @ pixels) if need_v else pixels
-        return _clip8(out @ horizontal.T) if need_h else out
+        pixels, need_v = _clip8(coefficients(rows, height) @ pixels), False
     if need_h:
-        if need_v:
-            # Only the rows the vertical pass reads are resampled horizontally.
-            used = np.flatnonzero(vertical.any(axis=0))
-            first, last = int(used[0]), int(used[-1]) + 1
-            middle = _clip8(pixels[first:last] @ horizontal.T)
-            return _clip8(vertical[:, first:last] @ middle)
-        return _clip8(pixels @ horizontal.T)
-    return _clip8(vertical @ pixels)
+        pixels = _clip8(pixels @ coefficients(cols, width).T)
+    if need_v:
+        pixels = _clip8(coefficients(rows, height) @ pixels)
+    return pixels

@@ -71,30 +71,29 @@ def luma(rgb: Image.Image) -> np.ndarray:
 
 def hash_dihedral(rgb: Image.Image) -> tuple[list[str], int]:
     """The eight dihedral PDQs (pdqhash's order) and the quality, from one C++ call."""
-    import numpy as np
-    dihedral, _ = _library()
-    plane = luma(rgb)
-    scratch = np.empty_like(plane)
-    rows, cols = plane.shape
-    buffers = [np.empty(n, dtype=np.float32) for n in (64 * 64, 16 * 64, 16 * 16, 16 * 16)]
     hashes = [_Hash256() for _ in range(8)]
-    quality = ctypes.c_int()
-    dihedral(_ptr(plane), _ptr(scratch), rows, cols, *map(_ptr, buffers),
-             *(ctypes.byref(h) for h in hashes), ctypes.byref(quality))
-    return [h.hex() for h in hashes], quality.value
+    quality = _call(_library()[0], rgb, 4, hashes)
+    return [h.hex() for h in hashes], quality
 
 
 def hash_image(rgb: Image.Image) -> tuple[str, int]:
     """The PDQ and quality of the image as it is."""
+    result = _Hash256()
+    quality = _call(_library()[1], rgb, 3, [result])
+    return result.hex(), quality
+
+
+def _call(entry, rgb: Image.Image, work_buffers: int, hashes: list[_Hash256]) -> int:
+    """Run one of the two entry points: (luma, scratch, rows, cols, the 64x64, 16x64 and
+    16x16 work buffers (+ a second 16x16 for the dihedral one), hashes, quality&)."""
     import numpy as np
-    _, single = _library()
     plane = luma(rgb)
     scratch = np.empty_like(plane)
-    rows, cols = plane.shape
-    buffers = [np.empty(n, dtype=np.float32) for n in (64 * 64, 16 * 64, 16 * 16)]
-    result, quality = _Hash256(), ctypes.c_int()
-    single(_ptr(plane), _ptr(scratch), rows, cols, *map(_ptr, buffers), ctypes.byref(result), ctypes.byref(quality))
-    return result.hex(), quality.value
+    buffers = [np.empty(n, dtype=np.float32) for n in (64 * 64, 16 * 64, 16 * 16, 16 * 16)[:work_buffers]]
+    quality = ctypes.c_int()
+    entry(_ptr(plane), _ptr(scratch), *plane.shape, *map(_ptr, buffers),
+          *map(ctypes.byref, hashes), ctypes.byref(quality))
+    return quality.value
 
 
 def _ptr(array: np.ndarray):
