@@ -13,8 +13,13 @@ MOTO_REGION = "eu-west-1"
 
 @pytest.fixture(scope="module")
 def cloud():
-    """The real template and state machine deployed into in-process moto."""
-    with LocalCloud(parameters={"LogLevel": "WARNING"}) as local:
+    """The real template and state machine deployed into in-process moto.
+
+    Quality sampling is off here: it picks 2 % of random media ids by hash and then queues a
+    ``qa`` task and appends ``system:qa``'s record, so a test that pins the review task or the
+    audit chain after enforcement failed on one run in fifty. ``test_observability`` runs the
+    template's default rate on a stack of its own."""
+    with LocalCloud(parameters={"LogLevel": "WARNING", "QaSampleRate": "0"}) as local:
         yield local
 
 

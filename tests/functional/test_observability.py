@@ -15,6 +15,7 @@ from mediaguard.decisions.review.models import DecisionRequest
 from mediaguard.decisions.review.quality import qa_outcomes
 from mediaguard.decisions.review.queue import qa_sampled
 from mediaguard.decisions.review.roles import Caller
+from mediaguard.local.runtime import LocalCloud
 from tests.conftest import jpeg_bytes, load_event, photo
 
 # Every dimension a metric may carry: low-cardinality by design, never an id.
@@ -36,6 +37,14 @@ def emf(out: str) -> list[dict]:
                 metrics.append({"namespace": directive["Namespace"], "name": metric["Name"], "unit": metric["Unit"],
                                 "value": doc[metric["Name"]], "dims": dims})
     return metrics
+
+
+@pytest.fixture(scope="module")
+def cloud():
+    """The shared stack turns quality sampling off; this module tests it at the template's
+    default rate."""
+    with LocalCloud(parameters={"LogLevel": "WARNING"}) as local:
+        yield local
 
 
 @pytest.fixture
