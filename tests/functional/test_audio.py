@@ -64,6 +64,22 @@ def test_a_mono_opus_copy_of_a_banked_voice_is_audio_matched_and_removed(cloud, 
     assert result["matches"][0]["signal"] == "audio"
 
 
+
+def test_a_sound_only_mp4_declared_as_video_is_audio_matched_and_removed(cloud, voices):
+    # GIVEN the banked voice as AAC in an MP4 as ffmpeg and Android write it (brand isom, the
+    # moov box after the media), declared video/mp4 as its extension says
+    copy = voices["tmp"] / "voice-only.mp4"
+    subprocess.run([ffmpeg(), "-v", "error", "-y", "-i", str(voices["source"]), "-c:a", "aac", "-b:a", "64k",
+                    "-f", "mp4", str(copy)], check=True)
+    # WHEN it is uploaded
+    item, states = _scan(cloud, copy.read_bytes(), "video/mp4")
+    # THEN it went the audio way (it was refused as "no video stream" before), served as M4A
+    assert item["media_type"] == "audio" and item["kind"] == "m4a" and item["status"] == "done"
+    assert item["sanitized_key"].endswith(".m4a") and "Classify" in states
+    # AND its fingerprint matched the banked voice, and the block bank removed it
+    assert any(m["signal"] == "audio" and m["ref"] == "voice-1" for m in item["matches"])
+    assert item["action"] == "remove"
+
 def test_unrelated_speech_is_served_without_metadata_and_matches_nothing(cloud, voices):
     # GIVEN other speech in the same synthetic voice, as a tagged M4A
     upload = voices["tmp"] / "stranger.m4a"

@@ -19,6 +19,7 @@ from mediaguard.ingress.audio import (
     probe_audio,
     remux_audio_clean,
     sniff_audio,
+    sniff_av,
     video_audio_plan,
 )
 from mediaguard.signals import AudioSignal
@@ -80,6 +81,25 @@ def test_each_accepted_format_is_sniffed_probed_and_remuxed_without_tags_or_reen
     # AND the fingerprint of the clean copy is the fingerprint of the upload
     assert AudioSignal.align(fingerprint(clean, fmt.demuxer), fingerprint(src, fmt.demuxer)).share == 1.0
 
+
+
+@pytest.mark.parametrize("movflags", [[], ["-movflags", "+faststart"]], ids=["moov-last", "faststart"])
+def test_an_audio_only_mp4_is_audio_and_a_video_mp4_stays_video(tmp, music, movflags):
+    # GIVEN AAC in an MP4 as ffmpeg and Android write it (brand isom, not M4A), and a video MP4
+    sound = _tagged(music[0], tmp / "sound.mp4", "-c:a", "aac", "-b:a", "96k", *movflags, "-f", "mp4")
+    video = tmp / "picture.mp4"
+    subprocess.run([ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=5:duration=2",
+                    "-i", str(music[0]), "-map", "0:v", "-map", "1:a", "-shortest", "-c:v", "libx264",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", *movflags, str(video)], check=True)
+    assert sniff_audio(sound.read_bytes()[:4096]) is None  # its brands alone say video
+    # WHEN each whole file is sniffed
+    # THEN the sound-only one is M4A: probed, remuxed without tags and fingerprinted as audio
+    assert sniff_av(sound.read_bytes()).name == "m4a"
+    assert probe_audio(sound, LIMITS).codec == "aac"
+    clean = tmp / "sound-clean.m4a"
+    assert remux_audio_clean(sound, clean).name == "m4a" and b"Secret Title" not in clean.read_bytes()
+    # AND the one with a picture stays a video
+    assert sniff_av(video.read_bytes()).name == "mp4"
 
 def test_non_audio_bytes_are_not_sniffed_as_audio():
     assert sniff_audio(b"\xff\xd8\xff\xe0" + bytes(64)) is None  # JPEG

@@ -5,6 +5,7 @@ walks, which provenance relies on never to raise)."""
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from itertools import pairwise
@@ -400,6 +401,50 @@ def test_a_box_claiming_more_than_the_file_ends_the_boxes_before_it():
     assert isobmff.boxes_end(large + b"tail") == 20
     assert isobmff.boxes_end(b"\x00\x00\x00\x00mdat" + b"x" * 10) == 18
 
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def _trak(handler: bytes) -> bytes:
+    hdlr = _box(b"hdlr", bytes(8) + handler + bytes(12) + b"name\x00")
+    return _box(b"trak", _box(b"tkhd", bytes(84)) + _box(b"mdia", _box(b"mdhd", bytes(24)) + hdlr))
+
+
+FTYP = _box(b"ftyp", b"isom\x00\x00\x02\x00isomiso2mp41")
+
+
+@pytest.mark.parametrize(("layout", "handlers"), [
+    ("faststart", {b"soun"}),
+    ("moov-last", {b"soun"}),
+    ("video", {b"vide", b"soun"}),
+    ("large-size-mdat", {b"soun"}),
+])
+def test_track_handlers_are_read_from_the_moov_box_wherever_it_sits(layout, handlers):
+    # GIVEN an MP4 whose moov lists its tracks before or after the media (a 64-bit mdat too)
+    moov = _box(b"moov", _box(b"mvhd", bytes(100)) + b"".join(_trak(h) for h in sorted(handlers)))
+    mdat = _box(b"mdat", b"\x00" * 64)
+    if layout == "large-size-mdat":
+        mdat = struct.pack(">I", 1) + b"mdat" + struct.pack(">Q", 16 + 64) + b"\x00" * 64
+    data = FTYP + (moov + mdat if layout == "faststart" else mdat + moov)
+    # WHEN its track handlers are read THEN they are the tracks' handler types
+    assert isobmff.track_handlers(io.BytesIO(data)) == handlers
+
+
+@pytest.mark.parametrize("cut", [10, 40, -20])
+def test_a_file_without_a_complete_moov_has_no_track_handlers(cut):
+    # GIVEN an MP4 cut short (in the ftyp, in the mdat, inside the trailing moov)
+    data = FTYP + _box(b"mdat", b"\x00" * 64) + _box(b"moov", _trak(b"soun"))
+    # WHEN its track handlers are read THEN there are none to trust
+    assert isobmff.track_handlers(io.BytesIO(data[:cut])) is None
+
+
+def test_a_malformed_box_inside_moov_ends_the_walk_without_raising():
+    # GIVEN a moov whose second trak claims more bytes than the moov holds
+    moov = _box(b"moov", _trak(b"soun") + struct.pack(">I", 4096) + b"trak" + bytes(16))
+    # WHEN its handlers are read THEN the complete trak is read and the broken one ignored
+    assert isobmff.track_handlers(io.BytesIO(FTYP + moov)) == {b"soun"}
 
 # --- WebM (EBML) ----------------------------------------------------------------
 

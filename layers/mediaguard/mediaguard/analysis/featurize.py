@@ -42,8 +42,8 @@ def media_featurizer(settings: Settings | None = None, *, embeddings: bool = Tru
         from mediaguard.ingress.media import load_rgb, open_image
 
         limits = video.VideoLimits.from_settings(settings)
-        fmt = video.sniff_video(data[:4096])
-        if fmt is not None:
+        fmt = audio.sniff_av(data)
+        if isinstance(fmt, video.VideoFormat):
             with tempfile.TemporaryDirectory(prefix="mg-bank-") as tmp:
                 src = Path(tmp) / "original"
                 src.write_bytes(data)
@@ -57,8 +57,7 @@ def media_featurizer(settings: Settings | None = None, *, embeddings: bool = Tru
                     track = _audio_features(clean, fmt.demuxer)
             features = _features([f.image for f in frameset.frames], video.pdq_frames(frameset))
             return features + ([track] if track else [])
-        audio_fmt = audio.sniff_audio(data[:4096])
-        if audio_fmt is not None:
+        if fmt is not None:  # audio only
             alimits = audio.AudioLimits.from_settings(settings)
             with tempfile.TemporaryDirectory(prefix="mg-bank-") as tmp:
                 src, clean = Path(tmp) / "original", Path(tmp) / "clean"

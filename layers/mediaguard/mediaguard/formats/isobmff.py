@@ -8,6 +8,8 @@ of the file), a four-letter type and its payload.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
+from typing import BinaryIO
 
 # HEIF brands (ISO/IEC 23008-12 and the HEVC image file format). mif1/msf1 are the
 # generic structural brands; a file carrying them with an AVIF brand is AVIF.
@@ -24,6 +26,9 @@ QUICKTIME_BRAND = b"qt  "
 # Major brands that share MP4's compatible brands but are not video: audio books and
 # songs (M4A/M4B), Canon raw (CR3).
 NOT_VIDEO_MAJOR_BRANDS = frozenset({b"M4A ", b"M4B ", b"M4P ", b"crx "})
+# A ``moov`` box lists every track's sample tables: a few MB for hours of media. Larger is
+# not read (the file is then judged by its brands alone).
+MAX_MOOV_BYTES = 32 << 20
 
 
 def ftyp_brands(data: bytes) -> set[bytes] | None:
@@ -61,3 +66,69 @@ def boxes_end(data: bytes) -> int:
             return pos
         pos += size
     return pos
+
+
+def _box(header: bytes | memoryview, pos: int, end: int) -> tuple[bytes, int, int] | None:
+    """(type, payload start, box end) of the box at ``pos`` in ``header``, or None when it is
+    cut short or malformed; ``end`` is where its container ends."""
+    if pos + 8 > len(header):
+        return None
+    size, kind = struct.unpack_from(">I4s", header, pos)
+    start = pos + 8
+    if size == 1:
+        if pos + 16 > len(header):
+            return None
+        (size,) = struct.unpack_from(">Q", header, pos + 8)
+        start = pos + 16
+    elif size == 0:  # runs to the end of its container
+        size = end - pos
+    if size < start - pos or pos + size > end:
+        return None
+    return kind, start, pos + size
+
+
+def _children(payload: memoryview) -> Iterator[tuple[bytes, memoryview]]:
+    pos = 0
+    while (box := _box(payload, pos, len(payload))) is not None:
+        kind, start, box_end = box
+        yield kind, payload[start:box_end]
+        pos = box_end
+
+
+def track_handlers(fh: BinaryIO) -> frozenset[bytes] | None:
+    """Handler types of the tracks the top-level ``moov`` box lists (``vide``, ``soun``,
+    ``subt``, ``hint``, ``meta``...), wherever the box sits (encoders write it after the
+    media unless asked for "faststart"); None when there is no complete ``moov`` to read.
+
+    This is what tells an audio-only MP4 from a video: ffmpeg, Android recorders and most
+    encoders give sound-only files the same ``isom``/``mp42`` brands as video (only Apple's
+    tools brand them ``M4A ``). Reads box headers and the ``moov`` box, nothing else.
+    """
+    fh.seek(0, 2)
+    end = fh.tell()
+    pos = 0
+    while pos + 8 <= end:
+        fh.seek(pos)
+        header = fh.read(16)
+        box = _box(header, 0, end - pos)
+        if box is None:
+            return None
+        kind, start, box_end = box
+        if kind == b"moov":
+            if box_end - start > MAX_MOOV_BYTES:
+                return None
+            fh.seek(pos + start)
+            return _handlers(memoryview(fh.read(box_end - start)))
+        pos += box_end
+    return None
+
+
+def _handlers(moov: memoryview) -> frozenset[bytes]:
+    found = set()
+    for kind, trak in _children(moov):
+        for kind_t, mdia in _children(trak) if kind == b"trak" else ():
+            for kind_m, hdlr in _children(mdia) if kind_t == b"mdia" else ():
+                # version and flags (4 bytes), pre_defined (4), then the handler type
+                if kind_m == b"hdlr" and len(hdlr) >= 12:
+                    found.add(bytes(hdlr[8:12]))
+    return frozenset(found)

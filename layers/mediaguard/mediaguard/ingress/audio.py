@@ -22,10 +22,12 @@ list is dropped from the served copy (and listed as removed), never decoded.
 from __future__ import annotations
 
 import base64
+import io
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -37,8 +39,8 @@ from mediaguard.errors import (
     UnsupportedMediaError,
 )
 from mediaguard.formats import audio, isobmff
-from mediaguard.ingress.kinds import AAC, AUDIO_FORMATS, FLAC, M4A, MP3, OGG, WAV, AudioFormat  # noqa: F401
-from mediaguard.ingress.video import _DURATION, _OUT_TIME, _STREAM, _base_cmd, _run
+from mediaguard.ingress.kinds import AAC, AUDIO_FORMATS, FLAC, M4A, MP3, MP4, OGG, WAV, AudioFormat, VideoFormat  # noqa: F401
+from mediaguard.ingress.video import _DURATION, _OUT_TIME, _STREAM, _base_cmd, _run, sniff_video
 from mediaguard.settings import Settings
 
 # Audio codecs decoded at all, in any container (ffmpeg decoder names). What the accepted
@@ -106,12 +108,33 @@ def sniff_audio(head: bytes) -> AudioFormat | None:
     return None
 
 
+def sound_only_mp4(head: bytes, fh: BinaryIO) -> bool:
+    """Whether an MP4 (by its brands) lists sound tracks and no video track: ffmpeg, Android
+    and most encoders brand such files ``isom``/``mp42`` like video, not ``M4A ``. It is
+    then M4A (the same container, remuxed with the same muxer). ``head`` is the first bytes
+    of the file ``fh`` reads."""
+    if sniff_video(head) is not MP4:
+        return False
+    handlers = isobmff.track_handlers(fh)
+    return handlers is not None and b"soun" in handlers and b"vide" not in handlers
+
+
+def sniff_av(data: bytes) -> VideoFormat | AudioFormat | None:
+    """The video or audio-only container of a whole file, or None (an image, or nothing
+    accepted): an MP4 with sound only is audio (M4A), then :func:`sniff_video` and
+    :func:`sniff_audio` decide."""
+    head = data[:4096]
+    if sound_only_mp4(head, io.BytesIO(data)):
+        return M4A
+    return sniff_video(head) or sniff_audio(head)
+
+
 def _sniff_file(path: str | Path) -> AudioFormat:
     with open(path, "rb") as fh:
         head = fh.read(4096)
-    if not head:
-        raise EmptyMediaError("the upload is empty")
-    fmt = sniff_audio(head)
+        if not head:
+            raise EmptyMediaError("the upload is empty")
+        fmt = M4A if sound_only_mp4(head, fh) else sniff_audio(head)
     if fmt is None:
         raise UnsupportedMediaError("the file is not a supported audio type (MP3, AAC/M4A, Ogg, WAV, FLAC)")
     return fmt

@@ -8,10 +8,11 @@ import time
 from aws_lambda_powertools import Logger
 
 from mediaguard import errors, observability
-from mediaguard.ingress.audio import AudioFormat, sniff_audio
+from mediaguard.ingress.audio import AudioFormat, sniff_av
 from mediaguard.ingress.ingest import prepare
+from mediaguard.ingress.kinds import M4A
 from mediaguard.ingress.media import check_size, open_image
-from mediaguard.ingress.video import VideoFormat, sniff_video
+from mediaguard.ingress.video import VideoFormat
 from mediaguard.models import Fingerprints, FrameBatch, FrameRef, FramesResult, SanitizeResult, Upload
 from mediaguard.ports import Deps
 from mediaguard.stages.common import require, sanitized_key
@@ -36,14 +37,13 @@ def sanitize_and_fingerprint(upload: Upload, deps: Deps) -> SanitizeResult:
     data, declared = blobs.get(upload.bucket, upload.key, version_id=upload.version_id)
     sha256 = hashlib.sha256(data).hexdigest()
     received = {"sha256": sha256, "size": len(data), "content_type": declared}
-    fmt = sniff_video(data[:4096])
-    audio_fmt = sniff_audio(data[:4096]) if fmt is None else None
-    if fmt is not None or audio_fmt is not None:
+    fmt = sniff_av(data)
+    if fmt is not None:
         items.update(upload.media_id, received)
-        if fmt is not None:
+        if isinstance(fmt, VideoFormat):
             return _accept_for_frames(upload, data, declared, fmt, sha256, deps, "video",
                                       deps.settings.max_video_bytes)
-        return _accept_for_frames(upload, data, declared, audio_fmt, sha256, deps, "audio",
+        return _accept_for_frames(upload, data, declared, fmt, sha256, deps, "audio",
                                   deps.settings.max_audio_bytes)
     try:
         return _sanitize_image(upload, data, declared, received, deps, t0)
@@ -125,7 +125,10 @@ def _accept_for_frames(upload: Upload, data: bytes, declared: str | None, fmt: A
     items = deps.need("items")
     check_size(data, max_bytes)
     declared_type = (declared or "").split(";")[0].strip().lower()
-    if declared_type not in ("", fmt.content_type, *getattr(fmt, "aliases", ()), "application/octet-stream"):
+    # An audio-only .mp4 is commonly declared video/mp4 (the file extension's type): the
+    # container is the same, and the audio size limit still applies.
+    mp4 = ("video/mp4",) if fmt is M4A else ()
+    if declared_type not in ("", fmt.content_type, *getattr(fmt, "aliases", ()), *mp4, "application/octet-stream"):
         raise errors.ContentTypeMismatchError(f"declared {declared_type!r} but the bytes are {fmt.content_type}")
     items.update(upload.media_id, {"status": "sanitized", "kind": fmt.name, "media_type": media_type})
     items.append_audit(upload.media_id, "system:sanitize", f"{media_type}_accepted", {"sha256": sha256, "kind": fmt.name})
