@@ -64,7 +64,6 @@ def test_a_mono_opus_copy_of_a_banked_voice_is_audio_matched_and_removed(cloud, 
     assert result["matches"][0]["signal"] == "audio"
 
 
-
 def test_a_sound_only_mp4_declared_as_video_is_audio_matched_and_removed(cloud, voices):
     # GIVEN the banked voice as AAC in an MP4 as ffmpeg and Android write it (brand isom, the
     # moov box after the media), declared video/mp4 as its extension says
@@ -79,6 +78,7 @@ def test_a_sound_only_mp4_declared_as_video_is_audio_matched_and_removed(cloud, 
     # AND its fingerprint matched the banked voice, and the block bank removed it
     assert any(m["signal"] == "audio" and m["ref"] == "voice-1" for m in item["matches"])
     assert item["action"] == "remove"
+
 
 def test_unrelated_speech_is_served_without_metadata_and_matches_nothing(cloud, voices):
     # GIVEN other speech in the same synthetic voice, as a tagged M4A

@@ -29,8 +29,6 @@ SENIOR_2 = Caller("sue", frozenset({"senior-reviewer"}))
 UPLOADER = Caller("user-0001")
 
 
-
-
 @dataclass
 class RecordingEnforcer:
     """Stands in for mediaguard.decisions.enforcement at the port: records calls, can be made to fail."""
@@ -398,7 +396,6 @@ def test_the_item_view_links_only_the_sanitized_copy_and_audits_the_look(world):
         world.service.item_view(ALICE, "nope")
 
 
-
 def test_the_item_view_shows_the_similar_banked_items_with_signal_and_similarity(world):
     # GIVEN an item the pipeline matched to two banked items: one by PDQ, one by CLIP embedding only
     scored_item(world, "m2")
@@ -440,6 +437,22 @@ def test_at_rate_one_an_allow_goes_to_the_qa_lane_once_and_review_is_never_sampl
     assert queue.sample_for_qa("r1", "review") is None and world.service.tasks.get("r1").lane != "qa"
     # AND at rate 0 nothing is
     assert sampling(world, 0.0).sample_for_qa("a2", "allow") is None
+
+
+def test_a_redriven_run_whose_allow_is_sampled_replaces_the_withdrawn_failure_task(world):
+    # GIVEN a failed run's task in the queue, withdrawn when an admin re-drives the item
+    queue = sampling(world, 1.0)
+    scored_item(world, "f1", risk=0.1, action="allow")
+    queue.enqueue("f1", risk=0.1, reach=None, reason="failed:internal_error")
+    assert queue.withdraw_failure("f1", "admin:root-admin", "f1-r1")
+    # WHEN the new run allows it and quality sampling picks that allow
+    sample = queue.sample_for_qa("f1", "allow")
+    # THEN the item's one task is now the blind sample of the new decision (a decided task
+    # gives way to a new one, as a rescan's does); the withdrawal stays in the audit chain
+    assert sample is not None and world.service.tasks.get("f1").lane == "qa"
+    assert world.service.tasks.get("f1").state == "queued"
+    assert [e for e in events(world, "f1") if e in ("review_withdrawn", "qa_sampled")] == [
+        "review_withdrawn", "qa_sampled"]
 
 
 def test_a_qa_reviewer_sees_the_item_blind_and_agreement_is_recorded_without_enforcing(world):

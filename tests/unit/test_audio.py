@@ -82,7 +82,6 @@ def test_each_accepted_format_is_sniffed_probed_and_remuxed_without_tags_or_reen
     assert AudioSignal.align(fingerprint(clean, fmt.demuxer), fingerprint(src, fmt.demuxer)).share == 1.0
 
 
-
 @pytest.mark.parametrize("movflags", [[], ["-movflags", "+faststart"]], ids=["moov-last", "faststart"])
 def test_an_audio_only_mp4_is_audio_and_a_video_mp4_stays_video(tmp, music, movflags):
     # GIVEN AAC in an MP4 as ffmpeg and Android write it (brand isom, not M4A), and a video MP4
@@ -100,6 +99,7 @@ def test_an_audio_only_mp4_is_audio_and_a_video_mp4_stays_video(tmp, music, movf
     assert remux_audio_clean(sound, clean).name == "m4a" and b"Secret Title" not in clean.read_bytes()
     # AND the one with a picture stays a video
     assert sniff_av(video.read_bytes()).name == "mp4"
+
 
 def test_non_audio_bytes_are_not_sniffed_as_audio():
     assert sniff_audio(b"\xff\xd8\xff\xe0" + bytes(64)) is None  # JPEG

@@ -402,7 +402,6 @@ def test_a_box_claiming_more_than_the_file_ends_the_boxes_before_it():
     assert isobmff.boxes_end(b"\x00\x00\x00\x00mdat" + b"x" * 10) == 18
 
 
-
 def _box(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", 8 + len(payload)) + kind + payload
 
@@ -445,6 +444,26 @@ def test_a_malformed_box_inside_moov_ends_the_walk_without_raising():
     moov = _box(b"moov", _trak(b"soun") + struct.pack(">I", 4096) + b"trak" + bytes(16))
     # WHEN its handlers are read THEN the complete trak is read and the broken one ignored
     assert isobmff.track_handlers(io.BytesIO(FTYP + moov)) == {b"soun"}
+
+
+@pytest.mark.parametrize("where", ["top-level", "in-moov"])
+def test_a_flood_of_tiny_boxes_is_not_walked_through(where):
+    # GIVEN a sound-only MP4 whose moov comes after 2,000 empty boxes, or holds 2,000 of them
+    flood = _box(b"free", b"") * 2000
+    if where == "top-level":
+        data = FTYP + flood + _box(b"moov", _trak(b"soun"))
+    else:
+        data = FTYP + _box(b"moov", flood + _trak(b"soun"))
+    # WHEN its track handlers are read THEN the walk gives up: not known to be sound only
+    assert isobmff.track_handlers(io.BytesIO(data)) is None
+
+
+def test_a_moov_larger_than_the_cap_is_not_read(monkeypatch):
+    # GIVEN a sound-only moov one byte over the cap
+    moov = _box(b"moov", _trak(b"soun"))
+    monkeypatch.setattr(isobmff, "MAX_MOOV_BYTES", len(moov) - 9)
+    # WHEN its track handlers are read THEN it is not read
+    assert isobmff.track_handlers(io.BytesIO(FTYP + moov)) is None
 
 # --- WebM (EBML) ----------------------------------------------------------------
 

@@ -28,7 +28,11 @@ QUICKTIME_BRAND = b"qt  "
 NOT_VIDEO_MAJOR_BRANDS = frozenset({b"M4A ", b"M4B ", b"M4P ", b"crx "})
 # A ``moov`` box lists every track's sample tables: a few MB for hours of media. Larger is
 # not read (the file is then judged by its brands alone).
-MAX_MOOV_BYTES = 32 << 20
+MAX_MOOV_BYTES = 16 << 20
+# Real files have a handful of top-level boxes before ``moov`` (a fragmented one has it
+# second). A file of tiny boxes must not cost a walk of the whole upload (8-byte ``free``
+# boxes: 4.8 s per 64 MiB), so the walk gives up after this many.
+MAX_TOP_LEVEL_BOXES = 1024
 
 
 def ftyp_brands(data: bytes) -> set[bytes] | None:
@@ -87,9 +91,11 @@ def _box(header: bytes | memoryview, pos: int, end: int) -> tuple[bytes, int, in
     return kind, start, pos + size
 
 
-def _children(payload: memoryview) -> Iterator[tuple[bytes, memoryview]]:
+def _children(payload: memoryview, budget: list[int]) -> Iterator[tuple[bytes, memoryview]]:
+    """The boxes in ``payload``, while ``budget[0]`` (shared by a whole walk) lasts."""
     pos = 0
-    while (box := _box(payload, pos, len(payload))) is not None:
+    while budget[0] > 0 and (box := _box(payload, pos, len(payload))) is not None:
+        budget[0] -= 1
         kind, start, box_end = box
         yield kind, payload[start:box_end]
         pos = box_end
@@ -98,7 +104,8 @@ def _children(payload: memoryview) -> Iterator[tuple[bytes, memoryview]]:
 def track_handlers(fh: BinaryIO) -> frozenset[bytes] | None:
     """Handler types of the tracks the top-level ``moov`` box lists (``vide``, ``soun``,
     ``subt``, ``hint``, ``meta``...), wherever the box sits (encoders write it after the
-    media unless asked for "faststart"); None when there is no complete ``moov`` to read.
+    media unless asked for "faststart"); None when there is no complete ``moov`` to read
+    (or it is past :data:`MAX_TOP_LEVEL_BOXES` boxes, or larger than :data:`MAX_MOOV_BYTES`).
 
     This is what tells an audio-only MP4 from a video: ffmpeg, Android recorders and most
     encoders give sound-only files the same ``isom``/``mp42`` brands as video (only Apple's
@@ -107,7 +114,9 @@ def track_handlers(fh: BinaryIO) -> frozenset[bytes] | None:
     fh.seek(0, 2)
     end = fh.tell()
     pos = 0
-    while pos + 8 <= end:
+    for _ in range(MAX_TOP_LEVEL_BOXES):
+        if pos + 8 > end:
+            break
         fh.seek(pos)
         header = fh.read(16)
         box = _box(header, 0, end - pos)
@@ -123,12 +132,14 @@ def track_handlers(fh: BinaryIO) -> frozenset[bytes] | None:
     return None
 
 
-def _handlers(moov: memoryview) -> frozenset[bytes]:
-    found = set()
-    for kind, trak in _children(moov):
-        for kind_t, mdia in _children(trak) if kind == b"trak" else ():
-            for kind_m, hdlr in _children(mdia) if kind_t == b"mdia" else ():
+def _handlers(moov: memoryview) -> frozenset[bytes] | None:
+    # A real moov holds a header and a few traks of three to six boxes each (the walk does
+    # not go below mdia): a moov of thousands of tiny boxes is not read through (None).
+    budget, found = [MAX_TOP_LEVEL_BOXES], set()
+    for kind, trak in _children(moov, budget):
+        for kind_t, mdia in _children(trak, budget) if kind == b"trak" else ():
+            for kind_m, hdlr in _children(mdia, budget) if kind_t == b"mdia" else ():
                 # version and flags (4 bytes), pre_defined (4), then the handler type
                 if kind_m == b"hdlr" and len(hdlr) >= 12:
                     found.add(bytes(hdlr[8:12]))
-    return frozenset(found)
+    return frozenset(found) if budget[0] > 0 else None
