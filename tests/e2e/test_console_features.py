@@ -143,16 +143,41 @@ def test_add_to_bank_from_an_item_then_a_match_shows_the_banked_item_beside_it_b
     expect(banked).to_have_attribute("data-revealed", "false")
     expect(banked.locator("img")).to_have_js_property("complete", True)
     assert banked.locator("img").evaluate("i => getComputedStyle(i).filter").startswith("blur(")
+    expect(banked.locator(".media-cue")).to_be_visible()  # it says how to look
     card.scroll_into_view_if_needed()
     docs_shot(page, "console-match-side.png")
     banked.get_by_role("button").click()
     expect(banked).to_have_attribute("data-revealed", "true")
+    expect(banked.locator(".media-cue")).to_be_hidden()
     # AND the look at the banked copy is recorded on that item's chain, by this admin
     page.wait_for_timeout(500)
     revealed = [r for r in server.cloud.deps().items.audit_chain(first) if r.event == "media_revealed"]
     assert revealed and revealed[-1].actor.endswith("admin-1")
     assert not page.problems, page.problems
 
+
+
+def test_a_banked_video_beside_its_copy_shows_its_poster_and_plays_blurred(server, rebanked, page):
+    first, second = rebanked["video"]
+    # WHEN an admin opens the copy of a video they banked
+    sign_in(server, page, "admin")
+    page.goto(f"{server.url}/#item/{second}")
+    # THEN the banked video is shown as a video (it was an <img> of an MP4 before): its poster
+    # frame in the reveal frame and the video below, both blurred until revealed
+    banked = page.locator(f"#match-side .match-card[data-bank='held-videos'][data-ref='{first}'] figure.media")
+    expect(banked).to_have_attribute("data-kind", "video")
+    expect(banked.locator("img")).to_have_js_property("complete", True)
+    assert banked.locator("img").evaluate("i => i.naturalWidth") > 0  # the poster is a picture
+    video = banked.locator("video.media-play")
+    expect(video).to_have_count(1)
+    assert video.evaluate("v => getComputedStyle(v).filter").startswith("blur(")
+    # AND revealing it unblurs both and is recorded on the banked item's chain
+    banked.get_by_role("button").click()
+    assert video.evaluate("v => getComputedStyle(v).filter") in ("none", "blur(0px) grayscale(0)",
+                                                                 "blur(0px) grayscale(0%)")
+    page.wait_for_timeout(500)
+    assert any(r.event == "media_revealed" for r in server.cloud.deps().items.audit_chain(first))
+    assert not page.problems, page.problems
 
 def test_a_videos_frames_strip_marks_the_frame_that_matched(server, rebanked, page):
     first, second = rebanked["video"]

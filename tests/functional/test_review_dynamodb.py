@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -409,6 +410,29 @@ def test_the_item_view_shows_the_similar_banked_items_with_signal_and_similarity
     shown = [(m.bank, m.ref, m.signal, m.similarity) for m in view.matches]
     assert shown == [("ncii", "case-7", "clip", pytest.approx(0.9188)), ("deepfakes", "df-3", "pdq", 0.9531)]
 
+
+
+def test_a_match_on_a_banked_video_shows_its_entry_its_kind_and_its_poster(world):
+    # GIVEN a video the platform holds, banked by an admin as frame entries v1#0 and v1#1,
+    # and a copy of it whose match names the group v1 (as the matcher reports a video)
+    world.deps.items.update("v1", {"status": "done", "action": "allow", "media_type": "video",
+                                   "sanitized_key": "media/v1/sanitized.mp4", "poster_key": "media/v1/poster.jpg"})
+    facts = {"status": "active", "source": "item:v1", "added_by": "admin:root", "added_at": T0,
+             "confirmed_by": None, "confirmed_at": None}
+    entries = {("held-videos", f"v1#{n}"): SimpleNamespace(**facts) for n in range(2)}
+    asked = []
+    world.service.bank_entries = lambda keys: asked.append(keys) or {k: entries[k] for k in keys if k in entries}
+    scored_item(world, "v2")
+    world.deps.items.update("v2", {"media_type": "video", "matches": [
+        {"bank": "held-videos", "kind": "flag", "ref": "v1", "signal": "vpdq", "distance": 8, "action": None}]})
+    # WHEN a reviewer opens the copy
+    (match,) = world.service.item_view(ALICE, "v2").matches
+    # THEN the match carries the entry's facts (one lookup for the group and its first part)
+    assert asked == [[("held-videos", "v1"), ("held-videos", "v1#0")]]
+    assert (match.entry.status, match.entry.added_by, match.entry.source_media_id) == ("active", "admin:root", "v1")
+    # AND the banked copy is linked as a video, with its poster frame
+    assert match.entry.source_media_type == "video"
+    assert "sanitized.mp4" in match.entry.source_media.url and "poster.jpg" in match.entry.source_poster.url
 
 # --- quality sampling (issue 13 #3) ----------------------------------------------------------------
 

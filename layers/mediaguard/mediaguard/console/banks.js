@@ -128,26 +128,51 @@ export function renderSideBySide(view) {
       ['From', m.entry.source_media_id ? `item ${m.entry.source_media_id}` : (m.entry.source || '-')],
     ]);
     card.append(el('h4', { text: `Banked: ${m.bank}/${m.ref}` }), list);
-    if (m.entry.source_media) card.append(bankedMedia(m.entry.source_media_id, m.entry.source_media.url));
+    if (m.entry.source_media) card.append(bankedMedia(m.entry));
     else card.append(el('p', { class: 'help', text: 'Banks keep hashes, not media: nothing to show beside the upload.' }));
     return card;
   }));
   $('match-side-section').hidden = !shown.length;
 }
 
-function bankedMedia(mediaId, url) {
-  const figure = el('figure', { class: 'media banked', dataset: { revealed: 'false' } });
-  const img = el('img', { alt: 'The banked item\'s sanitized media', src: url });
-  const button = el('button', { type: 'button', class: 'media-frame', 'aria-pressed': 'false' }, img,
+// The banked copy with the element its kind needs: a still (or animation) in the reveal
+// frame; a video's poster there and the video below it, both blurred until revealed;
+// audio as a player (nothing to blur; pressing play is the look that is recorded).
+function bankedMedia(entry) {
+  const mediaId = entry.source_media_id;
+  const url = entry.source_media.url;
+  const kind = entry.source_media_type || 'image';
+  const figure = el('figure', { class: 'media banked', dataset: { revealed: 'false', kind } });
+  const recordLook = () => api('POST', `/items/${encodeURIComponent(mediaId)}/reveal`).catch(fail);
+  if (kind === 'audio') {
+    const player = el('audio', { controls: '', preload: 'none', src: url, 'aria-label': 'The banked item\'s sanitized audio' });
+    player.addEventListener('play', () => {
+      if (figure.dataset.revealed === 'true') return;
+      figure.dataset.revealed = 'true';
+      recordLook();
+    });
+    figure.append(player, el('figcaption', { class: 'help', text: `Banked from item ${mediaId}.` }));
+    return figure;
+  }
+  const poster = kind === 'video' ? entry.source_poster && entry.source_poster.url : url;
+  const still = poster
+    ? el('img', { alt: `The banked item's sanitized ${kind === 'video' ? 'video (poster frame)' : 'media'}`, src: poster })
+    : el('span', { class: 'help', text: 'No poster frame.' });
+  const button = el('button', { type: 'button', class: 'media-frame', 'aria-pressed': 'false' }, still,
     el('span', { class: 'media-cue', 'aria-hidden': 'true', text: 'Click to reveal' }));
   button.addEventListener('click', () => {
     const reveal = figure.dataset.revealed !== 'true';
     figure.dataset.revealed = String(reveal);
     button.setAttribute('aria-pressed', String(reveal));
     // Looking at the banked copy is a reveal of that item: recorded on its chain.
-    if (reveal) api('POST', `/items/${encodeURIComponent(mediaId)}/reveal`).catch(fail);
+    if (reveal) recordLook();
   });
-  figure.append(button, el('figcaption', { class: 'help', text: `Banked from item ${mediaId}. Blurred until you choose to look.` }));
+  figure.append(button);
+  if (kind === 'video') {
+    figure.append(el('video', { class: 'media-play', controls: '', preload: 'none', src: url,
+      'aria-label': 'The banked item\'s sanitized video' }));
+  }
+  figure.append(el('figcaption', { class: 'help', text: `Banked from item ${mediaId}. Blurred until you choose to look.` }));
   return figure;
 }
 

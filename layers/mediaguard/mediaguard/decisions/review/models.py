@@ -138,6 +138,10 @@ class BankEntryFacts(BaseModel):
     confirmed_at: str | None = None
     source_media_id: str | None = None
     source_media: MediaLink | None = None
+    # What the linked copy is ("image", "animation", "video", "audio"), so the console shows
+    # it with the right element; a video's poster frame, linked as the item view links it.
+    source_media_type: str | None = None
+    source_poster: MediaLink | None = None
 
 
 class MatchView(BaseModel):

@@ -347,10 +347,12 @@ class ReviewService:
         views = [MatchView.model_validate(m) for m in matches]
         if not views or self.bank_entries is None:
             return views
-        stored = self.bank_entries(sorted({(v.bank, v.ref) for v in views}))
-        linked: dict[str, MediaLink | None] = {}
+        # A video (or any media banked as several parts) is entries ``ref#0``, ``ref#1``...
+        # added together, and its match names the group ``ref``: its first part has the facts.
+        stored = self.bank_entries(sorted({key for v in views for key in ((v.bank, v.ref), (v.bank, f"{v.ref}#0"))}))
+        linked: dict[str, tuple[MediaLink | None, str | None, MediaLink | None]] = {}
         for view in views:
-            entry = stored.get((view.bank, view.ref))
+            entry = stored.get((view.bank, view.ref)) or stored.get((view.bank, f"{view.ref}#0"))
             if entry is None:
                 continue
             view.entry = BankEntryFacts(status=entry.status, source=entry.source, added_by=entry.added_by,
@@ -361,8 +363,12 @@ class ReviewService:
                 view.entry.source_media_id = source_id
                 if source_id not in linked:
                     held = self.deps.items.get(source_id)
-                    linked[source_id] = self._media_link(caller, source_id, held) if held else None
-                view.entry.source_media = linked[source_id]
+                    link = self._media_link(caller, source_id, held) if held else None
+                    poster = self._poster_link(held) if link is not None and link.source == "live" else None
+                    linked[source_id] = (link, held.get("media_type") if held else None, poster)
+                link, media_type, poster = linked[source_id]
+                view.entry.source_media, view.entry.source_poster = link, poster
+                view.entry.source_media_type = media_type if link is not None else None
         return views
 
     def _poster_link(self, item: dict[str, Any]) -> MediaLink | None:
