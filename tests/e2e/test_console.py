@@ -772,6 +772,13 @@ def test_finding_past_work_by_hash_action_day_and_item_url(server, banked, image
 
     assert "hash_match_confirmed" in text and "same as case 42" in text and "reviewer:reviewer-1" in text
     assert re.search(r"\d{1,2}:\d{2}:\d{2}", text), text
+    # WHEN they go back to Find and follow the same link to the item already open (no
+    # hashchange fires for the URL already shown)
+    page.get_by_role("button", name="Find").click()
+    row.get_by_role("link").click()
+    # THEN the item is brought back into view all the same
+    sync_api.expect(page.locator("#queue-view")).to_be_visible()
+    sync_api.expect(page.locator("#item")).to_have_attribute("data-media-id", media_id)
     # AND the URL works from a fresh tab (after sign-in)
     fresh = page.context.new_page()
     fresh.goto(f"{server.url}/#item/{media_id}")
@@ -820,3 +827,77 @@ def test_a_video_plays_blurred_under_its_poster_until_revealed(server, page, tmp
     page.locator("#media-toggle").click()
     assert "blur(0px)" in video.evaluate("v => getComputedStyle(v).filter")
     assert page.problems == []
+
+
+# --- found by a stranger's read of the console (after issue 16) ----------------------------------------------
+
+
+def test_two_quick_opens_show_the_later_item_whatever_order_the_answers_come_in(server, banked, image, page):
+    import time
+
+    # GIVEN two items, and a reviewer whose answer for the first one will come late
+    first, second = upload_via_api(server, image, reach=30), upload_via_api(server, image, reach=31)
+    for media_id in (first, second):
+        assert server.cloud.wait(media_id, timeout=120).status == "SUCCEEDED"
+    sign_in(server, page, "reviewer")
+
+    def late(route):
+        time.sleep(3.0)  # the second item opens and renders meanwhile
+        route.continue_()
+
+    page.route(f"**/api/items/{first}", late)
+    # WHEN they open the first item and, before it arrives, the second
+    with page.expect_response(lambda response: response.url.endswith(f"/api/items/{first}")):
+        page.evaluate("([a, b]) => { location.hash = `#item/${a}`;"
+                      " setTimeout(() => { location.hash = `#item/${b}`; }, 300); }", [first, second])
+    page.wait_for_timeout(500)  # the late answer has been handed to the page
+    # THEN the item on screen is the second, the one the decision buttons act on
+    sync_api.expect(page.locator("#item")).to_have_attribute("data-media-id", second)
+    assert page.evaluate("() => location.hash") == f"#item/{second}"
+    assert page.problems == []
+
+
+def test_an_audio_items_first_play_is_recorded_as_a_look(server, page, tmp_path):
+    import subprocess
+
+    # GIVEN a 3-second audio upload through the pipeline
+    clip = tmp_path / "tone.m4a"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
+                    "-c:a", "aac", str(clip)], check=True, timeout=60)
+    data = clip.read_bytes()
+    status, grant = api(server, "POST", "/v1/uploads", "uploader",
+                        {"content_type": "audio/mp4", "content_length": len(data)})
+    assert status == 201, grant
+    stored = requests.post(grant["upload"]["url"], data=grant["upload"]["fields"],
+                           files={"file": ("tone.m4a", data, "audio/mp4")}, timeout=30)
+    assert stored.status_code == 204, stored.text
+    media_id = grant["media_id"]
+    assert server.cloud.wait(media_id, timeout=180).status == "SUCCEEDED"
+    # WHEN a reviewer opens it (a player, nothing to blur) and plays it, twice
+    page.goto(f"{server.url}/#item/{media_id}")
+    page.get_by_label("Bearer token").fill(token(server, "reviewer"))
+    page.get_by_role("button", name="Sign in").click()
+    sync_api.expect(page.locator("#media-audio")).to_be_visible()
+    for _ in range(2):  # (a play event, as the player's own button sends; headless has no sound card)
+        page.locator("#media-audio").evaluate("a => a.dispatchEvent(new Event('play'))")
+    # THEN the first play is recorded as a look by this reviewer, once, and counted
+    sync_api.expect(page.locator("#exposures")).to_contain_text("reveal")
+    page.wait_for_timeout(500)
+    looks = [r for r in server.cloud.deps().items.audit_chain(media_id) if r.event == "media_revealed"]
+    assert [r.actor for r in looks] == ["reviewer:reviewer-1"]
+    assert page.problems == []
+
+
+def test_every_lane_badge_has_a_background_so_its_white_text_shows(server, page):
+    # GIVEN the console's stylesheet, and a badge for each lane a task can be in
+    sign_in(server, page, "reviewer")
+    colours = page.evaluate("""() => ['fast', 'normal', 'escalated', 'qa'].map((lane) => {
+        const badge = document.createElement('span');
+        badge.className = `badge badge-${lane}`;
+        document.body.append(badge);
+        const colour = getComputedStyle(badge).backgroundColor;
+        badge.remove();
+        return colour;
+    })""")
+    # THEN none is transparent (the qa lane's was: white text on the white card)
+    assert all(c not in ("rgba(0, 0, 0, 0)", "transparent") for c in colours), colours

@@ -504,6 +504,22 @@ def test_a_qa_reviewer_sees_the_item_blind_and_agreement_is_recorded_without_enf
             record.detail["agree"]) == ("qa_decided", "allow", "allow", True)
 
 
+
+def test_a_sampled_video_is_seen_blind_as_a_video_with_its_frames_and_track(world):
+    # GIVEN a sampled allow of a video with an audio track and a poster frame
+    scored_item(world, "v1", risk=0.2, action="allow")
+    world.deps.items.update("v1", {"media_type": "video", "sanitized_key": "media/v1/sanitized.mp4",
+                                   "poster_key": "media/v1/poster.jpg", "signal_frames": {"nsfw": 3},
+                                   "frames": {"count": 8, "method": "scene", "truncated": False},
+                                   "audio": {"present": True, "codec": "aac", "duration_s": 4.0}})
+    sampling(world, 1.0).sample_for_qa("v1", "allow")
+    # WHEN a reviewer opens it
+    view = world.service.item_view(ALICE, "v1")
+    # THEN the console can play it as a video (it showed a broken image before) with its track
+    assert (view.media_type, view.frames["count"], view.audio["codec"]) == ("video", 8, "aac")
+    # AND neither the poster (linked only while live) nor the frame behind a score is shown
+    assert (view.poster, view.signal_frames, view.risk) == (None, None, None)
+
 def test_a_qa_removal_of_an_allowed_item_enforces_it_and_counts_as_a_miss(world):
     from mediaguard.decisions.review.quality import qa_outcomes
 

@@ -164,7 +164,14 @@ function renderQueue() {
     sections.push(el('section', { class: `lane lane-${lane}` },
       el('h3', {}, title, el('span', { class: 'count', text: ` (${tasks.length})` })), list));
   }
+  // The queue refreshes itself every few seconds: a keyboard or screen-reader user moving
+  // through it keeps their place on the same task instead of being sent back to the page.
+  const focused = container.contains(document.activeElement) && document.activeElement.closest('.task');
   container.replaceChildren(...sections);
+  if (focused) {
+    const again = container.querySelector(`.task[data-media-id="${CSS.escape(focused.dataset.mediaId)}"]`);
+    if (again) again.focus({ preventScroll: true });
+  }
   tick();
 }
 
@@ -222,6 +229,10 @@ function taskState(task) {
 
 async function openItem(mediaId) {
   cancelPendingRemove();
+  // Two opens in quick succession (n pressed twice) may be answered out of order: only the
+  // latest open may render, or the screen would show one item while decisions go to another.
+  const opening = ++state.opening;
+  const latest = () => opening === state.opening;
   state.current = mediaId;
   state.claimed = false;
   hideMedia();
@@ -232,19 +243,36 @@ async function openItem(mediaId) {
   let claimNote = '';
   try {
     const task = await api('POST', `/review/${encodeURIComponent(mediaId)}/claim`);
+    if (!latest()) return;
     state.claimed = true;
     claimNote = `Claimed by you until ${when(task.lease_until)}.`;
     // The card said "queued": it is this reviewer's now.
     const card = document.querySelector(`.task[data-media-id="${CSS.escape(mediaId)}"] .task-state`);
     if (card) card.textContent = taskState(task);
   } catch (error) {
-    if (!(error instanceof ApiError) || ![403, 404, 409].includes(error.status)) throw error;
+    if (!latest()) return;
+    if (!(error instanceof ApiError) || ![403, 404, 409].includes(error.status)) closeItem(error);
     claimNote = `Not claimed: ${error.message}`;
   }
-  const view = await api('GET', `/items/${encodeURIComponent(mediaId)}`);
+  let view;
+  try {
+    view = await api('GET', `/items/${encodeURIComponent(mediaId)}`);
+  } catch (error) {
+    if (latest()) closeItem(error);
+    return;
+  }
+  if (!latest()) return;
   renderItem(view, claimNote);
   if (location.hash !== `#item/${mediaId}`) history.replaceState(null, '', `#item/${mediaId}`);
   $('item-title').focus();
+}
+
+// An open that failed: the previous item must not stay on screen with this one's id behind
+// the decision buttons.
+function closeItem(error) {
+  $('item').hidden = true;
+  $('item-empty').hidden = false;
+  throw error;
 }
 
 function renderItem(view, claimNote) {
@@ -682,6 +710,8 @@ const REASON_CODE = '^[a-z][a-z0-9_.:\\-]{0,63}$';
 async function loadStreams() {
   const wanted = $('stream-state').value;
   const page = await api('GET', `/streams?state=${encodeURIComponent(wanted)}&limit=50`);
+  // The choice changed while this list was on its way: the newer request renders.
+  if ($('stream-state').value !== wanted) return;
   const container = $('streams');
   if (!page.items.length) {
     container.replaceChildren(el('p', { class: 'help', text: `No ${wanted} streams.` }));
@@ -772,9 +802,26 @@ async function boot() {
   $('tab-ops').addEventListener('click', () => { show('ops-view'); operators.load().catch(fail); });
   // A URL per item: #item/<media id> opens it (claiming it if it is still open).
   window.addEventListener('hashchange', () => openFromHash().catch(fail));
+  // A link to the item already open (a Find result, a stream's cause) changes no hash, so
+  // no hashchange: it must still bring the item back into view.
+  document.addEventListener('click', (event) => {
+    const link = event.target instanceof Element && event.target.closest('a[href^="#item/"]');
+    if (!link || link.getAttribute('href') !== location.hash || !state.current) return;
+    event.preventDefault();
+    show('queue-view');
+    $('item-title').focus();
+  });
   $('refresh-streams').addEventListener('click', () => loadStreams().catch(fail));
   $('stream-state').addEventListener('change', () => loadStreams().catch(fail));
   $('media-toggle').addEventListener('click', toggleMedia);
+  // Audio has nothing to blur: its first play is the look, recorded like a reveal (and
+  // counted for the break reminder). Opening another item resets it (hideMedia).
+  $('media-audio').addEventListener('play', () => {
+    if (!state.current || $('media').dataset.revealed === 'true') return;
+    $('media').dataset.revealed = 'true';
+    $('media-state').textContent = 'Played.';
+    recordReveal(state.current).catch(fail);
+  });
   wellness.wire();
   $('reason').addEventListener('change', updateActions);
   for (const button of document.querySelectorAll('#decide-form [data-action]')) {

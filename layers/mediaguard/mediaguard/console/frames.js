@@ -37,7 +37,7 @@ export function render(view, fail) {
   const url = view.media && view.media.url;
   strip.replaceChildren();
   section.hidden = !(url && view.media_type === 'video' && times.length > 1);
-  renderStream(view, fail);
+  renderStream(view, fail, drawing);
   if (section.hidden) return;
   const marked = marks(view);
   const cells = times.map((t, n) => {
@@ -81,13 +81,15 @@ function once(target, name) {
 }
 
 // A live segment's item: where its stream stands now, and which segment restricted it.
-async function renderStream(view, fail) {
+// ``run``: the open this answer belongs to; an answer for an item already left is dropped.
+async function renderStream(view, fail, run) {
   const box = $('stream-facts');
   box.hidden = !view.stream_id;
   if (!view.stream_id) return;
   box.replaceChildren(el('p', { class: 'help', text: `Live stream ${view.stream_id}: loading...` }));
   try {
     const stream = await api('GET', `/streams/${encodeURIComponent(view.stream_id)}`);
+    if (run !== drawing) return;
     const caused = stream.cause_media_id === view.media_id;
     box.replaceChildren(
       el('p', { dataset: { state: stream.state } }, el('strong', { text: `Live stream ${stream.stream_id}: ${stream.state}` }),
@@ -97,7 +99,9 @@ async function renderStream(view, fail) {
           : el('span', {}, `Restricted by segment #${stream.cause_segment}: `,
             el('a', { href: `#item/${encodeURIComponent(stream.cause_media_id)}`, text: stream.cause_media_id }))));
   } catch (error) {
+    if (run !== drawing) return;
     box.replaceChildren();
+    box.hidden = true;
     fail(error);
   }
 }

@@ -14,6 +14,7 @@ export const state = {
   bulk: [], // other queued matches of the open item's banked entries
   pendingRemove: null, // a removal waiting out its undo window
   claimed: false, // whether the open item's task is claimed by this reviewer
+  opening: 0, // counts item opens: an answer for an earlier open is not rendered
 };
 
 // --- helpers ---------------------------------------------------------------------------

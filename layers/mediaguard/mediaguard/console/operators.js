@@ -79,7 +79,9 @@ function rate(value) {
 export async function load() {
   const params = new URLSearchParams();
   if ($('ops-from').value) params.set('from', $('ops-from').value);
-  if ($('ops-to').value) params.set('to', $('ops-to').value);
+  // "To" is a day the operator means to include; the API's ``to`` is exclusive (as the
+  // CLI's --to), so it gets the next day.
+  if ($('ops-to').value) params.set('to', nextDay($('ops-to').value));
   const report = await api('GET', `/admin/report${params.size ? `?${params}` : ''}`);
   const m = report.metrics || {};
   $('ops-period-text').textContent = `${report.period.from} to ${report.period.to} (generated ${report.generated_at}): `
@@ -105,4 +107,11 @@ export function wire(fail) {
     el('td', { text: what }))));
   $('ops-period').addEventListener('submit', (event) => { event.preventDefault(); load().catch(fail); });
   $('refresh-ops').addEventListener('click', () => load().catch(fail));
+}
+
+// YYYY-MM-DD of the day after ``day`` (calendar arithmetic in UTC: no time zone shifts it).
+export function nextDay(day) {
+  const next = new Date(`${day}T00:00:00Z`);
+  next.setUTCDate(next.getUTCDate() + 1);
+  return next.toISOString().slice(0, 10);
 }

@@ -52,7 +52,7 @@ export async function loadDecided() {
   if (state.senior) {
     const appeals = await api('GET', '/appeals?state=decided&limit=50');
     $('decided-appeals').replaceChildren(...appeals.items.map((a) => el('li', {},
-      itemLink(a.media_id), ` ${a.outcome} (${a.reason_code}) by ${a.handled_by}, ${seconds(a.decided_at)}`)));
+      itemLink(a.media_id), ` ${a.outcome} (${a.reason_code}) by ${a.handled_by}, ${seconds(a.handled_at)}`)));
     if (!appeals.items.length) $('decided-appeals').append(el('li', { class: 'help', text: 'None.' }));
   }
   $('decided-appeals-section').hidden = !state.senior;

@@ -296,12 +296,16 @@ class ReviewService:
         tells the automated decision. Hidden: the action in force and proposed, risk,
         signal contributions, policy, bank matches (a match all but names the action), the
         uploader's counters (they count this item's outcome) and which audit events exist
-        beyond sanitizing and sampling (``enforced``, ``evidence_preserved`` would tell)."""
+        beyond sanitizing and sampling (``enforced``, ``evidence_preserved`` would tell).
+        Shown: what the media is (its type, frames and audio track), so a video plays as one;
+        not its poster frame (linked only while the copy is live, so its absence would tell a
+        removal) nor which frame drove a score."""
         shown = {"sanitized", "image_accepted", "animation_accepted", "video_accepted", "audio_accepted", "qa_sampled",
                  "media_opened", "media_revealed", "review_escalated"}
         return ItemView(
             media_id=media_id, status=item.get("status", "unknown"), provenance=item.get("provenance"),
-            media=media, task=task.blind(),
+            media=media, media_type=item.get("media_type"), frames=item.get("frames"),
+            audio=_audio_view(item.get("audio")), task=task.blind(),
             audit=AuditSummary(records=len(records), verified=not audit.verify(records),
                                events=[AuditEntry(seq=r.seq, at=r.at, actor=r.actor, event=r.event)
                                        for r in records if r.event in shown]),
