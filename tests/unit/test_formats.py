@@ -221,6 +221,41 @@ def test_tiff_modes_png_cannot_hold_are_converted(landscape, mode):
     assert out.mode in ("I;16", "I", "RGB", "LA", "RGBA")
 
 
+
+@pytest.mark.parametrize(("fmt", "widen"), [
+    ("PNG", lambda g: Image.fromarray(g.astype(np.uint16) * 257)),
+    ("TIFF", lambda g: Image.fromarray(g.astype(np.uint16) * 257)),
+    ("TIFF", lambda g: Image.fromarray(g.astype(np.float32) / 255)),
+    ("TIFF", lambda g: Image.fromarray(g.astype(np.float32))),
+], ids=["png-16", "tiff-16", "tiff-float-0..1", "tiff-float-0..255"])
+def test_a_deep_grey_copy_fingerprints_like_the_8_bit_picture(landscape, fmt, widen):
+    # GIVEN a grey photo and a copy of it widened to 16 bits or to float (Pillow's own
+    # conversion clipped these at 255: a white picture, PDQ quality 0, no bank match)
+    from mediaguard.ingress.ingest import prepare
+    from mediaguard.settings import Settings
+
+    grey = np.asarray(landscape.convert("L"))
+    original = prepare(encode(Image.fromarray(grey), "PNG"), "image/png", Settings())
+    # WHEN the copy is prepared as an upload
+    copy = prepare(encode(widen(grey), fmt), f"image/{fmt.lower()}", Settings())
+    # THEN it hashes as the picture it shows, with full quality
+    assert copy.fingerprints.pdq == original.fingerprints.pdq
+    assert copy.fingerprints.pdq_quality == original.fingerprints.pdq_quality > 0
+    # AND the served copy shows that picture (16 bits stay 16 bits; float becomes 8-bit grey)
+    served = np.asarray(decoded(copy.sanitized.data), dtype=np.float64)
+    assert np.abs(served / (257 if served.max() > 255 else 1) - grey).max() <= 1
+
+
+def test_deep_grey_values_outside_the_usual_ranges_are_stretched_not_clipped():
+    from mediaguard.ingress.media import to_8bit
+
+    # GIVEN 32-bit values past 16 bits, and float with negative values
+    wide = Image.fromarray(np.array([[0, 1 << 20], [1 << 19, 1 << 18]], dtype=np.int32))
+    signed = Image.fromarray(np.array([[-1.0, 0.0], [1.0, 3.0]], dtype=np.float32))
+    # WHEN made 8-bit THEN their own range spans 0..255, in order
+    assert np.asarray(to_8bit(wide)).tolist() == [[0, 255], [128, 64]]
+    assert np.asarray(to_8bit(signed)).tolist() == [[0, 64], [128, 255]]
+
 def test_heif_with_alpha_is_served_as_png(landscape):
     rgba = landscape.convert("RGBA")
     rgba.putalpha(128)

@@ -32,6 +32,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from mediaguard.errors import (
@@ -270,6 +271,33 @@ def _tiff_frames(data: bytes, max_frames: int) -> Frames:
     return Frames(count, 0, 0)
 
 
+# Greyscale modes deeper than 8 bits: 16-bit PNG/TIFF (I;16...), 32-bit integer, float TIFF.
+DEEP_GREY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+
+
+def to_8bit(img: Image.Image) -> Image.Image:
+    """A deep greyscale image as 8-bit ``L``, scaled to its range instead of clipped.
+
+    Pillow's own conversion clips at 255, so a 16-bit copy of a photo became a white
+    picture: PDQ quality 0 and no bank match (a re-save as 16-bit PNG walked past the
+    banks), a blank image for the classifier, and a float TIFF in 0..1 served black.
+    16-bit modes are divided by 257 (the exact inverse of the usual 8-to-16-bit widening);
+    ``I`` and ``F`` by the range their values use: 0..1 (float), 0..255, 0..65535, else
+    their own minimum to maximum.
+    """
+    values = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    if img.mode.startswith("I;16") or (low >= 0 and 255 < high <= 65535):
+        scaled = values / 257.0
+    elif img.mode == "F" and low >= 0 and high <= 1.0:
+        scaled = values * 255.0
+    elif low >= 0 and high <= 255:
+        scaled = values
+    else:
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), "L")
+
+
 def load_rgb(img: Image.Image, *, min_side: int | None = None) -> Image.Image:
     """Decode to RGB, using JPEG draft mode when ``min_side`` allows a smaller decode.
 
@@ -280,6 +308,9 @@ def load_rgb(img: Image.Image, *, min_side: int | None = None) -> Image.Image:
         if min_side and img.format == "JPEG":
             img.draft("RGB", (min_side, min_side))
         img.load()
+        if img.mode in DEEP_GREY_MODES:
+            # (a tRNS colour key of a 16-bit PNG names a 16-bit value: it is not carried over)
+            return to_8bit(img).convert("RGB")
         if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
             # Composite onto white so transparent pixels hash the same way they display;
             # this covers palette transparency and the tRNS colour key of RGB/L PNGs.

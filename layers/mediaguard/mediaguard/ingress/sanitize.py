@@ -70,6 +70,7 @@ from mediaguard.ingress.media import (
     check_frames,
     load_rgb,
     open_image,
+    to_8bit,
     walk_gif,
 )
 from mediaguard.settings import get_settings
@@ -382,7 +383,9 @@ def _to_srgb(img: Image.Image, icc: bytes | None) -> tuple[Image.Image, bytes | 
         except (ImageCms.PyCMSError, OSError, ValueError):
             pass  # an unusable profile: fall back to Pillow's naive conversion
     if img.mode in ("I", "F", "I;16B", "I;16L", "I;16N"):
-        return img.convert("I;16") if img.mode != "F" else img.convert("L"), None
+        # 16 bits are served as 16-bit PNG (browsers show it); float has no PNG form and is
+        # scaled to 8 bits (Pillow's convert clipped a 0..1 float TIFF to black).
+        return img.convert("I;16") if img.mode != "F" else to_8bit(img), None
     return img.convert(target), None
 
 
