@@ -80,6 +80,20 @@ def test_a_sound_only_mp4_declared_as_video_is_audio_matched_and_removed(cloud, 
     assert item["action"] == "remove"
 
 
+
+def test_a_browser_voice_note_in_webm_is_audio_matched_and_removed(cloud, voices):
+    # GIVEN the banked voice as a browser's MediaRecorder writes it: Opus in a live WebM
+    note = voices["tmp"] / "voice-note.webm"
+    subprocess.run([ffmpeg(), "-v", "error", "-y", "-i", str(voices["source"]), "-ac", "1", "-c:a", "libopus",
+                    "-b:a", "24k", "-f", "webm", "-live", "1", str(note)], check=True)
+    # WHEN it is uploaded as the recorder labels it
+    item, _ = _scan(cloud, note.read_bytes(), "audio/webm")
+    # THEN it went the audio way (refused as "no video stream" before), served as WebM audio
+    assert (item["media_type"], item["kind"], item["status"]) == ("audio", "weba", "done")
+    # AND its fingerprint matched the banked voice, and the block bank removed it
+    assert any(m["signal"] == "audio" and m["ref"] == "voice-1" for m in item["matches"])
+    assert item["action"] == "remove"
+
 def test_unrelated_speech_is_served_without_metadata_and_matches_nothing(cloud, voices):
     # GIVEN other speech in the same synthetic voice, as a tagged M4A
     upload = voices["tmp"] / "stranger.m4a"

@@ -101,6 +101,39 @@ def test_an_audio_only_mp4_is_audio_and_a_video_mp4_stays_video(tmp, music, movf
     assert sniff_av(video.read_bytes()).name == "mp4"
 
 
+@pytest.mark.parametrize("args", [
+    ["-c:a", "libopus", "-b:a", "32k", "-f", "webm", "-live", "1"],  # as a browser's MediaRecorder streams it
+    ["-c:a", "libvorbis", "-q:a", "3", "-f", "webm"],
+], ids=["opus-live", "vorbis"])
+def test_an_audio_only_webm_is_audio_and_a_video_webm_stays_video(tmp, music, args):
+    # GIVEN a tagged voice note as browsers record it (WebM, audio only), and a video WebM
+    sound = _tagged(music[0], tmp / "note.webm", *args)
+    video = tmp / "picture.webm"
+    subprocess.run([ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=5:duration=2",
+                    "-i", str(music[0]), "-map", "0:v", "-map", "1:a", "-shortest", "-c:v", "libvpx",
+                    "-c:a", "libopus", str(video)], check=True)
+    # WHEN each whole file is sniffed
+    # THEN the sound-only one is audio WebM: probed, remuxed without tags, fingerprinted alike
+    assert sniff_av(sound.read_bytes()).name == "weba"
+    assert probe_audio(sound, LIMITS).codec == args[1].removeprefix("lib")
+    clean = tmp / "note-clean.webm"
+    fmt = remux_audio_clean(sound, clean)
+    assert fmt.name == "weba" and b"Secret Title" not in clean.read_bytes()
+    assert AudioSignal.align(fingerprint(clean, fmt.demuxer), fingerprint(sound, fmt.demuxer)).share == 1.0
+    # AND the one with a picture stays a video
+    assert sniff_av(video.read_bytes()).name == "webm"
+
+
+
+def test_the_upload_api_grants_audio_webm_under_the_audio_size_limit():
+    from mediaguard.api.uploads import accepted_content_types, max_bytes_for
+    from mediaguard.settings import Settings
+
+    # GIVEN the declared type a browser's recorder gives a voice note
+    # WHEN the upload API checks it THEN it is accepted, held to the audio limit
+    assert "audio/webm" in accepted_content_types()
+    assert max_bytes_for("audio/webm", Settings()) == Settings().max_audio_bytes
+
 def test_non_audio_bytes_are_not_sniffed_as_audio():
     assert sniff_audio(b"\xff\xd8\xff\xe0" + bytes(64)) is None  # JPEG
     assert sniff_audio(b"RIFF\x00\x00\x00\x00WEBPVP8 ") is None

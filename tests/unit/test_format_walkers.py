@@ -497,3 +497,40 @@ def test_ebml_vints_keep_or_drop_their_marker_bit():
     assert webm.vint(b"\x42\x82", 0, marker=False) == (0x0282, 2)
     with pytest.raises(ValueError):
         webm.vint(b"\x42", 0, marker=False)
+
+
+def _element(element_id: bytes, payload: bytes, *, unknown: bool = False) -> bytes:
+    # A 2-byte size (or 8 bytes of "unknown", as a live recorder writes the Segment's).
+    size = b"\x01\xff\xff\xff\xff\xff\xff\xff" if unknown else (0x4000 | len(payload)).to_bytes(2, "big")
+    return element_id + size + payload
+
+
+HEADER = _element(b"\x1a\x45\xdf\xa3", _element(b"\x42\x82", b"webm"))
+
+
+def _track(kind: int) -> bytes:
+    return _element(b"\xae", _element(b"\xd7", b"\x01") + _element(b"\x83", bytes([kind])))
+
+
+@pytest.mark.parametrize(("kinds", "unknown"), [((2,), True), ((2,), False), ((1, 2), False), ((2, 17), False)])
+def test_webm_track_types_come_from_the_tracks_element(kinds, unknown):
+    # GIVEN a WebM whose segment (of unknown size, as a live recorder writes it) has Info, Tracks, a Cluster
+    tracks = _element(b"\x16\x54\xae\x6b", b"".join(_track(k) for k in kinds))
+    info = _element(b"\x15\x49\xa9\x66", b"\x2a\xd7\xb1\x83\x0f\x42\x40")
+    body = info + tracks + _element(b"\x1f\x43\xb6\x75", b"\xe7\x81\x00")
+    data = HEADER + _element(b"\x18\x53\x80\x67", body, unknown=unknown)
+    # WHEN its track types are read THEN they are the tracks' types
+    assert webm.track_types(data) == set(kinds)
+
+
+def test_webm_without_complete_tracks_before_a_cluster_has_no_track_types():
+    cluster = _element(b"\x1f\x43\xb6\x75", b"\xe7\x81\x00")
+    tracks = _element(b"\x16\x54\xae\x6b", _track(2))
+    segment = b"\x18\x53\x80\x67"
+    # GIVEN a Cluster before Tracks, Tracks cut short, a track entry claiming too much, and not EBML
+    cases = [HEADER + _element(segment, cluster + tracks, unknown=True),
+             (HEADER + _element(segment, tracks, unknown=True))[:-2],
+             HEADER + _element(segment, _element(b"\x16\x54\xae\x6b", b"\xae\x90" + b"\x83\x81\x02"), unknown=True),
+             b"\x00" * 64]
+    # WHEN their track types are read THEN there are none to trust
+    assert [webm.track_types(data) for data in cases] == [None] * 4

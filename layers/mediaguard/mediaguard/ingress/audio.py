@@ -38,8 +38,21 @@ from mediaguard.errors import (
     MediaTooLargeError,
     UnsupportedMediaError,
 )
-from mediaguard.formats import audio, isobmff
-from mediaguard.ingress.kinds import AAC, AUDIO_FORMATS, FLAC, M4A, MP3, MP4, OGG, WAV, AudioFormat, VideoFormat  # noqa: F401
+from mediaguard.formats import audio, isobmff, webm
+from mediaguard.ingress.kinds import (  # noqa: F401
+    AAC,
+    AUDIO_FORMATS,
+    FLAC,
+    M4A,
+    MP3,
+    MP4,
+    OGG,
+    WAV,
+    WEBA,
+    WEBM,
+    AudioFormat,
+    VideoFormat,
+)
 from mediaguard.ingress.video import _DURATION, _OUT_TIME, _STREAM, _base_cmd, _run, sniff_video
 from mediaguard.settings import Settings
 
@@ -119,24 +132,43 @@ def sound_only_mp4(head: bytes, fh: BinaryIO) -> bool:
     return handlers is not None and b"soun" in handlers and b"vide" not in handlers
 
 
+# How much of a WebM :func:`webm.track_types` reads: Tracks come before the first Cluster.
+WEBM_TRACKS_BYTES = 1 << 16
+
+
+def sound_only_webm(head: bytes) -> bool:
+    """Whether a WebM lists audio tracks and no video track (a browser's MediaRecorder
+    voice note); ``head``: its first :data:`WEBM_TRACKS_BYTES`."""
+    types = webm.track_types(head)
+    return types is not None and webm.AUDIO_TRACK in types and webm.VIDEO_TRACK not in types
+
+
 def sniff_av(data: bytes) -> VideoFormat | AudioFormat | None:
     """The video or audio-only container of a whole file, or None (an image, or nothing
-    accepted): an MP4 with sound only is audio (M4A), then :func:`sniff_video` and
-    :func:`sniff_audio` decide."""
+    accepted): an MP4 or a WebM with sound only is audio (M4A, WEBA), then
+    :func:`sniff_video` and :func:`sniff_audio` decide."""
     head = data[:4096]
     if sound_only_mp4(head, io.BytesIO(data)):
         return M4A
-    return sniff_video(head) or sniff_audio(head)
+    video = sniff_video(head)
+    if video is WEBM and sound_only_webm(data[:WEBM_TRACKS_BYTES]):
+        return WEBA
+    return video or sniff_audio(head)
 
 
 def _sniff_file(path: str | Path) -> AudioFormat:
     with open(path, "rb") as fh:
-        head = fh.read(4096)
+        head = fh.read(WEBM_TRACKS_BYTES)
         if not head:
             raise EmptyMediaError("the upload is empty")
-        fmt = M4A if sound_only_mp4(head, fh) else sniff_audio(head)
+        if sound_only_mp4(head[:4096], fh):
+            fmt = M4A
+        elif sniff_video(head[:4096]) is WEBM:
+            fmt = WEBA if sound_only_webm(head) else None
+        else:
+            fmt = sniff_audio(head[:4096])
     if fmt is None:
-        raise UnsupportedMediaError("the file is not a supported audio type (MP3, AAC/M4A, Ogg, WAV, FLAC)")
+        raise UnsupportedMediaError("the file is not a supported audio type (MP3, AAC/M4A, Ogg, WAV, FLAC, WebM)")
     return fmt
 
 

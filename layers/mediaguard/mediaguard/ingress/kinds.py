@@ -72,4 +72,6 @@ M4A = AudioFormat("m4a", "audio/mp4", "m4a", "mov", "ipod", frozenset({"aac", "a
 OGG = AudioFormat("ogg", "audio/ogg", "ogg", "ogg", "ogg", frozenset({"vorbis", "opus"}), ("audio/opus",))
 WAV = AudioFormat("wav", "audio/wav", "wav", "wav", "wav", _PCM, ("audio/x-wav", "audio/wave", "audio/vnd.wave"))
 FLAC = AudioFormat("flac", "audio/flac", "flac", "flac", "flac", frozenset({"flac"}), ("audio/x-flac",))
-AUDIO_FORMATS = (MP3, AAC, M4A, OGG, WAV, FLAC)
+# A WebM with audio tracks only: what browsers record voice notes in (MediaRecorder).
+WEBA = AudioFormat("weba", "audio/webm", "webm", "matroska", "webm", frozenset({"opus", "vorbis"}))
+AUDIO_FORMATS = (MP3, AAC, M4A, OGG, WAV, FLAC, WEBA)

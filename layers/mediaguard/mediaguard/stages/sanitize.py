@@ -10,7 +10,7 @@ from aws_lambda_powertools import Logger
 from mediaguard import errors, observability
 from mediaguard.ingress.audio import AudioFormat, sniff_av
 from mediaguard.ingress.ingest import prepare
-from mediaguard.ingress.kinds import M4A
+from mediaguard.ingress.kinds import M4A, WEBA
 from mediaguard.ingress.media import check_size, open_image
 from mediaguard.ingress.video import VideoFormat
 from mediaguard.models import Fingerprints, FrameBatch, FrameRef, FramesResult, SanitizeResult, Upload
@@ -125,10 +125,11 @@ def _accept_for_frames(upload: Upload, data: bytes, declared: str | None, fmt: A
     items = deps.need("items")
     check_size(data, max_bytes)
     declared_type = (declared or "").split(";")[0].strip().lower()
-    # An audio-only .mp4 is commonly declared video/mp4 (the file extension's type): the
-    # container is the same, and the audio size limit still applies.
-    mp4 = ("video/mp4",) if fmt is M4A else ()
-    if declared_type not in ("", fmt.content_type, *getattr(fmt, "aliases", ()), *mp4, "application/octet-stream"):
+    # An audio-only .mp4 or .webm is commonly declared video/mp4 or video/webm (the file
+    # extension's type, or a recorder's): the container is the same, and the audio size
+    # limit still applies.
+    twin = {M4A: ("video/mp4",), WEBA: ("video/webm",)}.get(fmt, ())
+    if declared_type not in ("", fmt.content_type, *getattr(fmt, "aliases", ()), *twin, "application/octet-stream"):
         raise errors.ContentTypeMismatchError(f"declared {declared_type!r} but the bytes are {fmt.content_type}")
     items.update(upload.media_id, {"status": "sanitized", "kind": fmt.name, "media_type": media_type})
     items.append_audit(upload.media_id, "system:sanitize", f"{media_type}_accepted", {"sha256": sha256, "kind": fmt.name})
