@@ -106,6 +106,35 @@ def test_declared_type_that_disagrees_is_refused(declared):
         check_declared(PNG, declared)
 
 
+
+@pytest.mark.parametrize("declared", ["image/jpg", "image/pjpeg"])
+def test_the_jpeg_types_older_clients_send_are_accepted_for_jpeg_bytes(declared):
+    check_declared(JPEG, declared)  # THEN no error (the upload API grants them too)
+
+
+@pytest.mark.parametrize("declared", ["video/mp4", "video/quicktime", "video/x-m4v", "video/3gpp"])
+def test_any_iso_video_declaration_is_accepted_for_mp4_or_quicktime_bytes(declared):
+    from mediaguard.api.uploads import accepted_content_types, max_bytes_for
+    from mediaguard.ingress.kinds import MOV, MP4
+
+    # GIVEN a declaration of the MP4/QuickTime family (a renamed .mov, a .m4v, a phone's .3gp)
+    # THEN the upload API grants it under the video size limit, and either format's bytes agree
+    assert declared in accepted_content_types()
+    assert max_bytes_for(declared, Settings()) == Settings().max_video_bytes
+    for fmt in (MP4, MOV):
+        assert declared in (fmt.content_type, *fmt.aliases)
+
+
+def test_every_50_mp_phone_mode_is_within_the_default_pixel_limit_and_108_mp_is_not():
+    from mediaguard.ingress.media import check_dimensions
+
+    # GIVEN the default limits, a Pixel's "50 MP" photo (8160 x 6144 = 50.1 MP) and a 108 MP one
+    limits = {"max_pixels": Settings().max_pixels, "max_side": Settings().max_side}
+    # THEN the first passes (a 50 MP cap refused it as a decompression bomb), the second is refused
+    check_dimensions(8160, 6144, **limits)
+    with pytest.raises(errors.DecompressionBombError):
+        check_dimensions(12000, 9000, **limits)
+
 def test_size_at_the_limit_passes_and_one_byte_over_is_refused():
     data = b"\x00" * 1000
     check_size(data, 1000)
@@ -127,13 +156,13 @@ def test_open_image_returns_the_image_within_the_limit(encoded, name):
     [
         pytest.param(20_000, 20_000, id="400MP-beyond-pillow-own-limit"),
         pytest.param(10_000, 10_000, id="100MP-in-pillow-warning-band"),
-        pytest.param(65_535, 800, id="52MP-below-pillow-limit-above-ours"),
+        pytest.param(9_000, 8_000, id="72MP-below-pillow-limit-above-ours"),
     ],
 )
 def test_png_header_claiming_too_many_pixels_is_a_bomb(encoded, width, height):
     # GIVEN a 64x48 PNG whose header (with a valid CRC) claims a much larger image
     bomb = with_png_dimensions(encoded["png"], width, height)
-    # WHEN opened under the deployed 50 MP limit
+    # WHEN opened under the deployed 64 MP limit
     # THEN it is refused as a bomb from the header alone; had any pixel been decoded, the
     # 64x48 worth of data would have run out and surfaced as a corrupt (truncated) image
     with pytest.raises(errors.DecompressionBombError):

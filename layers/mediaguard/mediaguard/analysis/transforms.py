@@ -34,7 +34,7 @@ from mediaguard.ingress.video import ffmpeg_exe, sniff_video
 
 # The transforms read files the operator chose, not uploads, but a bad file should still
 # fail as it would in the pipeline rather than exhaust memory: the pipeline's own default.
-MAX_PIXELS = 50_000_000
+MAX_PIXELS = 64_000_000
 VIDEO_TIMEOUT_S = 300.0
 
 ImageFn = Callable[[Image.Image, "Context"], Image.Image]

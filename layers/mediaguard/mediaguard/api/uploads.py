@@ -55,11 +55,12 @@ def accepted_content_types() -> tuple[str, ...]:
     """The content types the sanitize and frames stages can handle, so they never disagree."""
     stills = tuple(t for kind in STILL_KINDS for t in (kind.content_type, *getattr(kind, "aliases", ())))
     audio = tuple(t for fmt in AUDIO_FORMATS for t in (fmt.content_type, *fmt.aliases))
-    return stills + tuple(fmt.content_type for fmt in VIDEO_FORMATS) + audio
+    videos = tuple(dict.fromkeys(t for fmt in VIDEO_FORMATS for t in (fmt.content_type, *fmt.aliases)))
+    return stills + videos + audio
 
 
 def max_bytes_for(content_type: str, settings: Settings) -> int:
-    videos = {fmt.content_type for fmt in VIDEO_FORMATS}
+    videos = {t for fmt in VIDEO_FORMATS for t in (fmt.content_type, *fmt.aliases)}
     audio = {t for fmt in AUDIO_FORMATS for t in (fmt.content_type, *fmt.aliases)}
     if content_type in audio:
         return settings.max_audio_bytes

@@ -114,7 +114,7 @@ def inspect(
     kind_name: str,
     *,
     trust_anchors: Path | str | None = None,
-    max_pixels: int = 50_000_000,
+    max_pixels: int = 64_000_000,
     use_exiftool: bool = True,
 ) -> Provenance:
     """Read every provenance clue in the original ``data`` (already sniffed as ``kind_name``).

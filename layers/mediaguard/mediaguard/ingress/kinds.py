@@ -21,7 +21,8 @@ class MediaKind:
     aliases: tuple[str, ...] = ()
 
 
-JPEG = MediaKind("jpeg", "image/jpeg", "jpg", "JPEG")
+# image/jpg and image/pjpeg: what older browsers, Windows and some apps still send.
+JPEG = MediaKind("jpeg", "image/jpeg", "jpg", "JPEG", ("image/jpg", "image/pjpeg"))
 PNG = MediaKind("png", "image/png", "png", "PNG", ("image/apng",))
 WEBP = MediaKind("webp", "image/webp", "webp", "WEBP")
 GIF = MediaKind("gif", "image/gif", "gif", "GIF")
@@ -41,10 +42,15 @@ class VideoFormat:
     extension: str
     demuxer: str  # ffmpeg -f for reading
     muxer: str  # ffmpeg -f for writing the cleaned copy
+    aliases: tuple[str, ...] = ()
 
 
-MP4 = VideoFormat("mp4", "video/mp4", "mp4", "mov", "mp4")
-MOV = VideoFormat("mov", "video/quicktime", "mov", "mov", "mov")
+# MP4 and QuickTime are one family (ISO BMFF, one demuxer): a .mov renamed .mp4 (or the
+# reverse) is declared by its extension, browsers declare .m4v video/x-m4v, phones .3gp
+# video/3gpp. The bytes decide the format; any of these declarations is accepted.
+_ISO_VIDEO = ("video/mp4", "video/quicktime", "video/x-m4v", "video/3gpp")
+MP4 = VideoFormat("mp4", "video/mp4", "mp4", "mov", "mp4", tuple(t for t in _ISO_VIDEO if t != "video/mp4"))
+MOV = VideoFormat("mov", "video/quicktime", "mov", "mov", "mov", tuple(t for t in _ISO_VIDEO if t != "video/quicktime"))
 WEBM = VideoFormat("webm", "video/webm", "webm", "matroska", "webm")
 VIDEO_FORMATS = (MP4, MOV, WEBM)
 

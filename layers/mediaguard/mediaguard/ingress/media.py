@@ -77,7 +77,10 @@ def sniff(data: bytes) -> MediaKind:
             raise UnsupportedMediaError("AVIF is not accepted yet")
         if brands & isobmff.HEIF_BRANDS:
             return HEIF
-    raise UnsupportedMediaError("the file is not a supported image type (JPEG, PNG, WebP, GIF, HEIC/HEIF, TIFF)")
+    # Reached by anything no sniff accepted (video and audio are sniffed first): the message
+    # names every accepted type, so a Matroska or AMR file is not told it is a bad image.
+    raise UnsupportedMediaError("the file is not a supported type (images: JPEG, PNG, WebP, GIF, HEIC/HEIF, TIFF; "
+                                "video: MP4, MOV, WebM; audio: MP3, AAC/M4A, Ogg, WAV, FLAC, WebM)")
 
 
 def check_declared(kind: MediaKind, declared: str | None) -> None:
