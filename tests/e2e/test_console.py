@@ -327,6 +327,12 @@ def test_senior_reviewer_decides_the_uploaders_appeal(server, banked, image, pag
         "uphold", "statement_unsupported", "senior-1")
     _, still_open = api(server, "GET", "/appeals?state=open&limit=100", "senior-reviewer")
     assert media_id not in {a["media_id"] for a in still_open["items"]}
+    # AND Find's decided appeals list it with when it was decided (it read a field the API
+    # never sends, and showed "-")
+    page.locator("#tab-find").click()
+    listed = page.locator("#decided-appeals li", has_text=media_id)
+    sync_api.expect(listed).to_contain_text("uphold (statement_unsupported) by senior-1, ")
+    assert not listed.inner_text().rstrip().endswith(", -"), listed.inner_text()
     assert page.problems == []
 
 

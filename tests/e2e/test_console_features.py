@@ -235,6 +235,9 @@ def test_the_operators_page_draws_the_report_as_charts_and_lists_the_metrics(ser
     sign_in(server, page, "admin")
     page.get_by_role("button", name="Operations").click()
     expect(page.locator("#status")).to_have_text("Report loaded.")
+    # (the "To" day is included: the API's exclusive bound is the next day, across a year end too)
+    assert page.evaluate("() => import('./operators.js').then((m) => [m.nextDay('2026-12-31'), m.nextDay('2028-02-28')])") \
+        == ["2027-01-01", "2028-02-29"]
     # THEN each volume is a bar whose length follows its count, its number written beside it
     chart = page.locator("figure.chart[data-chart='Uploads by media type']")
     bars = chart.locator("rect.bar-fill")

@@ -246,6 +246,25 @@ def test_a_deep_grey_copy_fingerprints_like_the_8_bit_picture(landscape, fmt, wi
     assert np.abs(served / (257 if served.max() > 255 else 1) - grey).max() <= 1
 
 
+
+def test_making_a_deep_grey_picture_8_bit_holds_one_block_of_rows_not_float_copies():
+    import tracemalloc
+
+    from mediaguard.ingress.media import to_8bit
+
+    # GIVEN a 4000 x 4000 16-bit grey picture (a whole-picture float64 copy is 128 MB, and
+    # the first version made five: 2.1 GB for a 64 MP upload of 582 KB)
+    deep = Image.fromarray(np.tile(np.arange(4000, dtype=np.uint16) * 16, (4000, 1)))
+    # WHEN it is made 8-bit, numpy's allocations traced (allocation sizes, not timing)
+    tracemalloc.start()
+    out = to_8bit(deep)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # THEN it held the result (16 MB, and Pillow's copy of it) and a block of rows: less than
+    # one whole-picture float32 copy (64 MB); and the result is the picture
+    assert peak < 56 * 1024 * 1024, peak
+    assert np.asarray(out)[0, :3].tolist() == [0, 0, 0] and np.asarray(out)[0, -1] == round(3999 * 16 / 257)
+
 def test_deep_grey_values_outside_the_usual_ranges_are_stretched_not_clipped():
     from mediaguard.ingress.media import to_8bit
 

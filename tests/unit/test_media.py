@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 import struct
 import zlib
@@ -134,6 +135,17 @@ def test_every_50_mp_phone_mode_is_within_the_default_pixel_limit_and_108_mp_is_
     check_dimensions(8160, 6144, **limits)
     with pytest.raises(errors.DecompressionBombError):
         check_dimensions(12000, 9000, **limits)
+
+
+def test_a_blurred_derivative_of_a_large_picture_is_made_at_most_2048_px_long(photo, media_bytes):
+    from mediaguard.decisions.enforcement import BLUR_MAX_SIDE, blur_image
+
+    # GIVEN a 4000 x 3000 PNG (a PNG has no draft decode: blurring it whole cost 854 MB at 64 MP)
+    big = photo.resize((4000, 3000))
+    # WHEN blurred for a "blur" action
+    blurred = Image.open(io.BytesIO(blur_image(media_bytes.encode(big, "PNG"), Settings().max_pixels)))
+    # THEN the derivative is at most 2048 px long, in the picture's proportions
+    assert blurred.size == (BLUR_MAX_SIDE, 1536)
 
 def test_size_at_the_limit_passes_and_one_byte_over_is_refused():
     data = b"\x00" * 1000

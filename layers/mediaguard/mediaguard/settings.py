@@ -42,8 +42,9 @@ class Settings(BaseModel):
     state_machine_arn: str | None = None
     region: str = "us-east-1"
     # 64 MP: every "50 MP" phone mode is inside (a Pixel's 8160 x 6144 is 50.1 MP, and a 50 MP
-    # cap refused it); a 64k x 64k pixel bomb is not. Measured at 64 MP, PNG (the costliest
-    # decode): sanitize 448 MB, detect's full decode 366 MB, the blur derivative 466 MB peak.
+    # cap refused it); a 64k x 64k pixel bomb is not. Peaks measured at 64 MP: an RGB PNG (the
+    # costliest decode) in sanitize 448 MB, detect's full decode 366 MB, the blur derivative
+    # 466 MB; a 16-bit grey PNG in sanitize 476 MB (functions have 1024-1769 MB).
     max_pixels: int = Field(default=64_000_000, gt=0)
     # Bytes accepted for a still image; larger uploads are refused before decoding.
     max_image_bytes: int = Field(default=50 * 1024 * 1024, gt=0)

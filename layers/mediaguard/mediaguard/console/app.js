@@ -70,7 +70,9 @@ async function signIn(token) {
 
 function signOut(message) {
   sessionStorage.removeItem(TOKEN_KEY);
-  Object.assign(state, { token: null, me: null, reasons: null, senior: false, current: null, claimed: false });
+  // (opening: an item answer still on its way is not rendered into the next session)
+  Object.assign(state, { token: null, me: null, reasons: null, senior: false, current: null, claimed: false,
+    opening: state.opening + 1 });
   $('whoami').hidden = true;
   $('exposures').hidden = true;
   wellness.signOut();
@@ -235,6 +237,11 @@ async function openItem(mediaId) {
   const latest = () => opening === state.opening;
   state.current = mediaId;
   state.claimed = false;
+  // Until this item renders, nothing may be decided: the previous item (and its reason)
+  // is still on screen, and its player must not record a look against this id.
+  $('reason').value = '';
+  updateActions();
+  for (const player of [$('media-video'), $('media-audio')]) player.pause();
   hideMedia();
   for (const button of document.querySelectorAll('.task')) {
     if (button.dataset.mediaId === mediaId) button.setAttribute('aria-current', 'true');
@@ -272,6 +279,9 @@ async function openItem(mediaId) {
 function closeItem(error) {
   $('item').hidden = true;
   $('item-empty').hidden = false;
+  state.current = null;
+  state.claimed = false;
+  updateActions();
   throw error;
 }
 
@@ -806,10 +816,13 @@ async function boot() {
   // no hashchange: it must still bring the item back into view.
   document.addEventListener('click', (event) => {
     const link = event.target instanceof Element && event.target.closest('a[href^="#item/"]');
-    if (!link || link.getAttribute('href') !== location.hash || !state.current) return;
+    if (!link || link.getAttribute('href') !== location.hash) return;
+    if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
     event.preventDefault();
+    const mediaId = decodeURIComponent(link.getAttribute('href').slice('#item/'.length));
     show('queue-view');
-    $('item-title').focus();
+    if (!$('item').hidden && $('item').dataset.mediaId === mediaId) $('item-title').focus();
+    else openItem(mediaId).catch(fail); // a failed or unfinished open: try again
   });
   $('refresh-streams').addEventListener('click', () => loadStreams().catch(fail));
   $('stream-state').addEventListener('change', () => loadStreams().catch(fail));
@@ -817,7 +830,7 @@ async function boot() {
   // Audio has nothing to blur: its first play is the look, recorded like a reveal (and
   // counted for the break reminder). Opening another item resets it (hideMedia).
   $('media-audio').addEventListener('play', () => {
-    if (!state.current || $('media').dataset.revealed === 'true') return;
+    if (!state.current || $('item').dataset.mediaId !== state.current || $('media').dataset.revealed === 'true') return;
     $('media').dataset.revealed = 'true';
     $('media-state').textContent = 'Played.';
     recordReveal(state.current).catch(fail);

@@ -10,7 +10,7 @@ from aws_lambda_powertools import Logger
 from mediaguard import errors, observability
 from mediaguard.ingress.audio import AudioFormat, sniff_av
 from mediaguard.ingress.ingest import prepare
-from mediaguard.ingress.kinds import M4A, WEBA
+from mediaguard.ingress.kinds import M4A, MP4, WEBA
 from mediaguard.ingress.media import check_size, open_image
 from mediaguard.ingress.video import VideoFormat
 from mediaguard.models import Fingerprints, FrameBatch, FrameRef, FramesResult, SanitizeResult, Upload
@@ -125,10 +125,10 @@ def _accept_for_frames(upload: Upload, data: bytes, declared: str | None, fmt: A
     items = deps.need("items")
     check_size(data, max_bytes)
     declared_type = (declared or "").split(";")[0].strip().lower()
-    # An audio-only .mp4 or .webm is commonly declared video/mp4 or video/webm (the file
-    # extension's type, or a recorder's): the container is the same, and the audio size
-    # limit still applies.
-    twin = {M4A: ("video/mp4",), WEBA: ("video/webm",)}.get(fmt, ())
+    # An audio-only .mp4 or .webm is commonly declared as video (the file extension's type,
+    # or a recorder's; for MP4 any of the ISO family the upload API grants): the container
+    # is the same, and the audio size limit still applies.
+    twin = {M4A: (MP4.content_type, *MP4.aliases), WEBA: ("video/webm",)}.get(fmt, ())
     if declared_type not in ("", fmt.content_type, *getattr(fmt, "aliases", ()), *twin, "application/octet-stream"):
         raise errors.ContentTypeMismatchError(f"declared {declared_type!r} but the bytes are {fmt.content_type}")
     items.update(upload.media_id, {"status": "sanitized", "kind": fmt.name, "media_type": media_type})
