@@ -107,6 +107,8 @@ def test_unrelated_speech_is_served_without_metadata_and_matches_nothing(cloud, 
     served = cloud.client("s3").get_object(Bucket=cloud.output("MediaBucket"), Key=item["sanitized_key"])
     body = served["Body"].read()
     assert item["sanitized_key"].endswith(".m4a") and b"Secret Title" not in body
+    # AND the item names what was dropped, as a still's sanitize does ([] before)
+    assert "title" in item["metadata_removed"]
 
 
 def test_a_video_carrying_the_banked_voice_matches_by_audio(cloud, voices):

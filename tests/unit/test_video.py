@@ -24,6 +24,7 @@ from mediaguard.ingress.video import (
     extract_frames,
     pdq_frames,
     probe,
+    removed_metadata,
     remux_clean,
     sniff_video,
     vpdq_match,
@@ -353,3 +354,61 @@ def test_vpdq_ignores_low_quality_frames_and_counts_identical_hashes_once():
     assert hamming(a, b) > 31
     assert (query_share, reference_share) == (1.0, 0.5)
     assert vpdq_match([(b, 10)], reference) == (0.0, 0.0)
+
+
+# What ffmpeg prints about a phone video: container tags, chapters, a tagged audio stream,
+# cover art, a GPS data track and a subtitle; then the output section, which is not read.
+PROBED = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'original':
+  Metadata:
+    major_brand     : isom
+    compatible_brands: isomiso2avc1mp41
+    creation_time   : 2026-11-30T10:00:00.000000Z
+    location-eng    : +37.7000-122.4000/
+    com.apple.quicktime.make: Apple
+    comment         : first line
+                    : second line
+  Duration: 00:00:02.00, start: 0.000000, bitrate: 91 kb/s
+  Chapters:
+    Chapter #0:0: start 0.000000, end 1.000000
+      Metadata:
+        title           : Intro
+  Stream #0:0[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p, 64x64, 5 fps, 5 tbr (default)
+    Metadata:
+      handler_name    : Core Media Video
+  Stream #0:1[0x2](eng): Audio: aac (LC) (mp4a / 0x6134706D), 44100 Hz, mono, fltp (default)
+    Metadata:
+      handler_name    : SoundHandler
+      title           : Voice of Jane
+  Stream #0:2: Audio: aac (LC), 44100 Hz, mono, fltp
+  Stream #0:3: Video: mjpeg (Baseline), yuvj420p, 300x300, 90k tbr (attached pic)
+  Stream #0:4[0x5](und): Data: none (mebx / 0x7862656D)
+  Stream #0:5(eng): Subtitle: mov_text (tx3g / 0x67337874)
+Stream mapping:
+  Stream #0:0 -> #0:0 (copy)
+Output #0, null, to 'pipe:':
+  Metadata:
+    secret_output_only: x
+"""
+
+
+def test_what_a_remux_drops_is_named_from_the_probe_without_values_or_structure():
+    # GIVEN ffmpeg's description of a tagged phone video
+    # WHEN read THEN every tag key, the chapters, the cover art and the dropped tracks are
+    # named; brands, handler names and the output section are not, and no value is kept
+    assert removed_metadata(PROBED) == (
+        "chapters", "com.apple.quicktime.make", "comment", "cover-art", "creation_time", "data-tracks:1",
+        "extra-audio-tracks:1", "location", "subtitle-tracks:1", "title")
+
+
+def test_probing_a_tagged_video_lists_what_its_clean_copy_drops(tmp_path):
+    # GIVEN a video tagged with a title and a location, as a phone writes them
+    src = tmp_path / "tagged.mp4"
+    subprocess.run([ffmpeg(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=64x64:rate=5:duration=1",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-metadata", "title=Secret Title",
+                    "-metadata", "location=+37.7000-122.4000/", str(src)], check=True)
+    # WHEN probed THEN the tags are named, and the clean copy has none of them
+    info = probe(src)
+    assert {"title", "location"} <= set(info.metadata)
+    clean = tmp_path / "clean.mp4"
+    remux_clean(src, clean)
+    assert probe(clean).metadata == ()

@@ -53,7 +53,7 @@ from mediaguard.ingress.kinds import (  # noqa: F401
     AudioFormat,
     VideoFormat,
 )
-from mediaguard.ingress.video import _DURATION, _OUT_TIME, _STREAM, _base_cmd, _run, sniff_video
+from mediaguard.ingress.video import _DURATION, _OUT_TIME, _STREAM, _base_cmd, _run, removed_metadata, sniff_video
 from mediaguard.settings import Settings
 
 # Audio codecs decoded at all, in any container (ffmpeg decoder names). What the accepted
@@ -90,6 +90,7 @@ class AudioInfo:
     codec: str
     duration_s: float
     container: str  # AudioFormat.name
+    metadata: tuple[str, ...] = ()  # what the remux drops (video.removed_metadata)
 
 
 def sniff_audio(head: bytes) -> AudioFormat | None:
@@ -214,7 +215,8 @@ def probe_audio(path: str | Path, limits: AudioLimits, *, deadline: float | None
     packets = [int(v) for v in _OUT_TIME.findall(result.stdout)]
     if result.returncode != 0 or not packets:
         raise CorruptMediaError("the audio packets cannot be read")
-    info = AudioInfo(codec=codec, duration_s=round(max(declared, packets[-1] / 1e6), 3), container=fmt.name)
+    info = AudioInfo(codec=codec, duration_s=round(max(declared, packets[-1] / 1e6), 3), container=fmt.name,
+                     metadata=removed_metadata(text))
     if info.duration_s > limits.max_seconds:
         raise AudioTooLongError(f"{info.duration_s:.1f} s exceeds the {limits.max_seconds:.0f} s audio limit")
     return info

@@ -158,6 +158,8 @@ class VideoInfo:
     container: str  # VideoFormat.name: "mp4", "mov" or "webm"
     start_s: float = 0.0  # the first timestamp; frame times are relative to it
     audio_codec: str | None = None  # of the first audio stream (None: no audio)
+    # What the metadata-free remux drops, by name (:func:`removed_metadata`).
+    metadata: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -300,13 +302,63 @@ def probe(path: str | Path, limits: VideoLimits | None = None, *, deadline: floa
     info = VideoInfo(
         duration_s=round(max(declared, demuxed), 3), width=width, height=height, codec=codec, fps=fps,
         has_audio=audio_codec is not None, container=fmt.name, start_s=float(start.group(1)) if start else 0.0,
-        audio_codec=audio_codec,
+        audio_codec=audio_codec, metadata=removed_metadata(text),
     )
     if limits is not None:
         check_dimensions(width, height, max_pixels=limits.max_pixels, max_side=limits.max_side)
         if info.duration_s > limits.max_seconds:
             raise VideoTooLongError(f"{info.duration_s:.1f} s exceeds the {limits.max_seconds:.0f} s video limit")
     return info
+
+
+# Tags that describe the container itself (brands, handler names, stream language), not
+# the recording or the person: present in every file, so never worth listing.
+_STRUCTURAL_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "handler_name", "vendor_id",
+                              "language", "duration"})
+
+
+def removed_metadata(text: str) -> tuple[str, ...]:
+    """What a metadata-free remux drops, named from ffmpeg's description of the input (the
+    stderr of a probe): the container's and streams' tags by key (``title``, ``location``,
+    ``creation_time``, ``artist``, ``encoder``...; a ``-eng`` language suffix folded in),
+    ``chapters``, ``cover-art``, and counted tracks it never keeps (``subtitle-tracks:N``,
+    ``data-tracks:N``, ``attachments:N``, ``extra-audio-tracks:N``). Values are never read
+    into the result: it goes to the item and the audit trail, like a still's list.
+    """
+    found: set[str] = set()
+    tracks = {"Subtitle": 0, "Data": 0, "Attachment": 0, "Audio": 0}
+    section, reading = None, False
+    for line in text.splitlines():
+        if line.startswith("Input #0"):
+            reading = True
+            continue
+        if not reading or not line.strip():
+            continue
+        if line.startswith(("Output #", "Stream mapping")):
+            break
+        stripped, indent = line.strip(), len(line) - len(line.lstrip(" "))
+        if indent == 2:
+            stream = _STREAM.match(line)
+            section = "container" if stripped == "Metadata:" else "stream" if stream else None
+            if stripped == "Chapters:":
+                found.add("chapters")
+            if stream and stream.group(1) in tracks:
+                tracks[stream.group(1)] += 1
+            if stream and "(attached pic)" in line:
+                found.add("cover-art")
+            continue
+        if section == "stream" and indent == 4 and stripped == "Metadata:":
+            section = "stream-tags"
+            continue
+        if (section, indent) in (("container", 4), ("stream-tags", 6)) and ":" in stripped:
+            key = re.sub(r"-[a-z]{3}$", "", stripped.split(":", 1)[0].strip().lower())
+            if key and key not in _STRUCTURAL_TAGS:
+                found.add(key)
+    names = {"Subtitle": "subtitle-tracks", "Data": "data-tracks", "Attachment": "attachments"}
+    found |= {f"{names[kind]}:{n}" for kind, n in tracks.items() if kind in names and n}
+    if tracks["Audio"] > 1:
+        found.add(f"extra-audio-tracks:{tracks['Audio'] - 1}")
+    return tuple(sorted(found))
 
 
 def remux_clean(src: str | Path, dst: str | Path, *, timeout: float = 60.0, audio: str = "copy") -> VideoFormat:

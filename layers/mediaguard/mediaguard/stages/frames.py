@@ -33,7 +33,7 @@ def frames(request: FramesInput, deps: Deps) -> FramesResult:
     limits = video.VideoLimits.from_settings(settings)
     if request.sanitize.media_type == "audio":
         return _audio_only(request, deps, t0)
-    track = None
+    track, removed = None, {}  # an animation's list was made by sanitize
     if request.sanitize.media_type == "video":
         # The version sanitize read and hashed, not whatever the key holds now.
         data, _ = blobs.get(request.bucket, request.key, version_id=request.sanitize.original_version_id)
@@ -42,6 +42,8 @@ def frames(request: FramesInput, deps: Deps) -> FramesResult:
             src.write_bytes(data)
             del data
             info = video.probe(src, limits)  # duration, size and codec caps before any decoding
+            # What the remux drops, listed as a still's sanitize lists it (scan --json's metadata_removed).
+            removed = {"metadata_removed": list(info.metadata)}
             clean = Path(tmp) / "clean"
             plan = audio.video_audio_plan(info.container, info.audio_codec)
             fmt = video.remux_clean(src, clean, timeout=limits.timeout_s, audio=plan)
@@ -79,13 +81,13 @@ def frames(request: FramesInput, deps: Deps) -> FramesResult:
         audio=track,
     )
     items.update(media_id, {"sanitized_key": served_key, "sanitized_sha256": sanitized_sha256,
-                            "poster_key": result.poster_key, "audio": audio_summary(track), "frames": {
+                            "poster_key": result.poster_key, "audio": audio_summary(track), **removed, "frames": {
         "count": result.count, "method": result.method, "truncated": result.truncated, "duration_s": result.duration_s,
         # Each analysed frame's time: the console draws the frames strip from the served video.
         "t": [r.t for r in refs]}})
     items.append_audit(media_id, "system:frames", "frames", {
         "count": result.count, "method": result.method, "truncated": result.truncated,
-        "pdq": [r.pdq for r in refs], **({"audio_fingerprint": track.fingerprint} if track else {})})
+        "pdq": [r.pdq for r in refs], **({"audio_fingerprint": track.fingerprint} if track else {}), **removed})
     logger.info("frames", extra={"media_id": media_id, "count": result.count, "method": result.method,
                                  "truncated": result.truncated, "ms": round((time.perf_counter() - t0) * 1000, 1)})
     return result
@@ -137,11 +139,13 @@ def _audio_only(request: FramesInput, deps: Deps, t0: float) -> FramesResult:
                        fingerprint=AudioSignal.format(words) if len(words) else None)
     result = FramesResult(media_type="audio", method="audio", count=0, duration_s=info.duration_s,
                           sanitized_key=served_key, poster_key=None, frames=[], batches=[], audio=track)
+    # What the remux dropped, listed as a still's sanitize lists it (scan --json's metadata_removed).
+    removed = {"metadata_removed": list(info.metadata)}
     items.update(media_id, {"sanitized_key": served_key, "sanitized_sha256": sanitized_sha256,
-                            "audio": audio_summary(track), "frames": {
+                            "audio": audio_summary(track), **removed, "frames": {
         "count": 0, "method": "audio", "truncated": False, "duration_s": info.duration_s}})
     items.append_audit(media_id, "system:frames", "audio", {
-        "codec": info.codec, "duration_s": info.duration_s, "audio_fingerprint": track.fingerprint})
+        "codec": info.codec, "duration_s": info.duration_s, "audio_fingerprint": track.fingerprint, **removed})
     logger.info("audio", extra={"media_id": media_id, "codec": info.codec, "words": len(words),
                                 "ms": round((time.perf_counter() - t0) * 1000, 1)})
     return result
