@@ -278,8 +278,9 @@ def test_evidence_package_verifies_offline_and_a_tampered_one_fails(cloud, gov, 
 
 def test_erasure_deletes_what_it_may_and_keeps_legal_holds(cloud, gov):
     s3, settings = cloud.client("s3"), cloud.deps().settings
-    # GIVEN an uploader with three items: a plain one, one under a legal order, one removed (evidence)
-    for media_id in ("era-j", "era-k", "era-l"):
+    # GIVEN an uploader with four items: a plain one, one under a legal order, one removed
+    # (evidence), and one removed then restored on appeal (live again, its evidence still locked)
+    for media_id in ("era-j", "era-k", "era-l", "era-m"):
         _stored(cloud, media_id, "user-erase")
     wiring.review_service().history.record_upload("user-erase", "era-j")
     # (the totals row carries the UploaderHistoryRetentionDays TTL: 730 days by default)
@@ -291,6 +292,8 @@ def test_erasure_deletes_what_it_may_and_keeps_legal_holds(cloud, gov):
                                             deadline=datetime.now(UTC) + timedelta(days=1)), "admin:test", ports)
     legal.enforce(order.order_id, "admin:test", ports)
     enforcement.apply("era-l", "remove", actor="system:enforce", reason="bank.block", deps=cloud.deps())
+    enforcement.apply("era-m", "remove", actor="system:enforce", reason="bank.block", deps=cloud.deps())
+    enforcement.restore("era-m", actor="reviewer:senior-1", reason="reviewer_error", deps=cloud.deps())
 
     # WHEN the uploader asks for erasure (admin API)
     status, result = _api(cloud, "POST", "/admin/erasure", ADMIN, body={"uploader": "user-erase"})
@@ -303,7 +306,8 @@ def test_erasure_deletes_what_it_may_and_keeps_legal_holds(cloud, gov):
     assert cloud.item("era-j")["erased_at"]
     # AND the held items are kept, each with its reason
     assert {(k["media_id"], k["reason"]) for k in result["kept"]} == {
-        ("era-k", f"legal_order:{order.order_id}"), ("era-l", "evidence_object_lock")}
+        ("era-k", f"legal_order:{order.order_id}"), ("era-l", "evidence_object_lock"),
+        ("era-m", "evidence_object_lock")}
     assert _versions(s3, settings.upload_bucket, "uploads/era-k") == 1
     assert _versions(s3, settings.evidence_bucket, "evidence/era-l/") >= 1
     # AND the history is gone, and the trail says what was deleted and kept (ids only)

@@ -62,10 +62,14 @@ def erase_uploader(uploader_id: str, who: str, ports: ErasurePorts) -> dict[str,
     now = ports.clock().isoformat()
     for media_id in sorted(ports.finder.by_uploader(key)):
         item = ports.items.get(media_id) or {}
-        custody = (item.get("enforcement") or {}).get("custody")
+        record = item.get("enforcement") or {}
+        # A removal overturned on appeal is live again, but its evidence copies stay under
+        # Object Lock: the item is kept, whatever its custody says now.
+        locked = record.get("custody") in ("preserved", "evidence") or any(
+            e.get("state") == "preserved" for e in record.get("evidence") or [])
         if media_id in held:
             kept.append({"media_id": media_id, "reason": f"legal_order:{held[media_id]}"})
-        elif custody in ("preserved", "evidence"):
+        elif locked:
             kept.append({"media_id": media_id, "reason": "evidence_object_lock"})
         else:
             objects = 0
