@@ -419,3 +419,25 @@ def test_an_order_past_its_expiry_is_refused_not_enforced_without_end(cloud, gov
     assert refused.value.reason == "order_expired"
     # AND no geofence rule for the item exists (none, and certainly none without expiry)
     assert not [r for r in gov.geofence().list() if "leg-x" in r.scope]
+
+
+def test_two_orders_on_one_item_and_country_keep_the_longer_block_and_both_references(cloud, gov):
+    now = datetime.now(UTC)
+    _stored(cloud, "leg-y", "u9", photo_name="camera")
+    ports = gov.legal_ports()
+    # GIVEN a French order without expiry on an item, then a second one on the same item
+    # that expires in two days (each order's rule used to replace the other's)
+    orders = [legal.record(legal.OrderRequest(
+        issuer=f"Court {n}", legal_basis=f"Order {n}-1", jurisdiction="FR", scope="items", targets=["leg-y"],
+        countries=["FR"], deadline=now + timedelta(days=1), reference=f"REF-{n}", expires_at=expires),
+        "admin:test", ports) for n, expires in (("A", None), ("B", now + timedelta(days=2)))]
+    # WHEN both are enforced, in that order
+    for order in orders:
+        legal.enforce(order.order_id, "admin:test", ports)
+    # THEN the one rule for the item in France has no expiry (A's) and names both orders
+    (rule,) = [r for r in gov.geofence().list() if r.country == "FR" and "leg-y" in r.scope]
+    assert (rule.expires_at, rule.legal_reference) == (None, "REF-A; REF-B")
+    # AND enforcing B again names it once
+    legal.enforce(orders[1].order_id, "admin:test", ports)
+    (rule,) = [r for r in gov.geofence().list() if r.country == "FR" and "leg-y" in r.scope]
+    assert rule.legal_reference == "REF-A; REF-B"

@@ -226,10 +226,26 @@ def enforce(order_id: str, who: str, ports: LegalPorts) -> LegalOrder:
 def _rule(country: str, scope: str, order: LegalOrder, expires: datetime | None, now: datetime, who: str,
           ports: LegalPorts) -> None:
     rule = geofence.new_rule(country, scope, order.reference, expires, now=now)
+    current = next((r for r in ports.geofence.list() if (r.country, r.scope) == (rule.country, rule.scope)), None)
+    if current is not None:
+        rule = _merged(current, rule)
     ports.geofence.add(rule, replace=True)
     ports.deps.items.append_audit(f"geofence:{rule.country}", who, "geofence_added",
                                   {"scope": rule.scope, "legal_reference": rule.legal_reference,
                                    "expires_at": rule.expires_at, "order_id": order.order_id})
+
+
+def _merged(current: geofence.GeoRule, new: geofence.GeoRule) -> geofence.GeoRule:
+    """One rule per country and scope (the edge's key): a second order on the same item and
+    country must not shorten the first one's block. The rule lasts as long as the longer
+    of the two (no expiry wins) and names both references when they fit the header."""
+    expires = None if current.expires_at is None or new.expires_at is None else max(current.expires_at,
+                                                                                    new.expires_at)
+    references = current.legal_reference.split("; ")
+    joined = "; ".join([*references, new.legal_reference]) if new.legal_reference not in references \
+        else current.legal_reference
+    return new.model_copy(update={"expires_at": expires, "legal_reference": joined if len(joined) <=
+                                  geofence.MAX_REFERENCE_CHARS else current.legal_reference})
 
 
 def held_items(orders: list[LegalOrder], finder: ItemFinder) -> dict[str, str]:
