@@ -222,6 +222,9 @@ def test_legal_orders_are_enforced_and_their_deadlines_judged(cloud, gov):
     status, added = _api(cloud, "POST", "/admin/legal", ADMIN, body=order)
     assert status == 201 and added["status"] == "enforced" and added["compliance"] == "on_time"
     assert _api(cloud, "POST", "/admin/legal", ADMIN, body=order | {"scope": "hashes"})[1]["reason"] == "invalid_order"
+    # (a zero-width character in the reference the edge would send as a header: a 400, not a 500)
+    status, refused = _api(cloud, "POST", "/admin/legal", ADMIN, body=order | {"reference": "Ord\u200b 12"})
+    assert (status, refused["reason"]) == (400, "invalid_order")
     assert _api(cloud, "POST", "/admin/legal", {"sub": "sue", "cognito:groups": "[senior-reviewer]"},
                 body=order)[0] == 403
     # AND an uploader order from the CLI stores only the keyed hash and restricts their items

@@ -36,6 +36,21 @@ def test_compliance_judges_enforcement_against_the_deadline():
     assert compliance({"deadline": deadline, "status": "withdrawn"}, NOW) == "withdrawn"
 
 
+
+def test_a_deadline_given_as_a_date_runs_to_the_end_of_that_day():
+    from mediaguard.decisions.legal import OrderRequest
+
+    # GIVEN an order due "by 2026-12-02" (a bare date, as the README's example gives it)
+    order = OrderRequest(issuer="Court", legal_basis="Order 1", jurisdiction="FR", scope="items", targets=["m1"],
+                         countries=["FR"], deadline="2026-12-02")
+    # WHEN it is enforced that morning THEN it is on time (it counted as late from midnight)
+    assert compliance({"deadline": order.deadline, "enforced_at": NOW + timedelta(hours=7)}, NOW) == "on_time"
+    assert compliance({"deadline": order.deadline, "enforced_at": NOW + timedelta(days=1)}, NOW) == "late"
+    # AND a date-time deadline is kept to the second
+    exact = OrderRequest(issuer="Court", legal_basis="Order 1", jurisdiction="FR", scope="items", targets=["m1"],
+                         countries=["FR"], deadline="2026-12-02T10:00:00Z")
+    assert exact.deadline == NOW + timedelta(hours=10)
+
 def test_percentile_is_nearest_rank():
     assert percentile([], 0.9) is None
     assert percentile([120.0, 600.0], 0.9) == 600.0

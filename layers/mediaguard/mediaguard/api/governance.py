@@ -27,6 +27,7 @@ from mediaguard.api.errors import InvalidRequestError, NotFoundError
 from mediaguard.api.review import _admin, app
 from mediaguard.decisions import legal
 from mediaguard.decisions.erasure import erase_uploader
+from mediaguard.decisions.geofence import GeofenceRuleError
 
 ORDER_ID = r"^lo-[0-9a-f]{12}$"
 _provider: Callable[[], Any] | None = None
@@ -90,7 +91,7 @@ def add_order(request: Annotated[OrderIn, Body()]) -> Response[dict[str, Any]]:
                              ports)
         if request.enforce:
             order = legal.enforce(order.order_id, f"admin:{who.sub}", ports)
-    except legal.LegalOrderError as error:
+    except (legal.LegalOrderError, GeofenceRuleError) as error:  # typed 400s, never a 500
         raise InvalidRequestError(str(error), reason=error.reason) from None
     return Response(201, content_types.APPLICATION_JSON, order.view())
 

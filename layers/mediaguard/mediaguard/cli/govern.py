@@ -190,7 +190,9 @@ def _legal(args: argparse.Namespace, gov: Any, out: Out) -> int:
     if args.legal_command == "add":
         request = legal.OrderRequest(
             issuer=args.issuer, legal_basis=args.basis, jurisdiction=args.jurisdiction, scope=args.scope,
-            targets=args.target, countries=args.country, deadline=parse_when(args.deadline, datetime.now(UTC)),
+            targets=args.target, countries=args.country,
+            # (a bare date is the whole day: OrderRequest reads it as the day's end)
+            deadline=args.deadline if len(args.deadline) == 10 else parse_when(args.deadline, datetime.now(UTC)),
             reference=args.reference, expires_at=parse_when(args.expires, None) if args.expires else None)
         order = legal.record(request, CLI_ACTOR, ports)
         if not args.no_enforce:

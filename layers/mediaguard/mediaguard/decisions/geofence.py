@@ -135,7 +135,7 @@ def parse_scope(text: str, pseudonymiser: Pseudonymiser | None = None) -> Scope:
                             "uploader-key:<32 hex>, or label:<lower-case label>")
 
 
-def _check_reference(text: str) -> str:
+def check_reference(text: str) -> str:
     text = (text or "").strip()
     if not text:
         raise GeofenceRuleError("a legal reference is required (statute, court order or notice id)")
@@ -175,7 +175,7 @@ class GeoRule(BaseModel):
     @field_validator("legal_reference")
     @classmethod
     def _reference(cls, value: str) -> str:
-        return _check_reference(value)
+        return check_reference(value)
 
     @property
     def shown_scope(self) -> str:

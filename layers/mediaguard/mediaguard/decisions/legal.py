@@ -22,7 +22,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -78,6 +78,15 @@ class OrderRequest(BaseModel):
         if bad:
             raise ValueError(f"not ISO 3166-1 alpha-2 codes (or * for worldwide): {', '.join(bad)}")
         return codes
+
+    @field_validator("deadline", mode="before")
+    @classmethod
+    def _whole_day(cls, value: Any) -> Any:
+        # A deadline given as a date ("by 2026-12-03") runs to the end of that day (UTC):
+        # read as its first instant, an order enforced that morning counted as late.
+        if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+            return datetime.combine(date.fromisoformat(value.strip()), time.max, UTC)
+        return value
 
     @field_validator("deadline", "expires_at")
     @classmethod
@@ -146,7 +155,10 @@ def record(request: OrderRequest, who: str, ports: LegalPorts) -> LegalOrder:
     """Validate and store an order, audited on ``legal:<order_id>``; not yet enforced."""
     targets = _targets(request, ports.pseudonymiser)
     reference = request.reference or f"{request.issuer}: {request.legal_basis}"
-    reference = geofence._check_reference(reference[:geofence.MAX_REFERENCE_CHARS])
+    try:  # it becomes the 451's header at the edge: refused here, before anything is stored
+        reference = geofence.check_reference(reference[:geofence.MAX_REFERENCE_CHARS])
+    except geofence.GeofenceRuleError as exc:
+        raise LegalOrderError(f"the order's reference cannot be shown at the edge: {exc}") from None
     order = LegalOrder(order_id=f"lo-{secrets.token_hex(6)}", issuer=request.issuer, legal_basis=request.legal_basis,
                        jurisdiction=request.jurisdiction, scope_kind=request.scope, targets=targets,
                        countries=request.countries, deadline=request.deadline, reference=reference,
