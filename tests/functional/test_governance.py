@@ -95,12 +95,12 @@ def _review(cloud, media_id: str, *, enqueued: float, decided: float, action: st
     service.decide(SAM, media_id, DecisionRequest(action=action, reason_code=reason))
 
 
-def _qa_task(cloud, media_id: str, automated: str, reviewer: str, decided: datetime) -> None:
+def _qa_task(cloud, media_id: str, automated: str, reviewer: str, decided: datetime, lane: str = "qa") -> None:
     """A decided task of the QA lane as ``decisions.review.quality`` stores it (``action`` the automated
     one, ``decision_action`` the reviewer's, ``agree``)."""
     table = cloud.client("dynamodb")
     table.put_item(TableName=wiring.review_service().settings.review_table, Item={
-        "media_id": {"S": media_id}, "state": {"S": "decided"}, "lane": {"S": "qa"}, "shard": {"N": "0"},
+        "media_id": {"S": media_id}, "state": {"S": "decided"}, "lane": {"S": lane}, "shard": {"N": "0"},
         "risk": {"N": "0.1"}, "reach": {"N": "0"}, "priority": {"N": "0.1"}, "reason": {"S": "qa:sample"},
         "enqueued_at": {"S": (decided - timedelta(minutes=5)).isoformat()}, "due_at": {"S": decided.isoformat()},
         "queue_sk": {"S": f"x#{media_id}"}, "decided_at": {"S": decided.isoformat()},
@@ -444,3 +444,14 @@ def test_two_orders_on_one_item_and_country_keep_the_longer_block_and_both_refer
     legal.enforce(orders[1].order_id, "admin:test", ports)
     (rule,) = [r for r in gov.geofence().list() if r.country == "FR" and "leg-y" in r.scope]
     assert rule.legal_reference == "REF-A; REF-B"
+
+
+def test_a_quality_sample_a_reviewer_escalated_is_not_counted_as_triage(cloud, gov):
+    # GIVEN, alone in a period, a QA sample that was escalated and then decided by a senior
+    start = T0 + timedelta(days=10)
+    _qa_task(cloud, "qa-esc", "allow", "approve", start + timedelta(hours=5), lane="escalated")
+    # WHEN the report covers the period
+    report = gov.report(start, start + timedelta(days=1), now=start + timedelta(days=1))
+    # THEN it is no triage (it counted as one, with its 5-hour wait) and no review decision
+    assert report["metrics"]["mean_time_to_triage_s"] is None
+    assert report["reviews"]["by_action"] == {}

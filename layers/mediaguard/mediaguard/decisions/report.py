@@ -40,6 +40,7 @@ LEGAL_REASONS = frozenset({"legal_request", "minor_safety"})
 EVIDENCE_EXPORTED = "evidence_exported"
 VALID_C2PA = frozenset({"valid", "trusted"})
 QA_LANE = "qa"
+QA_SAMPLE_REASON = "qa:sample"  # decisions.review.models.QA_REASON (this module reads stored rows)
 
 
 class QaOutcomes(Protocol):
@@ -163,8 +164,11 @@ def build_report(source: ReportSource, qa: QaOutcomes | None, period: Period, no
         if task.get("decision_action") == "withdrawn":  # closed by a re-drive, not triaged by anyone
             continue
         wait = (_when(task["decided_at"]) - _when(task["enqueued_at"])).total_seconds()
-        waits[task.get("lane") or "unknown"].append(wait)
-        if task.get("lane") != QA_LANE:
+        # A sample a reviewer escalated sits in the escalated lane but is still a re-check,
+        # not triage: known by its reason wherever it is.
+        lane = QA_LANE if task.get("reason") == QA_SAMPLE_REASON else task.get("lane") or "unknown"
+        waits[lane].append(wait)
+        if lane != QA_LANE:
             review_actions[task.get("decision_action") or "unknown"] += 1
     # Triage is people acting on what the system sent them; the QA lane (a blind re-check of
     # decisions already in force) is shown by lane but kept out of the overall figures.
