@@ -148,3 +148,15 @@ def test_scan_jobs_keeps_input_order_and_gives_the_results_of_one_at_a_time(file
     # AND the mix really was mixed: a match, a rejection, and finished scans
     assert {r["status"] for r in four} == {"done", "rejected"}
     assert any(r["matches"] for r in four)
+
+
+def test_an_unreadable_input_gets_every_key_of_the_contract(tmp_path):
+    from mediaguard.cli.scan import scan_file, scan_result
+
+    # GIVEN a path that cannot be read WHEN it is scanned (nothing reaches the stack)
+    result, item = scan_file(None, tmp_path / "missing.jpg")
+    # THEN it is a failed result with the same keys as any other (it lacked media_type,
+    # frames, audio, provenance and faces), audio absent, the reason typed
+    assert set(result) == set(scan_result("x", "m", {}, [])) and item == {}
+    assert (result["status"], result["action"], result["error"]["reason"]) == ("failed", "review", "unreadable")
+    assert result["audio"] == {"present": False, "codec": None, "duration_s": None, "fingerprint_kind": None}

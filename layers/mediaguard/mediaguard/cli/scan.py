@@ -146,10 +146,10 @@ def scan_file(cloud: Any, path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return {"file": str(path), "media_id": None, "status": "failed", "action": "review", "risk": 0.0,
-                "signals": [], "fingerprints": {}, "matches": [], "metadata_removed": [],
-                "policy_version": None, "states": [],
-                "error": {"type": type(exc).__name__, "reason": "unreadable", "message": exc.strerror or ""}}, {}
+        # Every key of the contract, as for any failed upload (nulls, audio absent): a
+        # consumer reading the JSON never meets a missing field.
+        return scan_result(str(path), None, {"status": "failed", "error_type": type(exc).__name__,
+                                             "error_reason": "unreadable", "error_message": exc.strerror or ""}, []), {}
     media_id = cloud.upload(data, declared_type(path))
     run = cloud.wait(media_id)
     item = cloud.item(media_id) or {}
