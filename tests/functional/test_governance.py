@@ -408,18 +408,26 @@ def _versions(s3, bucket: str, prefix: str) -> int:
 
 
 def test_an_order_past_its_expiry_is_refused_not_enforced_without_end(cloud, gov):
+    import dataclasses
+
     now = datetime.now(UTC)
     _stored(cloud, "leg-x", "u9", photo_name="camera")
     ports = gov.legal_ports()
+    request = dict(issuer="LG Berlin", legal_basis="Beschluss 27 O 9/26", jurisdiction="DE", scope="items",
+                   targets=["leg-x"], countries=["de"], deadline=now + timedelta(days=1))
+    before = len(ports.orders.list())
     # GIVEN a German order on one item that expired an hour ago
-    order = legal.record(legal.OrderRequest(
-        issuer="LG Berlin", legal_basis="Beschluss 27 O 9/26", jurisdiction="DE", scope="items",
-        targets=["leg-x"], countries=["de"], deadline=now + timedelta(days=1),
-        expires_at=now - timedelta(hours=1)), "admin:test", ports)
-    # WHEN it is enforced THEN it is refused with a typed error
+    # WHEN it is recorded THEN it is refused with a typed error, and nothing is stored (kept
+    # "recorded", it would later count as overdue)
     with pytest.raises(legal.ExpiredOrderError) as refused:
-        legal.enforce(order.order_id, "admin:test", ports)
-    assert refused.value.reason == "order_expired"
+        legal.record(legal.OrderRequest(**request, expires_at=now - timedelta(hours=1)), "admin:test", ports)
+    assert refused.value.reason == "order_expired" and len(ports.orders.list()) == before
+    # GIVEN one recorded while in force, enforced only after it expired
+    order = legal.record(legal.OrderRequest(**request, expires_at=now + timedelta(hours=1)), "admin:test", ports)
+    later = dataclasses.replace(ports, clock=lambda: now + timedelta(hours=2))
+    # WHEN it is enforced THEN it is refused too
+    with pytest.raises(legal.ExpiredOrderError):
+        legal.enforce(order.order_id, "admin:test", later)
     # AND no geofence rule for the item exists (none, and certainly none without expiry)
     assert not [r for r in gov.geofence().list() if "leg-x" in r.scope]
 

@@ -153,6 +153,9 @@ class LegalPorts:
 
 def record(request: OrderRequest, who: str, ports: LegalPorts) -> LegalOrder:
     """Validate and store an order, audited on ``legal:<order_id>``; not yet enforced."""
+    if request.expires_at is not None and request.expires_at <= ports.clock():
+        # Stored, it would sit "recorded" and later count as overdue: refused before that.
+        raise ExpiredOrderError(f"the order expired at {request.expires_at.isoformat()}")
     targets = _targets(request, ports.pseudonymiser)
     reference = request.reference or f"{request.issuer}: {request.legal_basis}"
     try:  # it becomes the 451's header at the edge: refused here, before anything is stored
