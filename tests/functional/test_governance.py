@@ -282,7 +282,7 @@ def test_evidence_package_verifies_offline_and_a_tampered_one_fails(cloud, gov, 
 def test_erasure_deletes_what_it_may_and_keeps_legal_holds(cloud, gov):
     s3, settings = cloud.client("s3"), cloud.deps().settings
     # GIVEN an uploader with four items: a plain one, one under a legal order, one removed
-    # (evidence), and one removed then restored on appeal (live again, its evidence still locked)
+    # (evidence), and one removed then restored on appeal (live again, its evidence locked)
     for media_id in ("era-j", "era-k", "era-l", "era-m"):
         _stored(cloud, media_id, "user-erase")
     wiring.review_service().history.record_upload("user-erase", "era-j")
@@ -301,16 +301,19 @@ def test_erasure_deletes_what_it_may_and_keeps_legal_holds(cloud, gov):
     # WHEN the uploader asks for erasure (admin API)
     status, result = _api(cloud, "POST", "/admin/erasure", ADMIN, body={"uploader": "user-erase"})
 
-    # THEN the plain item's files are gone and it no longer names the uploader
+    # THEN the plain item's files are gone and it no longer names the uploader; so are the
+    # restored item's public copies, its evidence said to be retained (it read as wholly deleted)
     assert status == 200, result
-    assert [d["media_id"] for d in result["deleted"]] == ["era-j"]
+    assert [(d["media_id"], d.get("evidence_retained")) for d in result["deleted"]] == [
+        ("era-j", None), ("era-m", True)]
+    assert _versions(s3, settings.media_bucket, "media/era-m/") == 0
+    assert _versions(s3, settings.evidence_bucket, "evidence/era-m/") >= 1
     assert _versions(s3, settings.upload_bucket, "uploads/era-j") == 0
     assert _versions(s3, settings.media_bucket, "media/era-j/") == 0
     assert cloud.item("era-j")["erased_at"]
     # AND the held items are kept, each with its reason
     assert {(k["media_id"], k["reason"]) for k in result["kept"]} == {
-        ("era-k", f"legal_order:{order.order_id}"), ("era-l", "evidence_object_lock"),
-        ("era-m", "evidence_object_lock")}
+        ("era-k", f"legal_order:{order.order_id}"), ("era-l", "evidence_object_lock")}
     assert _versions(s3, settings.upload_bucket, "uploads/era-k") == 1
     assert _versions(s3, settings.evidence_bucket, "evidence/era-l/") >= 1
     # AND the history is gone, and the trail says what was deleted and kept (ids only)

@@ -63,13 +63,13 @@ def erase_uploader(uploader_id: str, who: str, ports: ErasurePorts) -> dict[str,
     for media_id in sorted(ports.finder.by_uploader(key)):
         item = ports.items.get(media_id) or {}
         record = item.get("enforcement") or {}
-        # A removal overturned on appeal is live again, but its evidence copies stay under
-        # Object Lock: the item is kept, whatever its custody says now.
-        locked = record.get("custody") in ("preserved", "evidence") or any(
-            e.get("state") == "preserved" for e in record.get("evidence") or [])
+        # A removal overturned on appeal is live again: its public copies are erased like any
+        # item's, but its evidence copies stay under Object Lock until retention ends, and
+        # the result says so (it read as wholly deleted).
+        retained = any(e.get("state") == "preserved" for e in record.get("evidence") or [])
         if media_id in held:
             kept.append({"media_id": media_id, "reason": f"legal_order:{held[media_id]}"})
-        elif locked:
+        elif record.get("custody") in ("preserved", "evidence"):
             kept.append({"media_id": media_id, "reason": "evidence_object_lock"})
         else:
             objects = 0
@@ -80,7 +80,8 @@ def erase_uploader(uploader_id: str, who: str, ports: ErasurePorts) -> dict[str,
                 objects += ports.custody.delete(ports.media_bucket, media_keys)
             ports.items.update(media_id, {"uploader": None, "erased_at": now, "served_key": None,
                                           "derivative_key": None})
-            deleted.append({"media_id": media_id, "object_versions": objects})
+            deleted.append({"media_id": media_id, "object_versions": objects,
+                            **({"evidence_retained": True} if retained else {})})
         ports.items.append_audit(media_id, who, "uploader_erased",
                                  {"kept": media_id in {k["media_id"] for k in kept}})
     history_rows = ports.history.erase(uploader_id) if ports.history is not None else 0
