@@ -367,6 +367,7 @@ PROBED = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'original':
     com.apple.quicktime.make: Apple
     comment         : first line
                     : second line
+    jane_doe_2026   : a key the uploader named
   Duration: 00:00:02.00, start: 0.000000, bitrate: 91 kb/s
   Chapters:
     Chapter #0:0: start 0.000000, end 1.000000
@@ -375,6 +376,8 @@ PROBED = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'original':
   Stream #0:0[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p, 64x64, 5 fps, 5 tbr (default)
     Metadata:
       handler_name    : Core Media Video
+    Side data:
+      displaymatrix: rotation of -90.00 degrees
   Stream #0:1[0x2](eng): Audio: aac (LC) (mp4a / 0x6134706D), 44100 Hz, mono, fltp (default)
     Metadata:
       handler_name    : SoundHandler
@@ -393,11 +396,13 @@ Output #0, null, to 'pipe:':
 
 def test_what_a_remux_drops_is_named_from_the_probe_without_values_or_structure():
     # GIVEN ffmpeg's description of a tagged phone video
-    # WHEN read THEN every tag key, the chapters, the cover art and the dropped tracks are
-    # named; brands, handler names and the output section are not, and no value is kept
+    # WHEN read THEN every known tag key, the chapters, the cover art and the dropped tracks
+    # are named; a key the uploader made up is only counted (it may be personal data, and the
+    # list is audited); brands, handler names, the kept rotation (side data) and the output
+    # section are not listed, and no value is kept
     assert removed_metadata(PROBED) == (
         "chapters", "com.apple.quicktime.make", "comment", "cover-art", "creation_time", "data-tracks:1",
-        "extra-audio-tracks:1", "location", "subtitle-tracks:1", "title")
+        "extra-audio-tracks:1", "location", "other-tags:1", "subtitle-tracks:1", "title")
 
 
 def test_probing_a_tagged_video_lists_what_its_clean_copy_drops(tmp_path):

@@ -315,17 +315,35 @@ def probe(path: str | Path, limits: VideoLimits | None = None, *, deadline: floa
 # the recording or the person: present in every file, so never worth listing.
 _STRUCTURAL_TAGS = frozenset({"major_brand", "minor_version", "compatible_brands", "handler_name", "vendor_id",
                               "language", "duration"})
+# Tag keys listed by name: the common vocabulary of ID3, Vorbis comments, Matroska, iTunes
+# and Apple's camera keys. Any other key is free text the uploader chose (ID3 TXXX, custom
+# Vorbis or Matroska tags) and may itself be personal data: those are only counted
+# (``other-tags:N``), since the list goes to the audit trail, which erasure cannot rewrite.
+_NAMED_TAGS = frozenset({
+    "title", "artist", "album", "album_artist", "composer", "performer", "publisher", "author", "comment",
+    "description", "synopsis", "genre", "date", "year", "creation_time", "location", "encoder", "encoded_by",
+    "copyright", "lyrics", "track", "disc", "grouping", "compilation", "rating", "isrc", "make", "model",
+    "software", "keywords", "show", "episode_id", "network", "purchase_date", "gapless_playback",
+    "com.apple.quicktime.make", "com.apple.quicktime.model", "com.apple.quicktime.software",
+    "com.apple.quicktime.creationdate", "com.apple.quicktime.location.iso6709",
+    "com.apple.quicktime.location.accuracy.horizontal", "com.apple.quicktime.content.identifier",
+    "com.apple.quicktime.camera.identifier", "com.apple.quicktime.camera.lens_model",
+    "com.apple.quicktime.camera.focal_length.35mm_equivalent", "com.apple.quicktime.live-photo.auto",
+    "com.android.version", "com.android.capture.fps", "com.android.manufacturer", "com.android.model",
+})
 
 
 def removed_metadata(text: str) -> tuple[str, ...]:
     """What a metadata-free remux drops, named from ffmpeg's description of the input (the
-    stderr of a probe): the container's and streams' tags by key (``title``, ``location``,
-    ``creation_time``, ``artist``, ``encoder``...; a ``-eng`` language suffix folded in),
-    ``chapters``, ``cover-art``, and counted tracks it never keeps (``subtitle-tracks:N``,
+    stderr of a probe): the container's and streams' tags by key when the key is a known
+    one (``title``, ``location``, ``creation_time``, ``artist``, ``encoder``...; a ``-eng``
+    language suffix folded in), other keys counted (``other-tags:N``), ``chapters``,
+    ``cover-art``, and counted tracks it never keeps (``subtitle-tracks:N``,
     ``data-tracks:N``, ``attachments:N``, ``extra-audio-tracks:N``). Values are never read
     into the result: it goes to the item and the audit trail, like a still's list.
     """
     found: set[str] = set()
+    others: set[str] = set()
     tracks = {"Subtitle": 0, "Data": 0, "Attachment": 0, "Audio": 0}
     section, reading = None, False
     for line in text.splitlines():
@@ -347,17 +365,23 @@ def removed_metadata(text: str) -> tuple[str, ...]:
             if stream and "(attached pic)" in line:
                 found.add("cover-art")
             continue
-        if section == "stream" and indent == 4 and stripped == "Metadata:":
-            section = "stream-tags"
+        if section in ("stream", "stream-tags", "stream-other") and indent == 4:
+            # A stream's Metadata block, or its Side data (a display matrix, HDR records:
+            # kept by the remux, so never listed) and the like.
+            section = "stream-tags" if stripped == "Metadata:" else "stream-other"
             continue
         if (section, indent) in (("container", 4), ("stream-tags", 6)) and ":" in stripped:
             key = re.sub(r"-[a-z]{3}$", "", stripped.split(":", 1)[0].strip().lower())
-            if key and key not in _STRUCTURAL_TAGS:
+            if key in _NAMED_TAGS:
                 found.add(key)
+            elif key and key not in _STRUCTURAL_TAGS:
+                others.add(key)
     names = {"Subtitle": "subtitle-tracks", "Data": "data-tracks", "Attachment": "attachments"}
     found |= {f"{names[kind]}:{n}" for kind, n in tracks.items() if kind in names and n}
     if tracks["Audio"] > 1:
         found.add(f"extra-audio-tracks:{tracks['Audio'] - 1}")
+    if others:
+        found.add(f"other-tags:{len(others)}")
     return tuple(sorted(found))
 
 
