@@ -455,6 +455,14 @@ def test_two_orders_on_one_item_and_country_keep_the_longer_block_and_both_refer
     legal.enforce(orders[1].order_id, "admin:test", ports)
     (rule,) = [r for r in gov.geofence().list() if r.country == "FR" and "leg-y" in r.scope]
     assert rule.legal_reference == "REF-A; REF-B"
+    # AND a reference that itself holds "; " is named once however often it is enforced
+    third = legal.record(legal.OrderRequest(
+        issuer="LG Berlin", legal_basis="Az 1", jurisdiction="DE", scope="items", targets=["leg-y"], countries=["FR"],
+        deadline=now + timedelta(days=1), reference="LG Berlin: Az 1; Art. 17"), "admin:test", ports)
+    for _ in range(2):
+        legal.enforce(third.order_id, "admin:test", ports)
+    (rule,) = [r for r in gov.geofence().list() if r.country == "FR" and "leg-y" in r.scope]
+    assert rule.legal_reference == "REF-A; REF-B; LG Berlin: Az 1; Art. 17"
 
 
 def test_a_quality_sample_a_reviewer_escalated_is_not_counted_as_triage(cloud, gov):

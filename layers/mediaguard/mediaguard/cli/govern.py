@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -192,7 +193,8 @@ def _legal(args: argparse.Namespace, gov: Any, out: Out) -> int:
             issuer=args.issuer, legal_basis=args.basis, jurisdiction=args.jurisdiction, scope=args.scope,
             targets=args.target, countries=args.country,
             # (a bare date is the whole day: OrderRequest reads it as the day's end)
-            deadline=args.deadline if len(args.deadline) == 10 else parse_when(args.deadline, datetime.now(UTC)),
+            deadline=args.deadline if re.fullmatch(r"\d{4}-\d{2}-\d{2}", args.deadline)
+            else parse_when(args.deadline, datetime.now(UTC)),
             reference=args.reference, expires_at=parse_when(args.expires, None) if args.expires else None)
         order = legal.record(request, CLI_ACTOR, ports)
         if not args.no_enforce:

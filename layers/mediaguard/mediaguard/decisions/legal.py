@@ -209,6 +209,8 @@ def enforce(order_id: str, who: str, ports: LegalPorts) -> LegalOrder:
         # A geofence rule without the passed expiry would outlive the order: refuse instead.
         raise ExpiredOrderError(f"order {order.order_id} expired at {expires.isoformat()}")
     done: list[dict[str, Any]] = []
+    # The rules in force, read once (a Scan) and kept current as this order writes its own.
+    rules = {(r.country, r.scope): r for r in ports.geofence.list()}
     for media_id in affected_items(order, ports.finder):
         if ports.deps.items.get(media_id) is None:
             done.append({"media_id": media_id, "action": "not_found"})
@@ -219,14 +221,14 @@ def enforce(order_id: str, who: str, ports: LegalPorts) -> LegalOrder:
             done.append({"media_id": media_id, "action": "remove"})
         else:
             for country in order.countries:
-                _rule(country, f"media:{media_id}", order, expires, now, who, ports)
+                _rule(country, f"media:{media_id}", order, expires, now, who, ports, rules)
             done.append({"media_id": media_id, "action": "geofence", "countries": order.countries})
         ports.deps.items.append_audit(media_id, who, "legal_order_applied",
                                       {"order_id": order.order_id, "action": done[-1]["action"]})
     if order.scope_kind == "uploader" and not order.worldwide:
         for key in order.targets:
             for country in order.countries:
-                _rule(country, f"uploader-key:{key}", order, expires, now, who, ports)
+                _rule(country, f"uploader-key:{key}", order, expires, now, who, ports, rules)
     first = order.enforced_at is None
     order = order.model_copy(update={"status": "enforced", "enforced_at": order.enforced_at or now,
                                      "enforcement": done})
@@ -239,12 +241,14 @@ def enforce(order_id: str, who: str, ports: LegalPorts) -> LegalOrder:
 
 
 def _rule(country: str, scope: str, order: LegalOrder, expires: datetime | None, now: datetime, who: str,
-          ports: LegalPorts) -> None:
+          ports: LegalPorts, rules: dict[tuple[str, str], geofence.GeoRule]) -> None:
     rule = geofence.new_rule(country, scope, order.reference, expires, now=now)
-    current = next((r for r in ports.geofence.list() if (r.country, r.scope) == (rule.country, rule.scope)), None)
-    if current is not None:
+    current = rules.get((rule.country, rule.scope))
+    # A lapsed rule (its TTL deletion pending) no longer blocks anything: replaced, not merged.
+    if current is not None and (current.expires_at is None or current.expires_at > now.timestamp()):
         rule = _merged(current, rule)
     ports.geofence.add(rule, replace=True)
+    rules[(rule.country, rule.scope)] = rule
     ports.deps.items.append_audit(f"geofence:{rule.country}", who, "geofence_added",
                                   {"scope": rule.scope, "legal_reference": rule.legal_reference,
                                    "expires_at": rule.expires_at, "order_id": order.order_id})
@@ -256,11 +260,15 @@ def _merged(current: geofence.GeoRule, new: geofence.GeoRule) -> geofence.GeoRul
     of the two (no expiry wins) and names both references when they fit the header."""
     expires = None if current.expires_at is None or new.expires_at is None else max(current.expires_at,
                                                                                     new.expires_at)
-    references = current.legal_reference.split("; ")
-    joined = "; ".join([*references, new.legal_reference]) if new.legal_reference not in references \
-        else current.legal_reference
-    return new.model_copy(update={"expires_at": expires, "legal_reference": joined if len(joined) <=
-                                  geofence.MAX_REFERENCE_CHARS else current.legal_reference})
+    # Already named as a whole "; "-separated part (a reference may itself hold "; "); an
+    # empty reference (a row written by hand) adds nothing.
+    if f"; {new.legal_reference}; " in f"; {current.legal_reference}; ":
+        joined = current.legal_reference
+    else:
+        joined = "; ".join(r for r in (current.legal_reference.strip(), new.legal_reference) if r)
+    if len(joined) > geofence.MAX_REFERENCE_CHARS:
+        joined = current.legal_reference or new.legal_reference
+    return new.model_copy(update={"expires_at": expires, "legal_reference": joined})
 
 
 def held_items(orders: list[LegalOrder], finder: ItemFinder) -> dict[str, str]:
