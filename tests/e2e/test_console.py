@@ -118,12 +118,14 @@ def api(server, method: str, path: str, role: str, body: dict | None = None) -> 
     return response.status_code, (response.json() if response.content else {})
 
 
-def upload_via_api(server, data: bytes, reach: int) -> str:
-    status, grant = api(server, "POST", "/v1/uploads", "uploader",
-                        {"content_type": "image/jpeg", "content_length": len(data), "reach": reach})
+def upload_via_api(server, data: bytes, reach: int | None = None, content_type: str = "image/jpeg") -> str:
+    declaration = {"content_type": content_type, "content_length": len(data)}
+    if reach is not None:
+        declaration["reach"] = reach
+    status, grant = api(server, "POST", "/v1/uploads", "uploader", declaration)
     assert status == 201, grant
     stored = requests.post(grant["upload"]["url"], data=grant["upload"]["fields"],
-                           files={"file": ("upload", data, "image/jpeg")}, timeout=30)
+                           files={"file": ("upload", data, content_type)}, timeout=30)
     assert stored.status_code == 204, stored.text
     return grant["media_id"]
 
@@ -806,14 +808,7 @@ def test_a_video_plays_blurred_under_its_poster_until_revealed(server, page, tmp
                     "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", "2", "-c:v", "libx264",
                     "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "-movflags", "+faststart", str(clip)],
                    check=True, timeout=60)
-    data = clip.read_bytes()
-    status, grant = api(server, "POST", "/v1/uploads", "uploader",
-                        {"content_type": "video/mp4", "content_length": len(data)})
-    assert status == 201, grant
-    stored = requests.post(grant["upload"]["url"], data=grant["upload"]["fields"],
-                           files={"file": ("clip.mp4", data, "video/mp4")}, timeout=30)
-    assert stored.status_code == 204, stored.text
-    media_id = grant["media_id"]
+    media_id = upload_via_api(server, clip.read_bytes(), content_type="video/mp4")
     assert server.cloud.wait(media_id, timeout=180).status == "SUCCEEDED"
     # WHEN a reviewer opens it by its URL
     page.goto(f"{server.url}/#item/{media_id}")
@@ -870,14 +865,7 @@ def test_an_audio_items_first_play_is_recorded_as_a_look(server, page, tmp_path)
     clip = tmp_path / "tone.m4a"
     subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
                     "-c:a", "aac", str(clip)], check=True, timeout=60)
-    data = clip.read_bytes()
-    status, grant = api(server, "POST", "/v1/uploads", "uploader",
-                        {"content_type": "audio/mp4", "content_length": len(data)})
-    assert status == 201, grant
-    stored = requests.post(grant["upload"]["url"], data=grant["upload"]["fields"],
-                           files={"file": ("tone.m4a", data, "audio/mp4")}, timeout=30)
-    assert stored.status_code == 204, stored.text
-    media_id = grant["media_id"]
+    media_id = upload_via_api(server, clip.read_bytes(), content_type="audio/mp4")
     assert server.cloud.wait(media_id, timeout=180).status == "SUCCEEDED"
     # WHEN a reviewer opens it (a player, nothing to blur) and plays it, twice
     page.goto(f"{server.url}/#item/{media_id}")

@@ -295,8 +295,8 @@ def _extrema(img: Image.Image) -> tuple[float, float]:
     low, high = img.getextrema()
     if np.isfinite(low) and np.isfinite(high):
         return float(low), float(high)
-    lows, highs = zip(*((float(b.min()), float(b.max())) for _, b in _rows(img)), strict=True)
-    return (min(lows), max(highs)) if lows else (0.0, 0.0)
+    blocks = [(float(b.min()), float(b.max())) for _, b in _rows(img)]
+    return min(low for low, _ in blocks), max(high for _, high in blocks)
 
 
 def to_8bit(img: Image.Image) -> Image.Image:
@@ -311,7 +311,7 @@ def to_8bit(img: Image.Image) -> Image.Image:
     rows, so the memory it adds is the 8-bit result and one block.
     """
     if img.mode.startswith("I;16"):
-        low, high, scale, offset = 0.0, 65535.0, 1 / 257.0, 0.0
+        scale, offset = 1 / 257.0, 0.0
     else:
         low, high = _extrema(img)
         if low >= 0 and 255 < high <= 65535:
